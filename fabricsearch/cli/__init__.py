@@ -1,0 +1,57 @@
+"""Command line: thin argument parsing over the core. One module per command group.
+
+Each module in `COMMAND_MODULES` exposes ``add_parsers(subparsers)`` which adds its
+subcommands and sets ``func`` (a callable taking the parsed args and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = [
+    "fabricsearch.cli.colour_cmd",  # colour
+    "fabricsearch.cli.synth_cmd",  # synth
+    "fabricsearch.cli.library_cmd",  # init, import, labels, info, thumbs
+    "fabricsearch.cli.model_cmd",  # train, encode, eval, adapt, pretrain, models
+    "fabricsearch.cli.search_cmd",  # search
+    "fabricsearch.cli.gui_cmd",  # gui
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fabricsearch import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fabricsearch",
+        description="Find fabrics by photo. Without a command, opens the desktop application.",
+    )
+    parser.add_argument("--version", action="version", version=f"fabricsearch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # command group not written yet
+                continue
+            raise
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *argv])
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

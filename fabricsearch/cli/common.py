@@ -1,0 +1,63 @@
+"""Helpers shared by CLI commands: tqdm progress bridge, JSON printing, error exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fabricsearch.jobs import CancelToken, Progress, ProgressFn
+
+
+class UserError(Exception):
+    """An error with a message meant for the user; the CLI prints it and exits 1."""
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"fabricsearch: error: {message}", file=sys.stderr)
+    return code
+
+
+@contextmanager
+def tqdm_progress(enabled: bool = True) -> Iterator[tuple[ProgressFn, CancelToken]]:
+    """Yield (progress, cancel) for a long function; shows one tqdm bar per stage on stderr.
+
+    Ctrl-C sets the cancel token first, so the work stops at a safe point."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    cancel = CancelToken()
+
+    def progress(p: Progress) -> None:
+        if not enabled:
+            return
+        bar = bars.get(p.stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bars.clear()
+            bar = bars[p.stage] = tqdm(
+                total=p.total, desc=p.stage, unit=p.unit, file=sys.stderr, dynamic_ncols=True
+            )
+        if p.total is not None and bar.total != p.total:
+            bar.total = p.total
+        bar.n = p.done
+        if p.info:
+            bar.set_postfix(
+                {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in p.info.items()},
+                refresh=False,
+            )
+        bar.refresh()
+
+    try:
+        yield progress, cancel
+    finally:
+        for bar in bars.values():
+            bar.close()
