@@ -1,0 +1,42 @@
+"""The fabric library: one folder holding a SQLite catalogue, thumbnails, models and indexes.
+
+All SQL lives in this package. Public API (other packages use only this):
+
+    lib = Library.create(folder)            # new library (folder may exist and be empty)
+    lib = Library.open(folder)              # existing one; raises LibraryError if not a library
+    with Library.open(folder) as lib: ...   # closes its connection(s)
+
+    lib.folder, lib.db_path, lib.models_dir, lib.thumbs_dir
+    lib.taxonomy -> Taxonomy                # stored in the library; extended by add_categories()
+    lib.add_categories(coarse_ids=(), fine_ids=())
+
+    lib.count(labelled: bool | None = None) -> int
+    lib.image_ids(labelled: bool | None = None) -> list[int]   # ascending id
+    lib.images(ids: Sequence[int] | None = None) -> list[ImageRecord]
+    lib.get(image_id) -> ImageRecord
+    lib.find_by_path(path) -> ImageRecord | None
+    lib.set_labels(ids, coarse=UNSET, fine=UNSET, tightness=UNSET, who=None)  # one transaction
+    lib.label_arrays(ids) -> similarity.LabelArrays             # aligned with ids
+    lib.splits() -> dict[int, str]          # image id -> "train" | "val" | "test" (stored, deterministic)
+    lib.thumbnail(record_or_id, size=256) -> Path   # cached on disk by content hash, regenerated if missing
+
+    # models and codes
+    lib.add_model(info: ModelInfo) -> None
+    lib.models() -> list[ModelInfo]         # newest first
+    lib.active_model() -> ModelInfo | None
+    lib.set_active_model(version: str) -> None
+    lib.store_codes(version, ids, packed: np.ndarray uint8 (N, bits/8)) -> None   # replaces
+    lib.load_codes(version) -> tuple[np.ndarray int64 ids, np.ndarray uint8 packed]
+
+Import and labels CSV live in `catalogue.importer` and `catalogue.labels_csv`.
+"""
+
+from fabricsearch.catalogue.library import (
+    UNSET,
+    ImageRecord,
+    Library,
+    LibraryError,
+    ModelInfo,
+)
+
+__all__ = ["UNSET", "ImageRecord", "Library", "LibraryError", "ModelInfo"]

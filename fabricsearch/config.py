@@ -1,0 +1,82 @@
+"""Frozen configuration dataclasses, written as JSON beside every model checkpoint.
+
+Method-specific settings (network widths, loss weights) live in each method's own ``Config``
+(see `fabricsearch.hashing.base.MethodConfig`); `TrainConfig` holds what the trainer needs and
+passes ``bits``, ``input_size`` and ``method_options`` on to the method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one hashing model. Defaults follow §5.1 of the DVSH paper."""
+
+    method: str = "dvsh"
+    bits: int = 64
+    input_size: int = 112  # network input, px (square)
+    work_size: int = 0  # cached decode size; 0 → round(1.15 · input_size) for crop/scale augment
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 5e-5
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    amp: bool = True  # mixed precision where the device is CUDA
+    patience: int = 5  # epochs without val mAP improvement before stopping; 0 = never stop early
+    val_every: int = 1  # epochs between validations
+    max_steps_per_epoch: int = 0  # 0 = the whole training split each epoch
+    init: str = "scratch"  # "scratch" or a path to BaseNet weights / a full checkpoint
+    augment: bool = True
+    method_options: dict[str, Any] = field(default_factory=dict)  # overrides of the method Config
+
+    def __post_init__(self) -> None:
+        if self.bits <= 0 or self.bits % 8:
+            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2 (the list-wise loss needs pairs)")
+        if self.input_size < 16:
+            raise ValueError("input_size must be at least 16 px")
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+
+    @property
+    def effective_work_size(self) -> int:
+        return self.work_size or int(round(self.input_size * 1.15))
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return config_from_dict(cls, data)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A frozen dataclass → JSON-ready dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build `cls` from a dict, ignoring unknown keys (newer files) and restoring tuples."""
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def replace(cfg: T, **changes: Any) -> T:
+    """`dataclasses.replace` re-exported so callers need one import."""
+    return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]

@@ -1,0 +1,86 @@
+"""Persistent user settings (QSettings): last and recent libraries, window state, thumbnail size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANISATION = "fabricsearch"
+APPLICATION = "fabricsearch"
+MAX_RECENT = 8
+THUMB_SIZES = (96, 128, 160, 224)
+DEFAULT_THUMB_SIZE = 128
+
+
+class Settings:
+    """Typed access to the application's QSettings (INI format, so tests can redirect it
+    with ``QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, tmp_path)``)."""
+
+    def __init__(self, organisation: str = ORGANISATION, application: str = APPLICATION) -> None:
+        self._qs = QSettings(
+            QSettings.Format.IniFormat, QSettings.Scope.UserScope, organisation, application
+        )
+
+    @property
+    def file_name(self) -> str:
+        return self._qs.fileName()
+
+    def sync(self) -> None:
+        self._qs.sync()
+
+    # --- libraries ----------------------------------------------------------------------
+    @property
+    def last_library(self) -> Path | None:
+        value = self._qs.value("library/last", "")
+        return Path(value) if value else None
+
+    @last_library.setter
+    def last_library(self, path: Path | None) -> None:
+        self._qs.setValue("library/last", str(path) if path else "")
+
+    def recent_libraries(self) -> list[Path]:
+        value = self._qs.value("library/recent", [])
+        if isinstance(value, str):  # QSettings returns a bare string for one-item lists
+            value = [value]
+        return [Path(v) for v in value or [] if v]
+
+    def add_recent_library(self, path: Path) -> None:
+        path = Path(path).resolve()
+        recent = [p for p in self.recent_libraries() if p != path]
+        recent.insert(0, path)
+        self._qs.setValue("library/recent", [str(p) for p in recent[:MAX_RECENT]])
+        self.last_library = path
+
+    # --- window -------------------------------------------------------------------------
+    def geometry(self) -> QByteArray | None:
+        value = self._qs.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def window_state(self) -> QByteArray | None:
+        value = self._qs.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self._qs.setValue("window/geometry", geometry)
+        self._qs.setValue("window/state", state)
+
+    def splitter_state(self, name: str) -> QByteArray | None:
+        value = self._qs.value(f"window/splitter/{name}")
+        return value if isinstance(value, QByteArray) else None
+
+    def save_splitter_state(self, name: str, state: QByteArray) -> None:
+        self._qs.setValue(f"window/splitter/{name}", state)
+
+    # --- browser ------------------------------------------------------------------------
+    @property
+    def thumb_size(self) -> int:
+        try:
+            size = int(self._qs.value("browser/thumb_size", DEFAULT_THUMB_SIZE))
+        except (TypeError, ValueError):
+            return DEFAULT_THUMB_SIZE
+        return size if size in THUMB_SIZES else DEFAULT_THUMB_SIZE
+
+    @thumb_size.setter
+    def thumb_size(self, size: int) -> None:
+        self._qs.setValue("browser/thumb_size", int(size))

@@ -1,0 +1,158 @@
+"""One generic worker: runs ``fn(progress=..., cancel=...)`` in a QThread.
+
+The function is plain core code (import, training, search, evaluation); the worker only
+bridges it to Qt: progress reports become a throttled ``progress`` signal (at most
+`MAX_RATE_HZ` per second, the last report is always delivered), and the outcome becomes
+exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``, followed by
+``ended()``. Every running worker is tracked so that the window (and each test) can cancel
+and wait for all of them with `stop_all_workers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from fabricsearch.jobs import Cancelled, CancelToken, Progress
+
+log = logging.getLogger(__name__)
+
+MAX_RATE_HZ = 20.0
+
+_ACTIVE: set[Worker] = set()
+
+
+class _Thread(QThread):
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self._worker = worker
+
+    def run(self) -> None:
+        self._worker._run()
+
+
+class Worker(QObject):
+    """Run `fn(progress=..., cancel=...)` off the GUI thread.
+
+    ``fn`` must accept the keyword arguments ``progress`` and ``cancel``; bind any other
+    arguments with a lambda or functools.partial."""
+
+    progress = Signal(object)  # jobs.Progress
+    finished = Signal(object)  # the function's return value
+    failed = Signal(str)  # a message for the user (traceback goes to the log)
+    cancelled = Signal()
+    ended = Signal()  # after whichever of the three above
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str = "work",
+        parent: QObject | None = None,
+        max_rate_hz: float = MAX_RATE_HZ,
+    ) -> None:
+        super().__init__(parent)
+        self.fn = fn
+        self.name = name
+        self.token = CancelToken()
+        self.result: Any = None
+        self.error: str | None = None
+        self.last_progress: Progress | None = None
+        self._interval = 1.0 / max_rate_hz
+        self._last_emit = 0.0
+        self._pending: Progress | None = None
+        self._lock = threading.Lock()
+        self._thread: _Thread | None = None
+        self._state = "new"  # new | running | finished | failed | cancelled
+
+    # --- control ------------------------------------------------------------------------
+    def start(self) -> Worker:
+        if self._thread is not None:
+            raise RuntimeError("a worker runs once")
+        self._thread = _Thread(self)
+        self._thread.setObjectName(f"worker-{self.name}")
+        self._thread.finished.connect(self._on_thread_finished)
+        _ACTIVE.add(self)
+        self._state = "running"
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the function to stop at its next safe point (it raises `Cancelled`)."""
+        self.token.cancel()
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Block until the thread ends; True if it did within the timeout."""
+        if self._thread is None:
+            return True
+        return self._thread.wait(timeout_ms)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    # --- in the worker thread -----------------------------------------------------------
+    def _report(self, p: Progress) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.last_progress = p
+            if now - self._last_emit < self._interval:
+                self._pending = p
+                return
+            self._last_emit = now
+            self._pending = None
+        self.progress.emit(p)
+
+    def _flush_progress(self) -> None:
+        with self._lock:
+            p, self._pending = self._pending, None
+        if p is not None:
+            self.progress.emit(p)
+
+    def _run(self) -> None:
+        try:
+            result = self.fn(progress=self._report, cancel=self.token)
+        except Cancelled:
+            self._flush_progress()
+            self._state = "cancelled"
+            log.info("%s cancelled", self.name)
+            self.cancelled.emit()
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message for the user
+            log.exception("%s failed", self.name)
+            self._flush_progress()
+            self.error = str(exc) or type(exc).__name__
+            self._state = "failed"
+            self.failed.emit(self.error)
+        else:
+            self._flush_progress()
+            self.result = result
+            self._state = "finished"
+            self.finished.emit(result)
+        self.ended.emit()
+
+    def _on_thread_finished(self) -> None:
+        _ACTIVE.discard(self)
+
+
+def active_workers() -> list[Worker]:
+    return [w for w in _ACTIVE if w.running]
+
+
+def stop_all_workers(timeout_ms: int = 30_000) -> bool:
+    """Cancel every running worker and wait for it; True if all stopped in time."""
+    workers = list(_ACTIVE)
+    for w in workers:
+        w.cancel()
+    ok = True
+    for w in workers:
+        ok = w.wait(timeout_ms) and ok
+        _ACTIVE.discard(w)
+    return ok

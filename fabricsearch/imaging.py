@@ -1,0 +1,219 @@
+"""Decoding photos into RGB arrays, a size guard that reads only the header, and thumbnails.
+
+Every image that enters fabricsearch goes through `load_rgb`: EXIF orientation applied,
+greyscale / 16-bit / CMYK / palette / alpha images turned into ``(H, W, 3) uint8`` RGB, alpha
+composited on white (fabric photos cut out on a transparent background are shown on white
+everywhere else in the app). Failures raise `ImageError` whose message is a reason a user can
+act on ("truncated or corrupt image data", "too large: 100000×100000 pixels ...").
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Refuse images with more pixels than this before decoding (80 megapixels: larger than any
+#: camera we expect, small enough that a decode cannot exhaust a laptop's memory).
+MAX_PIXELS = 80_000_000
+
+#: File suffixes the importer picks up (lower case).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+#: Thumbnail sizes cached by the library (longest side in pixels; 512 for HiDPI screens).
+THUMB_SIZES = (256, 512)
+
+
+class ImageError(Exception):
+    """An image that cannot be used; ``str(exc)`` is the reason for the user."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Header facts, read without decoding pixels. ``width``/``height`` are after EXIF rotation."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes, with OS errors turned into `ImageError` reasons."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except PermissionError as exc:
+        raise ImageError("cannot read file: permission denied") from exc
+    except FileNotFoundError as exc:
+        raise ImageError("file not found") from exc
+    except IsADirectoryError as exc:
+        raise ImageError("is a directory, not a file") from exc
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    return data
+
+
+def _open(source: str | os.PathLike[str] | bytes) -> Image.Image:
+    data = read_bytes(source) if not isinstance(source, bytes) else source
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise ImageError("not an image (unrecognised file format)") from exc
+    except Image.DecompressionBombError as exc:
+        # PIL refuses headers above 2 × its own limit before we see the size; our limit is
+        # lower, so this is always "too large". Its message carries the pixel count.
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        mp = f"{int(m.group(1)) / 1e6:.0f} MP" if m else "over PIL's limit"
+        raise ImageError(
+            f"too large: {mp} (limit {MAX_PIXELS / 1e6:.0f} MP); not decoded"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"unreadable image header: {exc}") from exc
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # malformed EXIF must not make an otherwise good photo fail
+        return 1
+
+
+def _header_info(im: Image.Image) -> ImageInfo:
+    w, h = im.size
+    if _orientation(im) in (5, 6, 7, 8):  # rotated by 90°: width and height swap
+        w, h = h, w
+    return ImageInfo(width=w, height=h, format=im.format or "", mode=im.mode)
+
+
+def _check_size(info: ImageInfo, max_pixels: int) -> None:
+    if info.width <= 0 or info.height <= 0:
+        raise ImageError(f"invalid image size {info.width}×{info.height}")
+    if info.width * info.height > max_pixels:
+        raise ImageError(
+            f"too large: {info.width}×{info.height} pixels "
+            f"({info.width * info.height / 1e6:.0f} MP, limit {max_pixels / 1e6:.0f} MP); not decoded"
+        )
+
+
+def probe(source: str | os.PathLike[str] | bytes, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    """Read the header only (no pixel decoding) and check the size limit."""
+    im = _open(source)
+    try:
+        info = _header_info(im)
+        _check_size(info, max_pixels)
+        return info
+    finally:
+        im.close()
+
+
+def _to_rgb_array(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale: scale the full 16-bit range to 8 bits (PIL's convert() clips instead).
+        a = np.asarray(im, dtype=np.float64)
+        grey = np.clip(a / 257.0, 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if np.nanmax(a) <= 1.0 else 1.0  # 0–1 float images are common in TIFF
+        grey = np.clip(np.nan_to_num(a) * scale, 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P":
+        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
+        mode = im.mode
+    elif mode in ("LA", "La", "PA", "RGBa") or (mode == "L" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode == "RGBA":
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im).convert("RGB")
+    elif mode != "RGB":
+        im = im.convert("RGB")  # L, 1, CMYK (Adobe inverted CMYK handled by PIL), YCbCr, LAB
+    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def decode(
+    source: str | os.PathLike[str] | bytes,
+    max_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, ImageInfo]:
+    """Decode to ``(H, W, 3) uint8`` RGB, also returning the full-size header info.
+
+    With ``max_side`` the result's longest side is at most that; JPEGs are then decoded at a
+    reduced DCT scale (PIL draft mode), which is several times faster for camera photos.
+    """
+    im = _open(source)
+    try:
+        info = _header_info(im)
+        _check_size(info, max_pixels)
+        if max_side is not None and im.format == "JPEG":
+            w, h = im.size
+            scale = max_side / max(w, h)
+            if scale < 1:
+                # draft() picks the smallest DCT scale that keeps both sides >= the request,
+                # so ask for the aspect-correct target, not a square.
+                im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im.load()
+                oriented = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+        except OSError as exc:
+            msg = str(exc)
+            if "truncated" in msg or "broken data stream" in msg or "premature end" in msg.lower():
+                raise ImageError("truncated or corrupt image data") from exc
+            raise ImageError(f"cannot decode image: {msg}") from exc
+        except (SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+            raise ImageError(f"cannot decode image: {exc}") from exc
+        rgb = _to_rgb_array(oriented)
+    finally:
+        im.close()
+    if max_side is not None and max(rgb.shape[:2]) > max_side:
+        rgb = resize_max_side(rgb, max_side)
+    return rgb, info
+
+
+def load_rgb(path: str | os.PathLike[str], max_side: int | None = None) -> np.ndarray:
+    """Decode an image file to ``(H, W, 3) uint8`` RGB; raises `ImageError(reason)`."""
+    return decode(path, max_side=max_side)[0]
+
+
+def resize_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so that the longest side is ``max_side`` (never enlarges); area interpolation."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def thumbnail_jpeg(rgb: np.ndarray, size: int, quality: int = 85) -> bytes:
+    """JPEG bytes of the image shrunk to ``size`` px on its longest side."""
+    small = resize_max_side(rgb, size)
+    buf = io.BytesIO()
+    Image.fromarray(small).save(buf, format="JPEG", quality=quality, optimize=False)
+    return buf.getvalue()
