@@ -11,6 +11,7 @@ Pure numpy/OpenCV: no torch here (the torch batch form lives in `similarity`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -34,8 +35,8 @@ BLACK, GREY, WHITE, RED, ORANGE, YELLOW, GREEN, CYAN, BLUE, PURPLE = range(N_COL
 
 #: Classes covering less than this fraction of the pixels are dropped (paper: 1 %).
 MIN_PROPORTION = 0.01
-#: Longer image side used for quantisation; larger photos are reduced with area averaging.
-WORKING_SIDE = 512
+#: Pixels quantisation looks at (512 × 512); larger photos are sampled, see `working_pixels`.
+WORKING_PIXELS = 512 * 512
 #: Width of the Gaussian weight over centre distance in the unit HSV cylinder (see docs).
 COLOUR_SIGMA = 0.25
 
@@ -78,6 +79,7 @@ _VALUE_LUT = _build_value_lut()
 _HUE_ANGLE = 2.0 * np.pi * np.arange(256, dtype=np.float64) / 180.0
 _HUE_COS = np.cos(_HUE_ANGLE)
 _HUE_SIN = np.sin(_HUE_ANGLE)
+_LEVELS = np.arange(256, dtype=np.float64)
 
 
 # --- quantisation ----------------------------------------------------------------------
@@ -90,47 +92,68 @@ def classify_hsv(hsv: np.ndarray) -> np.ndarray:
     hsv = np.asarray(hsv)
     if hsv.dtype != np.uint8 or hsv.shape[-1] != 3:
         raise ValueError(f"expected uint8 HSV (..., 3), got {hsv.dtype} {hsv.shape}")
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    return _classify_planes(hsv[..., 0], hsv[..., 1], hsv[..., 2])
+
+
+def _classify_planes(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     achromatic = (s <= S_ACHROMATIC_MAX) | (v <= V_BLACK_MAX)
     return np.where(achromatic, _VALUE_LUT[v], _HUE_LUT[h])
 
 
-def _working_image(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
-    height, width = rgb.shape[:2]
-    longest = max(height, width)
-    if max_side is None or longest <= max_side:
-        return rgb
-    scale = max_side / longest
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    # Area averaging rather than subsampling: woven fabrics are periodic and a strided
-    # subsample can alias onto one yarn colour.
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+@functools.lru_cache(maxsize=8)
+def _sample_indices(n_pixels: int, n_samples: int) -> np.ndarray:
+    # Fixed seed: the same image always gives the same palette. Sorted for cache-friendly
+    # gathering. Uniform random positions have no period, so they cannot alias with the
+    # periodic yarn structure of a weave the way a strided subsample can.
+    rng = np.random.default_rng(0x5EED)
+    idx = np.sort(rng.integers(0, n_pixels, size=n_samples, dtype=np.int64))
+    idx.setflags(write=False)
+    return idx
 
 
-def quantise(rgb: np.ndarray, max_side: int | None = WORKING_SIDE) -> np.ndarray:
+def working_pixels(rgb: np.ndarray, max_pixels: int | None = WORKING_PIXELS) -> np.ndarray:
+    """The pixels quantisation looks at, as ``(P, 1, 3)`` uint8: all of them, or for larger
+    images a fixed pseudo-random sample of ``max_pixels`` original pixels.
+
+    Sampling, unlike resizing, keeps every sampled colour as it is in the photo (no blending
+    of neighbouring yarns), so the palette estimates the full-resolution one.
+    """
+    flat = rgb.reshape(-1, 3)
+    if max_pixels is not None and len(flat) > max_pixels:
+        flat = flat[_sample_indices(len(flat), max_pixels)]
+    return np.ascontiguousarray(flat).reshape(-1, 1, 3)
+
+
+def quantise(rgb: np.ndarray, max_pixels: int | None = WORKING_PIXELS) -> np.ndarray:
     """Quantise an RGB image (uint8 ``(H, W, 3)``) into a palette: float32 ``(10, 4)``.
 
     Rows follow `COLOUR_NAMES`; columns are the class centre ``h, s, v`` (Eq. 1, hue
     averaged on the circle) and the class proportion. Classes under `MIN_PROPORTION` are
-    dropped (proportion and centre 0) and the rest renormalised to sum to 1. Images whose
-    longer side exceeds ``max_side`` are first reduced to it (``None``: full resolution).
+    dropped (proportion and centre 0) and the rest renormalised to sum to 1. Images with
+    more than ``max_pixels`` pixels are quantised on a fixed random sample of that many of
+    their pixels (``None``: every pixel); see `working_pixels`.
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError("empty image")
-    work = np.ascontiguousarray(_working_image(rgb, max_side))
-    hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV).reshape(-1, 3)
-    cls = classify_hsv(hsv).astype(np.intp)
-    h = hsv[:, 0].astype(np.intp)
-    counts = np.bincount(cls, minlength=N_COLOURS).astype(np.float64)
-    # Hue histogram per class: the circular mean then needs only 10×256 trig values.
-    hue_hist = np.bincount(cls * 256 + h, minlength=N_COLOURS * 256).reshape(N_COLOURS, 256)
+    hsv = cv2.cvtColor(working_pixels(rgb, max_pixels), cv2.COLOR_RGB2HSV)
+    h, sat, val = (plane.reshape(-1) for plane in cv2.split(hsv))
+    cls = _classify_planes(h, sat, val)
+    # One 256-bin histogram per class and channel (uint16 keys class·256 + value): integer
+    # bincounts are much faster than weighted ones, and exact. The hue histogram also gives
+    # the circular mean with only 10×256 trig values.
+    key = cls.astype(np.uint16) << 8
+    hue_hist, sat_hist, val_hist = (
+        np.bincount(key | plane, minlength=N_COLOURS * 256).reshape(N_COLOURS, 256)
+        for plane in (h, sat, val)
+    )
+    counts = hue_hist.sum(axis=1).astype(np.float64)
     sum_cos = hue_hist @ _HUE_COS
     sum_sin = hue_hist @ _HUE_SIN
-    sum_s = np.bincount(cls, weights=hsv[:, 1], minlength=N_COLOURS)
-    sum_v = np.bincount(cls, weights=hsv[:, 2], minlength=N_COLOURS)
+    sum_s = sat_hist @ _LEVELS
+    sum_v = val_hist @ _LEVELS
     return _assemble(counts, sum_cos, sum_sin, sum_s, sum_v)
 
 
@@ -257,7 +280,7 @@ def _centre_distance_sq(c1: np.ndarray, c2: np.ndarray) -> float:
 def _pair_kernel(
     e1: np.ndarray, q1: np.ndarray, e2: np.ndarray, q2: np.ndarray, sigma: float
 ) -> np.ndarray:
-    """K for every pair: e (N, 10, 3) embeddings, q (N, 10) proportions → (N1, N2)."""
+    """K for every pair: e (N, K, 3) embeddings, q (N, K) proportions → (N1, N2)."""
     # Expanded form in float64: cancellation error ~1e-16, far below the 1e-6 we promise.
     n1 = np.einsum("aik,aik->ai", e1, e1)
     n2 = np.einsum("bjk,bjk->bj", e2, e2)
@@ -279,6 +302,15 @@ def self_kernel(palettes: np.ndarray, sigma: float = COLOUR_SIGMA) -> np.ndarray
     return np.einsum("nij,nij->n", a, (1.0 - np.abs(pa - pb)) * np.minimum(pa, pb))
 
 
+def compact_palettes(palettes: np.ndarray) -> np.ndarray:
+    """``(N, K, 4)`` with each palette's present classes first (largest share first) and K
+    the most classes any palette has. Absent classes contribute nothing to K(·,·), so this
+    cuts the 10×10 centre pairs to K×K (typical photos have 3–6 colours)."""
+    order = np.argsort(-palettes[..., 3], axis=1, kind="stable")
+    k = max(1, int((palettes[..., 3] > 0).sum(axis=1).max(initial=0)))
+    return np.take_along_axis(palettes, order[:, :k, None], axis=1)
+
+
 def colour_similarity_matrix(
     p1: np.ndarray,
     p2: np.ndarray,
@@ -294,9 +326,10 @@ def colour_similarity_matrix(
     out = np.zeros((n, m), dtype=np.float32)
     if n == 0 or m == 0:
         return out
+    k1, k2 = self_kernel(p1, sigma), self_kernel(p2, sigma)
+    p1, p2 = compact_palettes(p1), compact_palettes(p2)
     e1, q1 = hsv_embed(p1[..., :3]), p1[..., 3]
     e2, q2 = hsv_embed(p2[..., :3]), p2[..., 3]
-    k1, k2 = self_kernel(p1, sigma), self_kernel(p2, sigma)
     rows = max(1, min(n, block // max(1, m)))
     cols = max(1, min(m, block // rows))
     for r0 in range(0, n, rows):

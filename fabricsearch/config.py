@@ -22,7 +22,6 @@ class TrainConfig:
     method: str = "dvsh"
     bits: int = 64
     input_size: int = 112  # network input, px (square)
-    work_size: int = 0  # cached decode size; 0 → round(1.15 · input_size) for crop/scale augment
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
@@ -46,10 +45,6 @@ class TrainConfig:
             raise ValueError("input_size must be at least 16 px")
         if self.epochs < 1:
             raise ValueError("epochs must be at least 1")
-
-    @property
-    def effective_work_size(self) -> int:
-        return self.work_size or int(round(self.input_size * 1.15))
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

@@ -49,12 +49,14 @@ _HEADER = struct.Struct("<8sIIQ32s")
 _DIGEST_SIZE = 32
 SUFFIX = ".fshidx"
 
-# faiss only sees the k smallest distances; we ask it for this many times k (plus a margin) so
-# that every row tied with the k-th distance is usually among them. Measured: at 1M random
-# 64-bit codes and k=100 about 120 rows share the boundary distance; asking for 4k+16 costs
-# under 10 % more than asking for k (the heap is rarely touched once full).
-_OVERFETCH_FACTOR = 4
-_OVERFETCH_MARGIN = 16
+# faiss returns the exact k smallest distances but keeps an arbitrary subset of rows tied at the
+# k-th; we ask it for k + excess rows so that all tied rows are usually among them. The excess
+# is learned per index from how far ties reached in earlier queries; the first query uses
+# _FIRST_EXCESS_FACTOR * k + 16. (At 1M random 64-bit codes and k=100, ~120 rows share the
+# boundary distance.)
+_FIRST_EXCESS_FACTOR = 1
+_MAX_EXCESS_FACTOR = 8
+_MC_BUFFER_BYTES = 1 << 20
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -119,11 +121,12 @@ class HammingIndex:
             raise ValueError(f"unknown engine {engine!r}")
         if engine == "faiss" and not _have_faiss():
             raise RuntimeError("engine='faiss' requested but faiss is not installed")
+        if engine == "auto":
+            engine = "faiss" if _have_faiss() else "numpy"
         self.bits = int(bits)
         self.nbytes = self.bits // 8
-        self.engine = "faiss" if engine == "auto" and _have_faiss() else engine
-        if self.engine == "auto":
-            self.engine = "numpy"
+        self.engine = engine
+        self._excess: int | None = None  # learned over-fetch for faiss, see _search_faiss
         # one tuple so that readers in other threads never see ids and codes of different versions
         self._data: tuple[np.ndarray, np.ndarray] = _frozen(
             np.empty(0, np.int64), np.empty((0, self.nbytes), np.uint8)
@@ -258,7 +261,7 @@ class HammingIndex:
         if radius < 0 or ids.shape[0] == 0:
             return np.empty(0, np.int32), np.empty(0, np.int64)
         if self.engine == "faiss":
-            (d, r), = _faiss_range(q, codes, radius)
+            ((d, r),) = _faiss_range(q, codes, radius)
         else:
             dist = _numpy_distances(q[0], codes)
             r = np.flatnonzero(dist <= radius)
@@ -269,25 +272,39 @@ class HammingIndex:
     def _search_faiss(
         self, q: np.ndarray, codes: np.ndarray, k: int, out_d: np.ndarray, out_r: np.ndarray
     ) -> None:
-        n = codes.shape[0]
-        k_ask = min(n, _OVERFETCH_FACTOR * k + _OVERFETCH_MARGIN)
-        dist, rows = _faiss_knn(q, codes, k_ask)
-        kth = dist[:, k - 1]
-        if k_ask == n:
-            complete = np.ones(q.shape[0], bool)
+        n, nq = codes.shape[0], q.shape[0]
+        excess = self._excess if self._excess is not None else _FIRST_EXCESS_FACTOR * k + 16
+        k_ask = min(n, k + excess)
+        # faiss's counting k-NN (one bucket of up to k rows per distance) beats its heap on
+        # codes up to 64 bits at any k we use; from 128 bits on the heap is faster (measured,
+        # docs/index.md). The bucket buffer is (bits+1) * k * 8 bytes per query: cap it.
+        if self.bits <= 64 and (self.bits + 1) * k_ask * 8 <= _MC_BUFFER_BYTES:
+            dist, rows = _faiss_knn_mc(q, codes, k_ask)
         else:
-            # faiss's k_ask distances are the exact k_ask smallest; if the last one is beyond the
-            # k-th, every row tied with the k-th distance is among them and the answer is exact.
-            complete = dist[:, k_ask - 1] > kth
-        for qi in np.flatnonzero(complete):
-            sel = _select(dist[qi], rows[qi], k)
-            out_d[qi], out_r[qi] = dist[qi, sel], rows[qi, sel]
+            dist, rows = _faiss_knn_hc(q, codes, k_ask)
+        key = dist.astype(np.int64) * n + rows  # unique per row: sorts by (distance, row)
+        key.sort(axis=1)
+        sorted_d = key // n
+        kth = sorted_d[:, k - 1]
+        # faiss's k_ask distances are the exact k_ask smallest. If the largest is beyond the
+        # k-th, every row tied with the k-th distance is among them and sorting them by
+        # (distance, row) gives the exact answer, whatever tied rows faiss chose to keep.
+        complete = np.ones(nq, bool) if k_ask == n else sorted_d[:, -1] > kth
+        out_d[:] = sorted_d[:, :k]
+        out_r[:] = key[:, :k] % n
+        need = (sorted_d <= kth[:, None]).sum(axis=1) - k
         todo = np.flatnonzero(~complete)
         if todo.size:
             # ties run past what faiss returned: collect every row with d <= k-th distance
             for qi, (d, r) in zip(todo, _faiss_range(q[todo], codes, kth[todo]), strict=True):
                 sel = _select(d, r, k)
                 out_d[qi], out_r[qi] = d[sel], r[sel]
+                need[qi] = d.shape[0] - k
+        # Remember how far ties reached so later queries ask faiss for just enough (results
+        # never depend on this, only speed); shrink slowly when the data stop needing it.
+        # Capped: beyond a few k, one range pass is cheaper than a huge heap or bucket buffer.
+        want = min(int(need.max() * 1.5) + 16, _MAX_EXCESS_FACTOR * k + 1024)
+        self._excess = max(want, int(excess * 0.98)) if self._excess is not None else want
 
     # --------------------------------------------------------------- persistence
 
@@ -302,16 +319,16 @@ class HammingIndex:
         path = Path(path)
         ids, codes = self._data
         head = struct.pack("<8sIIQ", MAGIC, FORMAT_VERSION, self.bits, ids.shape[0])
-        ids_le = ids.astype("<i8", copy=False)
+        payload = (_bytes_view(ids.astype("<i8", copy=False)), _bytes_view(codes))
         digest = hashlib.blake2b(head, digest_size=_DIGEST_SIZE)
-        digest.update(memoryview(ids_le).cast("B"))
-        digest.update(memoryview(codes).cast("B"))
+        for part in payload:
+            digest.update(part)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(head + digest.digest())
-                f.write(memoryview(ids_le).cast("B"))
-                f.write(memoryview(codes).cast("B"))
+                for part in payload:
+                    f.write(part)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -353,12 +370,12 @@ class HammingIndex:
             )
         ids = np.empty(count, "<i8")
         codes = np.empty((count, bits // 8), np.uint8)
-        for arr in (ids, codes):
-            if f.readinto(memoryview(arr).cast("B")) != arr.nbytes:
-                raise IndexFileError(f"{path}: truncated while reading")
         digest = hashlib.blake2b(raw[:-_DIGEST_SIZE], digest_size=_DIGEST_SIZE)
-        digest.update(memoryview(ids).cast("B"))
-        digest.update(memoryview(codes).cast("B"))
+        for arr in (ids, codes):
+            view = _bytes_view(arr)  # read straight into the arrays: no second copy in memory
+            if f.readinto(view) != arr.nbytes:
+                raise IndexFileError(f"{path}: truncated while reading")
+            digest.update(view)
         if digest.digest() != stored:
             raise IndexFileError(f"{path}: checksum mismatch; the file is corrupted")
         ids = ids.astype(np.int64, copy=False)
@@ -430,6 +447,11 @@ def _frozen(ids: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return ids, codes
 
 
+def _bytes_view(arr: np.ndarray) -> np.ndarray:
+    """1-D uint8 view of a C-contiguous array (works for empty arrays, unlike memoryview.cast)."""
+    return arr.reshape(-1).view(np.uint8)
+
+
 def _rows_of(sorted_ids: np.ndarray, want: np.ndarray) -> np.ndarray:
     """Row of each wanted id in the sorted id array, -1 where absent."""
     if sorted_ids.shape[0] == 0:
@@ -451,7 +473,7 @@ def _numpy_topk(query: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarra
     return d[order], rows[order]
 
 
-def _faiss_knn(q: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _faiss_knn_hc(q: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """faiss heap k-NN straight over our arrays (no copy into a faiss index)."""
     nq = q.shape[0]
     dist = np.empty((nq, k), np.int32)
@@ -463,6 +485,24 @@ def _faiss_knn(q: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np
     heap.val = faiss.swig_ptr(dist)
     faiss.hammings_knn_hc(
         heap, faiss.swig_ptr(q), faiss.swig_ptr(codes), codes.shape[0], codes.shape[1], 1
+    )
+    return dist, rows
+
+
+def _faiss_knn_mc(q: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """faiss counting k-NN (one bucket per distance) straight over our arrays."""
+    nq = q.shape[0]
+    dist = np.empty((nq, k), np.int32)
+    rows = np.empty((nq, k), np.int64)
+    faiss.hammings_knn_mc(
+        faiss.swig_ptr(q),
+        faiss.swig_ptr(codes),
+        nq,
+        codes.shape[0],
+        k,
+        codes.shape[1],
+        faiss.swig_ptr(dist),
+        faiss.swig_ptr(rows),
     )
     return dist, rows
 

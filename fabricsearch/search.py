@@ -1,14 +1,48 @@
 """Query pipeline: image → colour + code → Hamming candidates → re-rank → explained results.
 
-(Contract stub: dataclasses and signatures are stable; the implementation lands shortly.)
+`Searcher(library)` keeps the active model, its Hamming index and the library's label arrays in
+memory, so a query costs one decode, one forward pass and one index scan. It notices when the
+active model changes; after labels change, call `invalidate_labels()`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from fabricsearch import colour
+from fabricsearch.codes import pack_codes
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.similarity import LabelArrays, combine_components, fine_grained_components
+
+if TYPE_CHECKING:
+    from fabricsearch.catalogue import Library, ModelInfo
+    from fabricsearch.hashing.base import HashMethod
+    from fabricsearch.index import HammingIndex
+
+log = logging.getLogger(__name__)
+
+#: Smallest query side we accept: below this there is no texture to see.
+MIN_QUERY_SIDE = 24
+#: Queries are decoded exactly as the importer decodes library images (bounded side), so the
+#: query's palette is measured the same way as the library's palettes.
+QUERY_MAX_SIDE = 512
+#: Candidates re-ranked by the fine-grained similarity (top R of the Hamming ranking).
+RERANK_DEPTH = 100
+#: Weight of the Hamming similarity (1 - d/K) in the re-rank score; the rest is S.
+#: Chosen by measurement, see docs/search.md.
+RERANK_HAMMING_WEIGHT = 0.5
+#: Re-ranking on by default (see docs/search.md for the measurement behind this default).
+RERANK_DEFAULT = True
+COMPONENTS = ("colour", "coarse", "fine", "tightness")
 
 
 class SearchError(Exception):
@@ -24,6 +58,21 @@ class SearchFilters:
     tightness_max: float | None = None
     contains_colour: str | None = None  # one of colour.COLOUR_NAMES
     labelled_only: bool = False
+
+    @property
+    def active(self) -> bool:
+        return any(
+            v not in (None, False)
+            for v in (
+                self.coarse_major,
+                self.coarse_minor,
+                self.fine,
+                self.tightness_min,
+                self.tightness_max,
+                self.contains_colour,
+                self.labelled_only,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -41,11 +90,28 @@ class SearchHit:
     path: Path
     rank: int
     hamming: int
-    similarity: float  # fine-grained S over the components known for both (re-rank score)
+    similarity: float  # fine-grained S over the components known for both
     breakdown: dict[str, float | None]  # colour, coarse, fine, tightness (None = unknown)
+    score: float = 0.0  # what the list is sorted by (re-rank score, or 1 - d/K without it)
     coarse: str | None = None
     fine: str | None = None
     tightness: float | None = None
+    exact: bool = False  # the query file itself (same content hash)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rank": self.rank,
+            "id": self.image_id,
+            "path": str(self.path),
+            "hamming": self.hamming,
+            "similarity": round(self.similarity, 6),
+            "score": round(self.score, 6),
+            "breakdown": {
+                k: (None if v is None else round(v, 6)) for k, v in self.breakdown.items()
+            },
+            "labels": {"coarse": self.coarse, "fine": self.fine, "tightness": self.tightness},
+            "exact": self.exact,
+        }
 
 
 @dataclass(frozen=True)
@@ -56,3 +122,347 @@ class SearchResult:
     palette: np.ndarray  # the query's (10, 4) colour quantisation
     hits: list[SearchHit] = field(default_factory=list)
     elapsed_ms: dict[str, float] = field(default_factory=dict)  # decode, encode, search, rerank
+    reranked: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "query": self.query,
+            "model": self.model,
+            "bits": self.bits,
+            "reranked": self.reranked,
+            "colours": colour.palette_report(self.palette),
+            "results": [h.to_json() for h in self.hits],
+            "elapsed_ms": {k: round(v, 2) for k, v in self.elapsed_ms.items()},
+        }
+
+
+@dataclass
+class _State:
+    info: ModelInfo
+    method: HashMethod
+    index: HammingIndex
+    ids: np.ndarray  # int64, the library's image ids (ascending), aligned with labels
+    labels: LabelArrays
+    paths: dict[int, Path]
+    sha: dict[str, int]
+    coarse: list[str | None]
+    fine: list[str | None]
+    tightness: list[float | None]
+
+
+def _popcount_distances(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Hamming distances of one packed query (B,) to packed codes (N, B) → int32 (N,)."""
+    x = np.bitwise_xor(codes, query[None, :])
+    return np.bitwise_count(x).sum(axis=1, dtype=np.int32)
+
+
+def index_file(lib: Library, version: str) -> Path:
+    from fabricsearch.index import index_path
+
+    return index_path(lib.folder / "indexes", version)
+
+
+class Searcher:
+    """Answers queries against one library; thread-safe (one query at a time)."""
+
+    def __init__(self, library: Library, device: str = "cpu") -> None:
+        self.library = library
+        self.device = device
+        self._state: _State | None = None
+        self._lock = threading.RLock()
+
+    # --- state --------------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        """Forget everything cached (model, index, labels)."""
+        with self._lock:
+            self._state = None
+
+    def invalidate_labels(self) -> None:
+        """Labels changed: reload the label arrays on the next query (model and index stay)."""
+        with self._lock:
+            if self._state is not None:
+                self._load_labels(self._state)
+
+    def _ensure(self) -> _State:
+        from fabricsearch.catalogue import LibraryError
+        from fabricsearch.hashing.checkpoint import CheckpointError, load_checkpoint
+        from fabricsearch.index import HammingIndex
+
+        info = self.library.active_model()
+        if info is None:
+            raise SearchError(
+                "this library has no search model yet: train one (Model ▸ Retrain…, or "
+                "`fabricsearch train`) or install the default model (`fabricsearch encode`)"
+            )
+        st = self._state
+        if st is not None and st.info.version == info.version:
+            return st
+        try:
+            method, _meta = load_checkpoint(info.path, device=self.device)
+        except (CheckpointError, OSError) as exc:
+            raise SearchError(f"the active model {info.version} cannot be loaded: {exc}") from exc
+        method.eval()
+
+        def rebuild() -> tuple[np.ndarray, np.ndarray]:
+            return self.library.load_codes(info.version)
+
+        try:
+            index = HammingIndex.load_or_rebuild(
+                index_file(self.library, info.version), info.bits, rebuild
+            )
+            if len(index) != self.library.count_codes(info.version):
+                # Codes were added or replaced since the index was saved: rebuild it.
+                ids, packed = rebuild()
+                index = HammingIndex(info.bits)
+                index.add(ids, packed)
+                _save_index_quietly(index, index_file(self.library, info.version))
+        except LibraryError as exc:
+            raise SearchError(str(exc)) from exc
+        st = _State(
+            info, method, index, np.zeros(0, np.int64), LabelArrays.empty(), {}, {}, [], [], []
+        )
+        self._load_labels(st)
+        self._state = st
+        return st
+
+    def _load_labels(self, st: _State) -> None:
+        records = self.library.images()
+        st.ids = np.array([r.id for r in records], dtype=np.int64)
+        st.labels = self.library.label_arrays(st.ids.tolist())
+        st.paths = {r.id: Path(r.path) for r in records}
+        st.sha = {r.sha256: r.id for r in records}
+        st.coarse = [r.coarse for r in records]
+        st.fine = [r.fine for r in records]
+        st.tightness = [r.tightness for r in records]
+
+    # --- query --------------------------------------------------------------------------------
+    def search(
+        self,
+        image: Path | str | np.ndarray,
+        k: int = 20,
+        filters: SearchFilters | None = None,
+        query_labels: QueryLabels | None = None,
+        rerank: bool | None = None,
+    ) -> SearchResult:
+        """Find the `k` library images most similar to `image` (a path or an RGB uint8 array)."""
+        from fabricsearch.hashing.encode import encode_images
+
+        filters = filters or SearchFilters()
+        query_labels = query_labels or QueryLabels()
+        rerank = RERANK_DEFAULT if rerank is None else rerank
+        if k <= 0:
+            raise SearchError("k must be at least 1")
+        times: dict[str, float] = {}
+        t0 = time.perf_counter()
+        rgb, name, sha = _load_query(image)
+        palette = colour.quantise(rgb)
+        times["decode"] = (time.perf_counter() - t0) * 1e3
+
+        with self._lock:
+            st = self._ensure()
+            t1 = time.perf_counter()
+            code = pack_codes(encode_images(st.method, [rgb]))[0]
+            times["encode"] = (time.perf_counter() - t1) * 1e3
+
+            t2 = time.perf_counter()
+            bits = st.info.bits
+            depth = max(k, RERANK_DEPTH) if rerank else k
+            allowed = self._filter_mask(st, filters)
+            if allowed is None:
+                dist, cand = st.index.search(code, depth)
+                dist, cand = dist[0], cand[0]
+            else:
+                cand_ids = st.ids[allowed]
+                present = np.isin(cand_ids, st.index.ids())
+                cand_ids = cand_ids[present]
+                d_all = (
+                    _popcount_distances(code, st.index.get(cand_ids))
+                    if len(cand_ids)
+                    else np.zeros(0, np.int32)
+                )
+                order = np.lexsort((cand_ids, d_all))[:depth]
+                dist, cand = d_all[order], cand_ids[order]
+            times["search"] = (time.perf_counter() - t2) * 1e3
+
+            t3 = time.perf_counter()
+            rows = np.searchsorted(st.ids, cand)
+            qlab = LabelArrays.from_records(
+                self.library.taxonomy,
+                [query_labels.coarse],
+                [query_labels.fine],
+                [query_labels.tightness],
+                [palette],
+            )
+            comps = fine_grained_components(qlab, st.labels.subset(rows))
+            s = combine_components(comps)[0] if len(rows) else np.zeros(0, np.float32)
+            hsim = 1.0 - dist.astype(np.float64) / bits
+            if rerank:
+                score = RERANK_HAMMING_WEIGHT * hsim + (1.0 - RERANK_HAMMING_WEIGHT) * s
+            else:
+                score = hsim
+            exact_id = st.sha.get(sha) if sha else None
+            # Sort by score (desc), then Hamming distance, then id; the query file itself first.
+            is_exact = (cand == exact_id) if exact_id is not None else np.zeros(len(cand), bool)
+            order = np.lexsort((cand, dist, -score, ~is_exact))[:k]
+            hits = []
+            for rank, j in enumerate(order, start=1):
+                row = int(rows[j])
+                iid = int(cand[j])
+                breakdown = {
+                    c: (None if math.isnan(float(comps[c][0, j])) else float(comps[c][0, j]))
+                    for c in COMPONENTS
+                }
+                hits.append(
+                    SearchHit(
+                        image_id=iid,
+                        path=st.paths[iid],
+                        rank=rank,
+                        hamming=int(dist[j]),
+                        similarity=float(s[j]),
+                        breakdown=breakdown,
+                        score=float(score[j]),
+                        coarse=st.coarse[row],
+                        fine=st.fine[row],
+                        tightness=st.tightness[row],
+                        exact=bool(is_exact[j]),
+                    )
+                )
+            times["rerank"] = (time.perf_counter() - t3) * 1e3
+            times["total"] = (time.perf_counter() - t0) * 1e3
+            return SearchResult(
+                query=name,
+                model=st.info.version,
+                bits=bits,
+                palette=palette,
+                hits=hits,
+                elapsed_ms=times,
+                reranked=rerank,
+            )
+
+    def _filter_mask(self, st: _State, f: SearchFilters) -> np.ndarray | None:
+        if not f.active:
+            return None
+        tax = self.library.taxonomy
+        lab = st.labels
+        mask = np.ones(len(st.ids), dtype=bool)
+        if f.coarse_minor:
+            try:
+                _major, minor = tax.coarse_indices(f.coarse_minor)
+            except ValueError as exc:
+                raise SearchError(str(exc)) from exc
+            mask &= lab.minor == minor
+        if f.coarse_major:
+            if f.coarse_major not in tax.majors:
+                raise SearchError(f"unknown coarse category {f.coarse_major!r}")
+            mask &= lab.major == tax.majors.index(f.coarse_major)
+        if f.fine:
+            try:
+                mask &= lab.fine == tax.fine_index(f.fine)
+            except ValueError as exc:
+                raise SearchError(str(exc)) from exc
+        if f.tightness_min is not None:
+            mask &= lab.tightness >= f.tightness_min  # NaN (unknown) compares False
+        if f.tightness_max is not None:
+            mask &= lab.tightness <= f.tightness_max
+        if f.contains_colour:
+            if f.contains_colour not in colour.COLOUR_NAMES:
+                raise SearchError(
+                    f"unknown colour {f.contains_colour!r}; one of {', '.join(colour.COLOUR_NAMES)}"
+                )
+            from fabricsearch.similarity import colour_mask
+
+            mask &= colour_mask(lab.palette, f.contains_colour)
+        if f.labelled_only:
+            mask &= (lab.major >= 0) | (lab.fine >= 0) | ~np.isnan(lab.tightness)
+        return mask
+
+
+def search(
+    library: Library,
+    image: Path | str | np.ndarray,
+    k: int = 20,
+    filters: SearchFilters | None = None,
+    query_labels: QueryLabels | None = None,
+    rerank: bool | None = None,
+) -> SearchResult:
+    """One-shot search (loads the model and index each call; use `Searcher` for many queries)."""
+    return Searcher(library).search(image, k, filters, query_labels, rerank)
+
+
+def _load_query(image: Path | str | np.ndarray) -> tuple[np.ndarray, str, str | None]:
+    """Decode a query → (RGB uint8, display name, sha256 of the file or None)."""
+    from fabricsearch.imaging import ImageError, load_rgb
+
+    if isinstance(image, np.ndarray):
+        rgb = image
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise SearchError("the query must be an RGB image (H, W, 3) of 8-bit values")
+        name, sha = "<image>", None
+    else:
+        path = Path(image)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise SearchError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise SearchError(f"{path} is a folder, not an image") from None
+        except OSError as exc:
+            raise SearchError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        try:
+            rgb = load_rgb(path, max_side=QUERY_MAX_SIDE)
+        except ImageError as exc:
+            raise SearchError(f"{path.name}: {exc}") from exc
+        name, sha = str(path), hashlib.sha256(data).hexdigest()
+    if min(rgb.shape[:2]) < MIN_QUERY_SIDE:
+        raise SearchError(
+            f"the query image is too small ({rgb.shape[1]}×{rgb.shape[0]} px); "
+            f"use a photo at least {MIN_QUERY_SIDE} px on each side"
+        )
+    return rgb, name, sha
+
+
+def _save_index_quietly(index: HammingIndex, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index.save(path)
+    except OSError as exc:
+        log.warning("could not save index %s: %s", path, exc)
+
+
+def encode_missing(
+    lib: Library,
+    version: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> int:
+    """Encode the images that have no code under the model `version` (the active one by default),
+    add their codes, and drop the saved index so it is rebuilt. Returns how many were encoded."""
+    from fabricsearch.hashing.encode import encode_images, load_library_model
+    from fabricsearch.imaging import ImageError, load_rgb
+
+    method, info, _meta = load_library_model(lib, version)
+    have, _ = lib.load_codes(info.version)
+    have_set = set(have.tolist())
+    todo = [r for r in lib.images() if r.id not in have_set]
+    if not todo:
+        return 0
+    ids: list[int] = []
+    codes: list[np.ndarray] = []
+    batch = 32
+    for start in range(0, len(todo), batch):
+        check(cancel)
+        imgs, bids = [], []
+        for rec in todo[start : start + batch]:
+            try:
+                imgs.append(load_rgb(rec.path, max_side=512))
+                bids.append(rec.id)
+            except ImageError as exc:
+                log.warning("cannot encode %s: %s", rec.path, exc)
+        if imgs:
+            codes.append(pack_codes(encode_images(method, imgs)))
+            ids.extend(bids)
+        report(progress, "encode", min(len(todo), start + batch), len(todo), "img")
+    if ids:
+        lib.add_codes(info.version, ids, np.concatenate(codes))
+    index_file(lib, info.version).unlink(missing_ok=True)
+    return len(ids)

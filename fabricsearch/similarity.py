@@ -267,15 +267,19 @@ def colour_mask(palette: np.ndarray, name: str, min_proportion: float = 0.05) ->
 
 # --- torch batch forms -----------------------------------------------------------------
 def colour_similarity_torch(
-    palette: torch.Tensor, other: torch.Tensor | None = None, sigma: float = colour.COLOUR_SIGMA
+    palette: torch.Tensor,
+    other: torch.Tensor | None = None,
+    sigma: float = colour.COLOUR_SIGMA,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """S_C between palettes ``(N, 10, 4)`` and ``other (M, 10, 4)`` (default: themselves) →
     ``(N, M)`` float32 on the same device. No autograd graph is built."""
     import torch
 
+    dtype = torch.float64 if dtype is None else dtype
     with torch.no_grad():
-        p1 = palette.detach().to(torch.float64)
-        p2 = p1 if other is None else other.detach().to(device=p1.device, dtype=torch.float64)
+        p1 = _compact_torch(palette.detach().to(dtype))
+        p2 = p1 if other is None else _compact_torch(other.detach().to(p1.device, dtype))
         e1, q1 = _embed_torch(p1), p1[..., 3]
         e2, q2 = _embed_torch(p2), p2[..., 3]
         k12 = _kernel_torch(e1, q1, e2, q2, sigma)
@@ -287,6 +291,17 @@ def colour_similarity_torch(
         norm = torch.sqrt(k1[:, None] * k2[None, :])
         s = torch.where(norm > 0, k12 / torch.where(norm > 0, norm, 1.0), 0.0)
         return s.clamp_(0.0, 1.0).to(torch.float32)
+
+
+def _compact_torch(p: torch.Tensor) -> torch.Tensor:
+    """Present classes first, truncated to the most any palette has (see
+    `colour.compact_palettes`): absent classes add nothing to the kernel."""
+    import torch
+
+    q = p[..., 3]
+    k = max(1, int((q > 0).sum(dim=1).max().item())) if len(p) else 1
+    order = torch.argsort(-q, dim=1, stable=True)[:, :k]
+    return torch.gather(p, 1, order[..., None].expand(-1, -1, 4))
 
 
 def _embed_torch(p: torch.Tensor) -> torch.Tensor:
@@ -305,23 +320,23 @@ def _kernel_torch(
     sigma: float,
     diagonal: bool = False,
 ) -> torch.Tensor:
-    """K between palettes: e (N, 10, 3), q (N, 10) → (N, M); with ``diagonal`` the inputs
-    are (N, 1, 10, ...) pairs and the result is K(x_n, x_n) → (N,)."""
+    """K between palettes: e (N, K, 3), q (N, K) → (N, M); with ``diagonal`` the inputs
+    are (N, 1, K, ...) pairs and the result is K(x_n, x_n) → (N,)."""
     import torch
 
     if diagonal:
         e1, q1, e2, q2 = e1[:, 0], q1[:, 0], e2[:, 0], q2[:, 0]
-        d2 = ((e1[:, :, None, :] - e2[:, None, :, :]) ** 2).sum(-1)  # (N, 10, 10)
+        d2 = ((e1[:, :, None, :] - e2[:, None, :, :]) ** 2).sum(-1)  # (N, K, K)
         pa, pb = q1[:, :, None], q2[:, None, :]
         w = (1.0 - (pa - pb).abs()) * torch.minimum(pa, pb)
         return (torch.exp(d2 * (-0.5 / sigma**2)) * w).sum((1, 2))
-    n, m, c = e1.shape[0], e2.shape[0], e1.shape[1]
+    (n, c1), (m, c2) = e1.shape[:2], e2.shape[:2]
     # Squared distances between all N·10 and M·10 centres in the HSV cylinder (float64, so
     # the expanded form loses nothing that matters at the 1e-6 level).
-    d2 = torch.cdist(e1.reshape(n * c, 3), e2.reshape(m * c, 3)).pow_(2)
-    a = torch.exp(d2.mul_(-0.5 / sigma**2)).reshape(n, c, m, c)
+    d2 = torch.cdist(e1.reshape(n * c1, 3), e2.reshape(m * c2, 3)).pow_(2)
+    a = torch.exp(d2.mul_(-0.5 / sigma**2)).reshape(n, c1, m, c2)
     pa, pb = q1[:, :, None, None], q2[None, None, :, :]
-    w = (1.0 - (pa - pb).abs()) * torch.minimum(pa, pb)  # (N, 10, M, 10)
+    w = (1.0 - (pa - pb).abs()) * torch.minimum(pa, pb)  # (N, K, M, K)
     return torch.einsum("aibj,aibj->ab", a, w)
 
 

@@ -6,9 +6,10 @@ All SQL lives in this package. Public API (other packages use only this):
     lib = Library.open(folder)              # existing one; raises LibraryError if not a library
     with Library.open(folder) as lib: ...   # closes its connection(s)
 
-    lib.folder, lib.db_path, lib.models_dir, lib.thumbs_dir
+    lib.folder, lib.db_path, lib.models_dir, lib.thumbs_dir, lib.indexes_dir
+    with lib.atomic(): ...                  # one transaction (nested blocks are savepoints)
     lib.taxonomy -> Taxonomy                # stored in the library; extended by add_categories()
-    lib.add_categories(coarse_ids=(), fine_ids=())
+    lib.add_categories(coarse_ids=(), fine_ids=()) -> list[str]   # the ids that were new
 
     lib.count(labelled: bool | None = None) -> int
     lib.image_ids(labelled: bool | None = None) -> list[int]   # ascending id
@@ -19,6 +20,11 @@ All SQL lives in this package. Public API (other packages use only this):
     lib.label_arrays(ids) -> similarity.LabelArrays             # aligned with ids
     lib.splits() -> dict[int, str]          # image id -> "train" | "val" | "test" (stored, deterministic)
     lib.thumbnail(record_or_id, size=256) -> Path   # cached on disk by content hash, regenerated if missing
+    lib.thumb_path(sha256, size=256) -> Path        # where it is cached (may not exist)
+    lib.label_counts() -> dict[str, int]    # labelled images per coarse category
+    lib.failed_files() -> list[FailedFile]  # files the last imports could not use, with reasons
+    lib.info() -> dict                      # what `fabricsearch info --json` prints
+    lib.integrity_check() -> str            # "ok" or SQLite's description
 
     # models and codes
     lib.add_model(info: ModelInfo) -> None
@@ -27,16 +33,25 @@ All SQL lives in this package. Public API (other packages use only this):
     lib.set_active_model(version: str) -> None
     lib.store_codes(version, ids, packed: np.ndarray uint8 (N, bits/8)) -> None   # replaces
     lib.load_codes(version) -> tuple[np.ndarray int64 ids, np.ndarray uint8 packed]
+    lib.remove_model(version)
 
-Import and labels CSV live in `catalogue.importer` and `catalogue.labels_csv`.
+Import and labels CSV live in `catalogue.importer` and `catalogue.labels_csv`:
+
+    importer.import_folder(lib, folder, labels_csv=None, add_categories=False, workers=None,
+                           progress=None, cancel=None) -> ImportReport
+    labels_csv.import_labels(lib, csv, add_categories=False) -> LabelsReport
+    labels_csv.export_labels(lib, csv) -> int
+
+A `Library` may be used from any thread (one connection behind a lock); see docs/library.md.
 """
 
 from fabricsearch.catalogue.library import (
     UNSET,
+    FailedFile,
     ImageRecord,
     Library,
     LibraryError,
     ModelInfo,
 )
 
-__all__ = ["UNSET", "ImageRecord", "Library", "LibraryError", "ModelInfo"]
+__all__ = ["UNSET", "FailedFile", "ImageRecord", "Library", "LibraryError", "ModelInfo"]

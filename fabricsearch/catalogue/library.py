@@ -1,12 +1,42 @@
-"""Library: the SQLite catalogue of one fabric archive. (Contract stub; being implemented.)"""
+"""Library: the SQLite catalogue of one fabric archive, and the folders beside it.
+
+Threading: one connection per `Library`, opened with ``check_same_thread=False`` and guarded
+by a re-entrant lock. Every statement and every `atomic()` block holds the lock, so the GUI
+thread can read while an import runs in a worker thread; the import writes in short batched
+transactions, so readers wait milliseconds at most. (A connection per thread would allow
+parallel readers, but SQLite serialises writers anyway and one connection is simpler to
+close reliably.) Other processes may open the same library: WAL mode plus a busy timeout.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from fabricsearch.catalogue import schema
+from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
+
+if TYPE_CHECKING:
+    from fabricsearch.similarity import LabelArrays
+
+DB_NAME = "catalogue.sqlite"
+SPLITS = ("train", "val", "test")
+#: Split fractions; an image's split comes from its content hash, so it is the same on every
+#: machine and survives re-imports and moves.
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+PALETTE_SHAPE = (10, 4)
 
 
 class _Unset:
@@ -54,5 +84,674 @@ class ModelInfo:
     note: str = ""
 
 
-class Library:  # pragma: no cover - replaced by the implementation
-    pass
+@dataclass(frozen=True)
+class FailedFile:
+    path: str
+    reason: str
+    time: float
+
+
+def split_for_sha(sha256: str) -> str:
+    """Deterministic train/val/test split from a content hash (70/15/15)."""
+    # Re-hash with a fixed salt so the split is independent of anything else keyed by sha.
+    h = hashlib.sha256(b"fabricsearch-split:" + sha256.encode("ascii")).digest()
+    u = int.from_bytes(h[:8], "big") / 2.0**64
+    if u < SPLIT_FRACTIONS[0]:
+        return "train"
+    if u < SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1]:
+        return "val"
+    return "test"
+
+
+def normalise_path(path: str | os.PathLike[str]) -> str:
+    """The form paths are stored in: absolute, symlinks resolved."""
+    return str(Path(path).expanduser().resolve())
+
+
+_IMAGE_COLUMNS = (
+    "i.id, i.path, i.sha256, i.size, i.mtime, i.width, i.height, i.added, i.palette,"
+    " l.coarse, l.fine, l.tightness, l.who, l.at"
+)
+_LABELLED = (
+    "(l.coarse IS NOT NULL OR l.fine IS NOT NULL OR l.tightness IS NOT NULL)"  # a labels row
+)
+
+
+class Library:
+    """One fabric archive: ``catalogue.sqlite`` plus ``thumbs/``, ``models/``, ``indexes/``."""
+
+    def __init__(self, folder: Path, conn: sqlite3.Connection) -> None:
+        self.folder = folder
+        self.db_path = folder / DB_NAME
+        self.thumbs_dir = folder / "thumbs"
+        self.models_dir = folder / "models"
+        self.indexes_dir = folder / "indexes"
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.RLock()
+        self._depth = 0  # atomic() nesting
+        self._taxonomy: Taxonomy | None = None
+
+    # --- opening and closing ------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | os.PathLike[str], taxonomy: Taxonomy | None = None) -> Library:
+        """Create a new library in ``folder`` (which may exist, but must not hold a catalogue)."""
+        folder = Path(folder).expanduser().resolve()
+        if (folder / DB_NAME).exists():
+            raise LibraryError(f"{folder} already holds a library")
+        if folder.exists() and not folder.is_dir():
+            raise LibraryError(f"{folder} is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        lib = cls(folder, _connect(folder / DB_NAME))
+        try:
+            lib._setup()
+            with lib.atomic():
+                tax = taxonomy if taxonomy is not None else Taxonomy.default()
+                lib._put_meta("taxonomy", json.dumps(tax.to_dict()))
+                lib._put_meta("created", repr(time.time()))
+        except BaseException:
+            lib.close()
+            raise
+        return lib
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> Library:
+        """Open an existing library; raises `LibraryError` if ``folder`` is not one."""
+        folder = Path(folder).expanduser().resolve()
+        if not (folder / DB_NAME).is_file():
+            raise LibraryError(f"{folder} is not a fabricsearch library (no {DB_NAME})")
+        try:
+            conn = _connect(folder / DB_NAME)
+        except sqlite3.Error as exc:
+            raise LibraryError(f"{folder / DB_NAME} is not a usable catalogue: {exc}") from exc
+        lib = cls(folder, conn)
+        try:
+            lib._setup()
+        except sqlite3.DatabaseError as exc:
+            lib.close()
+            raise LibraryError(f"{folder / DB_NAME} is not a usable catalogue: {exc}") from exc
+        except BaseException:
+            lib.close()
+            raise
+        return lib
+
+    def _setup(self) -> None:
+        with self._lock:
+            schema.migrate(self._c)
+        for d in (self.thumbs_dir, self.models_dir, self.indexes_dir):
+            d.mkdir(exist_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                # Fold the WAL back so the folder is a single self-contained file at rest.
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    @property
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LibraryError("library is closed")
+        return self._conn
+
+    # --- low level ------------------------------------------------------------------------
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A transaction (BEGIN IMMEDIATE … COMMIT); nested blocks become savepoints.
+
+        Holds the library lock for its whole duration, so other threads see either none or
+        all of it."""
+        with self._lock:
+            conn = self._c
+            if self._depth == 0:
+                conn.execute("BEGIN IMMEDIATE")
+                begin, commit, rollback = None, "COMMIT", "ROLLBACK"
+            else:
+                name = f"sp{self._depth}"
+                begin = f"SAVEPOINT {name}"
+                commit, rollback = f"RELEASE {name}", f"ROLLBACK TO {name}; RELEASE {name}"
+                conn.execute(begin)
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                for stmt in rollback.split("; "):
+                    conn.execute(stmt)
+                self._taxonomy = None  # may have been changed inside the rolled-back block
+                raise
+            self._depth -= 1
+            conn.execute(commit)
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._c.execute(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._c.execute(sql, params).fetchall()
+
+    def _put_meta(self, key: str, value: str) -> None:
+        self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def integrity_check(self) -> str:
+        """``'ok'`` or SQLite's description of the damage."""
+        return "\n".join(r[0] for r in self._query("PRAGMA integrity_check"))
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return schema.current_version(self._c)
+
+    # --- taxonomy ---------------------------------------------------------------------------
+    @property
+    def taxonomy(self) -> Taxonomy:
+        """The taxonomy stored in this library (a copy: change it via `add_categories`)."""
+        with self._lock:
+            if self._taxonomy is None:
+                raw = self._meta("taxonomy")
+                self._taxonomy = Taxonomy.from_dict(json.loads(raw)) if raw else Taxonomy.default()
+            return Taxonomy.from_dict(self._taxonomy.to_dict())
+
+    def add_categories(
+        self, coarse_ids: Sequence[str] = (), fine_ids: Sequence[str] = ()
+    ) -> list[str]:
+        """Append categories to the stored taxonomy; returns the ids that were new.
+
+        ``coarse_ids`` may be ``major/minor`` (the major is added too if needed) or ``major``."""
+        with self.atomic():
+            tax = self.taxonomy
+            new: list[str] = []
+            for cid in coarse_ids:
+                if tax.has_coarse(cid):
+                    continue
+                major, minor = split_coarse(cid)
+                if minor is None:
+                    tax.add_major(major)
+                else:
+                    if major not in tax.majors:
+                        new.append(major)
+                    tax.add_minor(f"{major}/{minor}")
+                new.append(cid.strip())
+            for fid in fine_ids:
+                if fid not in tax.fine:
+                    tax.add_fine(fid)
+                    new.append(fid)
+            if new:
+                self._put_meta("taxonomy", json.dumps(tax.to_dict()))
+                self._taxonomy = tax
+        return new
+
+    # --- images -------------------------------------------------------------------------------
+    def count(self, labelled: bool | None = None) -> int:
+        return (
+            len(self.image_ids(labelled))
+            if labelled is not None
+            else int(self._query("SELECT COUNT(*) FROM images")[0][0])
+        )
+
+    def image_ids(self, labelled: bool | None = None) -> list[int]:
+        """Image ids in ascending order; optionally only labelled / unlabelled ones."""
+        sql = "SELECT i.id FROM images i LEFT JOIN labels l ON l.image_id = i.id"
+        if labelled is True:
+            sql += f" WHERE {_LABELLED}"
+        elif labelled is False:
+            sql += f" WHERE NOT {_LABELLED} OR l.image_id IS NULL"
+        return [r[0] for r in self._query(sql + " ORDER BY i.id")]
+
+    def images(self, ids: Sequence[int] | None = None) -> list[ImageRecord]:
+        """Records for ``ids`` in that order (all images by ascending id when None)."""
+        base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
+        if ids is None:
+            return [_record(r) for r in self._query(base + " ORDER BY i.id")]
+        ids = [int(i) for i in ids]
+        by_id: dict[int, ImageRecord] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):  # stay under SQLite's variable limit
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for r in self._query(base + f" WHERE i.id IN ({marks})", chunk):
+                    by_id[r[0]] = _record(r)
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise KeyError(f"no images with ids {missing[:10]}")
+        return [by_id[i] for i in ids]
+
+    def get(self, image_id: int) -> ImageRecord:
+        return self.images([image_id])[0]
+
+    def find_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
+        base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
+        rows = self._query(base + " WHERE i.path = ?", (normalise_path(path),))
+        return _record(rows[0]) if rows else None
+
+    def find_by_sha(self, sha256: str) -> ImageRecord | None:
+        base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
+        rows = self._query(base + " WHERE i.sha256 = ?", (sha256,))
+        return _record(rows[0]) if rows else None
+
+    # Importer API: used by catalogue.importer (same package), not by other packages.
+    def file_states(self) -> dict[str, tuple[int, int, float, str]]:
+        """path → (id, size, mtime, sha256) for every image."""
+        rows = self._query("SELECT path, id, size, mtime, sha256 FROM images")
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def add_image(
+        self,
+        path: str,
+        sha256: str,
+        size: int,
+        mtime: float,
+        width: int,
+        height: int,
+        palette: np.ndarray,
+    ) -> int:
+        """Insert one image row (call inside `atomic()` for batches); returns its id."""
+        cur = self._execute(
+            "INSERT INTO images (path, sha256, size, mtime, width, height, added, palette, split)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                path,
+                sha256,
+                int(size),
+                float(mtime),
+                int(width),
+                int(height),
+                time.time(),
+                _palette_blob(palette),
+                split_for_sha(sha256),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_image(
+        self,
+        image_id: int,
+        *,
+        path: str | None = None,
+        sha256: str | None = None,
+        size: int | None = None,
+        mtime: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        palette: np.ndarray | None = None,
+    ) -> None:
+        """Change stored facts of one image. New content (sha256) drops its stale hash codes."""
+        sets: list[str] = []
+        params: list[Any] = []
+        for col, value in (
+            ("path", path),
+            ("size", size),
+            ("mtime", mtime),
+            ("width", width),
+            ("height", height),
+        ):
+            if value is not None:
+                sets.append(f"{col} = ?")
+                params.append(value)
+        if palette is not None:
+            sets.append("palette = ?")
+            params.append(_palette_blob(palette))
+        with self.atomic():
+            if sha256 is not None:
+                old = self._query("SELECT sha256 FROM images WHERE id = ?", (image_id,))
+                if old and old[0][0] != sha256:
+                    sets += ["sha256 = ?", "split = ?"]
+                    params += [sha256, split_for_sha(sha256)]
+                    self._execute("DELETE FROM codes WHERE image_id = ?", (image_id,))
+            if sets:
+                self._execute(
+                    f"UPDATE images SET {', '.join(sets)} WHERE id = ?", [*params, image_id]
+                )
+
+    def remove_images(self, ids: Sequence[int]) -> None:
+        """Forget images (labels and codes go with them; the files are not touched)."""
+        with self.atomic():
+            for i in ids:
+                self._execute("DELETE FROM images WHERE id = ?", (int(i),))
+
+    def record_failure(self, path: str, reason: str) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO failed (path, reason, time) VALUES (?, ?, ?)",
+            (path, reason, time.time()),
+        )
+
+    def clear_failure(self, path: str) -> None:
+        self._execute("DELETE FROM failed WHERE path = ?", (path,))
+
+    def failed_files(self) -> list[FailedFile]:
+        rows = self._query("SELECT path, reason, time FROM failed ORDER BY path")
+        return [FailedFile(*r) for r in rows]
+
+    # --- labels -----------------------------------------------------------------------------
+    def set_labels(
+        self,
+        ids: Sequence[int],
+        coarse: str | None = UNSET,
+        fine: str | None = UNSET,
+        tightness: float | None = UNSET,
+        who: str | None = None,
+    ) -> None:
+        """Set the given label fields (None = unknown; UNSET = leave as is) on all ``ids``.
+
+        Validates against the taxonomy first, then writes in one transaction; raises
+        `TaxonomyError` / `ValueError` / `KeyError` and writes nothing on a bad value or id."""
+        tax = self.taxonomy
+        if coarse is not UNSET and coarse is not None:
+            coarse = coarse.strip() or None
+            if coarse is not None:
+                tax.coarse_indices(coarse)  # raises TaxonomyError
+        if fine is not UNSET and fine is not None:
+            fine = fine.strip() or None
+            tax.fine_index(fine)
+        if tightness is not UNSET and tightness is not None:
+            tightness = float(tightness)
+            if not 0.0 <= tightness <= 100.0:  # also rejects NaN
+                raise ValueError(f"tightness {tightness} is outside 0–100")
+        ids = [int(i) for i in ids]
+        now = time.time()
+        with self.atomic():
+            known = {
+                r[0]
+                for start in range(0, len(ids), 500)
+                for r in self._query(
+                    "SELECT id FROM images WHERE id IN ({})".format(
+                        ",".join("?" * len(ids[start : start + 500]))
+                    ),
+                    ids[start : start + 500],
+                )
+            }
+            missing = [i for i in ids if i not in known]
+            if missing:
+                raise KeyError(f"no images with ids {missing[:10]}")
+            for i in ids:
+                self._execute(
+                    "INSERT INTO labels (image_id, at) VALUES (?, ?)"
+                    " ON CONFLICT(image_id) DO NOTHING",
+                    (i, now),
+                )
+                sets, params = ["who = ?", "at = ?"], [who, now]
+                for col, value in (("coarse", coarse), ("fine", fine), ("tightness", tightness)):
+                    if value is not UNSET:
+                        sets.append(f"{col} = ?")
+                        params.append(value)
+                self._execute(
+                    f"UPDATE labels SET {', '.join(sets)} WHERE image_id = ?", [*params, i]
+                )
+            # A row whose three fields are all unknown again is the same as no row.
+            self._execute(
+                "DELETE FROM labels WHERE coarse IS NULL AND fine IS NULL AND tightness IS NULL"
+            )
+
+    def label_arrays(self, ids: Sequence[int]) -> LabelArrays:
+        """`similarity.LabelArrays` aligned with ``ids`` (labels and palettes)."""
+        from fabricsearch.similarity import LabelArrays
+
+        records = self.images(ids)
+        tax = self.taxonomy
+        return LabelArrays.from_records(
+            tax,
+            [r.coarse for r in records],
+            [r.fine for r in records],
+            [r.tightness for r in records],
+            np.stack([r.palette for r in records])
+            if records
+            else np.zeros((0, *PALETTE_SHAPE), np.float32),
+        )
+
+    def label_counts(self) -> dict[str, int]:
+        """Labelled images per coarse category (``'—'`` for labelled but coarse unknown)."""
+        rows = self._query(
+            f"SELECT COALESCE(l.coarse, '—'), COUNT(*) FROM labels l WHERE {_LABELLED}"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    # --- splits -----------------------------------------------------------------------------
+    def splits(self) -> dict[int, str]:
+        """Image id → ``train`` / ``val`` / ``test``; assigned from the content hash and stored."""
+        with self.atomic():
+            for image_id, sha in self._query("SELECT id, sha256 FROM images WHERE split IS NULL"):
+                self._execute(
+                    "UPDATE images SET split = ? WHERE id = ?", (split_for_sha(sha), image_id)
+                )
+            return {r[0]: r[1] for r in self._query("SELECT id, split FROM images ORDER BY id")}
+
+    # --- thumbnails -------------------------------------------------------------------------
+    def thumb_path(self, sha256: str, size: int = 256) -> Path:
+        return self.thumbs_dir / sha256[:2] / f"{sha256}_{size}.jpg"
+
+    def write_thumbnail(self, sha256: str, size: int, data: bytes) -> Path:
+        """Write thumbnail bytes atomically (temp file + rename: never a half-written JPEG)."""
+        path = self.thumb_path(sha256, size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path
+
+    def thumbnail(self, record_or_id: ImageRecord | int, size: int = 256) -> Path:
+        """Path of the cached JPEG thumbnail, regenerated from the original if missing."""
+        from fabricsearch import imaging
+
+        rec = record_or_id if isinstance(record_or_id, ImageRecord) else self.get(record_or_id)
+        path = self.thumb_path(rec.sha256, size)
+        if path.is_file():
+            return path
+        try:
+            rgb = imaging.load_rgb(rec.path, max_side=size)
+        except imaging.ImageError as exc:
+            raise LibraryError(f"cannot make a thumbnail of {rec.path}: {exc}") from exc
+        return self.write_thumbnail(rec.sha256, size, imaging.thumbnail_jpeg(rgb, size))
+
+    # --- models and codes -------------------------------------------------------------------
+    def add_model(self, info: ModelInfo, activate: bool | None = None) -> None:
+        """Record a trained model. It becomes active if ``activate`` is true, or (by default)
+        when no model is active yet, so a first training run is searchable at once."""
+        with self.atomic():
+            if activate is None:
+                activate = self.active_model() is None
+            if activate:
+                self._execute("UPDATE models SET active = 0")
+            try:
+                self._execute(
+                    "INSERT INTO models (version, method, bits, path, created, metrics, note, active)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        info.version,
+                        info.method,
+                        int(info.bits),
+                        self._store_path(info.path),
+                        float(info.created),
+                        json.dumps(info.metrics),
+                        info.note,
+                        int(bool(activate)),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise LibraryError(f"a model {info.version!r} already exists") from exc
+
+    def models(self) -> list[ModelInfo]:
+        """All models, newest first."""
+        rows = self._query(
+            "SELECT version, method, bits, path, created, metrics, note FROM models"
+            " ORDER BY created DESC, version DESC"
+        )
+        return [self._model(r) for r in rows]
+
+    def active_model(self) -> ModelInfo | None:
+        rows = self._query(
+            "SELECT version, method, bits, path, created, metrics, note FROM models WHERE active = 1"
+        )
+        return self._model(rows[0]) if rows else None
+
+    def set_active_model(self, version: str) -> None:
+        with self.atomic():
+            if not self._query("SELECT 1 FROM models WHERE version = ?", (version,)):
+                raise LibraryError(f"no model {version!r}")
+            self._execute("UPDATE models SET active = (version = ?)", (version,))
+
+    def remove_model(self, version: str) -> None:
+        """Forget a model and its codes (the checkpoint file is left alone)."""
+        with self.atomic():
+            self._execute("DELETE FROM models WHERE version = ?", (version,))
+
+    def store_codes(self, version: str, ids: Sequence[int], packed: np.ndarray) -> None:
+        """Replace all codes of model ``version`` with ``packed`` (N, bits/8) uint8 for ``ids``."""
+        packed = np.ascontiguousarray(packed, dtype=np.uint8)
+        ids = [int(i) for i in ids]
+        rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
+        if not rows:
+            raise LibraryError(f"no model {version!r}")
+        nbytes = (int(rows[0][0]) + 7) // 8
+        if packed.ndim != 2 or packed.shape != (len(ids), nbytes):
+            raise ValueError(f"codes shape {packed.shape} != ({len(ids)}, {nbytes})")
+        with self.atomic():
+            self._execute("DELETE FROM codes WHERE model_version = ?", (version,))
+            with self._lock:
+                self._c.executemany(
+                    "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
+                    ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
+                )
+
+    def load_codes(self, version: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 ascending, packed uint8 (N, bits/8)) for model ``version``."""
+        rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
+        if not rows:
+            raise LibraryError(f"no model {version!r}")
+        nbytes = (int(rows[0][0]) + 7) // 8
+        data = self._query(
+            "SELECT image_id, code FROM codes WHERE model_version = ? ORDER BY image_id",
+            (version,),
+        )
+        ids = np.array([r[0] for r in data], dtype=np.int64)
+        packed = np.frombuffer(b"".join(r[1] for r in data), dtype=np.uint8).reshape(
+            len(data), nbytes
+        )
+        return ids, packed.copy()
+
+    def _store_path(self, path: Path) -> str:
+        # Relative inside the library so the whole folder can be moved or copied.
+        p = Path(path)
+        try:
+            return Path(os.path.abspath(p)).relative_to(self.folder).as_posix()
+        except ValueError:
+            return str(p)
+
+    def _model(self, r: tuple[Any, ...]) -> ModelInfo:
+        p = Path(r[3])
+        return ModelInfo(
+            version=r[0],
+            method=r[1],
+            bits=int(r[2]),
+            path=p if p.is_absolute() else self.folder / p,
+            created=float(r[4]),
+            metrics=json.loads(r[5] or "{}"),
+            note=r[6] or "",
+        )
+
+    # --- summary ------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Counts for ``fabricsearch info``: images, labelled per category, failures, models."""
+        active = self.active_model()
+        return {
+            "folder": str(self.folder),
+            "schema_version": self.schema_version(),
+            "images": self.count(),
+            "labelled": self.count(labelled=True),
+            "labelled_per_category": self.label_counts(),
+            "splits": {
+                s: int(n)
+                for s, n in self._query(
+                    "SELECT split, COUNT(*) FROM images WHERE split IS NOT NULL GROUP BY split"
+                )
+            },
+            "failed": [
+                {"path": f.path, "reason": f.reason, "time": f.time} for f in self.failed_files()
+            ],
+            "models": [
+                {
+                    "version": m.version,
+                    "method": m.method,
+                    "bits": m.bits,
+                    "created": m.created,
+                    "active": active is not None and m.version == active.version,
+                    "metrics": m.metrics,
+                }
+                for m in self.models()
+            ],
+        }
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves (atomic()); the sqlite3 module's
+    # implicit transactions would otherwise interleave with ours.
+    conn = sqlite3.connect(
+        str(db_path), timeout=30.0, isolation_level=None, check_same_thread=False
+    )
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise LibraryError(f"cannot use WAL journal on {db_path} (got {mode})")
+        # NORMAL in WAL mode: a crash of the process never corrupts or loses committed data;
+        # only an OS crash/power loss may drop the last commits (never corrupts).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _palette_blob(palette: np.ndarray) -> bytes:
+    p = np.ascontiguousarray(palette, dtype=np.float32)
+    if p.shape != PALETTE_SHAPE:
+        raise ValueError(f"palette shape {p.shape} != {PALETTE_SHAPE}")
+    return p.tobytes()
+
+
+def _record(r: tuple[Any, ...]) -> ImageRecord:
+    return ImageRecord(
+        id=int(r[0]),
+        path=Path(r[1]),
+        sha256=r[2],
+        size=int(r[3]),
+        mtime=float(r[4]),
+        width=int(r[5]),
+        height=int(r[6]),
+        added=float(r[7]),
+        palette=np.frombuffer(r[8], dtype=np.float32).reshape(PALETTE_SHAPE).copy(),
+        coarse=r[9],
+        fine=r[10],
+        tightness=None if r[11] is None else float(r[11]),
+        labelled_by=r[12],
+        labelled_at=None if r[13] is None else float(r[13]),
+    )
+
+
+__all__ = [
+    "UNSET",
+    "FailedFile",
+    "ImageRecord",
+    "Library",
+    "LibraryError",
+    "ModelInfo",
+    "TaxonomyError",
+    "normalise_path",
+    "split_for_sha",
+]

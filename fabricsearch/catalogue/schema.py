@@ -75,7 +75,9 @@ def current_version(conn: sqlite3.Connection) -> int:
     ).fetchone()
     if row is None:
         return 0
-    return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0])
+    return int(
+        conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:

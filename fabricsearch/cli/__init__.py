@@ -14,7 +14,8 @@ COMMAND_MODULES = [
     "fabricsearch.cli.colour_cmd",  # colour
     "fabricsearch.cli.synth_cmd",  # synth
     "fabricsearch.cli.library_cmd",  # init, import, labels, info, thumbs
-    "fabricsearch.cli.model_cmd",  # train, encode, eval, adapt, pretrain, models
+    "fabricsearch.cli.model_cmd",  # train, encode, eval, models
+    "fabricsearch.cli.pretrain_cmd",  # pretrain, adapt
     "fabricsearch.cli.search_cmd",  # search
     "fabricsearch.cli.gui_cmd",  # gui
 ]

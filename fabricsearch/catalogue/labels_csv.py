@@ -1,0 +1,197 @@
+"""Labels as CSV: ``path,coarse,fine,tightness``.
+
+``coarse`` is ``major/minor`` or ``major``; an empty cell means unknown (and a row sets all
+three fields, so an empty cell clears a label). Paths are relative to the CSV's folder or
+absolute. Bad rows (unknown category, image not in the library, tightness outside 0–100,
+repeated path) are reported with their line number and nothing of them is written; all good
+rows are applied in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fabricsearch.catalogue.library import Library, normalise_path
+from fabricsearch.taxonomy import TaxonomyError, split_coarse
+
+COLUMNS = ("path", "coarse", "fine", "tightness")
+
+
+class LabelsCsvError(ValueError):
+    """A CSV that cannot be read as labels at all (wrong columns, not text)."""
+
+
+@dataclass
+class LabelsReport:
+    applied: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)  # {"line", "path", "reason"}
+    added_categories: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "errors": list(self.errors),
+            "added_categories": list(self.added_categories),
+        }
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    image_id: int
+    coarse: str | None
+    fine: str | None
+    tightness: float | None
+
+
+def import_labels(
+    lib: Library,
+    csv_path: str | os.PathLike[str],
+    add_categories: bool = False,
+    who: str | None = None,
+) -> LabelsReport:
+    """Apply a labels CSV to ``lib``; see the module docstring for the format and rules.
+
+    With ``add_categories`` unknown categories are added to the library's taxonomy instead of
+    rejecting their rows (in the same transaction as the labels)."""
+    csv_path = Path(csv_path)
+    base = csv_path.resolve().parent
+    who = who if who is not None else f"csv:{csv_path.name}"
+    rep = LabelsReport()
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")  # utf-8-sig: Excel writes a BOM
+    except UnicodeDecodeError as exc:
+        raise LabelsCsvError(f"{csv_path} is not a UTF-8 text CSV file") from exc
+    except OSError as exc:
+        raise LabelsCsvError(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise LabelsCsvError(f"{csv_path} is not a readable CSV file: {exc}") from exc
+    if header is None:
+        raise LabelsCsvError(f"{csv_path} is empty; expected a header {','.join(COLUMNS)}")
+    names = [h.strip().lower() for h in header]
+    if sorted(names) != sorted(COLUMNS):
+        raise LabelsCsvError(
+            f"{csv_path}: expected columns {','.join(COLUMNS)}, found {','.join(header)}"
+        )
+    col = {name: names.index(name) for name in COLUMNS}
+    raw: list[tuple[int, dict[str, str]]] = []
+    try:
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                continue  # blank line
+            if len(cells) != len(names):
+                raw.append((reader.line_num, {"_error": f"{len(cells)} cells, expected 4"}))
+                continue
+            raw.append((reader.line_num, {k: cells[i].strip() for k, i in col.items()}))
+    except csv.Error as exc:
+        raise LabelsCsvError(f"{csv_path} line {reader.line_num}: {exc}") from exc
+
+    tax = lib.taxonomy
+    rows: list[_Row] = []
+    first_line: dict[int, int] = {}
+    new_coarse: list[str] = []
+    new_fine: list[str] = []
+    for line, cells in raw:
+
+        def bad(reason: str, line: int = line, cells: dict[str, str] = cells) -> None:
+            rep.errors.append({"line": line, "path": cells.get("path", ""), "reason": reason})
+
+        if "_error" in cells:
+            bad(cells["_error"])
+            continue
+        if not cells["path"]:
+            bad("empty path")
+            continue
+        p = Path(cells["path"])
+        rec = lib.find_by_path(p if p.is_absolute() else base / p)
+        if rec is None:
+            bad(f"image not in the library: {normalise_path(p if p.is_absolute() else base / p)}")
+            continue
+        coarse = cells["coarse"] or None
+        fine = cells["fine"] or None
+        if coarse is not None:
+            major, minor = split_coarse(coarse)
+            coarse = major if minor is None else f"{major}/{minor}"
+            if not tax.has_coarse(coarse):
+                if not add_categories:
+                    bad(f"unknown coarse category {coarse!r} (use --add-categories to add it)")
+                    continue
+                try:
+                    tax.add_minor(coarse) if minor is not None else tax.add_major(coarse)
+                except TaxonomyError as exc:
+                    bad(str(exc))
+                    continue
+                new_coarse.append(coarse)
+        if fine is not None and fine not in tax.fine:
+            if not add_categories:
+                bad(f"unknown fine texture {fine!r} (use --add-categories to add it)")
+                continue
+            try:
+                tax.add_fine(fine)
+            except TaxonomyError as exc:
+                bad(str(exc))
+                continue
+            new_fine.append(fine)
+        tightness: float | None = None
+        if cells["tightness"]:
+            try:
+                tightness = float(cells["tightness"])
+            except ValueError:
+                bad(f"tightness {cells['tightness']!r} is not a number")
+                continue
+            if math.isnan(tightness) or not 0.0 <= tightness <= 100.0:
+                bad(f"tightness {cells['tightness']} is outside 0–100")
+                continue
+        if rec.id in first_line:
+            bad(f"image already labelled on line {first_line[rec.id]}")
+            continue
+        first_line[rec.id] = line
+        rows.append(_Row(line, rec.id, coarse, fine, tightness))
+
+    with lib.atomic():
+        if new_coarse or new_fine:
+            rep.added_categories = lib.add_categories(new_coarse, new_fine)
+        for r in rows:
+            lib.set_labels(
+                [r.image_id], coarse=r.coarse, fine=r.fine, tightness=r.tightness, who=who
+            )
+        rep.applied = len(rows)
+    return rep
+
+
+def export_labels(lib: Library, csv_path: str | os.PathLike[str]) -> int:
+    """Write every labelled image as a CSV row; returns the number of rows.
+
+    Paths are relative to the CSV's folder where the image lies under it, else absolute, so
+    an export next to the photos is portable with them."""
+    csv_path = Path(csv_path)
+    base = csv_path.resolve().parent
+    records = lib.images(lib.image_ids(labelled=True))
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for r in records:
+            try:
+                path = r.path.relative_to(base).as_posix()
+            except ValueError:
+                path = str(r.path)
+            w.writerow([path, r.coarse or "", r.fine or "", _fmt(r.tightness)])
+    os.replace(tmp, csv_path)
+    return len(records)
+
+
+def _fmt(t: float | None) -> str:
+    if t is None:
+        return ""
+    s = repr(float(t))  # repr round-trips exactly
+    return s[:-2] if s.endswith(".0") else s

@@ -1,0 +1,72 @@
+"""`fabricsearch colour IMAGE [--json]`: the HSV colour quantisation of one photo."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fabricsearch import colour
+from fabricsearch.cli.common import UserError, fail, print_json
+
+
+def add_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "colour",
+        help="show the colour classes of an image (paper §3.2)",
+        description=(
+            "Quantise an image into the ten HSV colour classes (black, grey, white, red, "
+            "orange, yellow, green, cyan, blue, purple) with their centres and proportions. "
+            "Classes under 1 %% are dropped and the rest renormalised."
+        ),
+    )
+    p.add_argument("image", metavar="IMAGE", help="image file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode ``path`` to RGB uint8 at full resolution (quantisation samples pixels itself;
+    a reduced decode would blend neighbouring yarn colours).
+
+    Raises `UserError` with a readable reason for missing or unreadable files."""
+    try:
+        from fabricsearch import imaging
+    except ModuleNotFoundError as exc:  # pragma: no cover - imaging ships with the app
+        if exc.name != "fabricsearch.imaging":
+            raise
+        return _load_with_pil(path)
+    try:
+        return imaging.load_rgb(path)
+    except imaging.ImageError as exc:
+        raise UserError(f"{path}: {exc}") from exc
+
+
+def _load_with_pil(path: str | Path) -> np.ndarray:  # pragma: no cover - fallback only
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: file not found") from exc
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read image ({exc})") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        rgb = load_image(args.image)
+    except UserError as exc:
+        return fail(str(exc))
+    report = colour.quantise_report(rgb)
+    if args.json:
+        print_json({"colours": report})
+        return 0
+    print(f"{'colour':<8} {'H':>6} {'S':>6} {'V':>6} {'share':>7}")
+    for row in report:
+        h, s, v = row["centre_hsv"]
+        print(f"{row['name']:<8} {h:6.1f} {s:6.1f} {v:6.1f} {row['proportion']:7.1%}")
+    return 0

@@ -1,0 +1,60 @@
+"""`fabricsearch gui [LIB]`: open the desktop application (also `fabricsearch` alone)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gui", help="open the desktop application")
+    p.add_argument(
+        "library", nargs="?", type=Path, help="library folder (default: the last one used)"
+    )
+    p.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PATH",
+        help="search offscreen, save a PNG of the window to PATH and quit",
+    )
+    p.add_argument(
+        "--query",
+        type=Path,
+        metavar="PHOTO",
+        help="query photo for --screenshot (default: an image of the library)",
+    )
+    p.add_argument(
+        "--training-screenshot",
+        type=Path,
+        metavar="PATH",
+        help="train a small model from the window and save a PNG of the training dialog",
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs for --training-screenshot")
+    p.add_argument(
+        "--input-size", type=int, default=None, help="network input size for --training-screenshot"
+    )
+    p.add_argument(
+        "--self-test", action="store_true", help="open the window offscreen, check it, quit"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    if args.screenshot or args.self_test or args.training_screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from fabricsearch.gui.app import run as run_gui
+
+    overrides = {"epochs": args.epochs}
+    if args.input_size:
+        overrides["input_size"] = args.input_size
+    return run_gui(
+        library=args.library,
+        screenshot=args.screenshot,
+        self_test=args.self_test,
+        query=args.query,
+        training_screenshot=args.training_screenshot,
+        train_overrides=overrides if args.training_screenshot else None,
+        verbose=getattr(args, "verbose", False),
+    )

@@ -1,0 +1,217 @@
+"""Library commands: ``init``, ``import``, ``labels import|export``, ``info``, ``thumbs``."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from fabricsearch.cli.common import UserError, fail, print_json, tqdm_progress
+
+
+def add_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "init",
+        help="create a new fabric library folder",
+        description="Create a library: a folder with catalogue.sqlite, thumbs/, models/, indexes/.",
+    )
+    p.add_argument("library", metavar="LIB", help="library folder (created if missing)")
+    p.set_defaults(func=run_init)
+
+    p = subparsers.add_parser(
+        "import",
+        help="import (or re-import) a folder of photos",
+        description=(
+            "Import every jpg/jpeg/png/tif/tiff/bmp/webp under DIR (recursively). Unchanged "
+            "files are skipped, moved files recognised by content, changed files re-measured. "
+            "Bad files are reported with a reason and never stop the import."
+        ),
+    )
+    p.add_argument("library", metavar="LIB", help="library folder")
+    p.add_argument("folder", metavar="DIR", help="folder of photos")
+    p.add_argument("--labels", metavar="CSV", help="labels CSV (path,coarse,fine,tightness)")
+    p.add_argument(
+        "--add-categories",
+        action="store_true",
+        help="add categories the labels CSV names but the library lacks",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (default: all cores)"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run_import)
+
+    p = subparsers.add_parser("labels", help="import or export labels as CSV")
+    sub = p.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
+    q = sub.add_parser("import", help="apply a labels CSV (path,coarse,fine,tightness)")
+    q.add_argument("library", metavar="LIB")
+    q.add_argument("csv", metavar="CSV")
+    q.add_argument("--add-categories", action="store_true", help="add unknown categories")
+    q.add_argument("--json", action="store_true", help="print a JSON summary")
+    q.set_defaults(func=run_labels_import)
+    q = sub.add_parser("export", help="write all labels to a CSV")
+    q.add_argument("library", metavar="LIB")
+    q.add_argument("csv", metavar="CSV")
+    q.set_defaults(func=run_labels_export)
+
+    p = subparsers.add_parser("info", help="counts of images, labels, failures and models")
+    p.add_argument("library", metavar="LIB")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_info)
+
+    p = subparsers.add_parser("thumbs", help="regenerate missing thumbnails")
+    p.add_argument("library", metavar="LIB")
+    p.set_defaults(func=run_thumbs)
+
+
+def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn the errors meant for the user into a message and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from fabricsearch.catalogue import LibraryError
+        from fabricsearch.catalogue.labels_csv import LabelsCsvError
+
+        try:
+            return func(args)
+        except (LibraryError, LabelsCsvError, UserError) as exc:
+            return fail(str(exc))
+
+    return wrapper
+
+
+def _open(path: str) -> Any:
+    from fabricsearch.catalogue import Library
+
+    return Library.open(path)
+
+
+@_user_errors
+def run_init(args: argparse.Namespace) -> int:
+    from fabricsearch.catalogue import Library
+
+    with Library.create(args.library) as lib:
+        print(f"created library {lib.folder}")
+    return 0
+
+
+@_user_errors
+def run_import(args: argparse.Namespace) -> int:
+    from fabricsearch.catalogue.importer import import_folder
+    from fabricsearch.catalogue.labels_csv import LabelsCsvError
+
+    with _open(args.library) as lib, tqdm_progress() as (prog, cancel):
+        try:
+            rep = import_folder(
+                lib,
+                args.folder,
+                labels_csv=args.labels,
+                add_categories=args.add_categories,
+                workers=args.workers,
+                progress=prog,
+                cancel=cancel,
+            )
+        except FileNotFoundError as exc:
+            return fail(str(exc))
+        except LabelsCsvError as exc:
+            raise UserError(f"images imported, labels not applied: {exc}") from exc
+    if args.json:
+        print_json(rep.to_json())
+    else:
+        print(
+            f"added {rep.added}, unchanged {rep.unchanged}, moved {rep.moved}, "
+            f"updated {rep.updated}, duplicates {len(rep.duplicates)}, failed {len(rep.failed)}"
+        )
+        for f in rep.failed:
+            print(f"  failed: {f['path']}: {f['reason']}")
+        for d in rep.duplicates:
+            print(f"  duplicate: {d['path']} (same content as {d['of']})")
+        if rep.labels is not None:
+            _print_labels(rep.labels)
+    return 0
+
+
+def _print_labels(rep: Any) -> None:
+    print(f"labels applied to {rep.applied} images, {len(rep.errors)} rows rejected")
+    if rep.added_categories:
+        print(f"  added categories: {', '.join(rep.added_categories)}")
+    for e in rep.errors:
+        print(f"  line {e['line']}: {e['path']}: {e['reason']}")
+
+
+@_user_errors
+def run_labels_import(args: argparse.Namespace) -> int:
+    from fabricsearch.catalogue.labels_csv import import_labels
+
+    with _open(args.library) as lib:
+        rep = import_labels(lib, args.csv, add_categories=args.add_categories)
+    if args.json:
+        print_json(rep.to_json())
+    else:
+        _print_labels(rep)
+    return 0 if not rep.errors else 1
+
+
+@_user_errors
+def run_labels_export(args: argparse.Namespace) -> int:
+    from fabricsearch.catalogue.labels_csv import export_labels
+
+    with _open(args.library) as lib:
+        n = export_labels(lib, args.csv)
+    print(f"wrote {n} labelled images to {args.csv}")
+    return 0
+
+
+@_user_errors
+def run_info(args: argparse.Namespace) -> int:
+    with _open(args.library) as lib:
+        info = lib.info()
+    if args.json:
+        print_json(info)
+        return 0
+    print(f"library   {info['folder']}")
+    print(f"images    {info['images']}  (labelled {info['labelled']})")
+    if info["splits"]:
+        print("splits    " + ", ".join(f"{k} {v}" for k, v in sorted(info["splits"].items())))
+    for cat, n in info["labelled_per_category"].items():
+        print(f"  {cat:<32} {n}")
+    print(f"failed    {len(info['failed'])}")
+    for f in info["failed"][:20]:
+        print(f"  {f['path']}: {f['reason']}")
+    if len(info["failed"]) > 20:
+        print(f"  … and {len(info['failed']) - 20} more (--json lists all)")
+    print(f"models    {len(info['models'])}")
+    for m in info["models"]:
+        mark = "*" if m["active"] else " "
+        print(f" {mark} {m['version']}  {m['method']} {m['bits']} bits")
+    return 0
+
+
+@_user_errors
+def run_thumbs(args: argparse.Namespace) -> int:
+    from fabricsearch.catalogue import LibraryError
+    from fabricsearch.imaging import THUMB_SIZES
+
+    made = failed = 0
+    with _open(args.library) as lib:
+        records = lib.images()
+        with tqdm_progress() as (prog, cancel):
+            from fabricsearch.jobs import report
+
+            for k, rec in enumerate(records):
+                if cancel.cancelled:
+                    break
+                for size in THUMB_SIZES:
+                    if lib.thumb_path(rec.sha256, size).is_file():
+                        continue
+                    try:
+                        lib.thumbnail(rec, size)
+                        made += 1
+                    except LibraryError as exc:
+                        failed += 1
+                        print(f"  {exc}", file=sys.stderr)
+                report(prog, "thumbnails", k + 1, len(records), "images")
+    print(f"made {made} thumbnails, {failed} failed")
+    return 0 if not failed else 1

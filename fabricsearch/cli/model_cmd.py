@@ -1,0 +1,256 @@
+"""Model commands: ``train``, ``encode``, ``eval``, ``models``.
+
+Thin wrappers: parse arguments, call `fabricsearch.hashing`, print a table or JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from fabricsearch.cli.common import UserError, fail, print_json, tqdm_progress
+
+
+def add_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a hashing model on the library's labelled images, then encode the library",
+        description=(
+            "Train a hashing model (default DVSH, 64 bits) on the labelled train/val images of "
+            "the library, evaluate it on the test split, encode every image and make the new "
+            "model active. An interrupted run can continue with --resume."
+        ),
+    )
+    p.add_argument("library", metavar="LIB", help="library folder")
+    p.add_argument("--method", default="dvsh", help="hashing method (see `fabricsearch models --methods`)")
+    p.add_argument("--bits", type=int, default=64, help="code length K (32, 64, 128, 256)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--input-size", type=int, default=112, help="network input side, px")
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience (0: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--init", default="scratch", help="'scratch' or a path to base-network weights")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method option, e.g. tau=8 or variational=false (JSON values); repeatable",
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--note", default="", help="a note stored with the model")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser("encode", help="re-encode every image with a model")
+    p.add_argument("library", metavar="LIB")
+    p.add_argument("--model", metavar="VERSION", help="model version (default: active)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_encode)
+
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a model: mAP, NDCG@50, precision@k, PR curve (test split vs train+val)",
+    )
+    p.add_argument("library", metavar="LIB")
+    p.add_argument("--model", metavar="VERSION", help="model version (default: active)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_eval)
+
+    p = subparsers.add_parser("models", help="list the library's models, or activate one")
+    p.add_argument("library", metavar="LIB", nargs="?")
+    p.add_argument("--activate", metavar="VERSION")
+    p.add_argument("--methods", action="store_true", help="list the available hashing methods")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_models)
+
+
+def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from fabricsearch.catalogue import LibraryError
+        from fabricsearch.hashing.checkpoint import CheckpointError
+        from fabricsearch.hashing.device import DeviceError
+        from fabricsearch.hashing.registry import UnknownMethodError
+        from fabricsearch.jobs import Cancelled
+
+        try:
+            return func(args)
+        except (LibraryError, CheckpointError, DeviceError, UnknownMethodError, UserError) as exc:
+            return fail(str(exc))
+        except Cancelled:
+            return fail("cancelled; nothing was changed", 130)
+
+    return wrapper
+
+
+def _open(path: str) -> Any:
+    from fabricsearch.catalogue import Library
+
+    return Library.open(path)
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option {item!r} is not KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if isinstance(value, list):
+            value = tuple(value)
+        out[key.strip()] = value
+    return out
+
+
+@_user_errors
+def run_train(args: argparse.Namespace) -> int:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.registry import get_method_class
+    from fabricsearch.hashing.train import train_library
+
+    get_method_class(args.method)
+    try:
+        cfg = TrainConfig(
+            method=args.method,
+            bits=args.bits,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            input_size=args.input_size,
+            patience=args.patience,
+            seed=args.seed,
+            device=args.device,
+            amp=not args.no_amp,
+            init=args.init,
+            method_options=_parse_options(args.option),
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
+        try:
+            info = train_library(lib, cfg, progress, cancel, resume=args.resume, note=args.note)
+        except KeyboardInterrupt:
+            cancel.cancel()
+            raise
+        except (ValueError, TypeError) as exc:
+            raise UserError(str(exc)) from exc
+        summary = {
+            "version": info.version,
+            "method": info.method,
+            "bits": info.bits,
+            "path": str(info.path),
+            "metrics": info.metrics,
+            "images_encoded": int(len(lib.load_codes(info.version)[0])),
+        }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"model {info.version} trained and active ({info.path})")
+        for key, value in info.metrics.items():
+            print(f"  {key:>14}: {value:.4f}")
+        print(f"  encoded {summary['images_encoded']} images")
+    return 0
+
+
+@_user_errors
+def run_encode(args: argparse.Namespace) -> int:
+    from fabricsearch.hashing.device import resolve_device
+    from fabricsearch.hashing.encode import encode_library, load_library_model
+
+    with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
+        method, info, _ = load_library_model(lib, args.model, device=resolve_device(args.device))
+        ids, _packed = encode_library(lib, method, info.version, progress=progress, cancel=cancel)
+    out = {"version": info.version, "images_encoded": int(len(ids))}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"encoded {len(ids)} images with model {info.version}")
+    return 0
+
+
+@_user_errors
+def run_eval(args: argparse.Namespace) -> int:
+    from fabricsearch.hashing.evaluate import evaluate_library, write_plots
+
+    with _open(args.library) as lib:
+        result, info = evaluate_library(lib, args.model)
+        plots = write_plots(result, lib.models_dir, info.version)
+    summary = result.summary()
+    summary = {
+        "mAP": summary["mAP"],
+        "ndcg@50": summary[f"ndcg@{result.ndcg_k}"],
+        "precision@10": result.precision.get(10),
+        "bits": result.bits,
+        "queries": result.queries,
+        "database": result.database,
+        "model": info.version,
+        "precision@k": {str(k): v for k, v in result.precision.items()},
+        "plots": [str(p) for p in plots],
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"model {info.version} ({info.method}, {result.bits} bits)")
+        print(f"  queries (test): {result.queries}   database (train+val): {result.database}")
+        print(f"  mAP:          {result.mAP:.4f}")
+        print(f"  NDCG@50:      {result.ndcg:.4f}")
+        for k, v in result.precision.items():
+            print(f"  precision@{k:<4}{v:.4f}")
+        for p in plots:
+            print(f"  plot: {p}")
+    return 0
+
+
+@_user_errors
+def run_models(args: argparse.Namespace) -> int:
+    from fabricsearch.hashing.registry import available_methods
+
+    if args.methods or args.library is None:
+        methods = available_methods()
+        if args.json:
+            print_json(methods)
+        else:
+            print("\n".join(methods))
+        return 0
+    with _open(args.library) as lib:
+        if args.activate:
+            lib.set_active_model(args.activate)
+        active = lib.active_model()
+        rows = [
+            {
+                "version": m.version,
+                "method": m.method,
+                "bits": m.bits,
+                "active": active is not None and m.version == active.version,
+                "created": m.created,
+                "metrics": m.metrics,
+                "path": str(m.path),
+                "note": m.note,
+            }
+            for m in lib.models()
+        ]
+    if args.json:
+        print_json(rows)
+    elif not rows:
+        print("no models yet (run `fabricsearch train LIB`)")
+    else:
+        for r in rows:
+            mark = "*" if r["active"] else " "
+            m = r["metrics"].get("mAP")
+            metric = f"mAP {m:.3f}" if m is not None else ""
+            print(f"{mark} {r['version']:<36} {r['method']:<8} {r['bits']:>4} bits  {metric}")
+    if args.activate:
+        print(f"active model: {args.activate}", file=sys.stderr)
+    return 0

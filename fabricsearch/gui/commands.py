@@ -1,0 +1,88 @@
+"""Undoable label changes (QUndoStack): each command keeps every image's previous labels."""
+
+from __future__ import annotations
+
+import getpass
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtGui import QUndoCommand
+
+LABEL_KEYS = ("coarse", "fine", "tightness")
+
+
+def _who() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is fine
+        return None
+
+
+class SetLabelsCommand(QUndoCommand):
+    """Set some of coarse / fine / tightness on a set of images.
+
+    Build it with `apply_labels`, which writes the change first so that a refused label (an
+    unknown category) raises before anything reaches the undo stack."""
+
+    def __init__(
+        self,
+        library: Any,
+        ids: Sequence[int],
+        changes: dict[str, Any],
+        old: dict[int, tuple[Any, Any, Any]],
+        on_changed: Callable[[list[int]], None],
+    ) -> None:
+        super().__init__(_describe(changes, len(ids)))
+        self.library = library
+        self.ids = list(ids)
+        self.changes = dict(changes)
+        self.old = old
+        self.on_changed = on_changed
+        self._applied = True  # apply_labels already wrote it; push() calls redo() once
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self.library.set_labels(self.ids, **self.changes, who=_who())
+        self.on_changed(self.ids)
+
+    def undo(self) -> None:
+        groups: dict[tuple[Any, Any, Any], list[int]] = defaultdict(list)
+        for image_id in self.ids:
+            groups[self.old[image_id]].append(image_id)
+        for (coarse, fine, tightness), ids in groups.items():
+            values = dict(zip(LABEL_KEYS, (coarse, fine, tightness), strict=True))
+            self.library.set_labels(ids, **{k: values[k] for k in self.changes}, who=_who())
+        self.on_changed(self.ids)
+
+
+def apply_labels(
+    library: Any,
+    ids: Sequence[int],
+    changes: dict[str, Any],
+    on_changed: Callable[[list[int]], None],
+) -> SetLabelsCommand:
+    """Write `changes` to `ids` now and return the command to push on the undo stack."""
+    unknown = set(changes) - set(LABEL_KEYS)
+    if unknown:
+        raise ValueError(f"unknown label fields {sorted(unknown)}")
+    old = {r.id: (r.coarse, r.fine, r.tightness) for r in library.images(list(ids))}
+    library.set_labels(list(ids), **changes, who=_who())
+    on_changed(list(ids))
+    return SetLabelsCommand(library, ids, changes, old, on_changed)
+
+
+def _describe(changes: dict[str, Any], n: int) -> str:
+    parts = []
+    for key in LABEL_KEYS:
+        if key in changes:
+            value = changes[key]
+            if value is None:
+                parts.append(f"clear {key}")
+            elif key == "tightness":
+                parts.append(f"tightness {value:.0f} %")
+            else:
+                parts.append(f"{key} {value}")
+    return f"{', '.join(parts)} on {n} image{'s' if n != 1 else ''}"

@@ -1,0 +1,1 @@
+"""Dialogs: job progress, import report, training, model versions, evaluation, about."""

@@ -1,0 +1,325 @@
+"""Model ▸ Retrain: the options dialog and the live training progress window."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fabricsearch.catalogue import ImageRecord, ModelInfo
+from fabricsearch.gui.dialogs.progress_dialog import RateEstimator, format_duration
+from fabricsearch.gui.widgets.plot import LinePlot
+from fabricsearch.gui.workers import Worker
+from fabricsearch.jobs import Progress
+
+CODE_LENGTHS = (32, 64, 128, 256)
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def cuda_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - only for display
+        pass
+    return ""
+
+
+def new_labelled_count(records: Sequence[ImageRecord], model: ModelInfo | None) -> int:
+    """Labelled images whose labels changed after `model` was trained (all if no model)."""
+    labelled = [r for r in records if r.labelled]
+    if model is None:
+        return len(labelled)
+    return sum(1 for r in labelled if (r.labelled_at or 0.0) > model.created)
+
+
+def available_methods() -> list[str]:
+    try:
+        from fabricsearch.hashing.registry import available_methods as methods
+
+        return list(methods())
+    except ImportError:
+        return ["dvsh"]
+
+
+class TrainOptionsDialog(QDialog):
+    """Choose method, code length, epochs and device; `config()` is the resulting TrainConfig."""
+
+    def __init__(
+        self,
+        records: Sequence[ImageRecord],
+        active: ModelInfo | None,
+        base_config: Any,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Retrain on new samples")
+        self.base_config = base_config
+        labelled = sum(1 for r in records if r.labelled)
+        new = new_labelled_count(records, active)
+        if active is None:
+            text = f"No model yet. <b>{labelled:,}</b> labelled images will be used for training."
+        else:
+            text = (
+                f"<b>{new:,}</b> labelled images are new or changed since the current model "
+                f"<i>{active.version}</i>; training uses all <b>{labelled:,}</b> labelled images."
+            )
+        self.info = QLabel(text)
+        self.info.setWordWrap(True)
+        self.method_box = QComboBox()
+        for name in available_methods():
+            self.method_box.addItem(name, name)
+        _select_data(self.method_box, getattr(active, "method", None) or base_config.method)
+        self.bits_box = QComboBox()
+        for bits in CODE_LENGTHS:
+            self.bits_box.addItem(f"{bits} bits", bits)
+        _select_data(self.bits_box, getattr(active, "bits", None) or base_config.bits)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 500)
+        self.epochs_spin.setValue(base_config.epochs)
+        self.device_box = QComboBox()
+        self.device_box.addItem("Auto", "auto")
+        has_cuda = cuda_available()
+        name = cuda_name()
+        self.device_box.addItem(f"CUDA ({name})" if name else "CUDA (not available)", "cuda")
+        self.device_box.model().item(1).setEnabled(has_cuda)
+        self.device_box.addItem("CPU", "cpu")
+        _select_data(
+            self.device_box,
+            base_config.device if base_config.device in ("auto", "cpu", "cuda") else "auto",
+        )
+        self.device_note = QLabel(
+            "A GPU was found: training will use it."
+            if has_cuda
+            else "No CUDA GPU found: training runs on the CPU."
+        )
+        self.device_note.setStyleSheet("color: palette(placeholder-text);")
+        form = QFormLayout()
+        form.addRow("Method", self.method_box)
+        form.addRow("Code length", self.bits_box)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Device", self.device_box)
+        form.addRow("", self.device_note)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(labelled >= 2)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.info)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def config(self) -> Any:
+        return dataclasses.replace(
+            self.base_config,
+            method=self.method_box.currentData(),
+            bits=int(self.bits_box.currentData()),
+            epochs=int(self.epochs_spin.value()),
+            device=self.device_box.currentData(),
+        )
+
+
+NOT_LOSS = {
+    "epoch",
+    "epochs",
+    "step",
+    "samples/s",
+    "samples_per_s",
+    "eta_s",
+    "val_mAP",
+    "lr",
+    "img/s",
+}
+
+
+def loss_terms(info: dict[str, Any]) -> dict[str, float]:
+    """The loss terms of a training report ("loss" = the total, first), skipping rates and metrics."""
+    out = {}
+    if isinstance(info.get("loss"), int | float):
+        out["loss"] = float(info["loss"])
+    for key, value in info.items():
+        if key in NOT_LOSS or key in out or isinstance(value, bool):
+            continue
+        if isinstance(value, int | float) and math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+class TrainingProgressDialog(QDialog):
+    """Live loss curve, validation mAP, samples/s, ETA and Cancel for a training worker."""
+
+    def __init__(self, worker: Worker, config: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self.epochs = getattr(config, "epochs", None)
+        self.setWindowTitle("Training")
+        self.resize(640, 480)
+        self.header = QLabel(
+            f"Training <b>{config.method}</b> · {config.bits} bits · {config.epochs} epochs"
+        )
+        self.stage_label = QLabel("Preparing…")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.loss_plot = LinePlot("Training loss", "step")
+        self.map_plot = LinePlot("Validation mAP", "epoch")
+        self.map_plot.y_range = (0.0, 1.0)
+        self.map_plot.setMinimumHeight(120)
+        self.map_label = QLabel("—")
+        self.terms_label = QLabel(" ")
+        self.terms_label.setStyleSheet("color: palette(placeholder-text);")
+        self.speed_label = QLabel("—")
+        self.eta_label = QLabel("—")
+        self.epoch_label = QLabel("—")
+        stats = QGridLayout()
+        for col, (name, lab) in enumerate(
+            (
+                ("Epoch", self.epoch_label),
+                ("Val mAP", self.map_label),
+                ("Samples/s", self.speed_label),
+                ("Time left", self.eta_label),
+            )
+        ):
+            title = QLabel(name)
+            title.setStyleSheet("color: palette(placeholder-text);")
+            stats.addWidget(title, 0, col)
+            lab.setStyleSheet("font-size: 14pt;")
+            stats.addWidget(lab, 1, col)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button = QPushButton("Close")
+        self.close_button.clicked.connect(self.accept)
+        self.close_button.setVisible(False)
+        buttons = QDialogButtonBox()
+        buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
+        buttons.addButton(self.close_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header)
+        layout.addWidget(self.stage_label)
+        layout.addWidget(self.bar)
+        layout.addLayout(stats)
+        layout.addWidget(self.loss_plot, 3)
+        layout.addWidget(self.terms_label)
+        layout.addWidget(self.map_plot, 2)
+        layout.addWidget(buttons, 0, Qt.AlignmentFlag.AlignRight)
+        self._rate = RateEstimator()
+        self._step = 0
+        self._train_total: int | None = None
+        self.last_progress: Progress | None = None
+        self.outcome = ""
+        worker.progress.connect(self.on_progress)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+
+    def on_progress(self, p: Progress) -> None:
+        self.last_progress = p
+        info = p.info or {}
+        stage = p.stage.capitalize()
+        self.stage_label.setText(f"{stage}: {p.message}" if p.message else stage)
+        if p.total:
+            self.bar.setRange(0, p.total)
+            self.bar.setValue(min(p.done, p.total))
+        else:
+            self.bar.setRange(0, 0)
+        if "epoch" in info:
+            total_epochs = info.get("epochs", self.epochs)
+            self.epoch_label.setText(
+                f"{info['epoch']}" + (f" / {total_epochs}" if total_epochs else "")
+            )
+        x = float(info.get("step", p.done))
+        terms = loss_terms(info) if p.stage == "train" else {}
+        if terms:
+            # Terms have very different scales (KLD can be 50× the total): plot the total,
+            # list the terms as text.
+            self._step = int(x)
+            plotted = {"loss": terms["loss"]} if "loss" in terms else terms
+            for key, value in plotted.items():
+                self.loss_plot.add_point(key, x, value)
+            self.terms_label.setText("  ·  ".join(f"{k} {v:.4g}" for k, v in terms.items()))
+        if isinstance(info.get("val_mAP"), int | float):
+            self.map_label.setText(f"{info['val_mAP']:.3f}")
+            if not terms:  # a validation report (step reports repeat the best value so far)
+                epoch = float(info.get("epoch", len(self.map_plot.series("val mAP")) + 1))
+                self.map_plot.add_point("val mAP", epoch, float(info["val_mAP"]))
+        rate, eta = self._rate.update(p)
+        sps = info.get("samples/s", info.get("samples_per_s"))
+        if isinstance(sps, int | float):
+            self.speed_label.setText(f"{sps:,.0f}")
+        elif rate:
+            self.speed_label.setText(f"{rate:,.1f} {p.unit}/s")
+        eta_s = info.get("eta_s", eta)
+        if isinstance(eta_s, int | float):
+            self.eta_label.setText(format_duration(float(eta_s)))
+
+    def cancel(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.stage_label.setText("Cancelling… (stops after the current batch)")
+        self.worker.cancel()
+
+    def _end(self, text: str, outcome: str) -> None:
+        self.outcome = outcome
+        self.stage_label.setText(text)
+        self.cancel_button.setVisible(False)
+        self.close_button.setVisible(True)
+        self.close_button.setDefault(True)
+        if self.bar.maximum() == 0:
+            self.bar.setRange(0, 1)
+        if outcome == "finished":
+            self.bar.setValue(self.bar.maximum())
+            self.eta_label.setText("done")
+
+    def _on_finished(self, info: Any) -> None:
+        version = getattr(info, "version", "")
+        metrics = getattr(info, "metrics", {}) or {}
+        extra = (
+            f" · test mAP {metrics['mAP']:.3f}"
+            if isinstance(metrics.get("mAP"), int | float)
+            else ""
+        )
+        self._end(f"Finished: model <b>{version}</b> is now active{extra}.", "finished")
+
+    def _on_failed(self, message: str) -> None:
+        self._end(f"<span style='color:#b23a48'>Training failed: {message}</span>", "failed")
+
+    def _on_cancelled(self) -> None:
+        self._end("Training cancelled; the previous model stays active.", "cancelled")
+
+    def reject(self) -> None:
+        if self.worker.running:
+            self.cancel()
+        else:
+            super().reject()
+
+
+def _select_data(box: QComboBox, value: Any) -> None:
+    i = box.findData(value)
+    if i >= 0:
+        box.setCurrentIndex(i)

@@ -1,0 +1,157 @@
+"""Export a result list: CSV, and a contact sheet as PNG or PDF (QPainter / QPdfWriter)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QMarginsF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
+
+from fabricsearch.catalogue import ImageRecord
+from fabricsearch.gui.widgets.palette import paint_chips, palette_entries
+from fabricsearch.search import SearchHit
+
+CSV_FIELDS = (
+    "rank",
+    "image_id",
+    "path",
+    "score",
+    "hamming",
+    "colour_sim",
+    "coarse_sim",
+    "fine_sim",
+    "tightness_sim",
+    "coarse",
+    "fine",
+    "tightness",
+    "main_colours",
+)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def write_csv(path: Path, hits: Sequence[SearchHit], records: Sequence[ImageRecord]) -> None:
+    """One row per hit, in rank order."""
+    by_id = {r.id: r for r in records}
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_FIELDS)
+        for hit in hits:
+            rec = by_id.get(hit.image_id)
+            colours = palette_entries(rec.palette if rec else None, 0.05)
+            b = hit.breakdown
+            writer.writerow(
+                [
+                    hit.rank,
+                    hit.image_id,
+                    str(hit.path),
+                    f"{hit.similarity:.4f}",
+                    hit.hamming,
+                    _fmt(b.get("colour")),
+                    _fmt(b.get("coarse")),
+                    _fmt(b.get("fine")),
+                    _fmt(b.get("tightness")),
+                    hit.coarse or "",
+                    hit.fine or "",
+                    "" if hit.tightness is None else f"{hit.tightness:.1f}",
+                    " ".join(f"{n}:{p:.2f}" for n, _c, p in colours),
+                ]
+            )
+
+
+def write_contact_sheet(
+    path: Path,
+    hits: Sequence[SearchHit],
+    records: Sequence[ImageRecord],
+    load_image: Callable[[ImageRecord], QImage],
+    title: str = "",
+    query: QImage | None = None,
+    columns: int = 5,
+) -> None:
+    """A printable grid of the results (query first) with rank, score and colours.
+
+    The format follows the suffix: ``.pdf`` through QPdfWriter (A4), anything else as a PNG."""
+    path = Path(path)
+    by_id = {r.id: r for r in records}
+    cell_w, cell_h, margin, header = 220, 290, 30, 60
+    rows = (len(hits) + (1 if query is not None else 0) + columns - 1) // columns
+    width = margin * 2 + columns * cell_w
+    height = margin * 2 + header + max(rows, 1) * cell_h
+
+    def paint(painter: QPainter) -> None:
+        painter.fillRect(QRectF(0, 0, width, height), QColor("white"))
+        font = QFont(painter.font())
+        font.setPixelSize(20)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(QColor(40, 40, 40))
+        painter.drawText(QRectF(margin, margin, width - 2 * margin, 30), title or "Search results")
+        font.setPixelSize(13)
+        font.setBold(False)
+        painter.setFont(font)
+        cells: list[tuple[QImage | None, str, str, ImageRecord | None]] = []
+        if query is not None:
+            cells.append((query, "Query", "", None))
+        for hit in hits:
+            rec = by_id.get(hit.image_id)
+            img = load_image(rec) if rec is not None else None
+            cells.append((img, f"#{hit.rank}  score {hit.similarity:.2f}", hit.path.name, rec))
+        for i, (img, line1, line2, rec) in enumerate(cells):
+            x = margin + (i % columns) * cell_w
+            y = margin + header + (i // columns) * cell_h
+            box = QRectF(x + 10, y, cell_w - 20, cell_w - 20)
+            if img is not None and not img.isNull():
+                scaled = img.scaled(
+                    int(box.width()),
+                    int(box.height()),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+                painter.drawImage(
+                    QRectF(
+                        box.x() + (box.width() - scaled.width()) / 2,
+                        box.y() + (box.height() - scaled.height()) / 2,
+                        scaled.width(),
+                        scaled.height(),
+                    ),
+                    scaled,
+                )
+            painter.setPen(QColor(40, 40, 40))
+            painter.drawText(QRectF(box.x(), box.bottom() + 6, box.width(), 18), line1)
+            painter.setPen(QColor(110, 110, 110))
+            painter.drawText(
+                QRectF(box.x(), box.bottom() + 24, box.width(), 18),
+                Qt.AlignmentFlag.AlignLeft,
+                painter.fontMetrics().elidedText(
+                    line2, Qt.TextElideMode.ElideMiddle, int(box.width())
+                ),
+            )
+            if rec is not None:
+                paint_chips(
+                    painter, QRectF(box.x(), box.bottom() + 46, box.width(), 10), rec.palette
+                )
+
+    if path.suffix.lower() == ".pdf":
+        writer = QPdfWriter(str(path))
+        writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
+        writer.setPageMargins(QMarginsF(10, 10, 10, 10), QPageLayout.Unit.Millimeter)
+        writer.setResolution(150)
+        writer.setTitle(title or "fabricsearch results")
+        painter = QPainter(writer)
+        page = writer.pageLayout().paintRectPixels(writer.resolution())
+        scale = min(page.width() / width, page.height() / height)
+        painter.scale(scale, scale)
+        paint(painter)
+        painter.end()
+    else:
+        image = QImage(width, height, QImage.Format.Format_RGB32)
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        paint(painter)
+        painter.end()
+        if not image.save(str(path), "PNG"):
+            raise OSError(f"cannot write {path}")

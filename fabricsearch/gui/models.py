@@ -1,0 +1,289 @@
+"""Qt item models over the library: a lazily loaded thumbnail grid and the search results.
+
+Thumbnails come from the library's on-disk cache (``lib.thumbnail(record, 512)``) and are
+decoded into QImages by a small QThreadPool; the GUI thread only scales them into QPixmaps
+(QPixmap must not be touched off the GUI thread) kept in an LRU cache. The 512 px cache file
+is used whatever the grid size so that icons stay sharp on HiDPI screens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
+
+from fabricsearch.catalogue import ImageRecord
+from fabricsearch.search import SearchHit
+
+log = logging.getLogger(__name__)
+
+THUMB_SOURCE_SIZE = 512  # the cached thumbnail the icons are scaled from
+PIXMAP_CACHE_ITEMS = 2000
+
+ImageIdRole = Qt.ItemDataRole.UserRole + 1
+RecordRole = Qt.ItemDataRole.UserRole + 2
+HitRole = Qt.ItemDataRole.UserRole + 3
+
+
+class _LoaderSignals(QObject):
+    loaded = Signal(int, QImage)
+    failed = Signal(int, str)
+
+
+class _LoadThumb(QRunnable):
+    def __init__(self, library: Any, record: ImageRecord, signals: _LoaderSignals) -> None:
+        super().__init__()
+        self.library = library
+        self.record = record
+        self.signals = signals
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            path = self.library.thumbnail(self.record, THUMB_SOURCE_SIZE)
+            image = QImage(str(path))
+            if image.isNull():
+                raise OSError(f"cannot read thumbnail {path}")
+        except Exception as exc:  # noqa: BLE001 - a broken thumbnail must not stop the grid
+            log.debug("thumbnail for %s failed: %s", self.record.id, exc)
+            self.signals.failed.emit(self.record.id, str(exc))
+            return
+        self.signals.loaded.emit(self.record.id, image)
+
+
+class ThumbnailCache(QObject):
+    """Loads thumbnails off the GUI thread and keeps an LRU of scaled QPixmaps.
+
+    `pixmap(record)` returns the cached pixmap or None (and queues a load);
+    `ready(image_id)` fires when one arrives."""
+
+    ready = Signal(int)
+
+    def __init__(self, library: Any, parent: QObject | None = None, threads: int = 2) -> None:
+        super().__init__(parent)
+        self.library = library
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(threads)
+        self._icon_px = 128
+        self._dpr = 1.0
+        self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
+        self._images: OrderedDict[int, QImage] = OrderedDict()  # full 512 px, small LRU
+        self._pending: set[int] = set()
+        self._failed: set[int] = set()
+        self._signals = _LoaderSignals()
+        self._signals.loaded.connect(self._on_loaded)
+        self._signals.failed.connect(self._on_failed)
+
+    def set_icon_size(self, px: int, dpr: float = 1.0) -> None:
+        if (px, dpr) != (self._icon_px, self._dpr):
+            self._icon_px, self._dpr = px, dpr
+            self._pixmaps.clear()  # rescaled lazily from the QImage cache or reloaded
+
+    def pixmap(self, record: ImageRecord) -> QPixmap | None:
+        pm = self._pixmaps.get(record.id)
+        if pm is not None:
+            self._pixmaps.move_to_end(record.id)
+            return pm
+        image = self._images.get(record.id)
+        if image is not None:
+            return self._store(record.id, image)
+        if record.id not in self._pending and record.id not in self._failed:
+            self._pending.add(record.id)
+            self.pool.start(_LoadThumb(self.library, record, self._signals))
+        return None
+
+    def image(self, image_id: int) -> QImage | None:
+        """The full 512 px thumbnail if it was loaded recently."""
+        return self._images.get(image_id)
+
+    def is_pending(self) -> bool:
+        return bool(self._pending)
+
+    def stop(self) -> None:
+        """Drop queued loads and wait for running ones (before the library closes)."""
+        self.pool.clear()
+        self.pool.waitForDone(10_000)
+        self._pending.clear()
+
+    def _store(self, image_id: int, image: QImage) -> QPixmap:
+        side = max(1, round(self._icon_px * self._dpr))
+        scaled = image.scaled(
+            side,
+            side,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+        pm = QPixmap.fromImage(scaled)
+        pm.setDevicePixelRatio(self._dpr)
+        self._pixmaps[image_id] = pm
+        while len(self._pixmaps) > PIXMAP_CACHE_ITEMS:
+            self._pixmaps.popitem(last=False)
+        return pm
+
+    def _on_loaded(self, image_id: int, image: QImage) -> None:
+        self._pending.discard(image_id)
+        self._images[image_id] = image
+        while len(self._images) > 200:
+            self._images.popitem(last=False)
+        self._store(image_id, image)
+        self.ready.emit(image_id)
+
+    def _on_failed(self, image_id: int, _reason: str) -> None:
+        self._pending.discard(image_id)
+        self._failed.add(image_id)
+        self.ready.emit(image_id)
+
+
+def placeholder_pixmap(px: int, dpr: float = 1.0) -> QPixmap:
+    side = max(1, round(px * dpr))
+    pm = QPixmap(side, side)
+    pm.fill(QColor(236, 236, 236))
+    painter = QPainter(pm)
+    painter.setPen(QColor(210, 210, 210))
+    painter.drawRect(0, 0, side - 1, side - 1)
+    painter.end()
+    pm.setDevicePixelRatio(dpr)
+    return pm
+
+
+class ThumbnailModel(QAbstractListModel):
+    """A flat list of library images for a QListView in icon mode.
+
+    Rows are `ImageRecord`s; the decoration is loaded lazily through a `ThumbnailCache`."""
+
+    def __init__(self, cache: ThumbnailCache, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cache = cache
+        self._records: list[ImageRecord] = []
+        self._row_of: dict[int, int] = {}
+        self._placeholder = placeholder_pixmap(128)
+        cache.ready.connect(self._on_ready)
+
+    # --- content ------------------------------------------------------------------------
+    def set_records(self, records: Sequence[ImageRecord]) -> None:
+        self.beginResetModel()
+        self._records = list(records)
+        self._row_of = {r.id: i for i, r in enumerate(self._records)}
+        self.endResetModel()
+
+    def update_records(self, records: Sequence[ImageRecord]) -> None:
+        """Replace rows whose image id is already shown (after labelling)."""
+        for rec in records:
+            row = self._row_of.get(rec.id)
+            if row is not None:
+                self._records[row] = rec
+                idx = self.index(row)
+                self.dataChanged.emit(idx, idx)
+
+    def records(self) -> list[ImageRecord]:
+        return list(self._records)
+
+    def record(self, row: int) -> ImageRecord:
+        return self._records[row]
+
+    def row_of(self, image_id: int) -> int | None:
+        return self._row_of.get(image_id)
+
+    def set_icon_size(self, px: int, dpr: float = 1.0) -> None:
+        self.cache.set_icon_size(px, dpr)
+        self._placeholder = placeholder_pixmap(px, dpr)
+        if self._records:
+            self.dataChanged.emit(self.index(0), self.index(len(self._records) - 1))
+
+    # --- QAbstractListModel -------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._records)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
+        if not index.isValid() or index.row() >= len(self._records):
+            return None
+        rec = self._records[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.cache.pixmap(rec) or self._placeholder
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.display_text(index.row())
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.tooltip(rec)
+        if role == ImageIdRole:
+            return rec.id
+        if role == RecordRole:
+            return rec
+        return None
+
+    def display_text(self, row: int) -> str:
+        return self._records[row].path.name
+
+    def tooltip(self, rec: ImageRecord) -> str:
+        lines = [str(rec.path), f"{rec.width} × {rec.height}"]
+        if rec.coarse:
+            lines.append(f"coarse: {rec.coarse}")
+        if rec.fine:
+            lines.append(f"fine: {rec.fine}")
+        if rec.tightness is not None:
+            lines.append(f"tightness: {rec.tightness:.0f} %")
+        if not rec.labelled:
+            lines.append("unlabelled")
+        return "\n".join(lines)
+
+    def _on_ready(self, image_id: int) -> None:
+        row = self._row_of.get(image_id)
+        if row is not None:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+class ResultsModel(ThumbnailModel):
+    """Ranked search hits; rows carry both the hit and the image's record."""
+
+    def __init__(self, cache: ThumbnailCache, parent: QObject | None = None) -> None:
+        super().__init__(cache, parent)
+        self._hits: list[SearchHit] = []
+
+    def set_hits(self, hits: Sequence[SearchHit], records: Sequence[ImageRecord]) -> None:
+        self._hits = list(hits)
+        self.set_records(records)
+
+    def hits(self) -> list[SearchHit]:
+        return list(self._hits)
+
+    def hit(self, row: int) -> SearchHit:
+        return self._hits[row]
+
+    def display_text(self, row: int) -> str:
+        hit = self._hits[row]
+        return f"#{hit.rank}  {hit.similarity:.2f}"
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
+        if role == HitRole and index.isValid() and index.row() < len(self._hits):
+            return self._hits[index.row()]
+        return super().data(index, role)
+
+    def tooltip(self, rec: ImageRecord) -> str:
+        row = self._row_of.get(rec.id)
+        text = super().tooltip(rec)
+        if row is None:
+            return text
+        hit = self._hits[row]
+        parts = [f"rank {hit.rank}", f"score {hit.similarity:.3f}", f"Hamming {hit.hamming}"]
+        for key, value in hit.breakdown.items():
+            parts.append(f"{key} {'unknown' if value is None else f'{value:.2f}'}")
+        return text + "\n" + " · ".join(parts)
+
+
+def icon_grid_size(px: int, text_lines: int = 1, extra: int = 0) -> QSize:
+    """Uniform grid cell for an icon of `px` pixels plus text lines below."""
+    return QSize(px + 16, px + 8 + 16 * text_lines + extra)

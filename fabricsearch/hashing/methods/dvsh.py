@@ -1,0 +1,166 @@
+"""DVSH: deep variational and structural hashing (§4) and its ablations of Table 3.
+
+    image → BaseNet → r ─(variational)→ μ, log σ² → z = μ + σ ⊙ ε (training) / μ (inference)
+          → (structural) hidden FC + ReLU → M = K blocks of length A = 2 → softmax per block
+          → u_m = softmax(U_m)[0] − softmax(U_m)[1] ∈ (−1, 1) → bit_m = sign(u_m)
+
+Loss (Eq. 18): λ1·KLD + λ2·L_q(u) + λ3·L_P(u, S) with λ1 = λ2 = 1e-3, λ3 = 1.
+
+Ablations: dvsh1a (no variational module: z = r), dvsh1b (no structural module:
+u = tanh(Linear(z))), dvsh2a (neither).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from fabricsearch.hashing import losses
+from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
+from fabricsearch.hashing.networks import DEFAULT_WIDTHS, BaseNet
+from fabricsearch.hashing.registry import register_method
+
+
+@dataclass(frozen=True)
+class DVSHConfig(MethodConfig):
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    feature_dim: int = 512  # BaseNet output r
+    latent_dim: int = 256  # z (variational module)
+    hidden_dim: int = 512  # structural module's shared non-linear projection
+    variational: bool = True
+    structural: bool = True
+    block_len: int = 2  # A; with M = K blocks, one bit per block
+    lambda_kld: float = 1e-3  # λ1
+    lambda_q: float = 1e-3  # λ2
+    lambda_list: float = 1.0  # λ3
+    tau: float = 0.0  # list-wise temperature; 0 → K / 8
+    balance: str = "batch"  # "batch" (bi-half, per bit) | "code" (literal Eq. 15) | "none"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.block_len != 2:
+            raise ValueError(
+                "DVSH uses blocks of length A = 2 (one bit per block, K exact); see docs/dvsh.md"
+            )
+        if self.balance not in ("batch", "code", "none"):
+            raise ValueError(f"unknown balance mode {self.balance!r}")
+
+
+@register_method("dvsh")
+class DVSH(HashMethod):
+    """Deep variational and structural hashing with list-wise fine-grained similarity loss."""
+
+    Config = DVSHConfig
+    config: DVSHConfig
+
+    def __init__(self, config: DVSHConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.base = BaseNet(c.widths, c.feature_dim)
+        z_dim = c.feature_dim
+        if c.variational:
+            self.mu = nn.Linear(c.feature_dim, c.latent_dim)
+            self.logvar = nn.Linear(c.feature_dim, c.latent_dim)
+            # Start with small variance so early sampling noise does not swamp the features.
+            nn.init.zeros_(self.logvar.weight)
+            nn.init.constant_(self.logvar.bias, -4.0)
+            z_dim = c.latent_dim
+        if c.structural:
+            self.struct_hidden = nn.Sequential(nn.Linear(z_dim, c.hidden_dim), nn.ReLU(inplace=True))
+            self.struct_blocks = nn.Linear(c.hidden_dim, c.bits * c.block_len)
+        else:
+            self.hash_layer = nn.Linear(z_dim, c.bits)
+
+    def base_network(self) -> BaseNet:
+        return self.base
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Relaxed codes `u` (N, K) plus `mu`/`logvar` when the variational module is on."""
+        c = self.config
+        out: dict[str, torch.Tensor] = {}
+        r = self.base(x)
+        z = r
+        if c.variational:
+            mu = self.mu(r).float()
+            logvar = self.logvar(r).float().clamp(-20.0, 10.0)
+            out["mu"], out["logvar"] = mu, logvar
+            if self.training:
+                z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # Eq. 9–10
+            else:
+                z = mu
+        if c.structural:
+            blocks = self.struct_blocks(self.struct_hidden(z)).float()
+            probs = blocks.view(-1, c.bits, c.block_len).softmax(dim=2)  # Eq. 13–14
+            out["blocks"] = probs
+            out["u"] = probs[..., 0] - probs[..., 1]
+        else:
+            out["u"] = torch.tanh(self.hash_layer(z).float())
+        return out
+
+    def encode_continuous(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)["u"]
+
+    def compute_losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        c = self.config
+        out = self(batch.images)
+        u = out["u"]
+        l_list = losses.listwise_loss(u, batch.S, tau=c.tau or None)
+        l_q = losses.quantization_loss(u, balance=c.balance)
+        total = c.lambda_list * l_list + c.lambda_q * l_q
+        terms = {"list": float(l_list.detach()), "quant": float(l_q.detach())}
+        if c.variational:
+            l_kld = losses.kld_loss(out["mu"], out["logvar"])
+            total = total + c.lambda_kld * l_kld
+            terms["kld"] = float(l_kld.detach())
+        terms["loss"] = float(total.detach())
+        return total, terms
+
+    def training_step(self, batch: Batch, ctx: TrainContext) -> dict[str, float]:
+        self.train()
+        with ctx.autocast():
+            total, terms = self.compute_losses(batch)
+        ctx.backward_step(total)
+        return terms
+
+    def extra_metadata(self) -> dict[str, Any]:
+        return {"bit_rule": "u = softmax(U_m)[0] - softmax(U_m)[1]; bit = sign(u)"}
+
+
+@dataclass(frozen=True)
+class DVSH1aConfig(DVSHConfig):
+    variational: bool = False
+
+
+@dataclass(frozen=True)
+class DVSH1bConfig(DVSHConfig):
+    structural: bool = False
+
+
+@dataclass(frozen=True)
+class DVSH2aConfig(DVSHConfig):
+    variational: bool = False
+    structural: bool = False
+
+
+@register_method("dvsh1a")
+class DVSH1a(DVSH):
+    """Ablation: DVSH without the variational module (Table 3)."""
+
+    Config = DVSH1aConfig
+
+
+@register_method("dvsh1b")
+class DVSH1b(DVSH):
+    """Ablation: DVSH without the structural module (u = tanh of a linear layer)."""
+
+    Config = DVSH1bConfig
+
+
+@register_method("dvsh2a")
+class DVSH2a(DVSH):
+    """Ablation: DVSH without the variational and the structural module."""
+
+    Config = DVSH2aConfig

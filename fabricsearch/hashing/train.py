@@ -1,0 +1,355 @@
+"""Training: a catalogue-free core loop (`train`) and the library workflow (`train_library`).
+
+`train` decodes every image once into a uint8 cache, then for each epoch shuffles the training
+split with a seeded generator, augments (crops, scale, flips, 90° rotations; never colour),
+computes the fine-grained similarity S (Eq. 6) of each batch on the device and hands a `Batch`
+to the method's `training_step`. Validation mAP (val queries against the other val images)
+drives early stopping; the best weights are kept. With `out_dir`, resume state is written after
+every epoch (``<out_dir>/train-<method>-<bits>.partial.pt``).
+
+`train_library` trains on the library's labelled train/val images, saves the checkpoint,
+encodes the whole library, evaluates on the test split and then, in one transaction, records
+the model, stores its codes and makes it active. A cancelled or failed run changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fabricsearch.config import TrainConfig
+from fabricsearch.hashing import checkpoint as ckpt
+from fabricsearch.hashing.base import Batch, BatchLabels, HashMethod, TrainContext
+from fabricsearch.hashing.data import (
+    TrainingData,
+    augment,
+    build_cache,
+    center_crop,
+    labels_fingerprint,
+    to_tensor,
+    work_size_for,
+)
+from fabricsearch.hashing.device import resolve_device
+from fabricsearch.hashing.encode import encode_cached
+from fabricsearch.hashing.metrics import evaluate_codes
+from fabricsearch.hashing.registry import create_method
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+
+if TYPE_CHECKING:
+    from fabricsearch.catalogue import Library, ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    method: HashMethod  # best weights loaded, eval mode, on the training device
+    config: TrainConfig
+    history: list[dict[str, Any]] = field(default_factory=list)  # one dict per epoch
+    best_epoch: int = -1
+    best_val_map: float = float("nan")
+    steps: int = 0
+    train_time_s: float = 0.0
+    fingerprint: str = ""
+    stopped_early: bool = False
+    skipped_images: int = 0
+    partial_path: Path | None = None
+    device: str = "cpu"
+
+
+def partial_path_for(out_dir: str | Path, cfg: TrainConfig) -> Path:
+    return Path(out_dir) / f"train-{cfg.method}-{cfg.bits}.partial.pt"
+
+
+def build_method(cfg: TrainConfig) -> HashMethod:
+    """Create the configured method (bits, input size and options from `cfg`) and apply `init`."""
+    method = create_method(cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options)
+    if cfg.init and cfg.init != "scratch":
+        base = method.base_network()
+        if base is None:
+            raise ValueError(f"method {cfg.method!r} has no base network to initialise")
+        ckpt.load_base_weights(base, cfg.init)
+    return method
+
+
+def _config_key(cfg: TrainConfig) -> str:
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def _validate(
+    method: HashMethod, cache: np.ndarray, data: TrainingData, val_idx: np.ndarray
+) -> float:
+    codes = encode_cached(method, cache[val_idx])
+    labels = data.labels.subset(val_idx)
+    return evaluate_codes(codes, codes, labels, labels, ks=(10,), exclude_self=True).mAP
+
+
+def train(
+    data: TrainingData,
+    cfg: TrainConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train `cfg.method` on `data`; seeded and reproducible on CPU. Raises `jobs.Cancelled`."""
+    from fabricsearch.similarity import fine_grained_torch
+
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # weight init and the method's own sampling (reparameterisation)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling and augmentation
+    method = build_method(cfg).to(device)
+    ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
+    ctx.optimizers = method.configure_optimizers(cfg) if method.trainable else []
+
+    cache, ok = build_cache(data.images, work_size_for(cfg.input_size), data.loader, progress, cancel)
+    train_idx = data.train_idx[ok[data.train_idx]]
+    val_idx = data.val_idx[ok[data.val_idx]]
+    skipped = int((~ok).sum())
+    if len(train_idx) < 2:
+        raise ValueError("fewer than two training images could be decoded")
+    full = BatchLabels(*data.labels.to_torch(device))
+    fabric_ids = torch.as_tensor(data.fabric_ids) if data.fabric_ids is not None else None
+
+    bs = min(cfg.batch_size, len(train_idx))
+    steps_per_epoch = len(train_idx) // bs  # drop the ragged last batch
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    epochs = cfg.epochs if method.trainable else 1
+    total_steps = epochs * steps_per_epoch
+    do_val = len(val_idx) >= 2
+
+    history: list[dict[str, Any]] = []
+    best_val, best_epoch, bad = -1.0, -1, 0
+    best_state: dict[str, torch.Tensor] | None = None
+    start_epoch = 0
+    partial = partial_path_for(out_dir, cfg) if out_dir is not None else None
+    if resume and partial is not None and partial.exists():
+        state = ckpt.load_partial(partial)
+        if state.get("config") != _config_key(cfg) or state.get("fingerprint") != data.fingerprint:
+            raise ckpt.CheckpointError(
+                "the interrupted run used other settings or other training images; "
+                "start a new run without --resume"
+            )
+        method.load_state_dict(state["model"])
+        for opt, s in zip(ctx.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(s)
+        ctx.scaler.load_state_dict(state["scaler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, ctx.step = int(state["epoch"]), int(state["step"])
+        best_val, best_epoch, bad = float(state["best_val"]), int(state["best_epoch"]), int(state["bad"])
+        best_state = state.get("best_state") or None
+        history = json.loads(state["history"])
+        log.info("resuming at epoch %d", start_epoch)
+
+    stopped_early = False
+    seen, t_loop = 0, time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        ctx.epoch = epoch
+        method.train()
+        perm = torch.randperm(len(train_idx), generator=gen).numpy()
+        sums: dict[str, float] = {}
+        for step in range(steps_per_epoch):
+            check(cancel)
+            idx = train_idx[perm[step * bs : (step + 1) * bs]]
+            raw = cache[idx]
+            if cfg.augment and method.trainable:
+                images = augment(raw, cfg.input_size, gen)
+            else:
+                images = to_tensor(center_crop(raw, cfg.input_size))
+            idx_t = torch.as_tensor(idx, device=device)
+            labels = BatchLabels(*(t[idx_t] for t in full.as_tuple()))
+            S = fine_grained_torch(*labels.as_tuple())
+            batch = Batch(
+                images=images.to(device, non_blocking=True),
+                labels=labels,
+                S=S,
+                fabric_ids=fabric_ids[idx] if fabric_ids is not None else None,
+                indices=torch.as_tensor(idx),
+            )
+            terms = method.training_step(batch, ctx)
+            ctx.step += 1
+            seen += len(idx)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            elapsed = time.perf_counter() - t_loop
+            rate = seen / max(elapsed, 1e-9)
+            remaining = (total_steps - ctx.step) * bs / max(rate, 1e-9)
+            info = {"epoch": epoch + 1, **terms, "samples/s": rate, "eta_s": remaining}
+            if best_epoch >= 0:
+                info["val_mAP"] = best_val
+            report(progress, "train", ctx.step, total_steps, "step", info=info)
+
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": ctx.step}
+        record.update({k: v / max(steps_per_epoch, 1) for k, v in sums.items()})
+        last = epoch == epochs - 1
+        if method.trainable and do_val and ((epoch + 1) % max(cfg.val_every, 1) == 0 or last):
+            check(cancel)
+            val_map = _validate(method, cache, data, val_idx)
+            record["val_mAP"] = val_map
+            if val_map > best_val:
+                best_val, best_epoch, bad = val_map, epoch + 1, 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in method.state_dict().items()})
+            else:
+                bad += 1
+            report(progress, "train", ctx.step, total_steps, "step", info={"epoch": epoch + 1, "val_mAP": val_map})
+        history.append(record)
+        log.info("epoch %s", record)
+        if partial is not None and method.trainable:
+            ckpt.save_partial(
+                partial,
+                {
+                    "config": _config_key(cfg),
+                    "fingerprint": data.fingerprint,
+                    "model": method.state_dict(),
+                    "optimizers": [o.state_dict() for o in ctx.optimizers],
+                    "scaler": ctx.scaler.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch + 1,
+                    "step": ctx.step,
+                    "best_val": best_val,
+                    "best_epoch": best_epoch,
+                    "bad": bad,
+                    "best_state": best_state or {},
+                    "history": json.dumps(history),
+                },
+            )
+        if cfg.patience and method.trainable and do_val and bad >= cfg.patience:
+            stopped_early = True
+            break
+
+    method.finalize()
+    if best_state is not None:
+        method.load_state_dict(best_state)
+    if not method.trainable and do_val:
+        best_val = _validate(method, cache, data, val_idx)
+        best_epoch = 1
+    method.eval()
+    return TrainResult(
+        method=method,
+        config=cfg,
+        history=history,
+        best_epoch=best_epoch,
+        best_val_map=best_val if best_epoch >= 0 else float("nan"),
+        steps=ctx.step,
+        train_time_s=time.perf_counter() - t_start,
+        fingerprint=data.fingerprint,
+        stopped_early=stopped_early,
+        skipped_images=skipped,
+        partial_path=partial,
+        device=str(device),
+    )
+
+
+# --- the library workflow -------------------------------------------------------------------
+def library_training_data(lib: Library) -> TrainingData:
+    """The library's labelled images with their stored train/val/test split."""
+    ids = lib.image_ids(labelled=True)
+    if len(ids) < 2:
+        raise ValueError("the library needs labelled images to train (see `fabricsearch labels`)")
+    records = lib.images(ids)
+    labels = lib.label_arrays(ids)
+    splits = lib.splits()
+    split = np.array([splits.get(i, "train") for i in ids])
+    train_idx = np.flatnonzero(split == "train")
+    fingerprint = labels_fingerprint(
+        labels, train_idx, extra=[records[i].sha256 for i in train_idx]
+    )
+    return TrainingData(
+        images=[r.path for r in records],
+        labels=labels,
+        train_idx=train_idx,
+        val_idx=np.flatnonzero(split == "val"),
+        test_idx=np.flatnonzero(split == "test"),
+        fabric_ids=np.asarray(ids, dtype=np.int64),
+        fingerprint=fingerprint,
+    )
+
+
+def new_version(cfg: TrainConfig, lib: Library) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    taken = {m.version for m in lib.models()}
+    version = f"{stamp}-{cfg.method}-{cfg.bits}"
+    n = 2
+    while version in taken or (lib.models_dir / f"{version}.safetensors").exists():
+        version = f"{stamp}-{cfg.method}-{cfg.bits}-{n}"
+        n += 1
+    return version
+
+
+def train_library(
+    lib: Library,
+    cfg: TrainConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    resume: bool = False,
+    note: str = "",
+) -> ModelInfo:
+    """Train on the library, save the checkpoint, encode every image, evaluate on the test
+    split, then record + store codes + activate in one transaction (only at the very end)."""
+    from fabricsearch.catalogue import ModelInfo
+    from fabricsearch.hashing.evaluate import evaluate_library_codes
+
+    data = library_training_data(lib)
+    lib.models_dir.mkdir(parents=True, exist_ok=True)
+    result = train(data, cfg, progress, cancel, out_dir=lib.models_dir, resume=resume)
+    method = result.method
+    version = new_version(cfg, lib)
+    path = lib.models_dir / f"{version}.safetensors"
+    try:
+        check(cancel)
+        ids, packed = _encode_for_library(lib, method, progress, cancel)
+        metrics: dict[str, float] = {"val_mAP": result.best_val_map}
+        test = evaluate_library_codes(lib, ids, packed, method.bits)
+        if test is not None:
+            metrics.update({k: float(v) for k, v in test.summary().items() if isinstance(v, float)})
+        metrics["train_time_s"] = result.train_time_s
+        meta = ckpt.build_metadata(
+            method,
+            train_config=cfg.to_dict(),
+            taxonomy_version=getattr(lib.taxonomy, "version", None),
+            training_fingerprint=result.fingerprint,
+            metrics=metrics,
+            version=version,
+        )
+        meta.extra.update({"history": result.history, "best_epoch": result.best_epoch, "device": result.device})
+        ckpt.save_checkpoint(path, method, meta)
+        check(cancel)
+        info = ModelInfo(
+            version=version,
+            method=method.name,
+            bits=method.bits,
+            path=path,
+            created=meta.created,
+            metrics={k: v for k, v in metrics.items() if v == v},  # drop NaN
+            note=note,
+        )
+        with lib.atomic():
+            lib.add_model(info, activate=True)
+            lib.store_codes(version, ids.tolist(), packed)
+    except BaseException:
+        for p in (path, ckpt.metadata_path(path)):
+            p.unlink(missing_ok=True)
+        raise
+    if result.partial_path is not None:
+        result.partial_path.unlink(missing_ok=True)
+    return info
+
+
+def _encode_for_library(
+    lib: Library, method: HashMethod, progress: ProgressFn | None, cancel: CancelToken | None
+) -> tuple[np.ndarray, np.ndarray]:
+    from fabricsearch.hashing.encode import encode_library
+
+    return encode_library(lib, method, store=False, progress=progress, cancel=cancel)
