@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MIN_QUERY_SIDE = 24
 #: Queries are decoded exactly as the importer decodes library images (bounded side), so the
 #: query's palette is measured the same way as the library's palettes.
-QUERY_MAX_SIDE = 512
+QUERY_MAX_SIDE = 512  # equals catalogue.importer.WORK_SIDE; a test checks it
 #: Candidates re-ranked by the fine-grained similarity (top R of the Hamming ranking).
 RERANK_DEPTH = 100
 #: Weight of the Hamming similarity (1 - d/K) in the re-rank score; the rest is S.
@@ -159,7 +159,7 @@ def _popcount_distances(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
 def index_file(lib: Library, version: str) -> Path:
     from fabricsearch.index import index_path
 
-    return index_path(lib.folder / "indexes", version)
+    return index_path(lib.indexes_dir, version)
 
 
 class Searcher:
@@ -463,6 +463,5 @@ def encode_missing(
             ids.extend(bids)
         report(progress, "encode", min(len(todo), start + batch), len(todo), "img")
     if ids:
-        lib.add_codes(info.version, ids, np.concatenate(codes))
-    index_file(lib, info.version).unlink(missing_ok=True)
+        lib.add_codes(info.version, ids, np.concatenate(codes))  # also drops the stale index
     return len(ids)

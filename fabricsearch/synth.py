@@ -300,7 +300,9 @@ def random_spec(
             raise ValueError(f"no supported fabric for coarse={coarse!r}, fine={fine!r}")
     coarse = candidates[int(rng.integers(len(candidates)))]
     if fine is None:
-        fine = _FORCED_FINE.get(coarse) or GROUND_WEAVES[int(rng.choice(4, p=[0.4, 0.3, 0.15, 0.15]))]
+        fine = (
+            _FORCED_FINE.get(coarse) or GROUND_WEAVES[int(rng.choice(4, p=[0.4, 0.3, 0.15, 0.15]))]
+        )
     params: dict = {
         "coarse": coarse,
         "fine": fine,
@@ -454,7 +456,11 @@ def _b_tartan(rng: np.random.Generator, fine: str) -> dict:
     # symmetric sett: pivots at the first and the last stripe
     sett = half + half[-2:0:-1]
     order = tuple(c for c, k in sett for _ in range(k))
-    return {"warp_colours": tuple(colours), "warp_order": order, "period": float(rng.uniform(3.5, 6.5))}
+    return {
+        "warp_colours": tuple(colours),
+        "warp_order": order,
+        "period": float(rng.uniform(3.5, 6.5)),
+    }
 
 
 def _b_houndstooth(rng: np.random.Generator, fine: str) -> dict:
@@ -522,7 +528,9 @@ def _b_jacquard(rng: np.random.Generator, fine: str) -> dict:
         "figure_weave": _invert(ground),
         "motif_shape": shape,
         "motif_spacing": float(rng.uniform(64.0, 140.0)),
-        "motif_size": float(rng.uniform(0.2, 0.23) if shape == "floral" else rng.uniform(0.3, 0.42)),
+        "motif_size": float(
+            rng.uniform(0.2, 0.23) if shape == "floral" else rng.uniform(0.3, 0.42)
+        ),
         "motif_petals": int(rng.integers(4, 9)),
         "period": float(rng.uniform(2.6, 4.0)),
         "tightness": round(float(rng.uniform(65.0, 95.0)), 1),  # figured cloth is dense
@@ -540,7 +548,9 @@ def _b_dobby(rng: np.random.Generator, fine: str) -> dict:
     elif shape == 1:  # small square / bird's eye
         tile = np.maximum(np.abs(i), np.abs(j)) <= r / 4
     else:  # cross
-        tile = (np.minimum(np.abs(i), np.abs(j)) <= 0.5) & (np.maximum(np.abs(i), np.abs(j)) < r / 2 - 1)
+        tile = (np.minimum(np.abs(i), np.abs(j)) <= 0.5) & (
+            np.maximum(np.abs(i), np.abs(j)) < r / 2 - 1
+        )
     return {
         "warp_colours": (a,),
         "weft_colours": (b,),
@@ -601,9 +611,15 @@ def _fabric_tables(seed: int) -> dict[str, np.ndarray]:
 
 
 def _sample(tile: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    x = np.mod(x, _TILE).astype(np.float32)
-    y = np.mod(y, _TILE).astype(np.float32)
-    return cv2.remap(tile, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    # BORDER_WRAP tiles the noise. remap keeps coordinates as int16 fixed point: callers
+    # stay under ~2048 ref px / 2.6 px period * 9 ≈ 7100, well inside ±32767
+    return cv2.remap(
+        tile,
+        np.asarray(x, dtype=np.float32),
+        np.asarray(y, dtype=np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_WRAP,
+    )
 
 
 def _ramp(inside: np.ndarray, width: float) -> np.ndarray:
@@ -854,7 +870,7 @@ def _view(
     else:
         zoom = rng.uniform(0.85, 1.15)
         theta = np.deg2rad(rng.uniform(-4.0, 4.0))
-        ox, oy = rng.uniform(0.0, 4096.0, 2)
+        ox, oy = rng.uniform(0.0, 2048.0, 2)  # anywhere on a large piece of cloth
         c = (c - np.float32(REFERENCE_SIZE / 2)) / np.float32(zoom)
         x, y = np.meshgrid(c, c)
         cs, sn = np.float32(np.cos(theta)), np.float32(np.sin(theta))
@@ -884,13 +900,21 @@ def render(
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+@lru_cache(maxsize=8)
+def _unit_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    c = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+    x, y = np.meshgrid(c, c)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
 def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     size = img.shape[0]
     sigma = rng.uniform(0.0, 0.9)
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    c = np.linspace(-1.0, 1.0, size, dtype=np.float32)
-    x, y = np.meshgrid(c, c)
+    x, y = _unit_grid(size)
     angle = rng.uniform(0.0, 2 * np.pi)
     grad = np.float32(rng.uniform(0.0, 0.25))
     vignette = np.float32(rng.uniform(0.0, 0.2))

@@ -627,6 +627,7 @@ class Library:
                     "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
                     ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
                 )
+        self._drop_index_files(version)
 
     def load_codes(self, version: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 ascending, packed uint8 (N, bits/8)) for model ``version``."""
@@ -643,6 +644,33 @@ class Library:
             len(data), nbytes
         )
         return ids, packed.copy()
+
+    def add_codes(self, version: str, ids: Sequence[int], packed: np.ndarray) -> None:
+        """Insert or replace the codes of ``ids`` under model ``version`` (others are kept)."""
+        packed = np.ascontiguousarray(packed, dtype=np.uint8)
+        ids = [int(i) for i in ids]
+        rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
+        if not rows:
+            raise LibraryError(f"no model {version!r}")
+        nbytes = (int(rows[0][0]) + 7) // 8
+        if packed.ndim != 2 or packed.shape != (len(ids), nbytes):
+            raise ValueError(f"codes shape {packed.shape} != ({len(ids)}, {nbytes})")
+        with self.atomic(), self._lock:
+            self._c.executemany(
+                "INSERT OR REPLACE INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
+                ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
+            )
+        self._drop_index_files(version)
+
+    def _drop_index_files(self, version: str) -> None:
+        # The saved Hamming index of this model no longer matches its codes; search rebuilds it.
+        for f in self.indexes_dir.glob(f"{version}.*"):
+            f.unlink(missing_ok=True)
+
+    def count_codes(self, version: str) -> int:
+        """How many images have a code under model ``version``."""
+        rows = self._query("SELECT COUNT(*) FROM codes WHERE model_version = ?", (version,))
+        return int(rows[0][0])
 
     def _store_path(self, path: Path) -> str:
         # Relative inside the library so the whole folder can be moved or copied.

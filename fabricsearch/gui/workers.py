@@ -1,8 +1,10 @@
 """One generic worker: runs ``fn(progress=..., cancel=...)`` in a QThread.
 
 The function is plain core code (import, training, search, evaluation); the worker only
-bridges it to Qt: progress reports become a throttled ``progress`` signal (at most
-`MAX_RATE_HZ` per second, the last report is always delivered), and the outcome becomes
+bridges it to Qt: progress reports become a throttled ``progress`` signal (regular reports at
+most `MAX_RATE_HZ` per second; the last report and every change of stage or of the kind of
+report, such as a validation result between training steps, are always delivered), and the
+outcome becomes
 exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``, followed by
 ``ended()``. Every running worker is tracked so that the window (and each test) can cancel
 and wait for all of them with `stop_all_workers`.
@@ -103,12 +105,17 @@ class Worker(QObject):
     def _report(self, p: Progress) -> None:
         now = time.monotonic()
         with self._lock:
-            self.last_progress = p
-            if now - self._last_emit < self._interval:
+            previous, self.last_progress = self.last_progress, p
+            # A report of a different kind (new stage, other info keys: e.g. a validation
+            # result between training steps) is a milestone: never replaced by a later one.
+            milestone = previous is None or (p.stage, set(p.info)) != (previous.stage, set(previous.info))
+            if not milestone and now - self._last_emit < self._interval:
                 self._pending = p
                 return
+            pending, self._pending = self._pending, None
             self._last_emit = now
-            self._pending = None
+        if pending is not None and milestone:
+            self.progress.emit(pending)
         self.progress.emit(p)
 
     def _flush_progress(self) -> None:

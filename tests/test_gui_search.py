@@ -1,0 +1,120 @@
+"""GUI: search by dropping a file, dragging from a browser, pasting; detail panel; export."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication
+from test_gui_support import (  # noqa: F401 - fixtures
+    fabric_folder,
+    gui_env,
+    library_template,
+    trained_library_path,
+    trained_template,
+    window,
+)
+
+from fabricsearch.gui.dropping import OFFLINE_MESSAGE, query_from_mime
+
+pytestmark = pytest.mark.gui
+
+
+def drop(window, mime: QMimeData) -> None:
+    """Deliver a real drag-enter + drop to the window, as the file manager would."""
+    pos = QPoint(window.width() // 3, window.height() // 2)
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+
+
+def file_mime(path: Path) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    return mime
+
+
+def test_query_from_mime_choices(tmp_path: Path) -> None:
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    assert query_from_mime(file_mime(photo)).path == photo
+    web = QMimeData()
+    web.setUrls([QUrl("https://example.com/fabric.jpg")])
+    q = query_from_mime(web)
+    assert not q.ok and q.error == OFFLINE_MESSAGE
+    img = QImage(8, 6, QImage.Format.Format_RGB32)
+    img.fill(Qt.GlobalColor.red)
+    web.setImageData(img)  # browsers send the pixels with the URL: use them
+    q = query_from_mime(web)
+    assert q.ok and q.image.shape == (6, 8, 3) and q.name == "fabric.jpg"
+    assert tuple(q.image[0, 0]) == (255, 0, 0)
+    text = QMimeData()
+    text.setText("hello")
+    assert not query_from_mime(text).ok
+
+
+def test_drop_file_gives_explained_results(window, trained_library_path: Path, qtbot, tmp_path: Path) -> None:
+    window.open_library(trained_library_path)
+    query = window.browser.all_records()[4]
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        drop(window, file_mime(query.path))
+    outcome = blocker.args[0]
+    model = window.search_panel.model
+    assert model.rowCount() == len(outcome.result.hits) > 0
+    assert window.tabs.currentWidget() is window.search_panel
+    hits = model.hits()
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert hits[0].image_id == query.id  # the photo itself is in the library
+    assert "fabrics like" in window.search_panel.summary.text()
+    # Detail panel: the query and the selected (first) result side by side, with palettes.
+    assert window.detail.query.isVisible()
+    assert window.detail.query.palette_bar.entries()
+    assert window.detail.record.id == query.id
+    assert window.detail.selected.palette_bar.entries()
+    assert "score" in window.detail.selected.extra.text()
+    # Export: CSV with one row per hit in rank order, and a contact sheet in PNG and PDF.
+    out = window.export_csv(tmp_path / "r.csv")
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [int(r["rank"]) for r in rows] == [h.rank for h in hits]
+    assert int(rows[0]["image_id"]) == query.id
+    png = window.export_sheet(tmp_path / "sheet.png")
+    sheet = QImage(str(png))
+    assert sheet.width() > 500 and sheet.height() > 300
+    pdf = window.export_sheet(tmp_path / "sheet.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_paste_image_and_web_drop(window, trained_library_path: Path, qtbot) -> None:
+    window.open_library(trained_library_path)
+    rec = window.browser.all_records()[0]
+    web = QMimeData()
+    web.setUrls([QUrl("http://shop.example/fabric.png")])
+    drop(window, web)
+    assert "offline" in window.search_panel.summary.text()
+    assert window.search_worker is None
+
+    image = QImage(str(rec.path))
+    assert not image.isNull()
+    QGuiApplication.clipboard().setImage(image)
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.paste_action.trigger()
+    assert blocker.args[0].query.image is not None
+    assert window.search_panel.model.rowCount() > 0
+    assert isinstance(blocker.args[0].result.palette, np.ndarray)
+
+
+def test_search_without_model_explains(window, tmp_path: Path, qtbot, fabric_folder: Path) -> None:
+    window.open_library(tmp_path / "empty", create=True)
+    photo = next(fabric_folder.rglob("*.jpg"))
+    with qtbot.waitSignal(window.searchFailed, timeout=60_000) as blocker:
+        drop(window, file_mime(photo))
+    assert blocker.args[0]
+    assert "failed" in window.search_panel.summary.text().lower()

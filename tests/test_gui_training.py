@@ -1,0 +1,151 @@
+"""GUI: retrain from the menu with live progress, cancel a training, versions, evaluate, about."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_gui_support import (  # noqa: F401 - fixtures
+    fabric_folder,
+    gui_env,
+    library_path,
+    library_template,
+    trained_library_path,
+    trained_template,
+    window,
+)
+
+pytestmark = pytest.mark.gui
+
+
+def test_retrain_from_menu(window, library_path: Path, qtbot) -> None:
+    from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog, TrainOptionsDialog
+
+    window.open_library(library_path)
+    assert window.library.active_model() is None
+    window.train_action.trigger()
+    options = window.last_dialog
+    assert isinstance(options, TrainOptionsDialog)
+    assert "24" in options.info.text()
+    assert options.method_box.findData("dvsh") >= 0
+    assert [options.bits_box.itemData(i) for i in range(options.bits_box.count())] == [32, 64, 128, 256]
+    options.epochs_spin.setValue(2)
+    options.bits_box.setCurrentIndex(options.bits_box.findData(32))
+    options.device_box.setCurrentIndex(options.device_box.findData("cpu"))
+    seen = []
+    with qtbot.waitSignal(window.trainingEnded, timeout=120_000) as blocker:
+        options.accept()
+        dialog = window.last_dialog
+        assert isinstance(dialog, TrainingProgressDialog)
+        dialog.worker.progress.connect(seen.append)
+    assert blocker.args == ["finished"]
+    assert dialog.bar.value() == dialog.bar.maximum() > 0
+    assert dialog.loss_plot.series("loss")  # the live curve got points
+    validations = [p for p in seen if "val_mAP" in p.info and "loss" not in p.info]
+    assert len(dialog.map_plot.series("val mAP")) == len(validations)
+    assert any(p.stage == "train" for p in seen)
+    active = window.library.active_model()
+    assert active is not None and active.bits == 32
+    assert active.version in window.model_label.text()
+    assert dialog.close_button.isVisible() and not dialog.cancel_button.isVisible()
+
+
+def test_training_dialog_plots_reports(qtbot) -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog
+    from fabricsearch.gui.workers import Worker
+    from fabricsearch.jobs import Progress
+
+    dialog = TrainingProgressDialog(Worker(lambda progress=None, cancel=None: None), TrainConfig(epochs=2))
+    qtbot.addWidget(dialog)
+    for step in range(1, 5):
+        info = {"epoch": 1 + (step > 2), "list": 8.0 - step, "kld": 400.0, "loss": 9.0 - step,
+                "samples/s": 120.0, "eta_s": 65.0}
+        if step > 2:
+            info["val_mAP"] = 0.4  # step reports repeat the best value so far
+        dialog.on_progress(Progress("train", step, 4, "step", info=info))
+        if step == 2:
+            dialog.on_progress(Progress("train", step, 4, "step", info={"epoch": 1, "val_mAP": 0.4}))
+    dialog.on_progress(Progress("train", 4, 4, "step", info={"epoch": 2, "val_mAP": 0.55}))
+    assert dialog.loss_plot.series("loss") == [(1, 8.0), (2, 7.0), (3, 6.0), (4, 5.0)]
+    assert dialog.loss_plot.series_names() == ["loss"]  # KLD's scale would flatten the curve
+    assert dialog.map_plot.series("val mAP") == [(1.0, 0.4), (2.0, 0.55)]
+    assert dialog.map_label.text() == "0.550"
+    assert dialog.epoch_label.text() == "2 / 2"
+    assert dialog.speed_label.text() == "120"
+    assert dialog.eta_label.text() == "1 min 05 s"
+    assert "kld 400" in dialog.terms_label.text()
+
+
+def test_cancel_training_keeps_previous_model(window, trained_library_path: Path, qtbot) -> None:
+    import dataclasses
+
+    window.open_library(trained_library_path)
+    before = window.library.active_model()
+    cfg = dataclasses.replace(window.base_train_config(), epochs=50)
+    worker = window.start_training(cfg)
+    dialog = window.last_dialog
+    with qtbot.waitSignal(window.trainingEnded, timeout=120_000) as blocker:
+        worker.progress.connect(lambda p: p.stage == "train" and dialog.cancel_button.click())
+    assert blocker.args == ["cancelled"]
+    assert worker.state == "cancelled"
+    assert window.library.active_model().version == before.version
+    assert len(window.library.models()) == 1
+    assert "cancelled" in dialog.stage_label.text()
+
+
+def test_versions_switch_back(window, trained_library_path: Path, qtbot) -> None:
+    from fabricsearch.gui.dialogs.versions_dialog import VersionsDialog
+
+    window.open_library(trained_library_path)
+    first = window.library.active_model()
+    with qtbot.waitSignal(window.trainingEnded, timeout=120_000):
+        window.start_training(window.base_train_config())
+    second = window.library.active_model()
+    assert second.version != first.version
+    window.versions_action.trigger()
+    dialog = window.last_dialog
+    assert isinstance(dialog, VersionsDialog)
+    assert dialog.table.rowCount() == 2
+    dialog.select_version(first.version)
+    with qtbot.waitSignal(window.modelChanged):
+        dialog.activate_button.click()
+    assert window.library.active_model().version == first.version
+    assert first.version in window.model_label.text()
+
+
+def test_evaluate_shows_metrics_and_plots(window, trained_library_path: Path, qtbot) -> None:
+    from fabricsearch.gui.dialogs.evaluate_dialog import EvaluateDialog
+
+    window.open_library(trained_library_path)
+    worker = window.evaluate()
+    dialog = window.last_dialog
+    assert isinstance(dialog, EvaluateDialog)
+    with qtbot.waitSignal(worker.ended, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=10_000)
+    assert 0.0 <= float(dialog.map_label.text()) <= 1.0
+    assert dialog.pr_plot.series("precision")
+    assert dialog.pk_plot.series("P@k")
+
+
+def test_about_lists_versions_and_paths(window, library_path: Path) -> None:
+    from fabricsearch import logging_setup
+    from fabricsearch.gui.dialogs.about_dialog import AboutDialog
+
+    log = logging_setup.setup_logging()
+    window.open_library(library_path)
+    window.show_about()
+    dialog = window.last_dialog
+    assert isinstance(dialog, AboutDialog)
+    info = dialog.info
+    assert info["Library"] == str(library_path.resolve())
+    assert info["Log file"] == str(log)
+    assert info["Qt"] and info["PyTorch"] and info["Device"] in ("CPU",) or info["Device"].startswith("CUDA")
+
+
+def test_self_test_entry_point(gui_env, library_path: Path, capsys) -> None:
+    from fabricsearch.cli import main
+
+    assert main(["gui", str(library_path), "--self-test"]) == 0
+    assert "24 images shown" in capsys.readouterr().out
