@@ -276,6 +276,11 @@ def _shade(c: RGB, factor: float) -> RGB:
     return (int(r), int(g), int(b))
 
 
+def _tint(c: RGB, amount: float) -> RGB:
+    r, g, b = np.round(np.array(c, dtype=np.float64) * (1 - amount) + 255 * amount).astype(int)
+    return (int(r), int(g), int(b))
+
+
 def _shadow(colours: tuple[RGB, ...]) -> RGB:
     mean = np.mean(np.array(colours, dtype=np.float64), axis=0)
     r, g, b = np.round(mean * 0.22 + 6).astype(int)
@@ -472,6 +477,8 @@ def _b_houndstooth(rng: np.random.Generator, fine: str) -> dict:
         "warp_order": order,
         "weave": weave_matrix("twill", 0 if rng.random() < 0.5 else 4),  # 2/2, Z or S
         "period": float(rng.uniform(3.5, 6.0)),
+        # an open houndstooth reads as a check: the cloth is a dense wool twill
+        "tightness": round(float(rng.uniform(60.0, 95.0)), 1),
     }
 
 
@@ -515,7 +522,9 @@ def _b_printed_floral(rng: np.random.Generator, fine: str) -> dict:
 def _b_jacquard(rng: np.random.Generator, fine: str) -> dict:
     a = random_colour(rng)
     if rng.random() < 0.25:  # damask: tone on tone, the float direction does the rest
-        b = _shade(a, rng.uniform(0.55, 0.7) if sum(a) > 300 else rng.uniform(1.4, 1.8))
+        # a dark cloth is lightened towards white: scaling would keep it dark
+        light = sum(a) > 300
+        b = _shade(a, rng.uniform(0.55, 0.7)) if light else _tint(a, rng.uniform(0.25, 0.4))
     else:
         b = _contrasting(rng, [a], 110.0)
     ground = weave_matrix("jacquard", int(rng.integers(2)))
@@ -612,7 +621,7 @@ def _fabric_tables(seed: int) -> dict[str, np.ndarray]:
 
 def _sample(tile: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     # BORDER_WRAP tiles the noise. remap keeps coordinates as int16 fixed point: callers
-    # stay under ~2048 ref px / 2.6 px period * 9 ≈ 7100, well inside ±32767
+    # stay under ~(2048 + 460) ref px / 2.6 px period * 9 ≈ 7100, ≈ 8700 with the view, inside ±32767
     return cv2.remap(
         tile,
         np.asarray(x, dtype=np.float32),

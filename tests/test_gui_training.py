@@ -121,9 +121,8 @@ def test_evaluate_shows_metrics_and_plots(window, trained_library_path: Path, qt
     worker = window.evaluate()
     dialog = window.last_dialog
     assert isinstance(dialog, EvaluateDialog)
-    with qtbot.waitSignal(worker.ended, timeout=60_000):
-        pass
-    qtbot.waitUntil(lambda: dialog.result is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=60_000)
+    assert worker.state == "finished"
     assert 0.0 <= float(dialog.map_label.text()) <= 1.0
     assert dialog.pr_plot.series("precision")
     assert dialog.pk_plot.series("P@k")

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "fabricsearch.cli.pretrain_cmd",  # pretrain, adapt
     "fabricsearch.cli.search_cmd",  # search
     "fabricsearch.cli.gui_cmd",  # gui
+    "fabricsearch.cli.selftest_cmd",  # selftest
 ]
 
 

@@ -56,14 +56,19 @@ def relaxed_hamming(u: torch.Tensor) -> torch.Tensor:
 
 
 def listwise_loss(
-    u: torch.Tensor, S: torch.Tensor, tau: float | None = None, tie_eps: float = 1e-6
+    u: torch.Tensor,
+    S: torch.Tensor,
+    tau: float | None = None,
+    tie_eps: float = 1e-6,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Plackett–Luce negative log-likelihood of the order given by S (Eq. 16–17), Breslow ties.
 
     Every image of the batch is the anchor in turn; the n − 1 other images are ranked by
     decreasing S[anchor]. With logits s_j = −d_j / τ (d = relaxed Hamming distance) the loss
     of one anchor is −Σ_j [s_j − log Σ_{k: S_k ≤ S_j} exp(s_k)]; the result is the mean over
-    anchors. τ defaults to K / 8 so logits span about 8 nats whatever the code length.
+    anchors (``reduction="none"``: the (n,) per-anchor losses). τ defaults to K / 8 so logits
+    span about 8 nats whatever the code length. S values within `tie_eps` are tied.
     """
     n, k = u.shape
     if n < 2:
@@ -83,4 +88,5 @@ def listwise_loss(
     masked = logits[:, None, :].expand(n, n, n).masked_fill(~risk, float("-inf"))
     log_denominator = torch.logsumexp(masked, dim=2)  # (n, n)
     terms = (logits - log_denominator).masked_fill(eye, 0.0)
-    return -terms.sum(dim=1).mean()
+    per_anchor = -terms.sum(dim=1)
+    return per_anchor if reduction == "none" else per_anchor.mean()

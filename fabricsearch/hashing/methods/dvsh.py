@@ -68,11 +68,16 @@ class DVSH(HashMethod):
             nn.init.zeros_(self.logvar.weight)
             nn.init.constant_(self.logvar.bias, -4.0)
             z_dim = c.latent_dim
+        # Batch normalisation of the code pre-activations (block logits, or the pre-tanh
+        # values) keeps them at unit scale from the start: with default init they are ~0.05,
+        # where u·u' has almost no gradient and the list-wise loss learns very slowly.
         if c.structural:
             self.struct_hidden = nn.Sequential(nn.Linear(z_dim, c.hidden_dim), nn.ReLU(inplace=True))
             self.struct_blocks = nn.Linear(c.hidden_dim, c.bits * c.block_len)
+            self.code_norm = nn.BatchNorm1d(c.bits * c.block_len)
         else:
             self.hash_layer = nn.Linear(z_dim, c.bits)
+            self.code_norm = nn.BatchNorm1d(c.bits)
 
     def base_network(self) -> BaseNet:
         return self.base
@@ -92,12 +97,12 @@ class DVSH(HashMethod):
             else:
                 z = mu
         if c.structural:
-            blocks = self.struct_blocks(self.struct_hidden(z)).float()
+            blocks = self.code_norm(self.struct_blocks(self.struct_hidden(z))).float()
             probs = blocks.view(-1, c.bits, c.block_len).softmax(dim=2)  # Eq. 13–14
             out["blocks"] = probs
             out["u"] = probs[..., 0] - probs[..., 1]
         else:
-            out["u"] = torch.tanh(self.hash_layer(z).float())
+            out["u"] = torch.tanh(self.code_norm(self.hash_layer(z)).float())
         return out
 
     def encode_continuous(self, x: torch.Tensor) -> torch.Tensor:
