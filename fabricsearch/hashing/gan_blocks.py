@@ -33,7 +33,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 
 def style_loss(feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> torch.Tensor:
     """Mean over layers of the mean squared difference of Gram matrices."""
-    terms = [F.mse_loss(gram_matrix(a), gram_matrix(b)) for a, b in zip(feats_a, feats_b, strict=True)]
+    terms = [
+        F.mse_loss(gram_matrix(a), gram_matrix(b)) for a, b in zip(feats_a, feats_b, strict=True)
+    ]
     return torch.stack(terms).mean()
 
 
@@ -121,14 +123,20 @@ class PatchDiscriminator(nn.Module):
 
 def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Discriminator loss −log D(real) − log(1 − D(fake)), means over each set."""
-    real = F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits.float()))
-    fake = F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits.float()))
+    real = F.binary_cross_entropy_with_logits(
+        real_logits.float(), torch.ones_like(real_logits.float())
+    )
+    fake = F.binary_cross_entropy_with_logits(
+        fake_logits.float(), torch.zeros_like(fake_logits.float())
+    )
     return real + fake
 
 
 def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating generator loss −log D(fake) (Goodfellow et al.'s practical form)."""
-    return F.binary_cross_entropy_with_logits(fake_logits.float(), torch.ones_like(fake_logits.float()))
+    return F.binary_cross_entropy_with_logits(
+        fake_logits.float(), torch.ones_like(fake_logits.float())
+    )
 
 
 def init_dcgan(module: nn.Module, std: float = 0.02) -> None:

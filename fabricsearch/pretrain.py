@@ -1,0 +1,524 @@
+"""Synthetic pretraining of the DVSH network, and the shipped default model.
+
+No pretrained weights can be downloaded, and a new library has no labels, so fabricsearch
+ships a DVSH model pretrained on an endless stream of procedurally generated fabrics
+(`fabricsearch.synth`), made on the fly. Each step draws `batch_fabrics` new fabrics with
+`photos_per_fabric` photos each and minimises (see docs/pretraining.md)
+
+    λ_list·[L_P(u, S) + Σ_b L_P(u[:, :b], S)]  +  λ_nce·NT-Xent(u, fabric)  +  λ_q·L_q(u)  +  λ_kld·KLD
+
+* L_P is the list-wise loss (Eq. 16–17) with the exact fine-grained similarity S (Eq. 6) of the
+  generator's labels (coarse, fine, tightness; colour measured from the photo);
+* the nested terms ``u[:, :b]`` (b in `nested_bits`, default 32) make the first b bits a good
+  code on their own, so one set of weights serves 64 *and* 32 bits (`truncate_bits`);
+* NT-Xent is instance discrimination on the relaxed codes: two photos of one generated fabric
+  are positives, every other photo of the batch a negative.
+
+The result is written as a normal fabricsearch checkpoint (safetensors + JSON), stored in
+float16 to keep the shipped file small. `resources/models/README.md` gives the command that
+reproduces it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fabricsearch.config import config_from_dict, config_to_dict
+from fabricsearch.hashing import checkpoint as ckpt
+from fabricsearch.hashing import losses
+from fabricsearch.hashing.base import HashMethod, TrainContext
+from fabricsearch.hashing.data import augment, work_size_for
+from fabricsearch.hashing.device import resolve_device
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.resources import resource_path
+
+if TYPE_CHECKING:
+    from fabricsearch.catalogue import Library, ModelInfo
+    from fabricsearch.similarity import LabelArrays
+    from fabricsearch.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DIR = resource_path("models")
+SHIPPED_BITS = 64
+SHIPPED_NOTE = "shipped synthetic-pretrained model"
+
+
+def pretrained_version(bits: int = SHIPPED_BITS, method: str = "dvsh") -> str:
+    """Library version id (and file stem) of a pretrained model, e.g. ``pretrained-dvsh-64``."""
+    return f"pretrained-{method}-{bits}"
+
+
+def shipped_model_path() -> Path:
+    """The shipped 64-bit pretrained model file (it may be missing in a bare checkout)."""
+    return SHIPPED_DIR / f"{pretrained_version()}.safetensors"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Synthetic pretraining settings. Defaults are the CPU budget of the shipped model."""
+
+    steps: int = 300
+    seed: int = 0
+    bits: int = 64
+    nested_bits: tuple[int, ...] = (32,)  # prefixes trained to be codes of their own
+    input_size: int = 64  # network input, px; the encoder uses the same size
+    batch_fabrics: int = 24  # fabrics per step; × photos_per_fabric images
+    photos_per_fabric: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 5e-5
+    warmup_frac: float = 0.05  # linear warm-up, then cosine decay to 5 % of lr
+    lambda_list: float = 1.0
+    lambda_nce: float = 1.0
+    nce_temperature: float = 0.2
+    lambda_q: float = 1e-3
+    lambda_kld: float = 1e-3
+    method: str = "dvsh"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    amp: bool = True  # mixed precision where the device is CUDA
+    half_weights: bool = True  # store the checkpoint in float16 (half the file size)
+    eval_fabrics: int = 60  # held-out synthetic fabrics (× photos) for the final mAP; 0 = none
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1")
+        if self.bits <= 0 or self.bits % 8:
+            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        for b in self.nested_bits:
+            if not 0 < b < self.bits or b % 8:
+                raise ValueError(f"nested bits must be multiples of 8 below {self.bits}, got {b}")
+        if self.photos_per_fabric < 2:
+            raise ValueError("instance discrimination needs photos_per_fabric >= 2")
+        if self.batch_fabrics < 2:
+            raise ValueError("batch_fabrics must be at least 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
+        return config_from_dict(cls, data)
+
+
+@dataclass
+class PretrainResult:
+    path: Path
+    method: HashMethod  # float32 weights, eval mode, on CPU
+    steps: int
+    train_time_s: float
+    device: str
+    history: list[dict[str, float]]
+    metrics: dict[str, float]
+
+
+# --- losses ------------------------------------------------------------------------------------
+def nt_xent_loss(u: torch.Tensor, groups: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """Multi-positive NT-Xent (SimCLR; SupCon form when a group has more than two members).
+
+    `u` (N, D) are embeddings (here relaxed codes), `groups` (N,) which items show the same
+    instance. Cosine similarities / temperature; each anchor's loss is the mean over its
+    positives of −log softmax over all other items. Anchors without a positive are ignored."""
+    z = F.normalize(u.float(), dim=1)
+    logits = z @ z.T / temperature
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(eye, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    pos = (groups[:, None] == groups[None, :]) & ~eye
+    n_pos = pos.sum(dim=1)
+    has = n_pos > 0
+    if not bool(has.any()):
+        return u.sum() * 0.0
+    per_anchor = -(log_prob.masked_fill(~pos, 0.0).sum(dim=1)[has] / n_pos[has])
+    return per_anchor.mean()
+
+
+def lr_factor(step: int, total: int, warmup_frac: float = 0.05, floor: float = 0.05) -> float:
+    """Linear warm-up then cosine decay to `floor` (step counted from 0)."""
+    warm = max(1, int(round(total * warmup_frac)))
+    if step < warm:
+        return (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+# --- synthetic batches -------------------------------------------------------------------------
+def synthetic_labels(taxonomy: Taxonomy, specs: list[Any], images: np.ndarray) -> LabelArrays:
+    """Exact labels of generated photos; colour is measured from each photo (`colour.quantise`)."""
+    from fabricsearch.colour import quantise
+    from fabricsearch.similarity import LabelArrays
+
+    return LabelArrays.from_records(
+        taxonomy,
+        [s.coarse for s in specs],
+        [s.fine for s in specs],
+        [s.tightness for s in specs],
+        [quantise(im) for im in images],
+    )
+
+
+def synthetic_batch(
+    rng: np.random.Generator, taxonomy: Taxonomy, n_fabrics: int, photos_per_fabric: int, size: int
+) -> tuple[np.ndarray, LabelArrays, np.ndarray]:
+    """Generate `n_fabrics` × `photos_per_fabric` photos → (uint8 images, labels, fabric ids)."""
+    from fabricsearch.synth import generate_batch
+
+    images, specs, ids = generate_batch(rng, n_fabrics, photos_per_fabric, size)
+    return images, synthetic_labels(taxonomy, specs, images), ids
+
+
+class _Prefetch:
+    """Generates the next synthetic batches in one background thread (numpy and OpenCV release
+    the GIL, so rendering overlaps the network step). One thread and one seeded generator keep
+    the stream deterministic."""
+
+    def __init__(self, cfg: PretrainConfig, taxonomy: Taxonomy, depth: int = 2) -> None:
+        self._rng = np.random.default_rng([cfg.seed, 0x5EED])
+        self._cfg = cfg
+        self._taxonomy = taxonomy
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="synth-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        c = self._cfg
+        ws = work_size_for(c.input_size)
+        try:
+            while not self._stop.is_set():
+                item = synthetic_batch(self._rng, self._taxonomy, c.batch_fabrics, c.photos_per_fabric, ws)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # surfaced to the consumer
+            self._queue.put(exc)
+
+    def get(self) -> tuple[np.ndarray, LabelArrays, np.ndarray]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# --- pretraining -------------------------------------------------------------------------------
+def build_pretrain_method(cfg: PretrainConfig) -> HashMethod:
+    from fabricsearch.hashing.registry import create_method
+
+    method = create_method(cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options)
+    if not hasattr(method.config, "variational"):
+        raise ValueError("synthetic pretraining supports the DVSH family of methods")
+    return method
+
+
+def hashing_losses(
+    method: HashMethod,
+    out: dict[str, torch.Tensor],
+    S: torch.Tensor | None,
+    groups: torch.Tensor | None,
+    *,
+    nested_bits: tuple[int, ...] = (),
+    lambda_list: float = 1.0,
+    lambda_nce: float = 1.0,
+    nce_temperature: float = 0.2,
+    lambda_q: float = 1e-3,
+    lambda_kld: float = 1e-3,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The combined objective on a DVSH forward output (`u`, optional `mu`/`logvar`).
+
+    List-wise terms need `S`, the contrastive term `groups`; either may be None (adaptation has
+    no labels). Returns (total, float terms)."""
+    u = out["u"]
+    terms: dict[str, float] = {}
+    total = u.new_zeros((), dtype=torch.float32)
+    tau = getattr(method.config, "tau", 0.0) or None
+    if S is not None and lambda_list > 0:
+        l_list = losses.listwise_loss(u, S, tau=tau)
+        for b in nested_bits:
+            l_list = l_list + losses.listwise_loss(u[:, :b], S, tau=b / 8.0 if tau is None else tau)
+        total = total + lambda_list * l_list
+        terms["list"] = float(l_list.detach())
+    if groups is not None and lambda_nce > 0:
+        l_nce = nt_xent_loss(u, groups, nce_temperature)
+        total = total + lambda_nce * l_nce
+        terms["nce"] = float(l_nce.detach())
+    balance = getattr(method.config, "balance", "batch")
+    l_q = losses.quantization_loss(u, balance=balance)
+    total = total + lambda_q * l_q
+    terms["quant"] = float(l_q.detach())
+    if "mu" in out:
+        l_kld = losses.kld_loss(out["mu"], out["logvar"])
+        total = total + lambda_kld * l_kld
+        terms["kld"] = float(l_kld.detach())
+    terms["loss"] = float(total.detach())
+    return total, terms
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    out_dir: str | Path,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> PretrainResult:
+    """Pretrain on generated fabrics and write ``<out_dir>/pretrained-<method>-<bits>.safetensors``
+    (+ JSON). CUDA with mixed precision is used when present. Raises `jobs.Cancelled` (nothing
+    is written then)."""
+    from fabricsearch.hashing.base import BatchLabels
+    from fabricsearch.similarity import fine_grained_torch
+    from fabricsearch.taxonomy import Taxonomy
+
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # augmentation
+    taxonomy = Taxonomy.default()
+    method = build_pretrain_method(cfg).to(device)
+    ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
+    opt = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ctx.optimizers = [opt]
+
+    history: list[dict[str, float]] = []
+    sums: dict[str, float] = {}
+    prefetch = _Prefetch(cfg, taxonomy)
+    t_loop = time.perf_counter()
+    batch_n = cfg.batch_fabrics * cfg.photos_per_fabric
+    try:
+        for step in range(cfg.steps):
+            check(cancel)
+            raw, labels, ids = prefetch.get()
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup_frac)
+            images = augment(raw, cfg.input_size, gen).to(device, non_blocking=True)
+            bl = BatchLabels(*labels.to_torch(device))
+            S = fine_grained_torch(*bl.as_tuple())
+            groups = torch.as_tensor(ids, device=device)
+            method.train()
+            with ctx.autocast():
+                out = method(images)
+            total, terms = hashing_losses(
+                method,
+                out,
+                S,
+                groups,
+                nested_bits=cfg.nested_bits,
+                lambda_list=cfg.lambda_list,
+                lambda_nce=cfg.lambda_nce,
+                nce_temperature=cfg.nce_temperature,
+                lambda_q=cfg.lambda_q,
+                lambda_kld=cfg.lambda_kld,
+            )
+            ctx.backward_step(total)
+            ctx.step = step + 1
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            every = max(1, cfg.steps // 20)
+            if (step + 1) % every == 0 or step + 1 == cfg.steps:
+                n = (step % every) + 1 if step + 1 == cfg.steps else every
+                history.append({"step": step + 1, **{k: v / n for k, v in sums.items()}})
+                log.info("pretrain %s", history[-1])
+                sums = {}
+            elapsed = time.perf_counter() - t_loop
+            rate = (step + 1) * batch_n / max(elapsed, 1e-9)
+            eta = (cfg.steps - step - 1) * batch_n / max(rate, 1e-9)
+            report(progress, "pretrain", step + 1, cfg.steps, "step", info={**terms, "samples/s": rate, "eta_s": eta})
+    finally:
+        prefetch.close()
+    train_time = time.perf_counter() - t0
+    method.eval()
+
+    metrics: dict[str, float] = {"train_time_s": train_time, "steps": float(cfg.steps)}
+    if cfg.eval_fabrics:
+        check(cancel)
+        for bits, value in synthetic_map(method, cfg.eval_fabrics, seed=cfg.seed + 10_000).items():
+            metrics[f"synthetic_mAP_{bits}"] = value
+
+    out_dir = Path(out_dir)
+    path = out_dir / f"{pretrained_version(cfg.bits, cfg.method)}.safetensors"
+    meta = ckpt.build_metadata(
+        method,
+        train_config=cfg.to_dict(),
+        taxonomy_version=taxonomy.version,
+        training_fingerprint=f"synthetic:seed={cfg.seed}:steps={cfg.steps}",
+        metrics=metrics,
+        version=pretrained_version(cfg.bits, cfg.method),
+    )
+    meta.extra.update(
+        {
+            "pretrained": "synthetic fabrics (fabricsearch.synth), generated on the fly",
+            "nested_bits": list(cfg.nested_bits),
+            "history": history,
+            "device": str(device),
+            "reproduce": f"fabricsearch pretrain {out_dir.as_posix()} --steps {cfg.steps} --seed {cfg.seed}",
+        }
+    )
+    saved = method.to("cpu")
+    if cfg.half_weights:
+        saved = copy.deepcopy(saved).half()
+    ckpt.save_checkpoint(path, saved, meta)
+    return PretrainResult(
+        path=path,
+        method=method.float().eval(),
+        steps=cfg.steps,
+        train_time_s=train_time,
+        device=str(device),
+        history=history,
+        metrics=metrics,
+    )
+
+
+def synthetic_map(
+    method: HashMethod, n_fabrics: int = 60, seed: int = 10_000, photos_per_fabric: int = 2
+) -> dict[int, float]:
+    """mAP of `method` on a held-out generated set (every photo queries all others), at the
+    method's bits and every nested prefix it was trained for (read from nothing: 32 if < bits)."""
+    from fabricsearch.hashing.encode import encode_cached
+    from fabricsearch.hashing.metrics import evaluate_codes
+    from fabricsearch.taxonomy import Taxonomy
+
+    rng = np.random.default_rng([seed, 0xE7A1])
+    images, labels, _ids = synthetic_batch(
+        rng, Taxonomy.default(), n_fabrics, photos_per_fabric, work_size_for(method.input_size)
+    )
+    codes = encode_cached(method, images)
+    out: dict[int, float] = {}
+    for bits in sorted({method.bits, *(b for b in (32,) if b < method.bits)}):
+        c = codes[:, :bits]
+        out[bits] = float(evaluate_codes(c, c, labels, labels, ks=(10,), exclude_self=True).mAP)
+    return out
+
+
+# --- shipped model -----------------------------------------------------------------------------
+def truncate_bits(method: HashMethod, bits: int) -> HashMethod:
+    """A copy of a DVSH model that outputs only the first `bits` bits of its code.
+
+    In DVSH each bit is one block of the structural layer (rows 2m, 2m+1 of its weight and of
+    the code normalisation), so keeping the first `bits` blocks gives exactly the code prefix; pretraining trains the
+    32-bit prefix to be a code of its own (nested list-wise loss)."""
+    from fabricsearch.config import replace
+    from fabricsearch.hashing.registry import create_method
+
+    if bits == method.bits:
+        return method
+    if bits > method.bits or bits <= 0 or bits % 8:
+        raise ValueError(f"cannot truncate a {method.bits}-bit model to {bits} bits")
+    cfg = replace(method.config, bits=bits)
+    small = create_method(method.name, config=cfg)
+    want = small.state_dict()
+    state: dict[str, torch.Tensor] = {}
+    for key, value in method.state_dict().items():
+        if key in want and want[key].shape != value.shape:
+            # Only the code layers (struct blocks / hash layer and their norm) depend on K; their
+            # rows are ordered bit by bit, so the first rows belong to the first bits.
+            if want[key].shape[1:] != value.shape[1:] or want[key].shape[0] > value.shape[0]:
+                raise ValueError(f"cannot truncate {key}: {tuple(value.shape)}")
+            value = value[: want[key].shape[0]]
+        state[key] = value.clone()
+    small.load_state_dict(state, strict=True)
+    return small.to(next(method.parameters()).device).eval()
+
+
+def load_pretrained(
+    bits: int = SHIPPED_BITS, path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> tuple[HashMethod, ckpt.CheckpointMeta]:
+    """Load the shipped (or the given) pretrained model, truncated to `bits` if fewer."""
+    path = Path(path) if path is not None else shipped_model_path()
+    method, meta = ckpt.load_checkpoint(path, device=device)
+    method = method.float()
+    if bits != method.bits:
+        method = truncate_bits(method, bits)
+        meta = copy.copy(meta)
+        meta.bits = bits
+        meta.method_config = config_to_dict(method.config)
+        meta.version = pretrained_version(bits, meta.method)
+    return method, meta
+
+
+def install_default_model(
+    lib: Library, bits: int = SHIPPED_BITS, source: str | Path | None = None
+) -> ModelInfo | None:
+    """Copy the shipped pretrained model into the library's models folder and register it
+    (version ``pretrained-dvsh-<bits>``); it becomes active only if no model is active.
+
+    Returns the model (also when it was already installed), or None when no shipped model is
+    available (a bare checkout without ``resources/models``). Codes are not computed here:
+    call `search.encode_missing(lib)` after importing images."""
+    from fabricsearch.catalogue import ModelInfo
+
+    src = Path(source) if source is not None else shipped_model_path()
+    if not src.exists():
+        log.warning("no shipped model at %s; the library starts without a model", src)
+        return None
+    src_meta = ckpt.read_metadata(src)
+    version = pretrained_version(bits, src_meta.method)
+    for info in lib.models():
+        if info.version == version:
+            return info
+    lib.models_dir.mkdir(parents=True, exist_ok=True)
+    dest = lib.models_dir / f"{version}.safetensors"
+    if bits == src_meta.bits:
+        shutil.copyfile(src, dest)
+        shutil.copyfile(ckpt.metadata_path(src), ckpt.metadata_path(dest))
+        meta = src_meta
+    else:
+        method, meta = load_pretrained(bits, src)
+        ckpt.save_checkpoint(dest, method, meta)
+    info = ModelInfo(
+        version=version,
+        method=meta.method,
+        bits=bits,
+        path=dest,
+        created=time.time(),
+        metrics={k: v for k, v in meta.metrics.items() if k.startswith("synthetic")},
+        note=SHIPPED_NOTE,
+    )
+    lib.add_model(info, activate=lib.active_model() is None)
+    return info
+
+
+def resolve_init(name_or_path: str | Path | None, lib: Library | None = None) -> Path | None:
+    """`--init` values → weights file: "scratch"/None → None, "pretrained" → the shipped model,
+    "adapted" → the library's newest self-supervised adapted model, anything else a path."""
+    from fabricsearch.catalogue import LibraryError
+
+    if name_or_path is None:
+        return None
+    name = str(name_or_path).strip()
+    key = name.lower()
+    if key in ("", "scratch"):
+        return None
+    if key == "pretrained":
+        path = shipped_model_path()
+        if not path.exists():
+            raise LibraryError(f"the shipped pretrained model is missing ({path})")
+        return path
+    if key == "adapted":
+        if lib is None:
+            raise LibraryError("--init adapted needs a library")
+        adapted = [m for m in lib.models() if m.version.startswith("adapted-")]
+        if not adapted:
+            raise LibraryError("this library has no adapted model yet (run `fabricsearch adapt`)")
+        return adapted[0].path  # models() is newest first
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise LibraryError(f"init weights {path} do not exist")
+    return path
