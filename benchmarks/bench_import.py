@@ -115,6 +115,7 @@ def main() -> None:
     args = ap.parse_args()
 
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
     workers_list = args.workers or sorted({1, cores})
     print(f"preparing {args.count} {args.width}×{args.height} JPEGs in {CACHE} …", flush=True)
     folder = ensure_photos(args.count, args.width, args.height)
@@ -126,7 +127,8 @@ def main() -> None:
     print(
         f"{args.count} photos {args.width}×{args.height}, mean file "
         f"{np.mean([p.stat().st_size for p in sorted(folder.glob('*.jpg'))[: args.count]]) / 1e6:.2f} MB, "
-        f"{cores} cores ({platform.processor() or platform.machine()})"
+        f"{cores} cores ({platform.processor() or platform.machine()}), "
+        f"load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after"
     )
     print(
         f"one photo: full decode {decode['full_decode_ms']:.0f} ms, "
@@ -143,7 +145,13 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "import",
-                "machine": {"cores": cores, "platform": platform.platform()},
+                "machine": {
+                    "cores": cores,
+                    "platform": platform.platform(),
+                    # A shared machine: the load tells how contended the cores were.
+                    "loadavg_1min_before": load_before,
+                    "loadavg_1min_after": os.getloadavg()[0],
+                },
                 "photo": {"width": args.width, "height": args.height, "count": args.count},
                 "decode": decode,
                 "runs": rows,

@@ -76,13 +76,15 @@ class PretrainConfig:
     bits: int = 64
     nested_bits: tuple[int, ...] = (32,)  # prefixes trained to be codes of their own
     input_size: int = 64  # network input, px; the encoder uses the same size
-    batch_fabrics: int = 24  # fabrics per step; × photos_per_fabric images
+    batch_fabrics: int = 16  # fabrics per step; × photos_per_fabric images
     photos_per_fabric: int = 2
     lr: float = 1e-3
     weight_decay: float = 5e-5
     warmup_frac: float = 0.05  # linear warm-up, then cosine decay to 5 % of lr
     lambda_list: float = 1.0
-    lambda_nce: float = 1.0
+    # The list-wise loss sums over the n − 1 ranked items (≈ n·log n) while NT-Xent is a mean
+    # (≈ log n); λ_nce = 10 gives both a comparable share of the gradient at n = 32.
+    lambda_nce: float = 10.0
     nce_temperature: float = 0.2
     lambda_q: float = 1e-3
     lambda_kld: float = 1e-3
@@ -454,10 +456,11 @@ def load_pretrained(
 
 
 def install_default_model(
-    lib: Library, bits: int = SHIPPED_BITS, source: str | Path | None = None
+    lib: Library, bits: int | None = None, source: str | Path | None = None
 ) -> ModelInfo | None:
-    """Copy the shipped pretrained model into the library's models folder and register it
-    (version ``pretrained-dvsh-<bits>``); it becomes active only if no model is active.
+    """Copy the shipped pretrained model (or `source`) into the library's models folder and
+    register it (version ``pretrained-dvsh-<bits>``); it becomes active only if no model is
+    active. `bits` below the file's (e.g. 32) installs the nested code prefix (`truncate_bits`).
 
     Returns the model (also when it was already installed), or None when no shipped model is
     available (a bare checkout without ``resources/models``). Codes are not computed here:
@@ -469,6 +472,7 @@ def install_default_model(
         log.warning("no shipped model at %s; the library starts without a model", src)
         return None
     src_meta = ckpt.read_metadata(src)
+    bits = src_meta.bits if bits is None else int(bits)
     version = pretrained_version(bits, src_meta.method)
     for info in lib.models():
         if info.version == version:

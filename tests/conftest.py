@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Logs, settings and the demo library of the tests go to a throwaway folder, never the user's.
+os.environ.setdefault("FABRICSEARCH_DATA_DIR", tempfile.mkdtemp(prefix="fabricsearch-tests-"))
 
 
 def seed_everything(seed: int = 0) -> None:

@@ -307,3 +307,19 @@ def test_cli_init_import_info_json(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_report_json_shape() -> None:
     rep = ImportReport(added=1, failed=[{"path": "a", "reason": "b"}])
     assert json.loads(json.dumps(rep.to_json()))["failed"] == [{"path": "a", "reason": "b"}]
+
+
+def test_cancel_with_process_pool(lib: Library, tmp_path: Path) -> None:
+    write_images(tmp_path / "photos", 24)
+    cancel = CancelToken()
+
+    def progress(p: Progress) -> None:
+        if p.stage == "import" and p.done == 3:
+            cancel.cancel()
+
+    rep = import_folder(lib, tmp_path / "photos", workers=2, progress=progress, cancel=cancel)
+    assert rep.cancelled
+    assert 3 <= rep.added < 24
+    assert lib.count() == rep.added
+    rep2 = import_folder(lib, tmp_path / "photos", workers=0)
+    assert (rep2.added + rep2.unchanged, rep2.unchanged) == (24, rep.added)

@@ -28,7 +28,7 @@ import numpy as np
 
 from fabricsearch import imaging
 from fabricsearch.catalogue.library import Library, normalise_path
-from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.jobs import CancelToken, ProgressFn, report
 
 #: Longest side decoded for palette and thumbnails; thumbnails need at most 512 px.
 WORK_SIDE = max(imaging.THUMB_SIZES)
@@ -167,8 +167,8 @@ def import_folder(
 
     ``workers``: processes for decoding (None = all cores; 0 = in this process). With
     ``labels_csv`` the labels are applied after the images (see `labels_csv.import_labels`).
-    Cancelling stops at a safe point; what was written stays, ``report.cancelled`` is set and
-    `jobs.Cancelled` is raised only if no report can be returned (never here)."""
+    Cancelling stops at the next file: what was measured is committed and the report comes
+    back with ``cancelled`` set (no `jobs.Cancelled` is raised: the partial report is useful)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
@@ -207,10 +207,10 @@ def import_folder(
             rate = done / max(time.monotonic() - started, 1e-6)
             report(progress, "import", done, total, "images", info={"img/s": rate})
             if cancel is not None and cancel.cancelled:
-                rep.cancelled = True
                 break
     finally:
         writer.flush()  # commit what is measured, also when interrupted (Ctrl-C) or cancelled
+    rep.cancelled = done < total and cancel is not None and cancel.cancelled
     if labels_csv is not None and not rep.cancelled:
         from fabricsearch.catalogue.labels_csv import import_labels
 
@@ -227,7 +227,8 @@ def _measure_all(
     if workers <= 1 or len(paths) < 4:
         # Not worth starting processes (spawning costs ~1 s each) for a handful of files.
         for p in paths:
-            check(cancel)
+            if cancel is not None and cancel.cancelled:
+                return
             yield measure_file(p, known)
         return
     yield from _measure_pool(paths, known, workers, cancel)
@@ -267,7 +268,8 @@ def _measure_pool(
             if suspects and not pending:
                 pool.shutdown(wait=True, cancel_futures=True)
                 for p in suspects:
-                    check(cancel)
+                    if cancel is not None and cancel.cancelled:
+                        return
                     yield _measure_isolated(p, known, ctx)
                 suspects.clear()
                 pool = cf.ProcessPoolExecutor(

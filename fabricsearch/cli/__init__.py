@@ -7,6 +7,7 @@ subcommands and sets ``func`` (a callable taking the parsed args and returning a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -52,8 +53,20 @@ def main(argv: list[str]) -> int:
     if func is None:
         parser.print_help()
         return 2
+    from fabricsearch.cli.common import UserError, fail
+    from fabricsearch.jobs import Cancelled
+    from fabricsearch.logging_setup import setup_logging
+
+    # A read-only home must not stop the CLI; logging then stays on stderr.
+    with contextlib.suppress(OSError):
+        setup_logging(verbose=args.verbose)
     try:
         return int(func(args) or 0)
+    except UserError as exc:
+        return fail(str(exc))
+    except Cancelled:
+        print("cancelled; nothing was changed", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,8 +58,21 @@ def tqdm_progress(enabled: bool = True) -> Iterator[tuple[ProgressFn, CancelToke
             )
         bar.refresh()
 
+    # First Ctrl-C asks the work to stop at its next safe point; a second one interrupts hard.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            if cancel.cancelled:
+                raise KeyboardInterrupt
+            cancel.cancel()
+            print("\ncancelling… (Ctrl-C again to abort at once)", file=sys.stderr)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield progress, cancel
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         for bar in bars.values():
             bar.close()

@@ -67,7 +67,7 @@ def _filters(args: argparse.Namespace):  # noqa: ANN202 - returns SearchFilters
 def run(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import Library, LibraryError
     from fabricsearch.colour import palette_report
-    from fabricsearch.search import QueryLabels, SearchError, Searcher
+    from fabricsearch.search import QueryLabels, Searcher, SearchError
 
     try:
         with Library.open(args.library) as lib:

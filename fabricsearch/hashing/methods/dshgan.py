@@ -131,7 +131,7 @@ def sample_negative_classes(
     lab = labels.to("cpu")
     anchors, negs = [], []
     u = torch.rand(lab.shape[0], generator=generator)
-    seen_idx = torch.flatnonzero(seen)
+    seen_idx = torch.nonzero(seen).flatten()
     for i, y in enumerate(lab.tolist()):
         if y < 0:
             continue
@@ -258,12 +258,12 @@ class DSHGAN(HashMethod):
         n = real.shape[0]
         out = self.streams(torch.cat([real, fake]))  # one pass: BatchNorm sees both sources
         adv, cls, h = out["adv"], out["cls"], out["h"]
-        if fool:
+        if fool:  # the generator's view: synthetic should pass as real and keep its class
             l_a = gb.g_loss(adv[n:])
+            all_cls, logits = syn["fake_cls"], cls[n:]
         else:
             l_a = gb.d_loss(adv[:n], adv[n:])
-        all_cls = torch.cat([minor, syn["fake_cls"]]) if not fool else syn["fake_cls"]
-        logits = cls if not fool else cls[n:]
+            all_cls, logits = torch.cat([minor, syn["fake_cls"]]), cls
         known = all_cls >= 0
         l_c = (
             F.cross_entropy(logits[known], all_cls[known])

@@ -1,0 +1,361 @@
+"""Self-supervised adaptation of a hashing model to a library's own, unlabelled images.
+
+A company's archive looks different from the synthetic fabrics the shipped model learnt from
+(real yarns, lighting, scanners). `adapt_library` fine-tunes the whole network, starting from
+the active model (or the shipped pretrained one), with a SimCLR-style contrastive objective:
+two augmented views of each archive photo are positives, every other photo of the batch is a
+negative, and NT-Xent is applied to the hash layer's relaxed codes, so what is learnt is
+exactly what the Hamming ranking uses. The bi-half quantisation term keeps bits balanced and
+near ±1 (and DVSH's KL term keeps its latent regular).
+
+Views change what does *not* identify a fabric: position, crop and scale, rotation (any angle,
+plus mirror), lighting level and gradient, and focus (blur). Hue and saturation are never
+jittered, because colour is a label (§3.2): a view must not turn navy into purple.
+
+The run is versioned like training ("adapted-<time>-<method>-<bits>"), saved through
+`hashing.checkpoint`, and recorded, encoded and activated only at the very end; a cancelled or
+failed run leaves the previous model active and untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fabricsearch.config import config_from_dict, config_to_dict
+from fabricsearch.hashing import checkpoint as ckpt
+from fabricsearch.hashing.base import HashMethod, TrainContext
+from fabricsearch.hashing.data import MEAN, STD, build_cache, work_size_for
+from fabricsearch.hashing.device import resolve_device
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.pretrain import hashing_losses, load_pretrained, pretrained_version
+
+if TYPE_CHECKING:
+    from fabricsearch.catalogue import Library, ModelInfo
+
+log = logging.getLogger(__name__)
+
+ADAPTED_PREFIX = "adapted-"
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Self-supervised adaptation settings."""
+
+    epochs: int = 3
+    batch_size: int = 32  # images per step; the network sees 2 × batch_size views
+    lr: float = 3e-4
+    weight_decay: float = 5e-5
+    max_steps: int = 0  # 0 = epochs × (images // batch_size)
+    max_images: int = 0  # 0 = all; else a seeded random subset (very large archives)
+    splits: tuple[str, ...] = ()  # () = every image; else only these stored splits
+    start: str = "active"  # "active" (else the shipped model) | "pretrained" | a model file
+    temperature: float = 0.2
+    lambda_nce: float = 1.0
+    lambda_q: float = 1e-3
+    lambda_kld: float = 1e-3
+    min_scale: float = 0.55  # smallest crop side as a fraction of the cached image
+    max_blur: float = 1.2  # largest Gaussian blur sigma, px at input size
+    light: float = 0.2  # brightness factor in [1 − light, 1 + light]; gradient up to light
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision where the device is CUDA
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2 (contrastive negatives)")
+        if not 0.1 <= self.min_scale <= 1.0:
+            raise ValueError("min_scale must be in [0.1, 1]")
+        for s in self.splits:
+            if s not in ("train", "val", "test"):
+                raise ValueError(f"unknown split {s!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdaptConfig:
+        return config_from_dict(cls, data)
+
+
+# --- fabric-appropriate views ------------------------------------------------------------------
+def _gaussian_kernels(sigmas: torch.Tensor, radius: int) -> torch.Tensor:
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x[None, :] / sigmas.clamp_min(1e-3)[:, None]) ** 2)
+    return k / k.sum(dim=1, keepdim=True)  # (N, 2r + 1)
+
+
+def fabric_views(
+    batch: np.ndarray,
+    input_size: int,
+    generator: torch.Generator,
+    min_scale: float = 0.55,
+    max_blur: float = 1.2,
+    light: float = 0.2,
+) -> torch.Tensor:
+    """uint8 (N, W, W, 3) → one random view per image, normalised float (N, 3, S, S).
+
+    Crop position and scale, any rotation and a mirror (one affine resampling, reflection at
+    the border — fabric is close to stationary), a uniform brightness factor and a linear
+    lighting gradient (the same on R, G and B, so hue and saturation are unchanged), and a
+    Gaussian blur on half of the views. Seeded by `generator` only."""
+    n = batch.shape[0]
+    x = torch.as_tensor(batch).permute(0, 3, 1, 2).float().div_(255.0)
+    g = generator
+    scale = min_scale + (1.0 - min_scale) * torch.rand(n, generator=g)
+    angle = 2 * math.pi * torch.rand(n, generator=g)
+    mirror = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    shift = (torch.rand((n, 2), generator=g) * 2 - 1) * (1 - scale)[:, None]
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack(
+        [
+            torch.stack([cos * mirror, -sin, shift[:, 0]], dim=1),
+            torch.stack([sin * mirror, cos, shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, [n, 3, input_size, input_size], align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    # Lighting: exposure × (1 + gradient along a random direction); one factor for all channels.
+    exposure = 1.0 + light * (2 * torch.rand(n, generator=g) - 1)
+    direction = 2 * math.pi * torch.rand(n, generator=g)
+    strength = light * torch.rand(n, generator=g)
+    c = torch.linspace(-1.0, 1.0, input_size)
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    ramp = torch.cos(direction)[:, None, None] * xx + torch.sin(direction)[:, None, None] * yy
+    gain = exposure[:, None, None] * (1.0 + strength[:, None, None] * ramp)
+    out = (out * gain[:, None]).clamp_(0.0, 1.0)
+
+    # Focus: separable Gaussian blur on about half of the views.
+    blur = torch.rand(n, generator=g) < 0.5
+    sigmas = 0.1 + (max_blur - 0.1) * torch.rand(n, generator=g)
+    if bool(blur.any()) and max_blur > 0.1:
+        radius = max(1, int(math.ceil(2 * max_blur)))
+        idx = torch.nonzero(blur).flatten()
+        k = _gaussian_kernels(sigmas[idx], radius)  # (B, K)
+        sub = out[idx]  # (B, 3, S, S)
+        b = sub.shape[0]
+        # Depthwise conv with one kernel per (image, channel): fold the batch into channels.
+        w = k.repeat_interleave(3, dim=0)  # (3B, K)
+        flat = sub.reshape(1, 3 * b, input_size, input_size)
+        flat = F.pad(flat, (radius, radius, radius, radius), mode="reflect")
+        flat = F.conv2d(flat, w[:, None, None, :], groups=3 * b)
+        flat = F.conv2d(flat, w[:, None, :, None], groups=3 * b)
+        out[idx] = flat.reshape(b, 3, input_size, input_size)
+
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (out - mean) / std
+
+
+# --- the starting model ----------------------------------------------------------------------
+def _adaptable(method: HashMethod) -> bool:
+    return method.trainable and any(p.requires_grad for p in method.parameters())
+
+
+def load_start_model(lib: Library, start: str = "active") -> tuple[HashMethod, str]:
+    """(method in float32, description of where it came from) for `AdaptConfig.start`.
+
+    "active" uses the active model when it has trainable weights, else the shipped pretrained
+    model; "pretrained" always the shipped one; anything else is a model file."""
+    from pathlib import Path
+
+    from fabricsearch.catalogue import LibraryError
+
+    key = (start or "active").strip().lower()
+    if key == "active":
+        info = lib.active_model()
+        if info is not None:
+            method, _meta = ckpt.load_checkpoint(info.path)
+            if _adaptable(method):
+                return method.float(), info.version
+            log.info("active model %s has no trainable weights; using the shipped model", info.version)
+        key = "pretrained"
+    if key == "pretrained":
+        try:
+            method, _meta = load_pretrained()
+        except ckpt.CheckpointError as exc:
+            raise LibraryError(f"no model to adapt: the shipped pretrained model cannot be loaded ({exc})") from exc
+        return method, pretrained_version()
+    method, _meta = ckpt.load_checkpoint(Path(start).expanduser())
+    if not _adaptable(method):
+        raise LibraryError(f"{start} has no trainable weights to adapt")
+    return method.float(), str(start)
+
+
+def _forward(method: HashMethod, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    out = method(x)
+    if isinstance(out, dict) and "u" in out:
+        return out
+    return {"u": method.encode_continuous(x)}
+
+
+def new_adapted_version(lib: Library, method: str, bits: int) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    taken = {m.version for m in lib.models()}
+    version = f"{ADAPTED_PREFIX}{stamp}-{method}-{bits}"
+    n = 2
+    while version in taken or (lib.models_dir / f"{version}.safetensors").exists():
+        version = f"{ADAPTED_PREFIX}{stamp}-{method}-{bits}-{n}"
+        n += 1
+    return version
+
+
+# --- adaptation --------------------------------------------------------------------------------
+def adapt_method(
+    method: HashMethod,
+    images: np.ndarray,
+    cfg: AdaptConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> list[dict[str, float]]:
+    """Contrastive fine-tuning of `method` in place on a uint8 cache (N, W, W, 3) at work size.
+    Returns per-epoch mean loss terms. Raises `jobs.Cancelled`."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    method.to(device)
+    ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
+    params = [p for p in method.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ctx.optimizers = [opt]
+    n = images.shape[0]
+    if n < 2:
+        raise ValueError("adaptation needs at least two images")
+    bs = min(cfg.batch_size, n)
+    spe = max(1, n // bs)
+    total = cfg.epochs * spe
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    history: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    step = 0
+    epoch = 0
+    while step < total:
+        perm = torch.randperm(n, generator=gen).numpy()
+        sums: dict[str, float] = {}
+        done_here = 0
+        for s in range(spe):
+            if step >= total:
+                break
+            check(cancel)
+            idx = np.sort(perm[s * bs : (s + 1) * bs])
+            raw = images[idx]
+            v1 = fabric_views(raw, method.input_size, gen, cfg.min_scale, cfg.max_blur, cfg.light)
+            v2 = fabric_views(raw, method.input_size, gen, cfg.min_scale, cfg.max_blur, cfg.light)
+            x = torch.cat([v1, v2]).to(device, non_blocking=True)
+            groups = torch.arange(len(idx), device=device).repeat(2)
+            method.train()
+            with ctx.autocast():
+                out = _forward(method, x)
+            loss, terms = hashing_losses(
+                method,
+                out,
+                None,
+                groups,
+                lambda_nce=cfg.lambda_nce,
+                nce_temperature=cfg.temperature,
+                lambda_q=cfg.lambda_q,
+                lambda_kld=cfg.lambda_kld,
+            )
+            ctx.backward_step(loss)
+            step += 1
+            done_here += 1
+            ctx.step = step
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            rate = step * len(idx) / max(time.perf_counter() - t0, 1e-9)
+            eta = (total - step) * bs / max(rate, 1e-9)
+            report(
+                progress,
+                "adapt",
+                step,
+                total,
+                "step",
+                info={"epoch": epoch + 1, **terms, "samples/s": rate, "eta_s": eta},
+            )
+        epoch += 1
+        history.append({"epoch": epoch, "step": step, **{k: v / max(done_here, 1) for k, v in sums.items()}})
+        log.info("adapt %s", history[-1])
+    method.eval()
+    return history
+
+
+def adapt_library(
+    lib: Library,
+    cfg: AdaptConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ModelInfo:
+    """Adapt a model to the library's images, save it, re-encode the library and make the new
+    model ("adapted-…") active — all recorded only at the very end. Raises `jobs.Cancelled`."""
+    from fabricsearch.catalogue import LibraryError, ModelInfo
+    from fabricsearch.hashing.encode import encode_library
+    from fabricsearch.hashing.evaluate import evaluate_library_codes
+
+    t0 = time.perf_counter()
+    method, origin = load_start_model(lib, cfg.start)
+    records = lib.images()
+    if cfg.splits:
+        splits = lib.splits()
+        records = [r for r in records if splits.get(r.id) in cfg.splits]
+    if cfg.max_images and len(records) > cfg.max_images:
+        pick = np.random.default_rng(cfg.seed).choice(len(records), cfg.max_images, replace=False)
+        records = [records[i] for i in sorted(pick)]
+    if len(records) < 2:
+        raise LibraryError("adaptation needs at least two images in the library")
+    cache, ok = build_cache([r.path for r in records], work_size_for(method.input_size), progress=progress, cancel=cancel)
+    cache = cache[ok]
+    if len(cache) < 2:
+        raise LibraryError("fewer than two images of the library could be decoded")
+    history = adapt_method(method, cache, cfg, progress, cancel)
+    adapt_time = time.perf_counter() - t0
+
+    version = new_adapted_version(lib, method.name, method.bits)
+    lib.models_dir.mkdir(parents=True, exist_ok=True)
+    path = lib.models_dir / f"{version}.safetensors"
+    try:
+        check(cancel)
+        ids, packed = encode_library(lib, method, store=False, progress=progress, cancel=cancel)
+        metrics: dict[str, float] = {"adapt_time_s": adapt_time, "adapt_images": float(len(cache))}
+        test = evaluate_library_codes(lib, ids, packed, method.bits)
+        if test is not None:
+            metrics.update({k: float(v) for k, v in test.summary().items() if isinstance(v, float)})
+        meta = ckpt.build_metadata(
+            method,
+            train_config=cfg.to_dict(),
+            taxonomy_version=getattr(lib.taxonomy, "version", None),
+            training_fingerprint=f"self-supervised:{len(cache)} images",
+            metrics=metrics,
+            version=version,
+        )
+        meta.extra.update({"adapted_from": origin, "history": history, "device": str(resolve_device(cfg.device))})
+        ckpt.save_checkpoint(path, method.to("cpu"), meta)
+        check(cancel)
+        info = ModelInfo(
+            version=version,
+            method=method.name,
+            bits=method.bits,
+            path=path,
+            created=meta.created,
+            metrics={k: v for k, v in metrics.items() if v == v},
+            note=f"self-supervised adaptation of {origin} to this library",
+        )
+        with lib.atomic():
+            lib.add_model(info, activate=True)
+            lib.store_codes(version, ids.tolist(), packed)
+    except BaseException:
+        for p in (path, ckpt.metadata_path(path)):
+            p.unlink(missing_ok=True)
+        raise
+    return info

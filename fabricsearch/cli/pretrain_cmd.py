@@ -1,0 +1,156 @@
+"""Pretraining commands: ``pretrain`` (synthetic fabrics → shipped model) and ``adapt``
+(self-supervised adaptation to a library's own unlabelled images)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from fabricsearch.cli.common import UserError, fail, print_json, tqdm_progress
+
+
+def add_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "pretrain",
+        help="pretrain the DVSH network on generated fabrics (makes the shipped default model)",
+        description=(
+            "Pretrain DVSH on a stream of procedurally generated fabrics (exact labels, list-wise "
+            "loss with the fine-grained similarity, plus instance discrimination between photos "
+            "of the same fabric). Writes OUT/pretrained-dvsh-<bits>.safetensors and its JSON. "
+            "The shipped model is made by `fabricsearch pretrain resources/models --steps N "
+            "--seed S` (see resources/models/README.md)."
+        ),
+    )
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bits", type=int, default=64)
+    p.add_argument("--batch-fabrics", type=int, default=16, help="fabrics per step (2 photos each)")
+    p.add_argument("--input-size", type=int, default=64, help="network input side, px")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_pretrain)
+
+    p = subparsers.add_parser(
+        "adapt",
+        help="adapt the search model to this library's own images (no labels needed)",
+        description=(
+            "Fine-tune the base network of the active model (or of the shipped pretrained model) "
+            "on the library's unlabelled images with a contrastive objective between two "
+            "augmented views (crops, rotations, scale, lighting, blur; colour is never changed), "
+            "then re-encode the library and make the adapted model active."
+        ),
+    )
+    p.add_argument("library", metavar="LIB", help="library folder")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: off)")
+    p.add_argument(
+        "--split",
+        action="append",
+        choices=("train", "val", "test"),
+        help="adapt on these splits only (default: every image); repeatable",
+    )
+    p.add_argument("--from", dest="start", default="active", help="'active', 'pretrained' or a path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_adapt)
+
+
+def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from fabricsearch.catalogue import LibraryError
+        from fabricsearch.hashing.checkpoint import CheckpointError
+        from fabricsearch.hashing.device import DeviceError
+        from fabricsearch.jobs import Cancelled
+
+        try:
+            return func(args)
+        except (LibraryError, CheckpointError, DeviceError, UserError) as exc:
+            return fail(str(exc))
+        except Cancelled:
+            return fail("cancelled; nothing was changed", 130)
+
+    return wrapper
+
+
+@_user_errors
+def run_pretrain(args: argparse.Namespace) -> int:
+    from fabricsearch.pretrain import PretrainConfig, pretrain
+
+    try:
+        cfg = PretrainConfig(
+            steps=args.steps,
+            seed=args.seed,
+            bits=args.bits,
+            batch_fabrics=args.batch_fabrics,
+            input_size=args.input_size,
+            lr=args.lr,
+            device=args.device,
+            amp=not args.no_amp,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    with tqdm_progress(not args.json) as (progress, cancel):
+        result = pretrain(cfg, args.out, progress=progress, cancel=cancel)
+    summary = {
+        "path": str(result.path),
+        "steps": result.steps,
+        "device": result.device,
+        "train_time_s": round(result.train_time_s, 1),
+        "metrics": result.metrics,
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {result.path} ({result.steps} steps on {result.device}, {result.train_time_s:.0f} s)")
+        for k, v in result.metrics.items():
+            if k.startswith("synthetic"):
+                print(f"  {k}: {v:.3f}")
+    return 0
+
+
+@_user_errors
+def run_adapt(args: argparse.Namespace) -> int:
+    from fabricsearch.adapt import AdaptConfig, adapt_library
+    from fabricsearch.catalogue import Library
+
+    try:
+        cfg = AdaptConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            max_steps=args.max_steps,
+            splits=tuple(args.split or ()),
+            start=args.start,
+            seed=args.seed,
+            device=args.device,
+            amp=not args.no_amp,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    with Library.open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
+        info = adapt_library(lib, cfg, progress=progress, cancel=cancel)
+        summary = {
+            "version": info.version,
+            "method": info.method,
+            "bits": info.bits,
+            "path": str(info.path),
+            "metrics": info.metrics,
+            "note": info.note,
+        }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"adapted model {info.version} is now active")
+        for k, v in info.metrics.items():
+            print(f"  {k}: {v:.4g}")
+    return 0
