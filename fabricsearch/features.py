@@ -179,7 +179,9 @@ def gabor_energy(images: np.ndarray) -> np.ndarray:
         feats.append(-np.sort(-np.stack(means, axis=1), axis=1))
         feats.append(-np.sort(-np.stack(stds, axis=1), axis=1))
     out = np.concatenate(feats, axis=1)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    # A textureless image has only float rounding left as energy: keep it zero, not amplified.
+    return np.where(norm > 1e-6, out / np.maximum(norm, 1e-12), 0.0)
 
 
 def extract_features(images: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:

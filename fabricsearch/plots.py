@@ -8,7 +8,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
+_COLOURS = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+]
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:

@@ -49,7 +49,7 @@ def synthetic_images(labels: LabelArrays, size: int = 40, seed: int = 0) -> list
     for c in labels.minor.tolist():
         img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
         period = 4 + 3 * int(c)
-        img[:, :: period, c % 3] = 230
+        img[:, ::period, c % 3] = 230
         out.append(img)
     return out
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hashing_helpers import tiny_options
 from safetensors.torch import save_file
 
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.registry import create_method
-from hashing_helpers import tiny_options
-
 
 
 class _Evil:
@@ -33,14 +32,19 @@ def test_round_trip_restores_method_config_and_codes(tmp_path: Path) -> None:
     m = _method()
     m.eval()
     x = torch.randn(4, 3, 32, 32)
-    meta = ckpt.build_metadata(m, metrics={"mAP": 0.5}, training_fingerprint="abc", taxonomy_version=3)
+    meta = ckpt.build_metadata(
+        m, metrics={"mAP": 0.5}, training_fingerprint="abc", taxonomy_version=3
+    )
     path = ckpt.save_checkpoint(tmp_path / "model.safetensors", m, meta)
     assert ckpt.metadata_path(path).exists()
     loaded, meta2 = ckpt.load_checkpoint(path)
-    assert loaded.name == "dvsh" and loaded.bits == 32
+    assert loaded.name == "dvsh"
+    assert loaded.bits == 32
     assert loaded.config == m.config
-    assert meta2.metrics == {"mAP": 0.5} and meta2.training_fingerprint == "abc"
-    assert meta2.taxonomy_version == 3 and meta2.base_prefix == "base."
+    assert meta2.metrics == {"mAP": 0.5}
+    assert meta2.training_fingerprint == "abc"
+    assert meta2.taxonomy_version == 3
+    assert meta2.base_prefix == "base."
     torch.testing.assert_close(loaded.encode(x), m.encode(x))
     torch.testing.assert_close(loaded.encode_continuous(x), m.encode_continuous(x))
 
@@ -50,12 +54,15 @@ def test_metadata_embedded_when_side_file_missing(tmp_path: Path) -> None:
     path = ckpt.save_checkpoint(tmp_path / "m.safetensors", m, ckpt.build_metadata(m))
     ckpt.metadata_path(path).unlink()
     loaded, meta = ckpt.load_checkpoint(path)
-    assert meta.method == "dvsh" and loaded.bits == 32
+    assert meta.method == "dvsh"
+    assert loaded.bits == 32
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 @pytest.mark.parametrize("dumper", ["pickle", "torch"])
-def test_pickled_object_is_refused_without_executing(tmp_path: Path, suffix: str, dumper: str) -> None:
+def test_pickled_object_is_refused_without_executing(
+    tmp_path: Path, suffix: str, dumper: str
+) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / f"model{suffix}"
     if dumper == "pickle":

@@ -114,7 +114,9 @@ def test_listwise_gradients_finite_and_batch_permutation_invariant() -> None:
     S = (S + S.T) / 2
     loss = losses.listwise_loss(u, S) + losses.quantization_loss(u)
     loss.backward()
-    assert u.grad is not None and torch.isfinite(u.grad).all() and u.grad.abs().sum() > 0
+    assert u.grad is not None
+    assert torch.isfinite(u.grad).all()
+    assert u.grad.abs().sum() > 0
     p = torch.randperm(8, generator=g)
     with torch.no_grad():
         a = float(losses.listwise_loss(u[p], S[p][:, p]))

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from hashing_helpers import synthetic_batch, tiny_options
 
 from fabricsearch.config import TrainConfig
 from fabricsearch.hashing import registry
 from fabricsearch.hashing.base import HashMethod, MethodConfig, TrainContext
 from fabricsearch.hashing.networks import BaseNet
-from hashing_helpers import synthetic_batch, tiny_options
 
 ALL_METHODS = registry.available_methods()
 
@@ -91,11 +91,17 @@ def test_variational_module_samples_in_training_and_uses_mu_at_inference() -> No
 
 @pytest.mark.parametrize(
     ("name", "variational", "structural"),
-    [("dvsh", True, True), ("dvsh1a", False, True), ("dvsh1b", True, False), ("dvsh2a", False, False)],
+    [
+        ("dvsh", True, True),
+        ("dvsh1a", False, True),
+        ("dvsh1b", True, False),
+        ("dvsh2a", False, False),
+    ],
 )
 def test_ablation_switches(name: str, variational: bool, structural: bool) -> None:
     m = registry.create_method(name, bits=32, input_size=32, **tiny_options(name))
-    assert m.config.variational is variational and m.config.structural is structural
+    assert m.config.variational is variational
+    assert m.config.structural is structural
     assert hasattr(m, "mu") is variational
     assert hasattr(m, "struct_blocks") is structural
     assert hasattr(m, "hash_layer") is (not structural)
@@ -105,7 +111,8 @@ def test_ablation_switches(name: str, variational: bool, structural: bool) -> No
     assert ("blocks" in out) is structural
     # the flags are also available as options on the main method
     m2 = registry.create_method("dvsh", bits=32, variational=variational, structural=structural)
-    assert hasattr(m2, "mu") is variational and hasattr(m2, "struct_blocks") is structural
+    assert hasattr(m2, "mu") is variational
+    assert hasattr(m2, "struct_blocks") is structural
 
 
 def test_block_length_other_than_two_is_refused() -> None:
@@ -137,10 +144,15 @@ def test_every_method_trains_one_step_and_encodes(name: str) -> None:
     ctx = TrainContext(device=torch.device("cpu"), optimizers=m.configure_optimizers(cfg))
     before = {k: v.clone() for k, v in m.state_dict().items()}
     terms = m.training_step(synthetic_batch(), ctx)
-    assert terms and all(isinstance(v, float) and v == v for v in terms.values())
+    assert terms
+    assert all(isinstance(v, float) and v == v for v in terms.values())
     m.finalize()
     if m.trainable:
-        changed = any(not torch.equal(before[k], v) for k, v in m.state_dict().items() if v.is_floating_point())
+        changed = any(
+            not torch.equal(before[k], v)
+            for k, v in m.state_dict().items()
+            if v.is_floating_point()
+        )
         assert changed, "a training step must change some weight"
         for p in m.parameters():
             assert p.grad is None or torch.isfinite(p.grad).all()

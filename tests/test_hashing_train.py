@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hashing_helpers import TINY_OPTIONS, synthetic_images, synthetic_labels
 
 from fabricsearch.config import TrainConfig
 from fabricsearch.hashing import data as hdata
+from fabricsearch.hashing.checkpoint import CheckpointError
 from fabricsearch.hashing.device import DeviceError, resolve_device
 from fabricsearch.hashing.train import partial_path_for, train
-from fabricsearch.jobs import CancelToken, Cancelled, Progress
-from hashing_helpers import TINY_OPTIONS, synthetic_images, synthetic_labels
+from fabricsearch.jobs import Cancelled, CancelToken, Progress
 
 
 def _data(n: int = 20) -> hdata.TrainingData:
@@ -27,7 +28,9 @@ def _data(n: int = 20) -> hdata.TrainingData:
 
 
 def _cfg(**kw) -> TrainConfig:  # type: ignore[no-untyped-def]
-    base = dict(bits=8, input_size=24, epochs=2, batch_size=6, patience=0, method_options=TINY_OPTIONS)
+    base = dict(
+        bits=8, input_size=24, epochs=2, batch_size=6, patience=0, method_options=TINY_OPTIONS
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -36,7 +39,8 @@ def test_same_seed_same_loss_sequence_on_cpu() -> None:
     a = train(_data(), _cfg())
     b = train(_data(), _cfg())
     assert a.history == b.history
-    assert len(a.history) == 2 and a.steps == 4
+    assert len(a.history) == 2
+    assert a.steps == 4
     c = train(_data(), _cfg(seed=1))
     assert c.history != a.history
 
@@ -45,7 +49,8 @@ def test_progress_reports_loss_terms_and_rates() -> None:
     seen: list[Progress] = []
     train(_data(), _cfg(epochs=1), progress=seen.append)
     steps = [p for p in seen if p.stage == "train" and "loss" in p.info]
-    assert steps and steps[-1].done == steps[-1].total == 2
+    assert steps
+    assert steps[-1].done == steps[-1].total == 2
     info = steps[-1].info
     assert {"epoch", "list", "quant", "kld", "samples/s", "eta_s"} <= set(info)
     assert any("val_mAP" in p.info for p in seen if p.stage == "train")
@@ -80,9 +85,9 @@ def test_resume_after_interruption_gives_the_same_run(tmp_path: Path) -> None:
     x = torch.randn(3, 3, 24, 24)
     torch.testing.assert_close(resumed.method.encode(x), full.method.encode(x))
     # a different configuration must not pick up the interrupted state
-    with pytest.raises(Exception, match="other settings"):
-        other = _cfg(epochs=3, lr=5e-4)
-        partial_path_for(tmp_path, cfg).rename(partial_path_for(tmp_path, other))
+    other = _cfg(epochs=3, lr=5e-4)
+    partial_path_for(tmp_path, cfg).rename(partial_path_for(tmp_path, other))
+    with pytest.raises(CheckpointError, match="other settings"):
         train(_data(), other, out_dir=tmp_path, resume=True)
 
 
@@ -102,7 +107,9 @@ def test_undecodable_images_are_skipped() -> None:
     d = _data()
     images = list(d.images)
     images[3] = "/nonexistent/photo.jpg"
-    d2 = hdata.TrainingData(images=images, labels=d.labels, train_idx=d.train_idx, val_idx=d.val_idx)
+    d2 = hdata.TrainingData(
+        images=images, labels=d.labels, train_idx=d.train_idx, val_idx=d.val_idx
+    )
     r = train(d2, _cfg(epochs=1))
     assert r.skipped_images == 1
 

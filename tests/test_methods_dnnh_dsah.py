@@ -95,8 +95,8 @@ def test_triplet_mask_and_loss_hand_value() -> None:
     loss, count = dnnh.triplet_loss(b, mask, margin=1.0)
     assert count == 3
     assert loss.item() == pytest.approx(1.0 / 3.0)
-    # A larger delta drops the (2, 1, 0) triplet (0.5 vs 0.1 + 0.45).
-    assert dnnh.triplet_mask(S, delta=0.45).sum() == 2
+    # δ = 0.45 keeps only (0, 1, 2): 0.9 > 0.1 + 0.45, but 0.9 ≯ 0.5 + 0.45 and 0.5 ≯ 0.1 + 0.45.
+    assert sorted(map(tuple, dnnh.triplet_mask(S, delta=0.45).nonzero().tolist())) == [(0, 1, 2)]
 
 
 def test_triplet_subset_is_seeded_and_bounded() -> None:

@@ -42,7 +42,9 @@ def test_ap_without_ties_is_the_usual_ap() -> None:
 
 def test_ap_two_way_tie_hand_computed() -> None:
     # relevant first (AP 1) or second (AP 1/2), each with probability 1/2
-    assert metrics.average_precision(np.array([[0, 0]]), np.array([[True, False]]))[0] == pytest.approx(0.75)
+    assert metrics.average_precision(np.array([[0, 0]]), np.array([[True, False]]))[
+        0
+    ] == pytest.approx(0.75)
 
 
 def test_ap_three_way_tie_hand_computed() -> None:
@@ -92,7 +94,9 @@ def test_metrics_do_not_depend_on_database_order() -> None:
         lambda d, r, g: metrics.precision_at_k(d, r, (1, 5, 10)),
         lambda d, r, g: metrics.ndcg_at_k(d, g, 10),
     ):
-        np.testing.assert_allclose(f(dist, rel, gain), f(dist[:, perm], rel[:, perm], gain[:, perm]))
+        np.testing.assert_allclose(
+            f(dist, rel, gain), f(dist[:, perm], rel[:, perm], gain[:, perm])
+        )
 
 
 def test_ndcg_perfect_ranking_is_one() -> None:
@@ -141,9 +145,13 @@ def test_evaluate_codes_perfect_codes_and_exclude_self() -> None:
     res = metrics.evaluate_codes(codes, codes, labels, labels, ks=(1,), exclude_self=True)
     assert res.mAP == pytest.approx(1.0)
     assert res.precision[1] == pytest.approx(1.0)
-    assert res.database == 3 and res.queries == 4 and res.bits == 4
+    assert res.database == 3
+    assert res.queries == 4
+    assert res.bits == 4
     # identical codes for everything: every ranking is one big tie → AP = expected value
     same = np.ones_like(codes)
     res2 = metrics.evaluate_codes(same, same, labels, labels, ks=(1,), exclude_self=True)
-    assert res2.mAP == pytest.approx(metrics.average_precision(np.zeros((1, 3), int), np.array([[True, False, False]]))[0])
+    assert res2.mAP == pytest.approx(
+        metrics.average_precision(np.zeros((1, 3), int), np.array([[True, False, False]]))[0]
+    )
     assert res2.mAP < 1.0

@@ -19,7 +19,7 @@ def add_parsers(subparsers: Any) -> None:
         description=(
             "Quantise an image into the ten HSV colour classes (black, grey, white, red, "
             "orange, yellow, green, cyan, blue, purple) with their centres and proportions. "
-            "Classes under 1 %% are dropped and the rest renormalised."
+            "Classes under 1 % are dropped and the rest renormalised."
         ),
     )
     p.add_argument("image", metavar="IMAGE", help="image file")

@@ -18,6 +18,11 @@ def add_parsers(subparsers: Any) -> None:
         description="Create a library: a folder with catalogue.sqlite, thumbs/, models/, indexes/.",
     )
     p.add_argument("library", metavar="LIB", help="library folder (created if missing)")
+    p.add_argument(
+        "--no-default-model",
+        action="store_true",
+        help="do not install the shipped pretrained search model",
+    )
     p.set_defaults(func=run_init)
 
     p = subparsers.add_parser(
@@ -91,9 +96,14 @@ def _open(path: str) -> Any:
 @_user_errors
 def run_init(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import Library
+    from fabricsearch.pretrain import install_default_model
 
     with Library.create(args.library) as lib:
         print(f"created library {lib.folder}")
+        if not args.no_default_model:
+            info = install_default_model(lib)
+            if info is not None:
+                print(f"search model: {info.version} (shipped; label or adapt to improve it)")
     return 0
 
 
@@ -117,8 +127,10 @@ def run_import(args: argparse.Namespace) -> int:
             return fail(str(exc))
         except LabelsCsvError as exc:
             raise UserError(f"images imported, labels not applied: {exc}") from exc
+        # New images become searchable at once with the active (e.g. shipped) model.
+        encoded = _encode_new(lib, prog, cancel) if rep.added or rep.updated else 0
     if args.json:
-        print_json(rep.to_json())
+        print_json({**rep.to_json(), "encoded": encoded})
     else:
         print(
             f"added {rep.added}, unchanged {rep.unchanged}, moved {rep.moved}, "
@@ -131,6 +143,14 @@ def run_import(args: argparse.Namespace) -> int:
         if rep.labels is not None:
             _print_labels(rep.labels)
     return 0
+
+
+def _encode_new(lib: Any, prog: Any, cancel: Any) -> int:
+    from fabricsearch.search import encode_missing
+
+    if lib.active_model() is None:
+        return 0
+    return encode_missing(lib, progress=prog, cancel=cancel)
 
 
 def _print_labels(rep: Any) -> None:

@@ -26,7 +26,9 @@ def add_parsers(subparsers: Any) -> None:
         ),
     )
     p.add_argument("library", metavar="LIB", help="library folder")
-    p.add_argument("--method", default="dvsh", help="hashing method (see `fabricsearch models --methods`)")
+    p.add_argument(
+        "--method", default="dvsh", help="hashing method (see `fabricsearch models --methods`)"
+    )
     p.add_argument("--bits", type=int, default=64, help="code length K (32, 64, 128, 256)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)

@@ -142,7 +142,9 @@ def _read_safetensors_header(path: Path) -> dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path.name} is not a valid safetensors file (corrupt header)") from exc
+        raise CheckpointError(
+            f"{path.name} is not a valid safetensors file (corrupt header)"
+        ) from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{path.name} is not a valid safetensors file")
     return header
@@ -180,7 +182,9 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path.name} is corrupt: {exc}") from exc
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[HashMethod, CheckpointMeta]:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[HashMethod, CheckpointMeta]:
     """Rebuild the method from its metadata and load its weights; the method is in eval mode."""
     from fabricsearch.hashing.registry import UnknownMethodError, create_method, method_config_class
 
@@ -221,7 +225,9 @@ def load_base_weights(base: torch.nn.Module, path: str | Path) -> None:
     try:
         base.load_state_dict({k: state[k] for k in want if k in state}, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path.name} does not hold weights for this base network: {exc}") from exc
+        raise CheckpointError(
+            f"{path.name} does not hold weights for this base network: {exc}"
+        ) from exc
 
 
 def save_partial(path: str | Path, state: dict[str, Any]) -> None:

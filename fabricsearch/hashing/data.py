@@ -112,7 +112,9 @@ def center_crop(batch: np.ndarray, size: int) -> np.ndarray:
     return batch[:, o : o + size, o : o + size]
 
 
-def preprocess(images: Sequence[np.ndarray], input_size: int, work_size: int | None = None) -> torch.Tensor:
+def preprocess(
+    images: Sequence[np.ndarray], input_size: int, work_size: int | None = None
+) -> torch.Tensor:
     """The inference view of RGB uint8 images: prepare at work size, centre crop, normalise."""
     ws = work_size or work_size_for(input_size)
     arr = np.stack([prepare_image(im, ws) for im in images])
@@ -138,7 +140,9 @@ def augment(
         left = int(u[i, 1] * (w - s + 1))
         crop = x[i : i + 1, :, top : top + s, left : left + s]
         if s != input_size:
-            crop = F.interpolate(crop, size=(input_size, input_size), mode="bilinear", align_corners=False)
+            crop = F.interpolate(
+                crop, size=(input_size, input_size), mode="bilinear", align_corners=False
+            )
         crop = crop[0]
         if flips[i, 0]:
             crop = crop.flip(2)

@@ -10,7 +10,7 @@ class DeviceError(RuntimeError):
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" → cuda / mps / cpu in that order; otherwise the named device, checked."""
+    """ "auto" → cuda / mps / cpu in that order; otherwise the named device, checked."""
     name = (name or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -25,7 +25,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise DeviceError(f"unknown device {name!r}") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError("CUDA was requested but no CUDA device is available")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
         raise DeviceError(f"CUDA device {device.index} does not exist")
     if device.type == "mps":
         mps = getattr(torch.backends, "mps", None)

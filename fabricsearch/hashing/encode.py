@@ -117,7 +117,9 @@ def encode_library(
         done = min(n, start + batch_size)
         rate = done / max(time.perf_counter() - t0, 1e-9)
         report(progress, "encode", done, n, "img", info={"img/s": rate, "skipped": skipped})
-    packed = pack_codes(np.concatenate(codes)) if codes else np.zeros((0, method.bits // 8), np.uint8)
+    packed = (
+        pack_codes(np.concatenate(codes)) if codes else np.zeros((0, method.bits // 8), np.uint8)
+    )
     id_arr = np.asarray(ids, dtype=np.int64)
     if store and version is not None:
         lib.store_codes(version, id_arr.tolist(), packed)

@@ -35,7 +35,9 @@ def relevance_matrix(q: LabelArrays, db: LabelArrays) -> np.ndarray:
     minor_known = (qm >= 0) & (dm >= 0)
     major_known = (qM >= 0) & (dM >= 0)
     fine_known = (qf >= 0) & (df >= 0)
-    coarse = np.where(minor_known, qm == dm, np.where(major_known, qM == dM, fine_known & (qf == df)))
+    coarse = np.where(
+        minor_known, qm == dm, np.where(major_known, qM == dM, fine_known & (qf == df))
+    )
     fine_ok = np.where(fine_known, qf == df, True)
     return coarse & fine_ok
 
@@ -50,7 +52,9 @@ def _histograms(
     r = np.bincount(flat, weights=rel.ravel().astype(np.float64), minlength=size).reshape(nq, nbins)
     g = None
     if gain is not None:
-        g = np.bincount(flat, weights=gain.ravel().astype(np.float64), minlength=size).reshape(nq, nbins)
+        g = np.bincount(flat, weights=gain.ravel().astype(np.float64), minlength=size).reshape(
+            nq, nbins
+        )
     return n, r, g
 
 
@@ -126,7 +130,9 @@ def ndcg_at_k(dist: np.ndarray, gain: np.ndarray, k: int = 50) -> np.ndarray:
         return np.where(idcg > 0, dcg / idcg, np.nan)
 
 
-def pr_curve(dist: np.ndarray, rel: np.ndarray, max_radius: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pr_curve(
+    dist: np.ndarray, rel: np.ndarray, max_radius: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall of Hamming-ball retrieval at each radius 0..K (ties retrieved
     together, so no order is involved). Means over queries with ≥ 1 relevant item; precision
     averages only queries that retrieve something at that radius."""
@@ -172,7 +178,11 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         out = self.summary()
         out["queries_with_relevant"] = self.queries_with_relevant
-        out["pr_curve"] = {"radius": list(range(len(self.pr_precision))), "precision": self.pr_precision, "recall": self.pr_recall}
+        out["pr_curve"] = {
+            "radius": list(range(len(self.pr_precision))),
+            "precision": self.pr_precision,
+            "recall": self.pr_recall,
+        }
         return out
 
 
@@ -217,7 +227,10 @@ def evaluate_codes(
         mAP=_nanmean(ap),
         ndcg=_nanmean(nd),
         ndcg_k=ndcg_k,
-        precision={int(k): _nanmean(pk[has_rel, j]) if has_rel.any() else float("nan") for j, k in enumerate(ks)},
+        precision={
+            int(k): _nanmean(pk[has_rel, j]) if has_rel.any() else float("nan")
+            for j, k in enumerate(ks)
+        },
         bits=bits,
         queries=int(dist.shape[0]),
         database=int(dist.shape[1]),

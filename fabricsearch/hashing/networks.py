@@ -25,7 +25,11 @@ DEFAULT_WIDTHS = (24, 48, 96, 160, 256)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def _mean_std_pool(x: torch.Tensor) -> torch.Tensor:

@@ -71,7 +71,9 @@ def partial_path_for(out_dir: str | Path, cfg: TrainConfig) -> Path:
 
 def build_method(cfg: TrainConfig) -> HashMethod:
     """Create the configured method (bits, input size and options from `cfg`) and apply `init`."""
-    method = create_method(cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options)
+    method = create_method(
+        cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options
+    )
     if cfg.init and cfg.init != "scratch":
         base = method.base_network()
         if base is None:
@@ -111,7 +113,9 @@ def train(
     ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
     ctx.optimizers = method.configure_optimizers(cfg) if method.trainable else []
 
-    cache, ok = build_cache(data.images, work_size_for(cfg.input_size), data.loader, progress, cancel)
+    cache, ok = build_cache(
+        data.images, work_size_for(cfg.input_size), data.loader, progress, cancel
+    )
     train_idx = data.train_idx[ok[data.train_idx]]
     val_idx = data.val_idx[ok[data.val_idx]]
     skipped = int((~ok).sum())
@@ -147,7 +151,11 @@ def train(
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, ctx.step = int(state["epoch"]), int(state["step"])
-        best_val, best_epoch, bad = float(state["best_val"]), int(state["best_epoch"]), int(state["bad"])
+        best_val, best_epoch, bad = (
+            float(state["best_val"]),
+            int(state["best_epoch"]),
+            int(state["bad"]),
+        )
         best_state = state.get("best_state") or None
         history = json.loads(state["history"])
         log.info("resuming at epoch %d", start_epoch)
@@ -199,10 +207,19 @@ def train(
             record["val_mAP"] = val_map
             if val_map > best_val:
                 best_val, best_epoch, bad = val_map, epoch + 1, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in method.state_dict().items()})
+                best_state = copy.deepcopy(
+                    {k: v.detach().cpu() for k, v in method.state_dict().items()}
+                )
             else:
                 bad += 1
-            report(progress, "train", ctx.step, total_steps, "step", info={"epoch": epoch + 1, "val_mAP": val_map})
+            report(
+                progress,
+                "train",
+                ctx.step,
+                total_steps,
+                "step",
+                info={"epoch": epoch + 1, "val_mAP": val_map},
+            )
         history.append(record)
         log.info("epoch %s", record)
         if partial is not None and method.trainable:
@@ -323,7 +340,9 @@ def train_library(
             metrics=metrics,
             version=version,
         )
-        meta.extra.update({"history": result.history, "best_epoch": result.best_epoch, "device": result.device})
+        meta.extra.update(
+            {"history": result.history, "best_epoch": result.best_epoch, "device": result.device}
+        )
         ckpt.save_checkpoint(path, method, meta)
         check(cancel)
         info = ModelInfo(

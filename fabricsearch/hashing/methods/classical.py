@@ -119,7 +119,9 @@ class _FeatureHash(HashMethod):
         return self.encode_continuous(x)
 
     def training_step(self, batch: Batch, ctx: TrainContext) -> dict[str, float]:
-        feats = features.extract_features(images_to_uint8(batch.images), self.config.feature_config())
+        feats = features.extract_features(
+            images_to_uint8(batch.images), self.config.feature_config()
+        )
         self._collected.append(feats)
         return {"images": float(len(feats))}
 

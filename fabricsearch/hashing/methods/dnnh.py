@@ -65,7 +65,9 @@ def piecewise_threshold(s: torch.Tensor, eps: float) -> torch.Tensor:
 def slice_lengths(in_dim: int, bits: int) -> list[int]:
     """Footnote 4: with in_dim = bits·s + c (0 ≤ c < bits) the first c slices get s + 1 features."""
     if in_dim < bits:
-        raise ValueError(f"divide-and-encode needs at least one feature per bit ({in_dim} < {bits})")
+        raise ValueError(
+            f"divide-and-encode needs at least one feature per bit ({in_dim} < {bits})"
+        )
     s, c = divmod(in_dim, bits)
     return [s + 1] * c + [s] * (bits - c)
 
@@ -140,7 +142,13 @@ class NINSubNetwork(nn.Module):
         layers: list[nn.Module] = []
 
         def nin(cin: int, cout: int, k: int, stride: int, last_out: int | None = None) -> None:
-            layers.extend([nn.Conv2d(cin, cout, k, stride, k // 2), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)])
+            layers.extend(
+                [
+                    nn.Conv2d(cin, cout, k, stride, k // 2),
+                    nn.BatchNorm2d(cout),
+                    nn.ReLU(inplace=True),
+                ]
+            )
             c2 = last_out if last_out is not None else cout
             layers.extend([nn.Conv2d(cout, c2, 1), nn.ReLU(inplace=True)])
 

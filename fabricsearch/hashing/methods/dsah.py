@@ -119,7 +119,7 @@ def pairwise_labels(batch: Batch, mode: str, threshold: float) -> torch.Tensor:
     if mode == "graded":
         return S
     if mode == "threshold":
-        return (S >= threshold).float()
+        return (threshold <= S).float()
     lab = batch.labels
     minor, major, fine = lab.minor.to(S.device), lab.major.to(S.device), lab.fine.to(S.device)
     qm, dm = minor[:, None], minor[None, :]
@@ -128,7 +128,9 @@ def pairwise_labels(batch: Batch, mode: str, threshold: float) -> torch.Tensor:
     minor_known = (qm >= 0) & (dm >= 0)
     major_known = (qM >= 0) & (dM >= 0)
     fine_known = (qf >= 0) & (df >= 0)
-    coarse = torch.where(minor_known, qm == dm, torch.where(major_known, qM == dM, fine_known & (qf == df)))
+    coarse = torch.where(
+        minor_known, qm == dm, torch.where(major_known, qM == dM, fine_known & (qf == df))
+    )
     fine_ok = torch.where(fine_known, qf == df, torch.ones_like(fine_known))
     return (coarse & fine_ok).float()
 
@@ -148,7 +150,12 @@ class AttentionFCN(nn.Module):
                 nn.MaxPool2d(2),
             )
 
-        self.s1, self.s2, self.s3, self.s4 = stage(3, w1), stage(w1, w2), stage(w2, w3), stage(w3, w4)
+        self.s1, self.s2, self.s3, self.s4 = (
+            stage(3, w1),
+            stage(w1, w2),
+            stage(w2, w3),
+            stage(w3, w4),
+        )
         self.score8 = nn.Conv2d(w3, 1, 1)  # stride-8 score (the "pool4" skip of FCN-16s)
         self.score16 = nn.Conv2d(w4, 1, 1)  # stride-16 score
 
@@ -156,7 +163,9 @@ class AttentionFCN(nn.Module):
         f3 = self.s3(self.s2(self.s1(x)))
         f4 = self.s4(f3)
         s8 = self.score8(f3)
-        fused = s8 + F.interpolate(self.score16(f4), size=s8.shape[-2:], mode="bilinear", align_corners=False)
+        fused = s8 + F.interpolate(
+            self.score16(f4), size=s8.shape[-2:], mode="bilinear", align_corners=False
+        )
         return F.interpolate(fused, size=x.shape[-2:], mode="bilinear", align_corners=False).float()
 
 
@@ -206,13 +215,19 @@ class DSaH(HashMethod):
         """[attention optimizer, hashing optimizer] (Adam with the trainer's lr/weight decay)."""
         c = self.config
         att = torch.optim.Adam(
-            self.attention.parameters(), lr=train_cfg.lr * c.attention_lr_scale, weight_decay=train_cfg.weight_decay
+            self.attention.parameters(),
+            lr=train_cfg.lr * c.attention_lr_scale,
+            weight_decay=train_cfg.weight_decay,
         )
-        hsh = torch.optim.Adam(self.hashing.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        hsh = torch.optim.Adam(
+            self.hashing.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
+        )
         return [att, hsh]
 
     def _targets(self, batch: Batch) -> torch.Tensor:
-        return pairwise_labels(batch, self.config.similar, self.config.similar_threshold).to(batch.images.device)
+        return pairwise_labels(batch, self.config.similar, self.config.similar_threshold).to(
+            batch.images.device
+        )
 
     def attention_step(self, batch: Batch, ctx: TrainContext) -> dict[str, float]:
         """Step 1 (Eq. 13): update the attention network only."""

@@ -72,7 +72,9 @@ class DVSH(HashMethod):
         # values) keeps them at unit scale from the start: with default init they are ~0.05,
         # where u·u' has almost no gradient and the list-wise loss learns very slowly.
         if c.structural:
-            self.struct_hidden = nn.Sequential(nn.Linear(z_dim, c.hidden_dim), nn.ReLU(inplace=True))
+            self.struct_hidden = nn.Sequential(
+                nn.Linear(z_dim, c.hidden_dim), nn.ReLU(inplace=True)
+            )
             self.struct_blocks = nn.Linear(c.hidden_dim, c.bits * c.block_len)
             self.code_norm = nn.BatchNorm1d(c.bits * c.block_len)
         else:
@@ -92,10 +94,8 @@ class DVSH(HashMethod):
             mu = self.mu(r).float()
             logvar = self.logvar(r).float().clamp(-20.0, 10.0)
             out["mu"], out["logvar"] = mu, logvar
-            if self.training:
-                z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # Eq. 9–10
-            else:
-                z = mu
+            # Eq. 9–10 in training; the mean at inference so codes are deterministic.
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
         if c.structural:
             blocks = self.code_norm(self.struct_blocks(self.struct_hidden(z))).float()
             probs = blocks.view(-1, c.bits, c.block_len).softmax(dim=2)  # Eq. 13–14
