@@ -58,6 +58,8 @@ class AdaptConfig:
     splits: tuple[str, ...] = ()  # () = every image; else only these stored splits
     start: str = "active"  # "active" (else the shipped model) | "pretrained" | a model file
     temperature: float = 0.2
+    # Code prefixes kept good codes of their own (those below the model's bits).
+    nested_bits: tuple[int, ...] = (32,)
     lambda_nce: float = 1.0
     lambda_q: float = 1e-3
     lambda_kld: float = 1e-3
@@ -179,13 +181,17 @@ def load_start_model(lib: Library, start: str = "active") -> tuple[HashMethod, s
             method, _meta = ckpt.load_checkpoint(info.path)
             if _adaptable(method):
                 return method.float(), info.version
-            log.info("active model %s has no trainable weights; using the shipped model", info.version)
+            log.info(
+                "active model %s has no trainable weights; using the shipped model", info.version
+            )
         key = "pretrained"
     if key == "pretrained":
         try:
             method, _meta = load_pretrained()
         except ckpt.CheckpointError as exc:
-            raise LibraryError(f"no model to adapt: the shipped pretrained model cannot be loaded ({exc})") from exc
+            raise LibraryError(
+                f"no model to adapt: the shipped pretrained model cannot be loaded ({exc})"
+            ) from exc
         return method, pretrained_version()
     method, _meta = ckpt.load_checkpoint(Path(start).expanduser())
     if not _adaptable(method):
@@ -237,6 +243,7 @@ def adapt_method(
     total = cfg.epochs * spe
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
+    nested = tuple(b for b in cfg.nested_bits if 0 < b < method.bits)
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     step = 0
@@ -263,6 +270,8 @@ def adapt_method(
                 out,
                 None,
                 groups,
+                nested_bits=nested,
+                nested_nce=True,
                 lambda_nce=cfg.lambda_nce,
                 nce_temperature=cfg.temperature,
                 lambda_q=cfg.lambda_q,
@@ -285,7 +294,9 @@ def adapt_method(
                 info={"epoch": epoch + 1, **terms, "samples/s": rate, "eta_s": eta},
             )
         epoch += 1
-        history.append({"epoch": epoch, "step": step, **{k: v / max(done_here, 1) for k, v in sums.items()}})
+        history.append(
+            {"epoch": epoch, "step": step, **{k: v / max(done_here, 1) for k, v in sums.items()}}
+        )
         log.info("adapt %s", history[-1])
     method.eval()
     return history
@@ -314,7 +325,12 @@ def adapt_library(
         records = [records[i] for i in sorted(pick)]
     if len(records) < 2:
         raise LibraryError("adaptation needs at least two images in the library")
-    cache, ok = build_cache([r.path for r in records], work_size_for(method.input_size), progress=progress, cancel=cancel)
+    cache, ok = build_cache(
+        [r.path for r in records],
+        work_size_for(method.input_size),
+        progress=progress,
+        cancel=cancel,
+    )
     cache = cache[ok]
     if len(cache) < 2:
         raise LibraryError("fewer than two images of the library could be decoded")
@@ -339,7 +355,9 @@ def adapt_library(
             metrics=metrics,
             version=version,
         )
-        meta.extra.update({"adapted_from": origin, "history": history, "device": str(resolve_device(cfg.device))})
+        meta.extra.update(
+            {"adapted_from": origin, "history": history, "device": str(resolve_device(cfg.device))}
+        )
         ckpt.save_checkpoint(path, method.to("cpu"), meta)
         check(cancel)
         info = ModelInfo(

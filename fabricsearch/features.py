@@ -148,8 +148,12 @@ def _gabor_bank(wavelength: float) -> list[tuple[np.ndarray, np.ndarray]]:
     bank = []
     for k in range(GABOR_ORIENTATIONS):
         theta = np.pi * k / GABOR_ORIENTATIONS
-        even = cv2.getGaborKernel((size, size), sigma, theta, wavelength, 1.0, 0.0, ktype=cv2.CV_64F)
-        odd = cv2.getGaborKernel((size, size), sigma, theta, wavelength, 1.0, np.pi / 2, ktype=cv2.CV_64F)
+        even = cv2.getGaborKernel(
+            (size, size), sigma, theta, wavelength, 1.0, 0.0, ktype=cv2.CV_64F
+        )
+        odd = cv2.getGaborKernel(
+            (size, size), sigma, theta, wavelength, 1.0, np.pi / 2, ktype=cv2.CV_64F
+        )
         even -= even.mean()  # zero DC: the energy measures texture, not brightness
         bank.append((even, odd))
     return bank
@@ -170,8 +174,12 @@ def gabor_energy(images: np.ndarray) -> np.ndarray:
         mosaic = np.ascontiguousarray(padded.reshape(n * ph, pw)).astype(np.float32)
         means, stds = [], []
         for even, odd in bank:
-            re = cv2.filter2D(mosaic, cv2.CV_32F, even.astype(np.float32), borderType=cv2.BORDER_REFLECT)
-            im = cv2.filter2D(mosaic, cv2.CV_32F, odd.astype(np.float32), borderType=cv2.BORDER_REFLECT)
+            re = cv2.filter2D(
+                mosaic, cv2.CV_32F, even.astype(np.float32), borderType=cv2.BORDER_REFLECT
+            )
+            im = cv2.filter2D(
+                mosaic, cv2.CV_32F, odd.astype(np.float32), borderType=cv2.BORDER_REFLECT
+            )
             energy = np.sqrt(re.astype(np.float64) ** 2 + im.astype(np.float64) ** 2)
             energy = energy.reshape(n, ph, pw)[:, r : r + h, r : r + w]
             means.append(energy.mean(axis=(1, 2)))

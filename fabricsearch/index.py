@@ -282,28 +282,45 @@ class HammingIndex:
             dist, rows = _faiss_knn_mc(q, codes, k_ask)
         else:
             dist, rows = _faiss_knn_hc(q, codes, k_ask)
-        key = dist.astype(np.int64) * n + rows  # unique per row: sorts by (distance, row)
+        key = dist.astype(np.int64)
+        key *= n
+        key += rows  # unique per row: sorting the key sorts by (distance, row)
         key.sort(axis=1)
-        sorted_d = key // n
-        kth = sorted_d[:, k - 1]
         # faiss's k_ask distances are the exact k_ask smallest. If the largest is beyond the
         # k-th, every row tied with the k-th distance is among them and sorting them by
         # (distance, row) gives the exact answer, whatever tied rows faiss chose to keep.
-        complete = np.ones(nq, bool) if k_ask == n else sorted_d[:, -1] > kth
-        out_d[:] = sorted_d[:, :k]
-        out_r[:] = key[:, :k] % n
-        need = (sorted_d <= kth[:, None]).sum(axis=1) - k
+        if nq == 1:  # the interactive case: same logic with fewer numpy calls
+            key1 = key[0]
+            kth1 = int(key1[k - 1]) // n
+            bound1 = (kth1 + 1) * n  # every key below this has distance <= the k-th
+            if k_ask == n or int(key1[-1]) >= bound1:
+                top = key1[:k]
+                out_d[0] = top // n
+                out_r[0] = top % n
+                need = int(np.searchsorted(key1, bound1)) - k
+                self._learn_excess(need, excess, k)
+                return
+        top = key[:, :k]
+        out_d[:] = top // n
+        out_r[:] = top % n
+        kth = out_d[:, -1].astype(np.int64)
+        bound = (kth + 1) * n
+        complete = np.ones(nq, bool) if k_ask == n else key[:, -1] >= bound
+        need_q = (key < bound[:, None]).sum(axis=1) - k
         todo = np.flatnonzero(~complete)
         if todo.size:
             # ties run past what faiss returned: collect every row with d <= k-th distance
             for qi, (d, r) in zip(todo, _faiss_range(q[todo], codes, kth[todo]), strict=True):
                 sel = _select(d, r, k)
                 out_d[qi], out_r[qi] = d[sel], r[sel]
-                need[qi] = d.shape[0] - k
+                need_q[qi] = d.shape[0] - k
+        self._learn_excess(int(need_q.max()), excess, k)
+
+    def _learn_excess(self, need: int, excess: int, k: int) -> None:
         # Remember how far ties reached so later queries ask faiss for just enough (results
         # never depend on this, only speed); shrink slowly when the data stop needing it.
         # Capped: beyond a few k, one range pass is cheaper than a huge heap or bucket buffer.
-        want = min(int(need.max() * 1.5) + 16, _MAX_EXCESS_FACTOR * k + 1024)
+        want = min(int(need * 1.5) + 16, _MAX_EXCESS_FACTOR * k + 1024)
         self._excess = max(want, int(excess * 0.98)) if self._excess is not None else want
 
     # --------------------------------------------------------------- persistence
@@ -413,6 +430,7 @@ class HammingIndex:
         index = cls(bits, engine=engine)
         index.add(ids, packed)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             index.save(path)
         except OSError as e:
             log.warning("could not save rebuilt index to %s: %s", path, e)

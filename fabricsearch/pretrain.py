@@ -202,7 +202,9 @@ class _Prefetch:
         ws = work_size_for(c.input_size)
         try:
             while not self._stop.is_set():
-                item = synthetic_batch(self._rng, self._taxonomy, c.batch_fabrics, c.photos_per_fabric, ws)
+                item = synthetic_batch(
+                    self._rng, self._taxonomy, c.batch_fabrics, c.photos_per_fabric, ws
+                )
                 while not self._stop.is_set():
                     try:
                         self._queue.put(item, timeout=0.2)
@@ -227,7 +229,9 @@ class _Prefetch:
 def build_pretrain_method(cfg: PretrainConfig) -> HashMethod:
     from fabricsearch.hashing.registry import create_method
 
-    method = create_method(cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options)
+    method = create_method(
+        cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options
+    )
     if not hasattr(method.config, "variational"):
         raise ValueError("synthetic pretraining supports the DVSH family of methods")
     return method
@@ -245,11 +249,13 @@ def hashing_losses(
     nce_temperature: float = 0.2,
     lambda_q: float = 1e-3,
     lambda_kld: float = 1e-3,
+    nested_nce: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The combined objective on a DVSH forward output (`u`, optional `mu`/`logvar`).
 
     List-wise terms need `S`, the contrastive term `groups`; either may be None (adaptation has
-    no labels). Returns (total, float terms)."""
+    no labels). `nested_bits` adds the same terms on code prefixes (list-wise always,
+    contrastive when `nested_nce`). Returns (total, float terms)."""
     u = out["u"]
     terms: dict[str, float] = {}
     total = u.new_zeros((), dtype=torch.float32)
@@ -262,6 +268,9 @@ def hashing_losses(
         terms["list"] = float(l_list.detach())
     if groups is not None and lambda_nce > 0:
         l_nce = nt_xent_loss(u, groups, nce_temperature)
+        if nested_nce:
+            for b in nested_bits:
+                l_nce = l_nce + nt_xent_loss(u[:, :b], groups, nce_temperature)
         total = total + lambda_nce * l_nce
         terms["nce"] = float(l_nce.detach())
     balance = getattr(method.config, "balance", "batch")
@@ -342,7 +351,14 @@ def pretrain(
             elapsed = time.perf_counter() - t_loop
             rate = (step + 1) * batch_n / max(elapsed, 1e-9)
             eta = (cfg.steps - step - 1) * batch_n / max(rate, 1e-9)
-            report(progress, "pretrain", step + 1, cfg.steps, "step", info={**terms, "samples/s": rate, "eta_s": eta})
+            report(
+                progress,
+                "pretrain",
+                step + 1,
+                cfg.steps,
+                "step",
+                info={**terms, "samples/s": rate, "eta_s": eta},
+            )
     finally:
         prefetch.close()
     train_time = time.perf_counter() - t0

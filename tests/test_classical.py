@@ -108,10 +108,14 @@ def test_itq_rotation_is_orthogonal_and_reduces_quantisation_error() -> None:
     assert torch.allclose(rot.T @ rot, torch.eye(8, dtype=torch.float64), atol=1e-9)
     no_rotation = classical.quantisation_error(v)
     itq = classical.quantisation_error(v @ rot)
-    start = classical.quantisation_error(v @ classical.random_orthogonal(8, 8, torch.Generator().manual_seed(0)))
+    start = classical.quantisation_error(
+        v @ classical.random_orthogonal(8, 8, torch.Generator().manual_seed(0))
+    )
     assert itq < no_rotation
     assert itq < start  # the iterations improve on the random initial rotation
-    assert classical.quantisation_error(v @ classical.itq_rotation(v, 0, torch.Generator().manual_seed(0))) == pytest.approx(start)
+    assert classical.quantisation_error(
+        v @ classical.itq_rotation(v, 0, torch.Generator().manual_seed(0))
+    ) == pytest.approx(start)
 
 
 # --- the registered methods ---------------------------------------------------------------
@@ -200,3 +204,30 @@ def test_checkpoint_round_trip_gives_identical_codes(name: str, tmp_path: Path) 
     for key, value in m.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     assert torch.equal(loaded.encode(x), before)
+
+
+def test_trainer_fits_itq_in_one_pass_without_optimisers() -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.data import TrainingData
+    from fabricsearch.hashing.train import train
+    from fabricsearch.similarity import LabelArrays
+
+    n = 20
+    images = _textures(n, 40, seed=13)
+    minor = np.arange(n) % 4
+    labels = LabelArrays(
+        major=np.zeros(n, np.int64),
+        minor=minor,
+        fine=np.full(n, -1),
+        tightness=np.full(n, np.nan, np.float32),
+        palette=np.zeros((n, 10, 4), np.float32),
+    )
+    data = TrainingData(
+        images=list(images), labels=labels, train_idx=np.arange(14), val_idx=np.arange(14, n)
+    )
+    cfg = TrainConfig(method="itq", bits=16, input_size=32, epochs=5, batch_size=4, device="cpu")
+    result = train(data, cfg)
+    assert result.steps == 3  # one epoch of 14 // 4 batches, whatever `epochs` says
+    assert len(result.history) == 1
+    assert int(result.method.fitted) == 1
+    assert 0.0 <= result.best_val_map <= 1.0

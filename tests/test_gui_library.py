@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_gui_support are redefined as arguments
 """GUI: open a library, browse and filter, label with the keyboard and undo, import a folder."""
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def test_keyboard_labelling_with_undo(window, library_path: Path, qtbot) -> None
 
     qtbot.keyClick(window.browser.grid, Qt.Key.Key_2)  # second major
     assert {r.coarse for r in lib.images(ids)} == {tax.majors[1]}
-    qtbot.keyClick(window.browser.grid, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)  # its first minor
+    qtbot.keyClick(
+        window.browser.grid, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier
+    )  # its first minor
     assert {r.coarse for r in lib.images(ids)} == {tax.minors_of(tax.majors[1])[0]}
     qtbot.keyClick(window.browser.grid, Qt.Key.Key_F3)  # third fine texture
     assert {r.fine for r in lib.images(ids)} == {tax.fine[2]}
@@ -121,7 +124,9 @@ def test_bad_label_is_refused_without_undo_entry(window, library_path: Path) -> 
     assert "Cannot set these labels" in window.messages[-1]
 
 
-def test_import_folder_reports_bad_files(window, tmp_path: Path, qtbot, fabric_folder: Path) -> None:
+def test_import_folder_reports_bad_files(
+    window, tmp_path: Path, qtbot, fabric_folder: Path
+) -> None:
     from fabricsearch.gui.dialogs.import_report import ImportReportDialog
     from fabricsearch.gui.dialogs.progress_dialog import JobProgressDialog
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_gui_support are redefined as arguments
 """GUI: search by dropping a file, dragging from a browser, pasting; detail panel; export."""
 
 from __future__ import annotations
@@ -27,12 +28,22 @@ pytestmark = pytest.mark.gui
 def drop(window, mime: QMimeData) -> None:
     """Deliver a real drag-enter + drop to the window, as the file manager would."""
     pos = QPoint(window.width() // 3, window.height() // 2)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        pos,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    event = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(pos),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(window, event)
 
 
@@ -49,19 +60,24 @@ def test_query_from_mime_choices(tmp_path: Path) -> None:
     web = QMimeData()
     web.setUrls([QUrl("https://example.com/fabric.jpg")])
     q = query_from_mime(web)
-    assert not q.ok and q.error == OFFLINE_MESSAGE
+    assert not q.ok
+    assert q.error == OFFLINE_MESSAGE
     img = QImage(8, 6, QImage.Format.Format_RGB32)
     img.fill(Qt.GlobalColor.red)
     web.setImageData(img)  # browsers send the pixels with the URL: use them
     q = query_from_mime(web)
-    assert q.ok and q.image.shape == (6, 8, 3) and q.name == "fabric.jpg"
+    assert q.ok
+    assert q.image.shape == (6, 8, 3)
+    assert q.name == "fabric.jpg"
     assert tuple(q.image[0, 0]) == (255, 0, 0)
     text = QMimeData()
     text.setText("hello")
     assert not query_from_mime(text).ok
 
 
-def test_drop_file_gives_explained_results(window, trained_library_path: Path, qtbot, tmp_path: Path) -> None:
+def test_drop_file_gives_explained_results(
+    window, trained_library_path: Path, qtbot, tmp_path: Path
+) -> None:
     window.open_library(trained_library_path)
     query = window.browser.all_records()[4]
     with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
@@ -87,7 +103,8 @@ def test_drop_file_gives_explained_results(window, trained_library_path: Path, q
     assert int(rows[0]["image_id"]) == query.id
     png = window.export_sheet(tmp_path / "sheet.png")
     sheet = QImage(str(png))
-    assert sheet.width() > 500 and sheet.height() > 300
+    assert sheet.width() > 500
+    assert sheet.height() > 300
     pdf = window.export_sheet(tmp_path / "sheet.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
 

@@ -41,7 +41,9 @@ def gui_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Settings and the data folder under tmp_path; every worker stopped afterwards."""
     from fabricsearch.gui.workers import stop_all_workers
 
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QSettings.setPath(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings")
+    )
     monkeypatch.setenv("FABRICSEARCH_DATA_DIR", str(tmp_path / "data"))
     yield tmp_path
     assert stop_all_workers(60_000)
@@ -64,8 +66,11 @@ def library_template(tmp_path_factory: pytest.TempPathFactory, fabric_folder: Pa
 
     folder = tmp_path_factory.mktemp("libtemplate") / "lib"
     with Library.create(folder) as lib:
-        report = import_folder(lib, fabric_folder, labels_csv=fabric_folder / "labels.csv", workers=0)
-        assert report.added == N_IMAGES and not report.failed
+        report = import_folder(
+            lib, fabric_folder, labels_csv=fabric_folder / "labels.csv", workers=0
+        )
+        assert report.added == N_IMAGES
+        assert not report.failed
     return folder
 
 
@@ -118,7 +123,8 @@ def test_settings_round_trip(gui_env: Path) -> None:
     from fabricsearch.gui.settings import Settings
 
     s = Settings()
-    assert s.last_library is None and s.recent_libraries() == []
+    assert s.last_library is None
+    assert s.recent_libraries() == []
     s.add_recent_library(gui_env / "a")
     s.add_recent_library(gui_env / "b")
     s.add_recent_library(gui_env / "a")
@@ -161,9 +167,11 @@ def test_worker_finishes_with_throttled_progress(qtbot, gui_env: Path) -> None:
     worker = Worker(work, name="count")
     seen: list[Progress] = []
     worker.progress.connect(seen.append)
-    with qtbot.waitSignal(worker.ended, timeout=10_000):
-        with qtbot.waitSignal(worker.finished, timeout=10_000) as blocker:
-            worker.start()
+    with (
+        qtbot.waitSignal(worker.ended, timeout=10_000),
+        qtbot.waitSignal(worker.finished, timeout=10_000) as blocker,
+    ):
+        worker.start()
     assert blocker.args == [42]
     assert worker.state == "finished"
     assert 1 <= len(seen) < 200  # throttled, far fewer than the 2000 reports
@@ -199,7 +207,8 @@ def test_worker_failure_and_cancel(qtbot, gui_env: Path) -> None:
     again = Worker(forever).start()
     assert started.wait(10)
     assert stop_all_workers(10_000)
-    assert not again.running and again not in active_workers()
+    assert not again.running
+    assert again not in active_workers()
     with pytest.raises(RuntimeError):
         again.start()
     with pytest.raises(Cancelled):

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_gui_support are redefined as arguments
 """GUI: retrain from the menu with live progress, cancel a training, versions, evaluate, about."""
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ def test_retrain_from_menu(window, library_path: Path, qtbot) -> None:
     assert isinstance(options, TrainOptionsDialog)
     assert "24" in options.info.text()
     assert options.method_box.findData("dvsh") >= 0
-    assert [options.bits_box.itemData(i) for i in range(options.bits_box.count())] == [32, 64, 128, 256]
+    assert [options.bits_box.itemData(i) for i in range(options.bits_box.count())] == [
+        32,
+        64,
+        128,
+        256,
+    ]
     options.epochs_spin.setValue(2)
     options.bits_box.setCurrentIndex(options.bits_box.findData(32))
     options.device_box.setCurrentIndex(options.device_box.findData("cpu"))
@@ -46,9 +52,11 @@ def test_retrain_from_menu(window, library_path: Path, qtbot) -> None:
     assert len(dialog.map_plot.series("val mAP")) == (2 if n_val >= 2 else 0)
     assert any(p.stage == "train" for p in seen)
     active = window.library.active_model()
-    assert active is not None and active.bits == 32
+    assert active is not None
+    assert active.bits == 32
     assert active.version in window.model_label.text()
-    assert dialog.close_button.isVisible() and not dialog.cancel_button.isVisible()
+    assert dialog.close_button.isVisible()
+    assert not dialog.cancel_button.isVisible()
 
 
 def test_training_dialog_plots_reports(qtbot) -> None:
@@ -57,16 +65,26 @@ def test_training_dialog_plots_reports(qtbot) -> None:
     from fabricsearch.gui.workers import Worker
     from fabricsearch.jobs import Progress
 
-    dialog = TrainingProgressDialog(Worker(lambda progress=None, cancel=None: None), TrainConfig(epochs=2))
+    dialog = TrainingProgressDialog(
+        Worker(lambda progress=None, cancel=None: None), TrainConfig(epochs=2)
+    )
     qtbot.addWidget(dialog)
     for step in range(1, 5):
-        info = {"epoch": 1 + (step > 2), "list": 8.0 - step, "kld": 400.0, "loss": 9.0 - step,
-                "samples/s": 120.0, "eta_s": 65.0}
+        info = {
+            "epoch": 1 + (step > 2),
+            "list": 8.0 - step,
+            "kld": 400.0,
+            "loss": 9.0 - step,
+            "samples/s": 120.0,
+            "eta_s": 65.0,
+        }
         if step > 2:
             info["val_mAP"] = 0.4  # step reports repeat the best value so far
         dialog.on_progress(Progress("train", step, 4, "step", info=info))
         if step == 2:
-            dialog.on_progress(Progress("train", step, 4, "step", info={"epoch": 1, "val_mAP": 0.4}))
+            dialog.on_progress(
+                Progress("train", step, 4, "step", info={"epoch": 1, "val_mAP": 0.4})
+            )
     dialog.on_progress(Progress("train", 4, 4, "step", info={"epoch": 2, "val_mAP": 0.55}))
     assert dialog.loss_plot.series("loss") == [(1, 8.0), (2, 7.0), (3, 6.0), (4, 5.0)]
     assert dialog.loss_plot.series_names() == ["loss"]  # KLD's scale would flatten the curve
@@ -141,7 +159,10 @@ def test_about_lists_versions_and_paths(window, library_path: Path) -> None:
     info = dialog.info
     assert info["Library"] == str(library_path.resolve())
     assert info["Log file"] == str(log)
-    assert info["Qt"] and info["PyTorch"] and info["Device"] in ("CPU",) or info["Device"].startswith("CUDA")
+    assert info["fabricsearch"] == __import__("fabricsearch").__version__
+    assert info["Qt"].split()[0].count(".") == 2
+    assert info["PyTorch"] != "not installed"
+    assert info["Device"] == "CPU" or info["Device"].startswith("CUDA")
 
 
 def test_self_test_entry_point(gui_env, library_path: Path, capsys) -> None:

@@ -383,7 +383,7 @@ def test_load_or_rebuild(tmp_path, rng, caplog):
         calls.append(1)
         return ids, packed
 
-    path = index_path(tmp_path, "dvsh-64-v3")
+    path = index_path(tmp_path / "indexes", "dvsh-64-v3")  # folder created on first save
     a = HammingIndex.load_or_rebuild(path, 64, rebuild)  # missing → rebuilt and saved
     assert len(calls) == 1
     assert path.exists()

@@ -104,14 +104,18 @@ def test_triplet_subset_is_seeded_and_bounded() -> None:
     S = (S + S.T) / 2
     mask = dnnh.triplet_mask(S, 0.0)
     b = torch.rand(8, 4)
-    l1, c1 = dnnh.triplet_loss(b, mask, 1.0, max_triplets=20, generator=torch.Generator().manual_seed(0))
-    l2, c2 = dnnh.triplet_loss(b, mask, 1.0, max_triplets=20, generator=torch.Generator().manual_seed(0))
+    l1, c1 = dnnh.triplet_loss(
+        b, mask, 1.0, max_triplets=20, generator=torch.Generator().manual_seed(0)
+    )
+    l2, c2 = dnnh.triplet_loss(
+        b, mask, 1.0, max_triplets=20, generator=torch.Generator().manual_seed(0)
+    )
     assert c1 == c2 == 20
     assert l1.item() == l2.item()
 
 
 def test_dnnh_codes_are_sign_of_f_minus_half_and_training_lowers_the_loss() -> None:
-    m = create_method("dnnh", bits=8, input_size=32, widths=(8, 8, 16, 16), slice_len=4)
+    m = create_method("dnnh", bits=8, input_size=32, nin_widths=(8, 8, 16, 16), slice_len=4)
     batch = _batch()
     f = m.eval()(batch.images)
     assert f.shape == (6, 8)
@@ -142,7 +146,8 @@ def _small_dsah(**kw: object) -> dsah.DSaH:
 def test_minmax_normalise_is_in_unit_range() -> None:
     sal = torch.randn(4, 1, 9, 9) * 5 + 3
     out = dsah.minmax_normalise(sal)
-    assert out.min() >= 0 and out.max() <= 1
+    assert out.min() >= 0
+    assert out.max() <= 1
     flat = out.flatten(1)
     assert torch.allclose(flat.min(dim=1).values, torch.zeros(4))
     assert torch.allclose(flat.max(dim=1).values, torch.ones(4))
@@ -156,7 +161,8 @@ def test_saliency_map_and_image() -> None:
     x = _batch().images
     sal = m.saliency_map(x)
     assert sal.shape == (6, 1, 32, 32)
-    assert sal.min() >= 0 and sal.max() <= 1
+    assert sal.min() >= 0
+    assert sal.max() <= 1
     assert torch.allclose(m.saliency_image(x), sal * x)
     codes = m.encode(x)
     assert codes.shape == (6, 16)

@@ -96,10 +96,14 @@ def test_both_registered() -> None:
 
 # --- shared blocks -----------------------------------------------------------------------
 def test_gram_matrix_hand_value() -> None:
-    # two channels over a 1×2 map: c0 = [1, 2], c1 = [3, 4]; normalised by C·H·W = 4
+    # two channels over a 1×2 map: c0 = [1, 2], c1 = [3, 4]; averaged over H·W = 2 positions
     f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
-    expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4.0
+    expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 2.0
     torch.testing.assert_close(gb.gram_matrix(f), expected)
+    # Gatys: Σ (G − A)² / (4 N² M²) with raw G; here A = 0 features → 1 layer, N = M = 2
+    raw = torch.tensor([[5.0, 11.0], [11.0, 25.0]])
+    gatys = float((raw**2).sum() / (4 * 2**2 * 2**2))
+    assert float(gb.style_loss([f], [torch.zeros_like(f)])) == pytest.approx(gatys)
 
 
 def test_style_loss_zero_for_same_texture_and_positive_otherwise() -> None:
@@ -147,9 +151,9 @@ def test_tsn_generator_doubles_the_patch_and_pairs_match(k: int) -> None:
 def test_dsdh_pairwise_likelihood_hand_value() -> None:
     u = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, -1.0]])
     S = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    # Θ12 = ½·2 = 1 (similar), Θ13 = Θ23 = 0: anchors 1 and 2 pay (log(1+e) − 1) + log 2,
-    # anchor 3 pays 2·log 2; the loss sums over the other items and averages over anchors.
-    expected = (2 * (math.log1p(math.e) - 1.0) + 4 * math.log(2.0)) / 3
+    # Θ12 = ½·2 = 1 (similar pair), Θ13 = Θ23 = 0: the ordered pairs (1,2), (2,1) pay
+    # log(1+e) − 1, the other four log 2; J is their mean
+    expected = (2 * (math.log1p(math.e) - 1.0) + 4 * math.log(2.0)) / 6
     assert float(tsn.dsdh_pairwise_likelihood(u, S)) == pytest.approx(expected, rel=1e-6)
     # soft similarity: the same formula with s = 0.25
     S2 = torch.tensor([[1.0, 0.25], [0.25, 1.0]])

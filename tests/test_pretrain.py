@@ -12,7 +12,7 @@ import torch
 from fabricsearch import pretrain
 from fabricsearch.catalogue import Library, LibraryError
 from fabricsearch.hashing import checkpoint as ckpt
-from fabricsearch.jobs import CancelToken, Cancelled
+from fabricsearch.jobs import Cancelled, CancelToken
 
 TINY_OPTIONS = {"widths": (4, 8, 8, 8, 8), "feature_dim": 16, "latent_dim": 8, "hidden_dim": 16}
 
@@ -63,7 +63,9 @@ def test_nt_xent_matches_brute_force() -> None:
         j = i ^ 1  # the partner in its pair
         denom = sum(torch.exp(z[i] @ z[k] / t) for k in range(6) if k != i)
         expected += -torch.log(torch.exp(z[i] @ z[j] / t) / denom)
-    assert pretrain.nt_xent_loss(u, groups, t).item() == pytest.approx(float(expected) / 6, rel=1e-5)
+    assert pretrain.nt_xent_loss(u, groups, t).item() == pytest.approx(
+        float(expected) / 6, rel=1e-5
+    )
 
 
 def test_nt_xent_prefers_aligned_pairs() -> None:
@@ -123,7 +125,8 @@ def test_pretrain_cancel_writes_nothing(tmp_path: Path) -> None:
 def test_truncate_bits_gives_the_code_prefix(tiny_model: Path) -> None:
     full, _ = pretrain.load_pretrained(16, tiny_model)
     half, meta = pretrain.load_pretrained(8, tiny_model)
-    assert half.bits == 8 and meta.version == "pretrained-dvsh-8"
+    assert half.bits == 8
+    assert meta.version == "pretrained-dvsh-8"
     x = torch.randn(7, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     assert torch.equal(full.encode(x)[:, :8], half.encode(x))
     with pytest.raises(ValueError, match="truncate"):
@@ -153,24 +156,33 @@ def test_shipped_model_loads_safely_and_encodes() -> None:
     for bits in (64, 32):
         method, meta = pretrain.load_pretrained(bits)
         codes = encode_images(method, list(images))
-        assert codes.shape == (2, bits) and set(np.unique(codes)) <= {-1.0, 1.0}
+        assert codes.shape == (2, bits)
+        assert set(np.unique(codes)) <= {-1.0, 1.0}
         assert meta.method == "dvsh"
 
 
 # --- install, resolve_init and search before labels --------------------------------------------
-def test_install_default_model_registers_and_activates(tiny_library: Library, tiny_model: Path) -> None:
+def test_install_default_model_registers_and_activates(
+    tiny_library: Library, tiny_model: Path
+) -> None:
     info = pretrain.install_default_model(tiny_library, source=tiny_model)
-    assert info is not None and info.version == "pretrained-dvsh-16"
+    assert info is not None
+    assert info.version == "pretrained-dvsh-16"
     assert info.note == pretrain.SHIPPED_NOTE
-    assert info.path.parent == tiny_library.models_dir and info.path.exists()
+    assert info.path.parent == tiny_library.models_dir
+    assert info.path.exists()
     assert tiny_library.active_model().version == info.version
     # idempotent, and a second (truncated) size does not steal the active flag
     assert pretrain.install_default_model(tiny_library, source=tiny_model).version == info.version
     small = pretrain.install_default_model(tiny_library, bits=8, source=tiny_model)
-    assert small.bits == 8 and tiny_library.active_model().version == info.version
+    assert small.bits == 8
+    assert tiny_library.active_model().version == info.version
     method, _ = ckpt.load_checkpoint(small.path)
     assert method.bits == 8
-    assert pretrain.install_default_model(tiny_library, source=tiny_model.parent / "none.safetensors") is None
+    assert (
+        pretrain.install_default_model(tiny_library, source=tiny_model.parent / "none.safetensors")
+        is None
+    )
 
 
 def test_fresh_library_answers_search_without_labels(
@@ -209,7 +221,12 @@ def test_training_can_start_from_pretrained_base(tiny_model: Path) -> None:
     from fabricsearch.config import TrainConfig
     from fabricsearch.hashing.train import build_method
 
-    cfg = TrainConfig(bits=32, input_size=32, init=str(pretrain.resolve_init(str(tiny_model))), method_options=TINY_OPTIONS)
+    cfg = TrainConfig(
+        bits=32,
+        input_size=32,
+        init=str(pretrain.resolve_init(str(tiny_model))),
+        method_options=TINY_OPTIONS,
+    )
     method = build_method(cfg)
     source, _ = ckpt.load_checkpoint(tiny_model)
     for key, value in source.base.state_dict().items():

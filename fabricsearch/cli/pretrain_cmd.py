@@ -56,7 +56,9 @@ def add_parsers(subparsers: Any) -> None:
         choices=("train", "val", "test"),
         help="adapt on these splits only (default: every image); repeatable",
     )
-    p.add_argument("--from", dest="start", default="active", help="'active', 'pretrained' or a path")
+    p.add_argument(
+        "--from", dest="start", default="active", help="'active', 'pretrained' or a path"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
@@ -111,7 +113,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(f"wrote {result.path} ({result.steps} steps on {result.device}, {result.train_time_s:.0f} s)")
+        print(
+            f"wrote {result.path} ({result.steps} steps on {result.device}, {result.train_time_s:.0f} s)"
+        )
         for k, v in result.metrics.items():
             if k.startswith("synthetic"):
                 print(f"  {k}: {v:.3f}")

@@ -25,6 +25,11 @@ class QueryInput:
     path: Path | None = None
     image: np.ndarray | None = None  # (H, W, 3) uint8 RGB
     error: str | None = None
+    # What is known about the query (e.g. "Find similar" on a labelled library image): used
+    # by the re-ranking, so texture and tightness join colour in the explanation.
+    coarse: str | None = None
+    fine: str | None = None
+    tightness: float | None = None
 
     @property
     def ok(self) -> bool:

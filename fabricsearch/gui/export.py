@@ -18,6 +18,7 @@ CSV_FIELDS = (
     "image_id",
     "path",
     "score",
+    "similarity",
     "hamming",
     "colour_sim",
     "coarse_sim",
@@ -49,6 +50,7 @@ def write_csv(path: Path, hits: Sequence[SearchHit], records: Sequence[ImageReco
                     hit.rank,
                     hit.image_id,
                     str(hit.path),
+                    f"{hit.score:.4f}",
                     f"{hit.similarity:.4f}",
                     hit.hamming,
                     _fmt(b.get("colour")),
@@ -99,7 +101,7 @@ def write_contact_sheet(
         for hit in hits:
             rec = by_id.get(hit.image_id)
             img = load_image(rec) if rec is not None else None
-            cells.append((img, f"#{hit.rank}  score {hit.similarity:.2f}", hit.path.name, rec))
+            cells.append((img, f"#{hit.rank}  score {hit.score:.2f}", hit.path.name, rec))
         for i, (img, line1, line2, rec) in enumerate(cells):
             x = margin + (i % columns) * cell_w
             y = margin + header + (i // columns) * cell_h

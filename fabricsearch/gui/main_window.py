@@ -89,7 +89,10 @@ def run_search(
     from fabricsearch import imaging
 
     report(progress, "search", 0, None, "queries", message=query.name)
-    result = searcher.search(query.source, k=k)
+    from fabricsearch.search import QueryLabels
+
+    labels = QueryLabels(coarse=query.coarse, fine=query.fine, tightness=query.tightness)
+    result = searcher.search(query.source, k=k, query_labels=labels)
     check(cancel)
     records = library.images([h.image_id for h in result.hits]) if result.hits else []
     try:
@@ -241,6 +244,9 @@ class MainWindow(QMainWindow):
         self.paste_action = self._action(
             file_menu, "Search by pasted image", self.paste_query, QKeySequence.StandardKey.Paste
         )
+        self.similar_action = self._action(
+            file_menu, "Find similar to selected image", self.find_similar, "Ctrl+Shift+F"
+        )
         file_menu.addSeparator()
         self.export_csv_action = self._action(file_menu, "Export results as CSV…", self.export_csv)
         self.export_sheet_action = self._action(
@@ -307,6 +313,7 @@ class MainWindow(QMainWindow):
         self.menus_needing_library = [
             self.search_action,
             self.paste_action,
+            self.similar_action,
             self.import_action,
             self.train_action,
             self.evaluate_action,
@@ -321,6 +328,9 @@ class MainWindow(QMainWindow):
             lambda ids: self._on_selection(ids, from_results=True)
         )
         self.browser.activatedId.connect(self.open_image)
+        for grid in (self.browser.grid, self.search_panel.grid):
+            grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+            grid.addAction(self.similar_action)
         self.search_panel.activatedId.connect(self.open_image)
         self.search_panel.exportCsvRequested.connect(self.export_csv)
         self.search_panel.exportSheetRequested.connect(self.export_sheet)
@@ -460,6 +470,8 @@ class MainWindow(QMainWindow):
         from fabricsearch.gui.dialogs.import_report import ImportReportDialog
 
         self.last_import_report = report_
+        if self._searcher is not None:
+            self._searcher.invalidate()  # new images: reload the index on the next query
         self.reload_records()
         dialog = ImportReportDialog(report_, folder, self)
         self.last_dialog = dialog
@@ -492,6 +504,27 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("The clipboard holds no image.", 5000)
             return
         self.search(query_from_mime(mime))
+
+    def find_similar(self, image_id: int | None = None) -> Worker | None:
+        """Search with a library image as the query, its labels included."""
+        if self.library is None:
+            return None
+        if image_id is None:
+            records = self.selected_records()
+            if not records:
+                self.statusBar().showMessage("Select an image first.", 4000)
+                return None
+            rec = records[0]
+        else:
+            rec = self.library.get(image_id)
+        query = QueryInput(
+            name=rec.path.name,
+            path=rec.path,
+            coarse=rec.coarse,
+            fine=rec.fine,
+            tightness=rec.tightness,
+        )
+        return self.search(query)
 
     def search_mime(self, mime: QMimeData) -> Worker | None:
         return self.search(query_from_mime(mime))
@@ -533,7 +566,10 @@ class MainWindow(QMainWindow):
             from PySide6.QtGui import QPixmap
 
             self.search_panel.set_query_pixmap(QPixmap.fromImage(outcome.preview))
-        self.detail.set_query(outcome.preview, result.palette, outcome.query.name)
+        q = outcome.query
+        self.detail.set_query(
+            outcome.preview, result.palette, q.name, q.coarse, q.fine, q.tightness
+        )
         self.tabs.setCurrentWidget(self.search_panel)
         self._on_selection(self.search_panel.grid.selected_ids(), from_results=True)
         self.statusBar().showMessage(f"{len(result.hits)} results", 5000)
@@ -677,6 +713,8 @@ class MainWindow(QMainWindow):
     def _labels_changed(self, ids: list[int]) -> None:
         if self.library is None:
             return
+        if self._searcher is not None:
+            self._searcher.invalidate_labels()  # the re-ranking reads labels from memory
         records = self.library.images(ids)
         self.browser.update_records(records)
         if self.search_panel.model is not None:

@@ -265,7 +265,7 @@ class ResultsModel(ThumbnailModel):
 
     def display_text(self, row: int) -> str:
         hit = self._hits[row]
-        return f"#{hit.rank}  {hit.similarity:.2f}"
+        return f"#{hit.rank}  {hit.score:.2f}"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
         if role == HitRole and index.isValid() and index.row() < len(self._hits):
@@ -278,7 +278,12 @@ class ResultsModel(ThumbnailModel):
         if row is None:
             return text
         hit = self._hits[row]
-        parts = [f"rank {hit.rank}", f"score {hit.similarity:.3f}", f"Hamming {hit.hamming}"]
+        parts = [
+            f"rank {hit.rank}",
+            f"score {hit.score:.3f}",
+            f"similarity {hit.similarity:.3f}",
+            f"Hamming {hit.hamming}",
+        ]
         for key, value in hit.breakdown.items():
             parts.append(f"{key} {'unknown' if value is None else f'{value:.2f}'}")
         return text + "\n" + " · ".join(parts)

@@ -108,7 +108,10 @@ class Worker(QObject):
             previous, self.last_progress = self.last_progress, p
             # A report of a different kind (new stage, other info keys: e.g. a validation
             # result between training steps) is a milestone: never replaced by a later one.
-            milestone = previous is None or (p.stage, set(p.info)) != (previous.stage, set(previous.info))
+            milestone = previous is None or (p.stage, set(p.info)) != (
+                previous.stage,
+                set(previous.info),
+            )
             if not milestone and now - self._last_emit < self._interval:
                 self._pending = p
                 return

@@ -25,16 +25,19 @@ def halve(size: int) -> int:
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) → (N, C, C) Gram matrices normalised by C·H·W (Gatys et al.)."""
+    """(N, C, H, W) → (N, C, C) Gram matrices averaged over the H·W positions."""
     n, c, h, w = features.shape
     f = features.float().reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / float(c * h * w)
+    return f @ f.transpose(1, 2) / float(h * w)
 
 
 def style_loss(feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Mean over layers of the mean squared difference of Gram matrices."""
+    """Gatys et al.'s E_l = Σ (G − A)² / (4 N² M²) per layer (N channels, M positions, G and A
+    summed over positions), i.e. ¼ · mean of the squared difference of position-averaged Gram
+    matrices; equal weights over layers, then averaged over the batch."""
     terms = [
-        F.mse_loss(gram_matrix(a), gram_matrix(b)) for a, b in zip(feats_a, feats_b, strict=True)
+        0.25 * F.mse_loss(gram_matrix(a), gram_matrix(b))
+        for a, b in zip(feats_a, feats_b, strict=True)
     ]
     return torch.stack(terms).mean()
 

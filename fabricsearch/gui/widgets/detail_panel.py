@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -127,15 +129,32 @@ class DetailPanel(QWidget):
         self.query.setVisible(False)
         self.show_record(None)
 
-    def set_query(self, image: QImage | None, palette, name: str = "", labels: str = "") -> None:  # noqa: ANN001
+    def set_query(
+        self,
+        image: QImage | None,
+        palette: Any,
+        name: str = "",
+        coarse: str | None = None,
+        fine: str | None = None,
+        tightness: float | None = None,
+    ) -> None:
+        """Show the query: its image, measured palette and whatever labels are known."""
         self.query.setVisible(image is not None)
         self.query.setTitle(f"Query · {name}" if name else "Query")
         self.query.image.set_image(image)
         self.query.palette_bar.set_palette(palette)
-        self.query.coarse.setText("—")
-        self.query.fine.setText("—")
-        self.query.tightness.setText("—")
-        self.query.extra.setText(labels)
+        self._show_labels(self.query, coarse, fine, tightness)
+        self.query.extra.setText(
+            "" if coarse or fine or tightness is not None else "colour measured; labels unknown"
+        )
+
+    def _show_labels(
+        self, side: _Side, coarse: str | None, fine: str | None, tightness: float | None
+    ) -> None:
+        tax = self.taxonomy
+        side.coarse.setText(tax.display_coarse(coarse) if tax else (coarse or "—"))
+        side.fine.setText((tax.fine_names.get(fine, fine) if tax else fine) if fine else "—")
+        side.tightness.setText("—" if tightness is None else f"{tightness:.0f} %")
 
     def show_record(
         self, record: ImageRecord | None, image: QImage | None = None, hit: SearchHit | None = None
@@ -158,16 +177,13 @@ class DetailPanel(QWidget):
         if image is None:
             side.image.setText("loading…")
         side.palette_bar.set_palette(record.palette)
-        tax = self.taxonomy
-        side.coarse.setText(tax.display_coarse(record.coarse) if tax else (record.coarse or "—"))
-        side.fine.setText(
-            (tax.fine_names.get(record.fine, record.fine) if tax else record.fine)
-            if record.fine
-            else "—"
-        )
-        side.tightness.setText("—" if record.tightness is None else f"{record.tightness:.0f} %")
+        self._show_labels(side, record.coarse, record.fine, record.tightness)
         if hit is not None:
-            parts = [f"score {hit.similarity:.3f}", f"Hamming {hit.hamming}"]
+            parts = [
+                f"score {hit.score:.3f}",
+                f"similarity {hit.similarity:.3f}",
+                f"Hamming {hit.hamming}",
+            ]
             for key, value in hit.breakdown.items():
                 parts.append(f"{key} {'?' if value is None else f'{value:.2f}'}")
             side.extra.setText(" · ".join(parts))

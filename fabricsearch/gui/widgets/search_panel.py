@@ -84,7 +84,7 @@ class ResultDelegate(QStyledItemDelegate):
             painter.drawText(
                 QRectF(r.left(), y, r.width(), 16),
                 Qt.AlignmentFlag.AlignRight,
-                f"{hit.similarity:.2f}",
+                f"{hit.score:.2f}",
             )
             y += 18
             if rec is not None:

@@ -34,7 +34,7 @@ class DNNHConfig(MethodConfig):
     # NIN stages (conv k×k → 1×1 conv, both ReLU, then 3×3/2 max-pool except after the last):
     # the paper's Table 1 uses 96/256/384/1024 channels at 256 px; a quarter of that fits the
     # 2-core CPU at 112 px.
-    widths: tuple[int, ...] = (32, 64, 96, 256)
+    nin_widths: tuple[int, ...] = (32, 64, 96, 256)
     slice_len: int = 50  # s: each bit is encoded from its own slice of s features (§3.3)
     beta: float = 1.0  # sigmoid slope (Eq. 5); the paper gives no value
     eps_start: float = 0.5  # ε of the piece-wise threshold (§4.1)
@@ -46,8 +46,8 @@ class DNNHConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.widths) != 4:
-            raise ValueError("DNNH's sub-network has four NIN stages (widths of length 4)")
+        if len(self.nin_widths) != 4:
+            raise ValueError("DNNH's sub-network has four NIN stages (nin_widths of length 4)")
         if self.slice_len < 1:
             raise ValueError("slice_len must be >= 1")
         if not 0.0 < self.eps_start <= 0.5:
@@ -180,7 +180,7 @@ class DNNH(HashMethod):
     def __init__(self, config: DNNHConfig) -> None:
         super().__init__(config)
         feat = config.slice_len * config.bits
-        self.subnet = NINSubNetwork(config.widths, feat)
+        self.subnet = NINSubNetwork(config.nin_widths, feat)
         self.dem = DivideEncode(feat, config.bits, config.beta)
         self.register_buffer("eps", torch.tensor(float(config.eps_start)))
 

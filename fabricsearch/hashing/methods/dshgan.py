@@ -54,6 +54,7 @@ class DSHGANConfig(MethodConfig):
     gan_beta1: float = 0.5
     stage1_fraction: float = 0.5
     warmup_hash: bool = True
+    hash_bn: bool = True  # BatchNorm (no affine) on the hash stream's pre-sigmoid activations
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -165,7 +166,13 @@ class DSHGAN(HashMethod):
         super().__init__(config)
         c = config
         self.base = BaseNet(c.widths, c.feature_dim)
-        self.hash_head = nn.Linear(c.feature_dim, c.bits)
+        # From scratch all images start with nearly equal features, so σ(·) ≈ 0.5 for every
+        # code and Eq. 3 is at its stationary point (equal codes → zero gradient); normalising
+        # the pre-activations spreads the codes from the first step.
+        self.hash_head = nn.Sequential(
+            nn.Linear(c.feature_dim, c.bits),
+            nn.BatchNorm1d(c.bits, affine=False) if c.hash_bn else nn.Identity(),
+        )
         self.adv_head = nn.Linear(c.feature_dim, 1)
         self.cls_head = nn.Linear(c.feature_dim, c.n_classes)
         self.generator = ConditionalGenerator(

@@ -62,6 +62,7 @@ class TSNConfig(MethodConfig):
     cls_weight: float = 1.0  # μ of DSDH (ν of TSN Eq. 5)
     w_reg: float = 0.1  # ν of DSDH: ‖W‖² on the linear classifier
     quant_weight: float = 55.0  # η of DSDH: ‖b − u‖²
+    ref_set_size: int = 5000  # DSDH sums J over this many items per anchor (CIFAR-10 setting)
     dcc_iters: int = 2  # discrete cyclic coordinate descent sweeps over the bits per batch
 
     def __post_init__(self) -> None:
@@ -202,8 +203,9 @@ class ProgressiveHashHead(nn.Module):
 
 # --- DSDH loss (Li et al. 2017), as TSN §3.4 uses it ------------------------------------------
 def dsdh_pairwise_likelihood(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
-    """J = Σ_{j≠i} [log(1 + e^Θ_ij) − s_ij Θ_ij], Θ_ij = ½ u_iᵀu_j, summed over the other items
-    and averaged over anchors i. `S` ∈ [0, 1] acts as a soft pair label (DSDH's s_ij ∈ {0, 1})."""
+    """J = mean over ordered pairs i ≠ j of log(1 + e^Θ_ij) − s_ij Θ_ij, Θ_ij = ½ u_iᵀu_j.
+
+    `S` ∈ [0, 1] acts as a soft pair label (DSDH's s_ij ∈ {0, 1})."""
     u = u.float()
     n = u.shape[0]
     if n < 2:
@@ -211,7 +213,7 @@ def dsdh_pairwise_likelihood(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     theta = 0.5 * (u @ u.T)
     nll = F.softplus(theta) - S.float() * theta
     off = ~torch.eye(n, dtype=torch.bool, device=u.device)
-    return (nll * off).sum(dim=1).mean()
+    return nll[off].mean()
 
 
 @torch.no_grad()
@@ -360,8 +362,13 @@ class TSN(HashMethod):
     def hash_losses(
         self, u: torch.Tensor, S: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """DSDH: J + η‖b − u‖² (network) + μ‖y − Wᵀb‖² + ν‖W‖² (classifier), b from DCC."""
+        """DSDH in per-pair mean form: J + (η/N)·‖b − u‖² for the network and
+        μ·‖y − Wᵀb‖² + (ν/N)·‖W‖² for the classifier, with b from DCC (η/μ as in DSDH).
+
+        DSDH sums J over the whole training set (N items) for each anchor; dividing the
+        per-sample terms by N = `ref_set_size` keeps its balance with J averaged over pairs."""
         c = self.config
+        n_ref = float(c.ref_set_size)
         W = self.classifier.weight.T  # (K, C)
         b = dsdh_discrete_codes(
             u.detach(), y, W.detach(), c.cls_weight, c.quant_weight, c.dcc_iters
@@ -370,12 +377,13 @@ class TSN(HashMethod):
         l_q = (b - u).pow(2).sum(dim=1).mean()
         l_c = (y - self.classifier(b)).pow(2).sum(dim=1).mean()
         l_w = W.pow(2).sum()
-        total = l_j + c.quant_weight * l_q + c.cls_weight * l_c + c.w_reg * l_w
-        return total, {
+        total = l_j + (c.quant_weight / n_ref) * l_q + c.cls_weight * l_c + (c.w_reg / n_ref) * l_w
+        terms = {
             "pair": float(l_j.detach()),
             "quant": float(l_q.detach()),
             "cls": float(l_c.detach()),
         }
+        return total, terms
 
     def training_step(self, batch: Batch, ctx: TrainContext) -> dict[str, float]:
         c = self.config
