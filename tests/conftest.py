@@ -22,6 +22,8 @@ def seed_everything(seed: int = 0) -> None:
     except ImportError:
         return
     torch.manual_seed(seed)
+    # Tiny test networks run faster on one thread, and CI's two cores are shared by workers.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

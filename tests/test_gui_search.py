@@ -22,7 +22,11 @@ from test_gui_support import (  # noqa: F401 - fixtures
 
 from fabricsearch.gui.dropping import OFFLINE_MESSAGE, query_from_mime
 
-pytestmark = pytest.mark.gui
+pytestmark = [
+    pytest.mark.gui,
+    # Qt marks the QPoint constructor of QDragEnterEvent deprecated but offers no other one.
+    pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning"),
+]
 
 
 def drop(window, mime: QMimeData) -> None:
@@ -135,3 +139,25 @@ def test_search_without_model_explains(window, tmp_path: Path, qtbot, fabric_fol
         drop(window, file_mime(photo))
     assert blocker.args[0]
     assert "failed" in window.search_panel.summary.text().lower()
+
+
+def test_find_similar_uses_the_image_labels(window, trained_library_path: Path, qtbot) -> None:
+    from fabricsearch.gui.widgets.search_panel import explanation
+
+    window.open_library(trained_library_path)
+    rec = window.browser.all_records()[7]
+    window.browser.grid.select_ids([rec.id])
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.similar_action.trigger()
+    outcome = blocker.args[0]
+    assert outcome.query.coarse == rec.coarse
+    top = outcome.result.hits[0]
+    assert top.image_id == rec.id
+    assert top.breakdown["coarse"] == pytest.approx(1.0)
+    text = explanation(top)
+    assert "colour" in text
+    assert "texture 100" in text
+    assert "tight" in text
+    assert window.detail.query.fine.text() != "—"
+    scores = [h.score for h in outcome.result.hits]
+    assert scores == sorted(scores, reverse=True)

@@ -66,7 +66,10 @@ def pick_query(window: Any, query: Path | None) -> Any:
     if not records:
         return None
     rec = records[len(records) // 3]
-    return QueryInput(name=rec.path.name, path=rec.path)
+    # As "Find similar" does: the image's labels join colour in the re-ranking.
+    return QueryInput(
+        name=rec.path.name, path=rec.path, coarse=rec.coarse, fine=rec.fine, tightness=rec.tightness
+    )
 
 
 def grab_after_search(window: Any, screenshot: Path, query: Path | None) -> int:
