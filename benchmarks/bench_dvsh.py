@@ -107,8 +107,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
             rows: dict[str, Any] = {}
+            methods = args.methods if name == "synthetic" else (args.dtd_methods or args.methods)
             for bits in args.bits:
-                for method in args.methods:
+                for method in methods:
                     cfg = TrainConfig(
                         method=method,
                         bits=bits,
@@ -235,6 +236,7 @@ def main() -> int:
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-dtd", action="store_true")
+    p.add_argument("--dtd-methods", nargs="+", default=None, help="methods on dtd10 (default: all)")
     p.add_argument("--no-write", action="store_true", help="print only")
     args = p.parse_args()
     args.synth = args.synth or (800 if args.quick else 1600)

@@ -39,14 +39,15 @@ from fabricsearch.hashing.registry import available_methods
 from fabricsearch.hashing.train import train_library
 
 RESULTS = Path(__file__).resolve().parent / "results" / "methods.json"
-MARKDOWN = RESULTS.with_suffix(".md")
 SHARED = Path("/work/shared/data")
 ABLATIONS = {"dvsh1a", "dvsh1b", "dvsh2a"}
 
 
 def prepare_library(name: str, work: Path, synth_count: int, fresh: bool) -> Library:
     """Import dataset `name` into ``work/lib-<name>`` once (reused unless `fresh`)."""
-    lib_dir = work / f"lib-{name}"
+    # The synthetic library is keyed by its size so a run with another --synth-count never
+    # reuses it.
+    lib_dir = work / (f"lib-synth-{synth_count}" if name == "synth" else f"lib-{name}")
     if lib_dir.exists() and not fresh:
         try:
             lib = Library.open(lib_dir)
@@ -131,6 +132,32 @@ def tables(results: list[dict[str, Any]], bits: list[int]) -> str:
     return "\n".join(out)
 
 
+def merge(paths: list[Path], out: Path) -> None:
+    """Concatenate the results of several runs (later files win for the same run key)."""
+    payloads = [json.loads(p.read_text()) for p in paths]
+    rows: dict[tuple, dict[str, Any]] = {}
+    for payload in payloads:
+        for r in payload["results"]:
+            rows[_key(r)] = r
+    results = list(rows.values())
+    bits = sorted({b for p in payloads for b in p["bits"]})
+    merged = dict(payloads[-1])
+    merged.update(
+        {
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "bits": bits,
+            "datasets": list(dict.fromkeys(r["dataset"] for r in results)),
+            "merged_from": [str(p) for p in paths],
+            "results": results,
+        }
+    )
+    out.write_text(json.dumps(merged, indent=2) + "\n")
+    text = tables(results, bits)
+    out.with_suffix(".md").write_text(text + "\n")
+    print(text)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,8 +179,19 @@ def main() -> None:
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "fabricsearch-bench-methods"
     )
     ap.add_argument("--fresh", action="store_true", help="re-import the libraries")
-    ap.add_argument("--resume", action="store_true", help="skip runs already in methods.json")
+    ap.add_argument("--resume", action="store_true", help="skip runs already in the results file")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON (Markdown beside it)")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="combine these result files (e.g. datasets run in parallel) into --out and exit",
+    )
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
 
     quick = args.quick
     bits = args.bits or ([32, 64] if quick else [32, 64, 128, 256])
@@ -177,10 +215,11 @@ def main() -> None:
         "patience": 0,
     }
     args.work.mkdir(parents=True, exist_ok=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    out_json, out_md = args.out, args.out.with_suffix(".md")
+    out_json.parent.mkdir(parents=True, exist_ok=True)
     previous: list[dict[str, Any]] = []
-    if args.resume and RESULTS.exists():
-        previous = json.loads(RESULTS.read_text()).get("results", [])
+    if args.resume and out_json.exists():
+        previous = json.loads(out_json.read_text()).get("results", [])
     done = {_key(r) for r in previous}
     results = list(previous)
 
@@ -197,12 +236,12 @@ def main() -> None:
             },
             "bits": bits,
             "methods": methods,
-            "datasets": datasets,
+            "datasets": list(dict.fromkeys(r["dataset"] for r in results)),
             "settings": settings,
             "results": results,
         }
-        RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
-        MARKDOWN.write_text(tables(results, bits) + "\n")
+        out_json.write_text(json.dumps(payload, indent=2) + "\n")
+        out_md.write_text(tables(results, bits) + "\n")
 
     print(f"methods {methods}; bits {bits}; settings {settings}")
     for ds in datasets:
@@ -249,7 +288,7 @@ def main() -> None:
     save()
     print()
     print(tables([r for r in results if _key(r)[3] == json.dumps(settings, sort_keys=True)], bits))
-    print(f"wrote {RESULTS} and {MARKDOWN}")
+    print(f"wrote {out_json} and {out_md}")
 
 
 if __name__ == "__main__":

@@ -12,5 +12,6 @@ for s in 32 64 128 256; do
     mkdir -p "$icons/${s}x${s}/apps"
     cp "resources/icons/fabricsearch-$s.png" "$icons/${s}x${s}/apps/fabricsearch.png"
 done
-sed "s|^Exec=fabricsearch|Exec=$exe|" packaging/fabricsearch.desktop > "$apps/fabricsearch.desktop"
+# Quoted: the Desktop Entry Specification splits Exec on spaces, and install paths may have some.
+sed "s|^Exec=fabricsearch|Exec=\"$exe\"|" packaging/fabricsearch.desktop >"$apps/fabricsearch.desktop"
 echo "installed $apps/fabricsearch.desktop"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import io
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def test_desktop_entry_is_valid() -> None:
     assert not any(a in ("%f", "%F", "%u", "%U") for a in exec_args)
     assert "MimeType" not in entry  # a MIME handler without a file field code would drop the file
     # Icon is a theme name (installed into hicolor by the script), so no path and no extension.
-    assert "/" not in entry["Icon"] and "." not in entry["Icon"]
+    assert "/" not in entry["Icon"]
+    assert "." not in entry["Icon"]
     categories = [c for c in entry["Categories"].split(";") if c]
     assert entry["Categories"].endswith(";")
     assert MAIN_CATEGORIES & set(categories)
@@ -157,7 +159,9 @@ def test_spec_is_python_and_names_the_entry_and_resources() -> None:
     text = (PACKAGING / "fabricsearch.spec").read_text(encoding="utf-8")
     tree = ast.parse(text)  # a syntax error would only show in a 20-minute build
     calls = {
-        n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
     }
     assert {"Analysis", "PYZ", "EXE", "COLLECT"} <= calls
     assert (PACKAGING / "entry.py").is_file()
@@ -188,8 +192,11 @@ def test_install_linux_desktop_writes_entry_and_icons(tmp_path: Path) -> None:
     entry = parse_desktop_entry(
         (tmp_path / "applications" / "fabricsearch.desktop").read_text(encoding="utf-8")
     )
-    exe = Path(entry["Exec"].split()[0])
-    assert exe.is_absolute()
+    assert entry["Exec"].startswith('"')
+    exe, *rest = shlex.split(entry["Exec"])
+    assert Path(exe).is_absolute()
+    assert Path(exe).name == "fabricsearch"
+    assert rest == ["gui"]
     for s in ICON_SIZES:
         assert (tmp_path / "icons" / "hicolor" / f"{s}x{s}" / "apps" / "fabricsearch.png").is_file()
 

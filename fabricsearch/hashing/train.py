@@ -332,6 +332,7 @@ def train_library(
         if test is not None:
             metrics.update({k: float(v) for k, v in test.summary().items() if isinstance(v, float)})
         metrics["train_time_s"] = result.train_time_s
+        metrics = {k: v for k, v in metrics.items() if v == v}  # NaN (e.g. no val split) → absent
         meta = ckpt.build_metadata(
             method,
             train_config=cfg.to_dict(),
@@ -351,7 +352,7 @@ def train_library(
             bits=method.bits,
             path=path,
             created=meta.created,
-            metrics={k: v for k, v in metrics.items() if v == v},  # drop NaN
+            metrics=metrics,
             note=note,
         )
         with lib.atomic():

@@ -231,6 +231,7 @@ class TrainingProgressDialog(QDialog):
         layout.addWidget(buttons, 0, Qt.AlignmentFlag.AlignRight)
         self._rate = RateEstimator()
         self._step = 0
+        self._have_sps = False
         self._train_total: int | None = None
         self.last_progress: Progress | None = None
         self.outcome = ""
@@ -272,8 +273,9 @@ class TrainingProgressDialog(QDialog):
         rate, eta = self._rate.update(p)
         sps = info.get("samples/s", info.get("samples_per_s"))
         if isinstance(sps, int | float):
+            self._have_sps = True
             self.speed_label.setText(f"{sps:,.0f}")
-        elif rate:
+        elif rate and p.stage == "train" and not self._have_sps:
             self.speed_label.setText(f"{rate:,.1f} {p.unit}/s")
         eta_s = info.get("eta_s", eta)
         if isinstance(eta_s, int | float):

@@ -17,6 +17,8 @@ SERIES_COLOURS = ("#1f6fb2", "#d9822b", "#3a9b5c", "#b23a48", "#7f5fb2", "#6b6b6
 def _nice(v: float) -> str:
     if v == 0 or not math.isfinite(v):
         return "0"
+    if float(v).is_integer() and abs(v) < 1e6:
+        return f"{int(v):,}"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 10:
