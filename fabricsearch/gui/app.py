@@ -101,6 +101,26 @@ def grab_after_search(window: Any, screenshot: Path, query: Path | None) -> int:
     return 0
 
 
+def self_test_search(window: Any) -> bool:
+    """Search through the window with one of the library's photos; it must come back first."""
+    from fabricsearch.gui.main_window import process_events_until
+
+    q = pick_query(window, None)
+    if q is None:
+        return False
+    done: list[Any] = []
+    window.searchFinished.connect(done.append)
+    window.searchFailed.connect(done.append)
+    window.search(q)
+    if not process_events_until(lambda: bool(done), 120_000) or not hasattr(done[0], "result"):
+        print(f"self-test: search failed: {done[0] if done else 'timeout'}", file=sys.stderr)
+        return False
+    hits = done[0].result.hits
+    ok = bool(hits) and Path(hits[0].path) == Path(q.path)
+    print(f"self-test: search by photo {'ok' if ok else 'FAILED'}: {len(hits)} results")
+    return ok
+
+
 def grab_training(window: Any, screenshot: Path, epochs: int) -> int:
     """Train a small model from the window and grab the progress dialog when it ends."""
     from fabricsearch.gui.main_window import process_events_until
@@ -165,10 +185,13 @@ def run(
             )
         if self_test:
             ok = window.library is not None or path is None
+            shown = window.browser.model.rowCount() if window.browser.model else 0
             print(
                 f"self-test: window ok, library {window.library.folder if window.library else '—'}, "
-                f"{window.browser.model.rowCount() if window.browser.model else 0} images shown"
+                f"{shown} images shown"
             )
+            if ok and window.library is not None and shown:
+                ok = self_test_search(window)
             code = code or (0 if ok else 1)
         return code
     finally:
