@@ -47,7 +47,7 @@ from fabricsearch.similarity import LabelArrays  # noqa: E402
 DTD10 = Path("/work/shared/data/dtd10")
 RESULTS = ROOT / "benchmarks" / "results" / "pretrain.json"
 INPUT = 64  # the shipped model's input size
-FRACTIONS = (0.1, 0.5, 1.0)
+FRACTIONS = (1.0, 0.1, 0.5)  # most important first (cells are saved as they finish)
 
 
 class Data:
@@ -129,9 +129,11 @@ def train_cell(
 
 
 def run(args: argparse.Namespace) -> dict:
-    out = json.loads(RESULTS.read_text()) if RESULTS.exists() and not args.fresh else {}
+    results = Path(args.out)
+    out = json.loads(results.read_text()) if results.exists() and not args.fresh else {}
     cells = out.setdefault("cells", {})
     parts = set(args.parts.split(","))
+    bit_lengths = [int(b) for b in args.bits.split(",")]
     epochs = 2 if args.quick else args.epochs
     adapt_epochs = 2 if args.quick else args.adapt_epochs
     work = Path(args.work)
@@ -154,8 +156,8 @@ def run(args: argparse.Namespace) -> dict:
     }
 
     def save() -> None:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(out, indent=2) + "\n")
 
     for name in args.datasets.split(","):
         t = time.perf_counter()
@@ -169,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
         def done(key: str) -> bool:
             return key in cells and not args.fresh
 
-        for bits in (64, 32):
+        for bits in bit_lengths:
             key = f"{name}/a/{bits}"
             if "a" in parts and not done(key):
                 m, secs = train_cell(data, bits, "scratch", 1.0, epochs, args.seed)
@@ -183,7 +185,7 @@ def run(args: argparse.Namespace) -> dict:
                 save()
                 print(key, cells[key], flush=True)
 
-        adapted = work / f"{name}-adapted.safetensors"
+        adapted = work / f"{name}-adapted-{adapt_epochs}.safetensors"
         if ("c" in parts and not all(done(f"{name}/c/{b}") for b in (64, 32))) or (
             "d" in parts and not adapted.exists()
         ):
@@ -199,7 +201,7 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"{name}/c/{bits}", cells[f"{name}/c/{bits}"], flush=True)
             save()
         if "d" in parts:
-            for bits in (64, 32):
+            for bits in bit_lengths:
                 for frac in fractions:
                     key = f"{name}/d{int(frac * 100)}/{bits}"
                     if done(key):
@@ -256,6 +258,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=6, help="training epochs at 100 %% labels")
     p.add_argument("--adapt-epochs", type=int, default=5)
     p.add_argument("--parts", default="a,b,c,d")
+    p.add_argument("--bits", default="64,32", help="code lengths, most important first")
+    p.add_argument("--out", default=str(RESULTS), help="results JSON (cells are kept and reused)")
     p.add_argument("--datasets", default="dtd10,synthetic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "bench_pretrain"))

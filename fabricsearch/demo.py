@@ -68,6 +68,20 @@ def ensure_demo_library(
     """The demo library's folder, building it first if needed."""
     folder = demo_folder()
     if (folder / _READY).exists():
+        _install_model_if_missing(folder, progress, cancel)
         return folder
     log.info("building the demo library in %s", folder)
     return build_demo_library(folder, progress=progress, cancel=cancel)
+
+
+def _install_model_if_missing(
+    folder: Path, progress: ProgressFn | None, cancel: CancelToken | None
+) -> None:
+    """A demo built while no shipped model was available gets it once it is there."""
+    from fabricsearch.catalogue import Library
+    from fabricsearch.pretrain import install_default_model
+    from fabricsearch.search import encode_missing
+
+    with Library.open(folder) as lib:
+        if lib.active_model() is None and install_default_model(lib) is not None:
+            encode_missing(lib, progress=progress, cancel=cancel)

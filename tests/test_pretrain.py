@@ -209,7 +209,7 @@ def test_resolve_init(tiny_library: Library, tiny_model: Path, tmp_path: Path) -
     assert pretrain.resolve_init(None) is None
     assert pretrain.resolve_init("pretrained") == pretrain.shipped_model_path()
     assert pretrain.resolve_init(str(tiny_model)) == tiny_model
-    with pytest.raises(LibraryError, match="does not exist"):
+    with pytest.raises(LibraryError, match="do not exist"):
         pretrain.resolve_init(str(tmp_path / "missing.safetensors"))
     with pytest.raises(LibraryError, match="no adapted model"):
         pretrain.resolve_init("adapted", tiny_library)

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         info = lib.active_model()
         if info is None:
             return fail("the demo library has no model: the shipped model is missing")
-        rec = lib.images()[len(lib.images()) // 2]
+        records = lib.images()
+        rec = records[len(records) // 2]
         result = Searcher(lib).search(rec.path, k=5)
     ok = bool(result.hits) and result.hits[0].image_id == rec.id
     report = {
