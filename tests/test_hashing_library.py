@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hashing_helpers import TINY_OPTIONS
 
 from fabricsearch.catalogue import Library
 from fabricsearch.catalogue.importer import import_folder
@@ -14,8 +15,7 @@ from fabricsearch.config import TrainConfig
 from fabricsearch.hashing.encode import encode_library, load_library_model
 from fabricsearch.hashing.evaluate import evaluate_library
 from fabricsearch.hashing.train import train_library
-from fabricsearch.jobs import CancelToken, Cancelled, Progress
-from hashing_helpers import TINY_OPTIONS
+from fabricsearch.jobs import Cancelled, CancelToken, Progress
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,16 @@ def _cfg(**kw) -> TrainConfig:  # type: ignore[no-untyped-def]
 def test_train_library_registers_activates_and_stores_codes(lib: Library) -> None:
     info = train_library(lib, _cfg())
     assert lib.active_model() == info
-    assert info.path.exists() and info.path.with_suffix(".json").exists()
+    assert info.path.exists()
+    assert info.path.with_suffix(".json").exists()
     ids, packed = lib.load_codes(info.version)
     assert ids.tolist() == lib.image_ids()
     assert packed.shape == (len(ids), 2)
     meta = json.loads(info.path.with_suffix(".json").read_text())
-    assert meta["method"] == "dvsh" and meta["bits"] == 16
-    assert meta["train_config"]["epochs"] == 1 and meta["training_fingerprint"]
+    assert meta["method"] == "dvsh"
+    assert meta["bits"] == 16
+    assert meta["train_config"]["epochs"] == 1
+    assert meta["training_fingerprint"]
     assert "mAP" in info.metrics
     assert not list(lib.models_dir.glob("*.partial.pt"))
     # the stored codes are what the loaded checkpoint produces
@@ -61,7 +64,8 @@ def test_train_library_registers_activates_and_stores_codes(lib: Library) -> Non
     np.testing.assert_array_equal(packed2, packed)
     result, used = evaluate_library(lib)
     assert used.version == info.version
-    assert 0.0 <= result.mAP <= 1.0 and result.bits == 16
+    assert 0.0 <= result.mAP <= 1.0
+    assert result.bits == 16
     assert result.mAP == pytest.approx(info.metrics["mAP"])
 
 
@@ -95,10 +99,13 @@ def test_cli_train_eval_models(lib: Library, capsys: pytest.CaptureFixture[str])
         "--option",
         "hidden_dim=16",
     ]
-    rc = main(["train", folder, "--bits", "32", "--epochs", "1", "--input-size", "24", *opts, "--json"])
+    rc = main(
+        ["train", folder, "--bits", "32", "--epochs", "1", "--input-size", "24", *opts, "--json"]
+    )
     assert rc == 0
     trained = json.loads(capsys.readouterr().out)
-    assert trained["bits"] == 32 and trained["images_encoded"] == 40
+    assert trained["bits"] == 32
+    assert trained["images_encoded"] == 40
     assert main(["eval", folder, "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert {"mAP", "ndcg@50", "precision@10", "bits", "queries"} <= set(ev)
@@ -107,7 +114,8 @@ def test_cli_train_eval_models(lib: Library, capsys: pytest.CaptureFixture[str])
         assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["models", folder, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["active"] and rows[0]["version"] == trained["version"]
+    assert rows[0]["active"]
+    assert rows[0]["version"] == trained["version"]
     assert main(["encode", folder, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["images_encoded"] == 40
     assert main(["models", folder, "--activate", "no-such-version"]) == 1

@@ -281,7 +281,7 @@ def test_cli_init_import_info_json(tmp_path: Path, capsys: pytest.CaptureFixture
     write_images(photos, 4)
     bad_corpus(photos, np.random.default_rng(3))
     lib_dir = tmp_path / "lib"
-    assert cli_main(["init", str(lib_dir)]) == 0
+    assert cli_main(["init", str(lib_dir), "--no-default-model"]) == 0
     capsys.readouterr()
     assert cli_main(["import", str(lib_dir), str(photos), "--json", "--workers", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -323,3 +323,30 @@ def test_cancel_with_process_pool(lib: Library, tmp_path: Path) -> None:
     assert lib.count() == rep.added
     rep2 = import_folder(lib, tmp_path / "photos", workers=0)
     assert (rep2.added + rep2.unchanged, rep2.unchanged) == (24, rep.added)
+
+
+def test_cli_init_installs_the_shipped_model_and_import_encodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new library can search at once: init installs the shipped model, import encodes."""
+    from fabricsearch.catalogue import Library
+    from fabricsearch.cli import main as cli_main
+    from fabricsearch.pretrain import shipped_model_path
+
+    if not shipped_model_path().exists():
+        pytest.skip("no shipped model in resources/models")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((64, 64, 3), 40 * i + 30, np.uint8)).save(photos / f"p{i}.png")
+    lib_dir = tmp_path / "lib"
+    assert cli_main(["init", str(lib_dir)]) == 0
+    assert "search model: pretrained-" in capsys.readouterr().out
+    assert cli_main(["import", str(lib_dir), str(photos), "--json", "--workers", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["encoded"] == 3
+    with Library.open(lib_dir) as lib:
+        info = lib.active_model()
+        assert info is not None
+        assert info.version.startswith("pretrained-")
+        assert lib.count_codes(info.version) == 3

@@ -191,7 +191,10 @@ def run(
                 f"{shown} images shown"
             )
             if ok and window.library is not None and shown:
-                ok = self_test_search(window)
+                if window.library.active_model() is not None:
+                    ok = self_test_search(window)
+                else:
+                    print("self-test: the library has no search model; search skipped")
             code = code or (0 if ok else 1)
         return code
     finally:
