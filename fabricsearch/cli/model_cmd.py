@@ -38,7 +38,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    p.add_argument("--init", default="scratch", help="'scratch' or a path to base-network weights")
+    p.add_argument(
+        "--init",
+        default="scratch",
+        help="start from: 'scratch', 'pretrained' (the shipped synthetic-pretrained network), "
+        "'adapted' (this library's newest adapted model) or a path to weights",
+    )
     p.add_argument(
         "--option",
         action="append",
@@ -118,9 +123,10 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 @_user_errors
 def run_train(args: argparse.Namespace) -> int:
-    from fabricsearch.config import TrainConfig
+    from fabricsearch.config import TrainConfig, replace
     from fabricsearch.hashing.registry import get_method_class
     from fabricsearch.hashing.train import train_library
+    from fabricsearch.pretrain import resolve_init
 
     get_method_class(args.method)
     try:
@@ -141,6 +147,8 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
+        init = resolve_init(args.init, lib)
+        cfg = replace(cfg, init=str(init) if init is not None else "scratch")
         try:
             info = train_library(lib, cfg, progress, cancel, resume=args.resume, note=args.note)
         except KeyboardInterrupt:
