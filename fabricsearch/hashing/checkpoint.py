@@ -12,6 +12,7 @@ tensor is read. Resume state (``*.partial.pt``) is loaded with ``torch.load(weig
 from __future__ import annotations
 
 import json
+import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ def save_checkpoint(path: str | Path, method: HashMethod, meta: CheckpointMeta) 
     state = {k: v.detach().to("cpu").contiguous() for k, v in method.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata={_META_KEY: meta_json})
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; models are shared like any document
     tmp.replace(path)
     metadata_path(path).write_text(meta_json + "\n", encoding="utf-8")
     return path
@@ -169,6 +171,11 @@ def read_metadata(path: str | Path) -> CheckpointMeta:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path.name}: metadata is not an object")
     return CheckpointMeta.from_dict(data)
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors model file (validated framing, no pickle)."""
+    return _load_tensors(Path(path))
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:

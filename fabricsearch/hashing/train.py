@@ -75,11 +75,31 @@ def build_method(cfg: TrainConfig) -> HashMethod:
         cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options
     )
     if cfg.init and cfg.init != "scratch":
+        if _load_whole_if_same_kind(method, cfg):
+            return method
         base = method.base_network()
         if base is None:
             raise ValueError(f"method {cfg.method!r} has no base network to initialise")
         ckpt.load_base_weights(base, cfg.init)
     return method
+
+
+def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:
+    """A full checkpoint of the same method and code length initialises every layer (hash head
+    included), so labels refine a pretrained or adapted model instead of a fresh head."""
+    try:
+        meta = ckpt.read_metadata(cfg.init)
+    except ckpt.CheckpointError:
+        return False  # a bare BaseNet weights file
+    if meta.method != method.name or meta.bits != method.bits:
+        return False
+    state = ckpt.load_tensors(cfg.init)
+    own = method.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(usable) < len(own):
+        return False  # another architecture (widths): fall back to the base network only
+    method.load_state_dict({k: v.to(own[k].dtype) for k, v in usable.items()}, strict=True)
+    return True
 
 
 def _config_key(cfg: TrainConfig) -> str:
