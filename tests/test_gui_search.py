@@ -133,7 +133,10 @@ def test_paste_image_and_web_drop(window, trained_library_path: Path, qtbot) -> 
 
 
 def test_search_without_model_explains(window, tmp_path: Path, qtbot, fabric_folder: Path) -> None:
-    window.open_library(tmp_path / "empty", create=True)
+    from fabricsearch.catalogue import Library
+
+    Library.create(tmp_path / "empty").close()  # a library without any model
+    window.open_library(tmp_path / "empty")
     photo = next(fabric_folder.rglob("*.jpg"))
     with qtbot.waitSignal(window.searchFailed, timeout=60_000) as blocker:
         drop(window, file_mime(photo))
@@ -161,3 +164,15 @@ def test_find_similar_uses_the_image_labels(window, trained_library_path: Path, 
     assert window.detail.query.fine.text() != "—"
     scores = [h.score for h in outcome.result.hits]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_new_library_gets_the_shipped_model_and_advice(window, tmp_path: Path) -> None:
+    from fabricsearch.pretrain import shipped_model_path
+
+    if not shipped_model_path().exists():
+        pytest.skip("no shipped model in resources/models")
+    assert window.open_library(tmp_path / "fresh", create=True)
+    active = window.library.active_model()
+    assert active is not None
+    assert active.version.startswith("pretrained-")
+    assert "label" in window.advice_label.text().lower()

@@ -170,3 +170,19 @@ def test_self_test_entry_point(gui_env, library_path: Path, capsys) -> None:
 
     assert main(["gui", str(library_path), "--self-test"]) == 0
     assert "24 images shown" in capsys.readouterr().out
+
+
+def test_adapt_from_menu_activates_an_adapted_model(
+    window, trained_library_path: Path, qtbot
+) -> None:
+    from fabricsearch.adapt import AdaptConfig
+
+    window.open_library(trained_library_path)
+    before = window.library.active_model().version
+    with qtbot.waitSignal(window.trainingEnded, timeout=300_000) as blocker:
+        window.start_adapt(AdaptConfig(epochs=1, max_steps=2, batch_size=4))
+    assert blocker.args == ["finished"]
+    after = window.library.active_model()
+    assert after.version != before
+    assert after.version.startswith("adapted-")
+    assert before in {m.version for m in window.library.models()}  # the old one stays

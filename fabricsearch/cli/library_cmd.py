@@ -95,26 +95,24 @@ def _open(path: str) -> Any:
 
 @_user_errors
 def run_init(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue import Library
-    from fabricsearch.pretrain import install_default_model
+    from fabricsearch.workflows import create_library
 
-    with Library.create(args.library) as lib:
+    with create_library(args.library, default_model=not args.no_default_model) as lib:
         print(f"created library {lib.folder}")
-        if not args.no_default_model:
-            info = install_default_model(lib)
-            if info is not None:
-                print(f"search model: {info.version} (shipped; label or adapt to improve it)")
+        info = lib.active_model()
+        if info is not None:
+            print(f"search model: {info.version} (shipped; label or adapt to improve it)")
     return 0
 
 
 @_user_errors
 def run_import(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue.importer import import_folder
     from fabricsearch.catalogue.labels_csv import LabelsCsvError
+    from fabricsearch.workflows import import_and_encode
 
     with _open(args.library) as lib, tqdm_progress() as (prog, cancel):
         try:
-            rep = import_folder(
+            outcome = import_and_encode(
                 lib,
                 args.folder,
                 labels_csv=args.labels,
@@ -127,8 +125,8 @@ def run_import(args: argparse.Namespace) -> int:
             return fail(str(exc))
         except LabelsCsvError as exc:
             raise UserError(f"images imported, labels not applied: {exc}") from exc
-        # New images become searchable at once with the active (e.g. shipped) model.
-        encoded = _encode_new(lib, prog, cancel) if rep.added or rep.updated else 0
+        # New images became searchable at once with the active (e.g. shipped) model.
+        rep, encoded = outcome.report, outcome.encoded
     if args.json:
         print_json({**rep.to_json(), "encoded": encoded})
     else:
@@ -143,14 +141,6 @@ def run_import(args: argparse.Namespace) -> int:
         if rep.labels is not None:
             _print_labels(rep.labels)
     return 0
-
-
-def _encode_new(lib: Any, prog: Any, cancel: Any) -> int:
-    from fabricsearch.search import encode_missing
-
-    if lib.active_model() is None:
-        return 0
-    return encode_missing(lib, progress=prog, cancel=cancel)
 
 
 def _print_labels(rep: Any) -> None:

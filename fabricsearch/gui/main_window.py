@@ -54,6 +54,7 @@ from fabricsearch.gui.widgets.library_browser import LibraryBrowser
 from fabricsearch.gui.widgets.search_panel import SearchPanel
 from fabricsearch.gui.workers import Worker, stop_all_workers
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.workflows import create_library, model_advice
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,9 @@ class MainWindow(QMainWindow):
 
         self.count_label = QLabel()
         self.model_label = QLabel()
+        self.advice_label = QLabel()
+        self.advice_label.setStyleSheet("color: palette(mid);")
+        self.statusBar().addPermanentWidget(self.advice_label)
         self.statusBar().addPermanentWidget(self.count_label)
         self.statusBar().addPermanentWidget(self.model_label)
 
@@ -295,6 +299,9 @@ class MainWindow(QMainWindow):
         )
         self.evaluate_action = self._action(model_menu, "Evaluate…", self.evaluate)
         self.versions_action = self._action(model_menu, "Versions…", self.show_versions)
+        self.adapt_action = self._action(
+            model_menu, "Adapt to this library…", self.adapt_dialog, None, sp.SP_BrowserReload
+        )
 
         view = bar.addMenu("&View")
         size_menu = view.addMenu("Thumbnail size")
@@ -367,7 +374,7 @@ class MainWindow(QMainWindow):
         """Open (or create) a library and show it; False with a message if it can't be used."""
         path = Path(path).expanduser()
         try:
-            lib = Library.create(path) if create else Library.open(path)
+            lib = create_library(path) if create else Library.open(path)
         except (LibraryError, OSError) as exc:
             self.show_message("Open library", str(exc), warning=True)
             return False
@@ -447,13 +454,17 @@ class MainWindow(QMainWindow):
         self, folder: str | Path, labels_csv: str | Path | None = None
     ) -> Worker | None:
         """Import in a worker with a progress dialog; a report of failed files at the end."""
-        from fabricsearch.catalogue.importer import import_folder
         from fabricsearch.gui.dialogs.progress_dialog import JobProgressDialog
+        from fabricsearch.workflows import import_and_encode
 
         if self.library is None:
             return None
         fn = partial(
-            import_folder, self.library, folder, labels_csv=labels_csv, workers=self.import_workers
+            import_and_encode,
+            self.library,
+            folder,
+            labels_csv=labels_csv,
+            workers=self.import_workers,
         )
         worker = Worker(fn, name="import", parent=self)
         dialog = JobProgressDialog(worker, f"Importing {Path(folder).name}", self)
@@ -466,8 +477,10 @@ class MainWindow(QMainWindow):
         dialog.open()
         return worker
 
-    def _on_import_done(self, report_: Any, folder: str) -> None:
+    def _on_import_done(self, outcome: Any, folder: str) -> None:
         from fabricsearch.gui.dialogs.import_report import ImportReportDialog
+
+        report_ = outcome.report
 
         self.last_import_report = report_
         if self._searcher is not None:
@@ -795,6 +808,46 @@ class MainWindow(QMainWindow):
         dialog.show()
         return worker
 
+    def adapt_dialog(self) -> None:
+        if self.library is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Adapt to this library",
+            "Tune the search model to this library's own photos, without labels "
+            "(self-supervised). This takes a few minutes on a laptop CPU; the current model "
+            "stays available under Model ▸ Versions.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.start_adapt()
+
+    def start_adapt(self, config: Any = None) -> Worker | None:
+        """Self-supervised adaptation in a worker; the adapted model becomes active."""
+        from fabricsearch.adapt import AdaptConfig, adapt_library
+        from fabricsearch.gui.dialogs.progress_dialog import JobProgressDialog
+
+        if self.library is None:
+            return None
+        if self.train_worker is not None and self.train_worker.running:
+            self.show_message("Adapt", "A training is already running.")
+            return None
+        fn = partial(adapt_library, self.library, config or AdaptConfig())
+        worker = Worker(fn, name="adapt", parent=self)
+        dialog = JobProgressDialog(worker, "Adapting the model to this library", self)
+        self.last_dialog = dialog
+        worker.finished.connect(lambda _info: self._on_training_ended("finished"))
+        worker.failed.connect(
+            lambda m: (
+                self.show_message("Adapt", f"Adaptation failed: {m}", warning=True),
+                self._on_training_ended("failed"),
+            )
+        )
+        worker.cancelled.connect(lambda: self._on_training_ended("cancelled"))
+        self.train_worker = worker
+        worker.start()
+        dialog.open()
+        return worker
+
     def _on_training_ended(self, outcome: str) -> None:
         if outcome == "finished":
             self._searcher = None  # the searcher also notices; start clean anyway
@@ -875,6 +928,7 @@ class MainWindow(QMainWindow):
         if lib is None:
             self.count_label.setText("No library")
             self.model_label.setText("")
+            self.advice_label.setText("")
             return
         records = self.browser.all_records()
         labelled = sum(1 for r in records if r.labelled)
@@ -885,6 +939,9 @@ class MainWindow(QMainWindow):
             if active
             else "Model: none (train one)"
         )
+        advice = model_advice(lib)
+        self.model_label.setToolTip(advice)
+        self.advice_label.setText(advice)
         self.evaluate_action.setEnabled(active is not None)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
