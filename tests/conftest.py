@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import random
 import tempfile
 
@@ -11,7 +13,10 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Logs, settings and the demo library of the tests go to a throwaway folder, never the user's.
-os.environ.setdefault("FABRICSEARCH_DATA_DIR", tempfile.mkdtemp(prefix="fabricsearch-tests-"))
+if "FABRICSEARCH_DATA_DIR" not in os.environ:
+    _data_dir = tempfile.mkdtemp(prefix="fabricsearch-tests-")
+    os.environ["FABRICSEARCH_DATA_DIR"] = _data_dir
+    atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 
 
 def seed_everything(seed: int = 0) -> None:
