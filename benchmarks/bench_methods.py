@@ -103,8 +103,15 @@ def _key(r: dict[str, Any]) -> tuple:
 def tables(results: list[dict[str, Any]], bits: list[int]) -> str:
     """Markdown tables, one per dataset: methods × (mAP, NDCG@50 per bits, training time)."""
     out = []
-    for ds in dict.fromkeys(r["dataset"] for r in results):
-        rows = [r for r in results if r["dataset"] == ds]
+
+    def label(r: dict[str, Any]) -> str:
+        st = r["settings"]
+        steps = f", ≤{st['max_steps_per_epoch']} steps/epoch" if st["max_steps_per_epoch"] else ""
+        size = f", {st['synth_count']} images" if r["dataset"] == "synth" else ""
+        return f"{r['dataset']} ({st['epochs']} epochs{steps}, {st['input_size']} px{size})"
+
+    for ds in dict.fromkeys(label(r) for r in results):
+        rows = [r for r in results if label(r) == ds]
         head = (
             "| method | "
             + " | ".join(f"mAP {b}" for b in bits)

@@ -72,3 +72,30 @@ def current_log_file() -> Path | None:
     if isinstance(_handler, logging.FileHandler):
         return Path(_handler.baseFilename)
     return None
+
+
+def install_crash_logging() -> None:
+    """Write uncaught exceptions (main thread and worker threads) to the log file before the
+    default handler runs, so a crash leaves a readable trace; the library itself is protected by
+    its transactions."""
+    import threading
+
+    log = logging.getLogger(APP_NAME)
+    previous = sys.excepthook
+    previous_thread = threading.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+        if not issubclass(exc_type, KeyboardInterrupt):
+            log.critical("uncaught exception", exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
+        previous(exc_type, exc, tb)  # type: ignore[arg-type]
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        log.critical(
+            "uncaught exception in thread %s",
+            args.thread.name if args.thread else "?",
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+        )
+        previous_thread(args)
+
+    sys.excepthook = hook
+    threading.excepthook = thread_hook

@@ -213,3 +213,21 @@ def test_worker_failure_and_cancel(qtbot, gui_env: Path) -> None:
         again.start()
     with pytest.raises(Cancelled):
         forever(cancel=again.token)
+
+
+def test_crash_logging_writes_the_traceback_to_the_log(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from fabricsearch import logging_setup
+
+    monkeypatch.setenv("FABRICSEARCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(sys, "excepthook", lambda *a: None)
+    log_path = logging_setup.setup_logging()
+    logging_setup.install_crash_logging()
+    try:
+        raise RuntimeError("boom for the log")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
+    text = log_path.read_text(encoding="utf-8")
+    assert "uncaught exception" in text
+    assert "boom for the log" in text

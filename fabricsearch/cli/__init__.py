@@ -55,11 +55,12 @@ def main(argv: list[str]) -> int:
         return 2
     from fabricsearch.cli.common import UserError, fail
     from fabricsearch.jobs import Cancelled
-    from fabricsearch.logging_setup import setup_logging
+    from fabricsearch.logging_setup import install_crash_logging, setup_logging
 
     # A read-only home must not stop the CLI; logging then stays on stderr.
     with contextlib.suppress(OSError):
         setup_logging(verbose=args.verbose)
+        install_crash_logging()
     try:
         return int(func(args) or 0)
     except UserError as exc:
