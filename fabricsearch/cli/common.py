@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -76,3 +78,34 @@ def tqdm_progress(enabled: bool = True) -> Iterator[tuple[ProgressFn, CancelToke
             signal.signal(signal.SIGINT, previous)
         for bar in bars.values():
             bar.close()
+
+
+def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Decorator for command functions: errors meant for the user (bad library, labels CSV,
+    model file, device, method name) become a message on stderr and exit code 1; a cancelled
+    job exits 130 having changed nothing."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        from fabricsearch.catalogue import LibraryError
+        from fabricsearch.catalogue.labels_csv import LabelsCsvError
+        from fabricsearch.hashing.checkpoint import CheckpointError
+        from fabricsearch.hashing.device import DeviceError
+        from fabricsearch.hashing.registry import UnknownMethodError
+        from fabricsearch.jobs import Cancelled
+
+        try:
+            return func(args)
+        except (
+            LibraryError,
+            LabelsCsvError,
+            CheckpointError,
+            DeviceError,
+            UnknownMethodError,
+            UserError,
+        ) as exc:
+            return fail(str(exc))
+        except Cancelled:
+            return fail("cancelled; nothing was changed", 130)
+
+    return wrapper

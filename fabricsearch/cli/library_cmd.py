@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from fabricsearch.cli.common import UserError, fail, print_json, tqdm_progress
+from fabricsearch.cli.common import UserError, fail, print_json, tqdm_progress, user_errors
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -71,29 +69,13 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(func=run_thumbs)
 
 
-def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn the errors meant for the user into a message and exit code 1."""
-
-    @functools.wraps(func)
-    def wrapper(args: argparse.Namespace) -> int:
-        from fabricsearch.catalogue import LibraryError
-        from fabricsearch.catalogue.labels_csv import LabelsCsvError
-
-        try:
-            return func(args)
-        except (LibraryError, LabelsCsvError, UserError) as exc:
-            return fail(str(exc))
-
-    return wrapper
-
-
 def _open(path: str) -> Any:
     from fabricsearch.catalogue import Library
 
     return Library.open(path)
 
 
-@_user_errors
+@user_errors
 def run_init(args: argparse.Namespace) -> int:
     from fabricsearch.workflows import create_library
 
@@ -105,7 +87,7 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_import(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue.labels_csv import LabelsCsvError
     from fabricsearch.workflows import import_and_encode
@@ -151,7 +133,7 @@ def _print_labels(rep: Any) -> None:
         print(f"  line {e['line']}: {e['path']}: {e['reason']}")
 
 
-@_user_errors
+@user_errors
 def run_labels_import(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue.labels_csv import import_labels
 
@@ -164,7 +146,7 @@ def run_labels_import(args: argparse.Namespace) -> int:
     return 0 if not rep.errors else 1
 
 
-@_user_errors
+@user_errors
 def run_labels_export(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue.labels_csv import export_labels
 
@@ -174,7 +156,7 @@ def run_labels_export(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_info(args: argparse.Namespace) -> int:
     with _open(args.library) as lib:
         info = lib.info()
@@ -199,7 +181,7 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_thumbs(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import LibraryError
     from fabricsearch.imaging import THUMB_SIZES

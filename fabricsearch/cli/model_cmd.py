@@ -6,13 +6,11 @@ Thin wrappers: parse arguments, call `fabricsearch.hashing`, print a table or JS
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from fabricsearch.cli.common import UserError, fail, print_json, tqdm_progress
+from fabricsearch.cli.common import UserError, print_json, tqdm_progress, user_errors
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -80,25 +78,6 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(func=run_models)
 
 
-def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    @functools.wraps(func)
-    def wrapper(args: argparse.Namespace) -> int:
-        from fabricsearch.catalogue import LibraryError
-        from fabricsearch.hashing.checkpoint import CheckpointError
-        from fabricsearch.hashing.device import DeviceError
-        from fabricsearch.hashing.registry import UnknownMethodError
-        from fabricsearch.jobs import Cancelled
-
-        try:
-            return func(args)
-        except (LibraryError, CheckpointError, DeviceError, UnknownMethodError, UserError) as exc:
-            return fail(str(exc))
-        except Cancelled:
-            return fail("cancelled; nothing was changed", 130)
-
-    return wrapper
-
-
 def _open(path: str) -> Any:
     from fabricsearch.catalogue import Library
 
@@ -121,7 +100,7 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
-@_user_errors
+@user_errors
 def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.config import TrainConfig, replace
     from fabricsearch.hashing.registry import get_method_class
@@ -174,7 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_encode(args: argparse.Namespace) -> int:
     from fabricsearch.hashing.device import resolve_device
     from fabricsearch.hashing.encode import encode_library, load_library_model
@@ -190,7 +169,7 @@ def run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_eval(args: argparse.Namespace) -> int:
     from fabricsearch.hashing.evaluate import evaluate_library, write_plots
 
@@ -223,7 +202,7 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_models(args: argparse.Namespace) -> int:
     from fabricsearch.hashing.registry import available_methods
 

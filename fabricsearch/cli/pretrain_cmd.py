@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import functools
-from collections.abc import Callable
 from typing import Any
 
-from fabricsearch.cli.common import UserError, fail, print_json, tqdm_progress
+from fabricsearch.cli.common import UserError, print_json, tqdm_progress, user_errors
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -66,25 +64,7 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(func=run_adapt)
 
 
-def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    @functools.wraps(func)
-    def wrapper(args: argparse.Namespace) -> int:
-        from fabricsearch.catalogue import LibraryError
-        from fabricsearch.hashing.checkpoint import CheckpointError
-        from fabricsearch.hashing.device import DeviceError
-        from fabricsearch.jobs import Cancelled
-
-        try:
-            return func(args)
-        except (LibraryError, CheckpointError, DeviceError, UserError) as exc:
-            return fail(str(exc))
-        except Cancelled:
-            return fail("cancelled; nothing was changed", 130)
-
-    return wrapper
-
-
-@_user_errors
+@user_errors
 def run_pretrain(args: argparse.Namespace) -> int:
     from fabricsearch.pretrain import PretrainConfig, pretrain
 
@@ -122,7 +102,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_adapt(args: argparse.Namespace) -> int:
     from fabricsearch.adapt import AdaptConfig, adapt_library
     from fabricsearch.catalogue import Library
