@@ -612,14 +612,7 @@ class Library:
 
     def store_codes(self, version: str, ids: Sequence[int], packed: np.ndarray) -> None:
         """Replace all codes of model ``version`` with ``packed`` (N, bits/8) uint8 for ``ids``."""
-        packed = np.ascontiguousarray(packed, dtype=np.uint8)
-        ids = [int(i) for i in ids]
-        rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
-        if not rows:
-            raise LibraryError(f"no model {version!r}")
-        nbytes = (int(rows[0][0]) + 7) // 8
-        if packed.ndim != 2 or packed.shape != (len(ids), nbytes):
-            raise ValueError(f"codes shape {packed.shape} != ({len(ids)}, {nbytes})")
+        ids, packed = self._checked_codes(version, ids, packed)
         with self.atomic():
             self._execute("DELETE FROM codes WHERE model_version = ?", (version,))
             with self._lock:
@@ -645,16 +638,23 @@ class Library:
         )
         return ids, packed.copy()
 
-    def add_codes(self, version: str, ids: Sequence[int], packed: np.ndarray) -> None:
-        """Insert or replace the codes of ``ids`` under model ``version`` (others are kept)."""
+    def _checked_codes(
+        self, version: str, ids: Sequence[int], packed: np.ndarray
+    ) -> tuple[list[int], np.ndarray]:
+        """Ids as ints and codes as contiguous uint8, checked against the model's code length."""
         packed = np.ascontiguousarray(packed, dtype=np.uint8)
-        ids = [int(i) for i in ids]
+        id_list = [int(i) for i in ids]
         rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
         if not rows:
             raise LibraryError(f"no model {version!r}")
         nbytes = (int(rows[0][0]) + 7) // 8
-        if packed.ndim != 2 or packed.shape != (len(ids), nbytes):
-            raise ValueError(f"codes shape {packed.shape} != ({len(ids)}, {nbytes})")
+        if packed.ndim != 2 or packed.shape != (len(id_list), nbytes):
+            raise ValueError(f"codes shape {packed.shape} != ({len(id_list)}, {nbytes})")
+        return id_list, packed
+
+    def add_codes(self, version: str, ids: Sequence[int], packed: np.ndarray) -> None:
+        """Insert or replace the codes of ``ids`` under model ``version`` (others are kept)."""
+        ids, packed = self._checked_codes(version, ids, packed)
         with self.atomic(), self._lock:
             self._c.executemany(
                 "INSERT OR REPLACE INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
