@@ -19,6 +19,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
+    d = sub.add_parser(
+        "demo", help="build the demo library (generated fabrics + shipped model) if missing"
+    )
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from fabricsearch.demo import ensure_demo_library
+
+    with tqdm_progress(enabled=not args.json) as (progress, cancel):
+        folder = ensure_demo_library(progress=progress, cancel=cancel)
+    if args.json:
+        print_json({"library": str(folder)})
+    else:
+        print(f"demo library: {folder}")
+    return 0
+
 
 def run(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import Library
