@@ -109,8 +109,15 @@ def latency(args: argparse.Namespace) -> dict:
         k: {"median_ms": statistics.median(v), "p95_ms": float(np.percentile(v, 95))}
         for k, v in rows.items()
     }
-    return {"n": args.n, "bits": args.bits, "queries": args.queries, "build_s": build_s,
-            "first_query_s": warm_s, "stages": stats, "torch_threads": __import__("torch").get_num_threads()}
+    return {
+        "n": args.n,
+        "bits": args.bits,
+        "queries": args.queries,
+        "build_s": build_s,
+        "first_query_s": warm_s,
+        "stages": stats,
+        "torch_threads": __import__("torch").get_num_threads(),
+    }
 
 
 def quality(lib_dir: Path) -> dict:
@@ -140,31 +147,51 @@ def quality(lib_dir: Path) -> dict:
                 # Ranked lists are strict orders here: distances = rank positions.
                 dist = np.arange(len(order))[None, :]
                 hits = np.cumsum(rel)
-                ap = float((hits / np.arange(1, len(rel) + 1))[rel > 0].mean()) if rel.any() else np.nan
+                ap = (
+                    float((hits / np.arange(1, len(rel) + 1))[rel > 0].mean())
+                    if rel.any()
+                    else np.nan
+                )
                 aps.append(ap)
                 ndcgs.append(float(ndcg_at_k(dist, gain[None, :], 50)[0]))
-            out[mode] = {"mAP": float(np.nanmean(aps)), "ndcg@50": float(np.mean(ndcgs)), "queries": len(test)}
+            out[mode] = {
+                "mAP": float(np.nanmean(aps)),
+                "ndcg@50": float(np.mean(ndcgs)),
+                "queries": len(test),
+            }
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--bits", type=int, default=64)
-    ap.add_argument("--quality", type=Path, nargs="*", default=[], help="trained libraries to measure re-ranking on")
+    ap.add_argument(
+        "--quality",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="trained libraries to measure re-ranking on",
+    )
     ap.add_argument("--skip-latency", action="store_true")
     args = ap.parse_args()
     result: dict = {}
     if not args.skip_latency:
         lat = latency(args)
         result["latency"] = lat
-        print(f"\nQuery latency, {lat['n']:,} images, {lat['bits']} bits, {lat['queries']} queries "
-              f"(1024×1024 JPEG files), torch threads {lat['torch_threads']}")
+        print(
+            f"\nQuery latency, {lat['n']:,} images, {lat['bits']} bits, {lat['queries']} queries "
+            f"(1024×1024 JPEG files), torch threads {lat['torch_threads']}"
+        )
         print(f"{'stage':<16}{'median ms':>10}{'p95 ms':>10}")
         for k, v in lat["stages"].items():
             print(f"{k:<16}{v['median_ms']:>10.1f}{v['p95_ms']:>10.1f}")
-        print(f"(library build {lat['build_s']:.1f} s, first query incl. loading {lat['first_query_s']:.2f} s)")
+        print(
+            f"(library build {lat['build_s']:.1f} s, first query incl. loading {lat['first_query_s']:.2f} s)"
+        )
     for lib_dir in args.quality:
         q = quality(lib_dir)
         result.setdefault("quality", {})[str(lib_dir)] = q

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import random
+import shutil
 import tempfile
 
 import numpy as np
