@@ -133,13 +133,14 @@ def quality(lib_dir: Path) -> dict:
         db = [r for r in recs if splits.get(r.id) != "test"]
         db_ids = np.array([r.id for r in db])
         lab_db = lib.label_arrays(db_ids.tolist())
+        db_set = set(db_ids.tolist())
+        pos = {iid: i for i, iid in enumerate(db_ids.tolist())}
         s = Searcher(lib)
         for mode in ("hamming", "rerank"):
             aps, ndcgs = [], []
             for q in test:
                 res = s.search(q.path, k=len(recs), rerank=(mode == "rerank"))
-                ranked = [h.image_id for h in res.hits if h.image_id in set(db_ids.tolist())]
-                pos = {iid: i for i, iid in enumerate(db_ids.tolist())}
+                ranked = [h.image_id for h in res.hits if h.image_id in db_set]
                 order = np.array([pos[i] for i in ranked])
                 lab_q = lib.label_arrays([q.id])
                 rel = relevance_matrix(lab_q, lab_db)[0][order]

@@ -207,14 +207,9 @@ def _forward(method: HashMethod, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def new_adapted_version(lib: Library, method: str, bits: int) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    taken = {m.version for m in lib.models()}
-    version = f"{ADAPTED_PREFIX}{stamp}-{method}-{bits}"
-    n = 2
-    while version in taken or (lib.models_dir / f"{version}.safetensors").exists():
-        version = f"{ADAPTED_PREFIX}{stamp}-{method}-{bits}-{n}"
-        n += 1
-    return version
+    from fabricsearch.hashing.train import unique_model_version
+
+    return unique_model_version(lib, method, bits, prefix=ADAPTED_PREFIX)
 
 
 # --- adaptation --------------------------------------------------------------------------------

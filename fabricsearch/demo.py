@@ -40,11 +40,8 @@ def build_demo_library(
     import them with their labels, install the shipped model and encode everything.
 
     A half-built demo (killed process) is detected by the missing ready-marker and rebuilt."""
-    from fabricsearch.catalogue import Library
-    from fabricsearch.catalogue.importer import import_folder
-    from fabricsearch.pretrain import install_default_model
-    from fabricsearch.search import encode_missing
     from fabricsearch.synth import write_dataset
+    from fabricsearch.workflows import create_library, import_and_encode
 
     folder = Path(folder)
     if folder.exists() and not (folder / _READY).exists():
@@ -54,10 +51,8 @@ def build_demo_library(
     labels = write_dataset(
         photos, count=count, seed=seed, size=size, progress=progress, cancel=cancel
     )
-    with Library.create(folder) as lib:
-        import_folder(lib, photos, labels_csv=labels, progress=progress, cancel=cancel)
-        if install_default_model(lib) is not None:
-            encode_missing(lib, progress=progress, cancel=cancel)
+    with create_library(folder) as lib:
+        import_and_encode(lib, photos, labels_csv=labels, progress=progress, cancel=cancel)
     (folder / _READY).write_text("ok\n", encoding="utf-8")
     return folder
 

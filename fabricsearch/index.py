@@ -89,7 +89,7 @@ def _popcount_rows(x: np.ndarray) -> np.ndarray:
     return counts.sum(axis=1, dtype=np.int32)
 
 
-def _numpy_distances(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def hamming_distances(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Hamming distances from one packed query (B,) to all codes (N, B) → int32 (N,)."""
     nbytes = codes.shape[1]
     if nbytes % 8 == 0 and codes.flags.c_contiguous:
@@ -263,7 +263,7 @@ class HammingIndex:
         if self.engine == "faiss":
             ((d, r),) = _faiss_range(q, codes, radius)
         else:
-            dist = _numpy_distances(q[0], codes)
+            dist = hamming_distances(q[0], codes)
             r = np.flatnonzero(dist <= radius)
             d = dist[r]
         order = np.lexsort((r, d))
@@ -482,7 +482,7 @@ def _rows_of(sorted_ids: np.ndarray, want: np.ndarray) -> np.ndarray:
 def _numpy_topk(query: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of one query by counting: find the k-th distance from a histogram, then take
     every row at or below it (ascending rows = ascending ids) and sort stably by distance."""
-    dist = _numpy_distances(query, codes)
+    dist = hamming_distances(query, codes)
     counts = np.cumsum(np.bincount(dist, minlength=codes.shape[1] * 8 + 1))
     kth = int(np.searchsorted(counts, k))
     rows = np.flatnonzero(dist <= kth)

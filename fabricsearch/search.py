@@ -150,12 +150,6 @@ class _State:
     tightness: list[float | None]
 
 
-def _popcount_distances(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Hamming distances of one packed query (B,) to packed codes (N, B) → int32 (N,)."""
-    x = np.bitwise_xor(codes, query[None, :])
-    return np.bitwise_count(x).sum(axis=1, dtype=np.int32)
-
-
 def index_file(lib: Library, version: str) -> Path:
     from fabricsearch.index import index_path
 
@@ -246,6 +240,7 @@ class Searcher:
     ) -> SearchResult:
         """Find the `k` library images most similar to `image` (a path or an RGB uint8 array)."""
         from fabricsearch.hashing.encode import encode_images
+        from fabricsearch.index import hamming_distances
 
         filters = filters or SearchFilters()
         query_labels = query_labels or QueryLabels()
@@ -276,7 +271,7 @@ class Searcher:
                 present = np.isin(cand_ids, st.index.ids())
                 cand_ids = cand_ids[present]
                 d_all = (
-                    _popcount_distances(code, st.index.get(cand_ids))
+                    hamming_distances(code, st.index.get(cand_ids))
                     if len(cand_ids)
                     else np.zeros(0, np.int32)
                 )

@@ -314,15 +314,18 @@ def library_training_data(lib: Library) -> TrainingData:
     )
 
 
-def new_version(cfg: TrainConfig, lib: Library) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+def unique_model_version(lib: Library, method: str, bits: int, prefix: str = "") -> str:
+    """``<prefix><time>-<method>-<bits>``, with ``-2``, ``-3``… if taken in the library or on disk."""
+    base = f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}-{method}-{bits}"
     taken = {m.version for m in lib.models()}
-    version = f"{stamp}-{cfg.method}-{cfg.bits}"
-    n = 2
+    version, n = base, 2
     while version in taken or (lib.models_dir / f"{version}.safetensors").exists():
-        version = f"{stamp}-{cfg.method}-{cfg.bits}-{n}"
-        n += 1
+        version, n = f"{base}-{n}", n + 1
     return version
+
+
+def new_version(cfg: TrainConfig, lib: Library) -> str:
+    return unique_model_version(lib, cfg.method, cfg.bits)
 
 
 def train_library(
