@@ -34,6 +34,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = the whole training split each epoch
     init: str = "scratch"  # "scratch" or a path to BaseNet weights / a full checkpoint
     augment: bool = True
+    lr_schedule: str = "cosine"  # "cosine" (decay to 0 over the run) | "constant"
     method_options: dict[str, Any] = field(default_factory=dict)  # overrides of the method Config
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ class TrainConfig:
             raise ValueError("batch_size must be at least 2 (the list-wise loss needs pairs)")
         if self.input_size < 16:
             raise ValueError("input_size must be at least 16 px")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.epochs < 1:
             raise ValueError("epochs must be at least 1")
 

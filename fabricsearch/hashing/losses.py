@@ -90,3 +90,13 @@ def listwise_loss(
     terms = (logits - log_denominator).masked_fill(eye, 0.0)
     per_anchor = -terms.sum(dim=1)
     return per_anchor if reduction == "none" else per_anchor.mean()
+
+
+def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the images whose class is known (−1 = unknown, and a class the
+    head does not have, e.g. added to the taxonomy later, counts as unknown); 0 if none is."""
+    target = target.to(logits.device).long()
+    known = (target >= 0) & (target < logits.shape[1])
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.cross_entropy(logits[known].float(), target[known])

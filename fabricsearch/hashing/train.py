@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,31 @@ def partial_path_for(out_dir: str | Path, cfg: TrainConfig) -> Path:
     return Path(out_dir) / f"train-{cfg.method}-{cfg.bits}.partial.pt"
 
 
+def with_class_counts(cfg: TrainConfig, labels: Any) -> TrainConfig:
+    """Fill ``num_minor``/``num_fine`` (classification heads, see methods/dvsh.py) from the
+    training labels for methods that have them, unless the caller set them."""
+    import dataclasses
+
+    from fabricsearch.hashing.registry import method_config_class
+
+    names = {f.name for f in dataclasses.fields(method_config_class(cfg.method))}
+    options = dict(cfg.method_options)
+    for key, arr in (("num_minor", labels.minor), ("num_fine", labels.fine)):
+        if key in names and key not in options:
+            arr = np.asarray(arr)
+            options[key] = int(arr.max()) + 1 if arr.size and int(arr.max()) >= 0 else 0
+    if options == dict(cfg.method_options):
+        return cfg
+    return dataclasses.replace(cfg, method_options=options)
+
+
+def _lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning-rate multiplier at `step`: 1 (constant) or a cosine decay to 0 over the run."""
+    if cfg.lr_schedule == "constant" or total_steps <= 1:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
 def build_method(cfg: TrainConfig) -> HashMethod:
     """Create the configured method (bits, input size and options from `cfg`) and apply `init`."""
     method = create_method(
@@ -96,10 +122,16 @@ def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:
     state = ckpt.load_tensors(cfg.init)
     own = method.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if len(usable) < len(own):
+    # Classification heads depend on the library's categories: they may differ or be absent.
+    core = [k for k in own if not k.startswith(CLASS_HEAD_PREFIXES)]
+    if any(k not in usable for k in core):
         return False  # another architecture (widths): fall back to the base network only
-    method.load_state_dict({k: v.to(own[k].dtype) for k, v in usable.items()}, strict=True)
+    method.load_state_dict({k: v.to(own[k].dtype) for k, v in usable.items()}, strict=False)
     return True
+
+
+#: State-dict prefixes of training-only classification heads (sized by the library's labels).
+CLASS_HEAD_PREFIXES = ("cls_minor.", "cls_fine.")
 
 
 def _config_key(cfg: TrainConfig) -> str:
@@ -126,12 +158,16 @@ def train(
     from fabricsearch.similarity import fine_grained_torch
 
     t_start = time.perf_counter()
+    cfg = with_class_counts(cfg, data.labels)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # weight init and the method's own sampling (reparameterisation)
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling and augmentation
     method = build_method(cfg).to(device)
     ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
     ctx.optimizers = method.configure_optimizers(cfg) if method.trainable else []
+    for opt in ctx.optimizers:
+        for group in opt.param_groups:
+            group.setdefault("base_lr", group["lr"])
 
     cache, ok = build_cache(
         data.images, work_size_for(cfg.input_size), data.loader, progress, cancel
@@ -205,6 +241,10 @@ def train(
                 fabric_ids=fabric_ids[idx] if fabric_ids is not None else None,
                 indices=torch.as_tensor(idx),
             )
+            factor = _lr_factor(cfg, ctx.step, total_steps)
+            for opt in ctx.optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = group["base_lr"] * factor
             terms = method.training_step(batch, ctx)
             ctx.step += 1
             seen += len(idx)
@@ -358,7 +398,7 @@ def train_library(
         metrics = {k: v for k, v in metrics.items() if v == v}  # NaN (e.g. no val split) → absent
         meta = ckpt.build_metadata(
             method,
-            train_config=cfg.to_dict(),
+            train_config=result.config.to_dict(),
             taxonomy_version=getattr(lib.taxonomy, "version", None),
             training_fingerprint=result.fingerprint,
             metrics=metrics,

@@ -4,7 +4,11 @@
           → (structural) hidden FC + ReLU → M = K blocks of length A = 2 → softmax per block
           → u_m = softmax(U_m)[0] − softmax(U_m)[1] ∈ (−1, 1) → bit_m = sign(u_m)
 
-Loss (Eq. 18): λ1·KLD + λ2·L_q(u) + λ3·L_P(u, S) with λ1 = λ2 = 1e-3, λ3 = 1.
+Loss (Eq. 18): λ1·KLD + λ2·L_q(u) + λ3·L_P(u, S) with λ1 = λ2 = 1e-3, λ3 = 1, plus the
+discriminative classification term the paper's §5.3 says guides DVSH but Eq. 18 omits:
+λ4·(CE(coarse minor) + CE(fine texture)) from linear heads on the base feature r, over the
+labels each image has (docs/dvsh.md, "Discriminative classification"). The heads exist only when
+the trainer sets `num_minor`/`num_fine` from the training labels; encoding never uses them.
 
 Ablations: dvsh1a (no variational module: z = r), dvsh1b (no structural module:
 u = tanh(Linear(z))), dvsh2a (neither).
@@ -38,6 +42,9 @@ class DVSHConfig(MethodConfig):
     lambda_list: float = 1.0  # λ3
     tau: float = 0.0  # list-wise temperature; 0 → K / 8
     balance: str = "batch"  # "batch" (bi-half, per bit) | "code" (literal Eq. 15) | "none"
+    lambda_cls: float = 20.0  # λ4, discriminative classification (0 = Eq. 18 alone)
+    num_minor: int = 0  # classes of the coarse-minor head (0 = no head; set by the trainer)
+    num_fine: int = 0  # classes of the fine-texture head (0 = no head; set by the trainer)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -80,6 +87,8 @@ class DVSH(HashMethod):
         else:
             self.hash_layer = nn.Linear(z_dim, c.bits)
             self.code_norm = nn.BatchNorm1d(c.bits)
+        self.cls_minor = nn.Linear(c.feature_dim, c.num_minor) if c.num_minor > 0 else None
+        self.cls_fine = nn.Linear(c.feature_dim, c.num_fine) if c.num_fine > 0 else None
 
     def base_network(self) -> BaseNet:
         return self.base
@@ -89,6 +98,7 @@ class DVSH(HashMethod):
         c = self.config
         out: dict[str, torch.Tensor] = {}
         r = self.base(x)
+        out["r"] = r
         z = r
         if c.variational:
             mu = self.mu(r).float()
@@ -120,6 +130,17 @@ class DVSH(HashMethod):
             l_kld = losses.kld_loss(out["mu"], out["logvar"])
             total = total + c.lambda_kld * l_kld
             terms["kld"] = float(l_kld.detach())
+        if c.lambda_cls > 0 and (self.cls_minor is not None or self.cls_fine is not None):
+            r = out["r"].float()
+            l_cls = r.new_zeros(())
+            for head, target in (
+                (self.cls_minor, batch.labels.minor),
+                (self.cls_fine, batch.labels.fine),
+            ):
+                if head is not None:
+                    l_cls = l_cls + losses.classification_loss(head(r).float(), target)
+            total = total + c.lambda_cls * l_cls
+            terms["cls"] = float(l_cls.detach())
         terms["loss"] = float(total.detach())
         return total, terms
 
