@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {
             "quick": args.quick,
             "epochs": args.epochs,
+            "patience": args.patience,
+            "synth_size": args.synth_size,
             "input_size": args.input_size,
             "batch_size": 32,
             "synth_images": args.synth,
@@ -167,8 +169,14 @@ def markdown(results: dict[str, Any]) -> str:
         "`benchmarks/bench_dvsh.py"
         + (" --quick" if s["quick"] else "")
         + f"` on CPU ({s['threads']} threads), "
-        f"input {s['input_size']} px, batch {s['batch_size']}, up to {s['epochs']} epochs "
-        "(early stopping on val mAP), Adam lr 1e-3, weight decay 5e-5, λ1 = λ2 = 1e-3, λ3 = 1. "
+        f"input {s['input_size']} px, batch {s['batch_size']}, "
+        + (
+            f"up to {s['epochs']} epochs (early stopping on val mAP, patience {s['patience']})"
+            if s.get("patience")
+            else f"{s['epochs']} epochs (no early stopping)"
+        )
+        + ", Adam lr 1e-3 with cosine decay, weight decay 5e-5, λ1 = λ2 = 1e-3, λ3 = 1, "
+        "λ4 = 20 (classification term, docs/dvsh.md). "
         "Queries = test split, database = train + val; relevance = same minor category (and same "
         "fine texture where labelled); NDCG gain = S (Eq. 6); tie-aware metrics (docs/evaluation.md). "
         "In brackets: the same network untrained.",
