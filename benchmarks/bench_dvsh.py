@@ -215,6 +215,9 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+NOTES_MARK = "<!-- notes: kept when bench_dvsh.py rewrites the tables above -->"
+
+
 def write_section(path: Path, section: str) -> None:
     """Replace (or append) the '## DVSH' section, leaving other sections alone."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
@@ -223,6 +226,10 @@ def write_section(path: Path, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
         end = text.find("\n## ", start + 1)
+        old = text[start : end + 1 if end != -1 else len(text)]
+        mark = old.find(NOTES_MARK)
+        if mark != -1:  # hand-written notes under the marker survive a re-run
+            section = section.rstrip("\n") + "\n\n" + old[mark:]
         text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
     path.write_text(text, encoding="utf-8")
 
