@@ -305,9 +305,8 @@ def adapt_library(
 ) -> ModelInfo:
     """Adapt a model to the library's images, save it, re-encode the library and make the new
     model ("adapted-…") active — all recorded only at the very end. Raises `jobs.Cancelled`."""
-    from fabricsearch.catalogue import LibraryError, ModelInfo
-    from fabricsearch.hashing.encode import encode_library
-    from fabricsearch.hashing.evaluate import evaluate_library_codes
+    from fabricsearch.catalogue import LibraryError
+    from fabricsearch.hashing.train import publish_model
 
     t0 = time.perf_counter()
     method, origin = load_start_model(lib, cfg.start)
@@ -332,43 +331,19 @@ def adapt_library(
     history = adapt_method(method, cache, cfg, progress, cancel)
     adapt_time = time.perf_counter() - t0
 
-    version = new_adapted_version(lib, method.name, method.bits)
-    lib.models_dir.mkdir(parents=True, exist_ok=True)
-    path = lib.models_dir / f"{version}.safetensors"
-    try:
-        check(cancel)
-        ids, packed = encode_library(lib, method, store=False, progress=progress, cancel=cancel)
-        metrics: dict[str, float] = {"adapt_time_s": adapt_time, "adapt_images": float(len(cache))}
-        test = evaluate_library_codes(lib, ids, packed, method.bits)
-        if test is not None:
-            metrics.update({k: float(v) for k, v in test.summary().items() if isinstance(v, float)})
-        meta = ckpt.build_metadata(
-            method,
-            train_config=cfg.to_dict(),
-            taxonomy_version=getattr(lib.taxonomy, "version", None),
-            training_fingerprint=f"self-supervised:{len(cache)} images",
-            metrics=metrics,
-            version=version,
-        )
-        meta.extra.update(
-            {"adapted_from": origin, "history": history, "device": str(resolve_device(cfg.device))}
-        )
-        ckpt.save_checkpoint(path, method.to("cpu"), meta)
-        check(cancel)
-        info = ModelInfo(
-            version=version,
-            method=method.name,
-            bits=method.bits,
-            path=path,
-            created=meta.created,
-            metrics={k: v for k, v in metrics.items() if v == v},
-            note=f"self-supervised adaptation of {origin} to this library",
-        )
-        with lib.atomic():
-            lib.add_model(info, activate=True)
-            lib.store_codes(version, ids.tolist(), packed)
-    except BaseException:
-        for p in (path, ckpt.metadata_path(path)):
-            p.unlink(missing_ok=True)
-        raise
-    return info
+    return publish_model(
+        lib,
+        method,
+        new_adapted_version(lib, method.name, method.bits),
+        metrics={"adapt_time_s": adapt_time, "adapt_images": float(len(cache))},
+        train_config=cfg.to_dict(),
+        fingerprint=f"self-supervised:{len(cache)} images",
+        extra={
+            "adapted_from": origin,
+            "history": history,
+            "device": str(resolve_device(cfg.device)),
+        },
+        note=f"self-supervised adaptation of {origin} to this library",
+        progress=progress,
+        cancel=cancel,
+    )

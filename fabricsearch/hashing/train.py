@@ -378,35 +378,67 @@ def train_library(
 ) -> ModelInfo:
     """Train on the library, save the checkpoint, encode every image, evaluate on the test
     split, then record + store codes + activate in one transaction (only at the very end)."""
-    from fabricsearch.catalogue import ModelInfo
-    from fabricsearch.hashing.evaluate import evaluate_library_codes
-
     data = library_training_data(lib)
     lib.models_dir.mkdir(parents=True, exist_ok=True)
     result = train(data, cfg, progress, cancel, out_dir=lib.models_dir, resume=resume)
-    method = result.method
-    version = new_version(cfg, lib)
+    info = publish_model(
+        lib,
+        result.method,
+        new_version(cfg, lib),
+        metrics={"val_mAP": result.best_val_map, "train_time_s": result.train_time_s},
+        train_config=result.config.to_dict(),
+        fingerprint=result.fingerprint,
+        extra={"history": result.history, "best_epoch": result.best_epoch, "device": result.device},
+        note=note,
+        progress=progress,
+        cancel=cancel,
+    )
+    if result.partial_path is not None:
+        result.partial_path.unlink(missing_ok=True)
+    return info
+
+
+def publish_model(
+    lib: Library,
+    method: HashMethod,
+    version: str,
+    *,
+    metrics: dict[str, float],
+    train_config: dict[str, Any],
+    fingerprint: str,
+    extra: dict[str, Any],
+    note: str,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ModelInfo:
+    """Encode every image with a freshly trained or adapted `method`, evaluate it on the test
+    split, save ``<models>/<version>.safetensors`` (+ JSON), then record the model, store its
+    codes and make it active in one transaction. `metrics` (the run's own, e.g. time) are stored
+    with the test metrics; NaN values (e.g. no validation split) are left out. A cancelled or
+    failed run deletes the files and leaves the library as it was."""
+    from fabricsearch.catalogue import ModelInfo
+    from fabricsearch.hashing.encode import encode_library
+    from fabricsearch.hashing.evaluate import evaluate_library_codes
+
+    lib.models_dir.mkdir(parents=True, exist_ok=True)
     path = lib.models_dir / f"{version}.safetensors"
     try:
         check(cancel)
-        ids, packed = _encode_for_library(lib, method, progress, cancel)
-        metrics: dict[str, float] = {"val_mAP": result.best_val_map}
+        ids, packed = encode_library(lib, method, store=False, progress=progress, cancel=cancel)
+        metrics = dict(metrics)
         test = evaluate_library_codes(lib, ids, packed, method.bits)
         if test is not None:
             metrics.update({k: float(v) for k, v in test.summary().items() if isinstance(v, float)})
-        metrics["train_time_s"] = result.train_time_s
-        metrics = {k: v for k, v in metrics.items() if v == v}  # NaN (e.g. no val split) → absent
+        metrics = {k: v for k, v in metrics.items() if v == v}
         meta = ckpt.build_metadata(
             method,
-            train_config=result.config.to_dict(),
+            train_config=train_config,
             taxonomy_version=getattr(lib.taxonomy, "version", None),
-            training_fingerprint=result.fingerprint,
+            training_fingerprint=fingerprint,
             metrics=metrics,
             version=version,
         )
-        meta.extra.update(
-            {"history": result.history, "best_epoch": result.best_epoch, "device": result.device}
-        )
+        meta.extra.update(extra)
         ckpt.save_checkpoint(path, method, meta)
         check(cancel)
         info = ModelInfo(
@@ -425,14 +457,4 @@ def train_library(
         for p in (path, ckpt.metadata_path(path)):
             p.unlink(missing_ok=True)
         raise
-    if result.partial_path is not None:
-        result.partial_path.unlink(missing_ok=True)
     return info
-
-
-def _encode_for_library(
-    lib: Library, method: HashMethod, progress: ProgressFn | None, cancel: CancelToken | None
-) -> tuple[np.ndarray, np.ndarray]:
-    from fabricsearch.hashing.encode import encode_library
-
-    return encode_library(lib, method, store=False, progress=progress, cancel=cancel)
