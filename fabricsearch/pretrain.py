@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import queue
 import shutil
 import threading
@@ -42,6 +41,7 @@ from fabricsearch.hashing import losses
 from fabricsearch.hashing.base import HashMethod, TrainContext
 from fabricsearch.hashing.data import augment, work_size_for
 from fabricsearch.hashing.device import resolve_device
+from fabricsearch.hashing.train import lr_factor
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 from fabricsearch.resources import resource_path
 
@@ -147,15 +147,6 @@ def nt_xent_loss(u: torch.Tensor, groups: torch.Tensor, temperature: float = 0.2
         return u.sum() * 0.0
     per_anchor = -(log_prob.masked_fill(~pos, 0.0).sum(dim=1)[has] / n_pos[has])
     return per_anchor.mean()
-
-
-def lr_factor(step: int, total: int, warmup_frac: float = 0.05, floor: float = 0.05) -> float:
-    """Linear warm-up then cosine decay to `floor` (step counted from 0)."""
-    warm = max(1, int(round(total * warmup_frac)))
-    if step < warm:
-        return (step + 1) / warm
-    t = (step - warm) / max(1, total - warm)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
 # --- synthetic batches -------------------------------------------------------------------------

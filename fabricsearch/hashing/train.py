@@ -88,11 +88,21 @@ def with_class_counts(cfg: TrainConfig, labels: Any) -> TrainConfig:
     return dataclasses.replace(cfg, method_options=options)
 
 
+def lr_factor(step: int, total: int, warmup_frac: float = 0.05, floor: float = 0.05) -> float:
+    """Learning-rate multiplier at `step` (counted from 0) of `total`: a linear warm-up over
+    `warmup_frac` of the steps (at least one step when > 0), then a cosine decay to `floor`."""
+    warm = max(1, int(round(total * warmup_frac))) if warmup_frac > 0 else 0
+    if step < warm:
+        return (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
 def _lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """Learning-rate multiplier at `step`: 1 (constant) or a cosine decay to 0 over the run."""
-    if cfg.lr_schedule == "constant" or total_steps <= 1:
+    """Training's multiplier: 1 (constant) or a cosine decay to 0 over the run, no warm-up."""
+    if cfg.lr_schedule == "constant":
         return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    return lr_factor(step, total_steps, warmup_frac=0.0, floor=0.0)
 
 
 def build_method(cfg: TrainConfig) -> HashMethod:
