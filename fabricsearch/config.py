@@ -45,7 +45,9 @@ class TrainConfig:
         if self.input_size < 16:
             raise ValueError("input_size must be at least 16 px")
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
+            )
         if self.epochs < 1:
             raise ValueError("epochs must be at least 1")
 

@@ -21,9 +21,7 @@ from fabricsearch.hashing.train import _lr_factor, build_method, train, with_cla
 def test_classification_loss_by_hand_and_unknown_labels_ignored() -> None:
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [5.0, 5.0, 5.0], [1.0, 2.0, 3.0]])
     target = torch.tensor([0, 1, -1, 7])  # -1 unknown; 7 is a class the head does not have
-    expected = (
-        -math.log(math.exp(2) / (math.exp(2) + 2)) - math.log(math.e / (math.e + 2))
-    ) / 2
+    expected = (-math.log(math.exp(2) / (math.exp(2) + 2)) - math.log(math.e / (math.e + 2))) / 2
     assert losses.classification_loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
     none_known = losses.classification_loss(logits, torch.full((4,), -1))
     assert none_known.item() == 0.0
@@ -54,9 +52,7 @@ def test_heads_add_a_classification_term_and_lambda_zero_removes_it() -> None:
     r = with_heads(batch.images)["r"]
     assert r.shape == (6, TINY_OPTIONS["feature_dim"])
     torch.manual_seed(0)
-    off = create_method(
-        "dvsh", bits=16, input_size=32, num_minor=3, lambda_cls=0.0, **TINY_OPTIONS
-    )
+    off = create_method("dvsh", bits=16, input_size=32, num_minor=3, lambda_cls=0.0, **TINY_OPTIONS)
     _, terms_off = off.compute_losses(batch)
     assert "cls" not in terms_off
     # The total differs exactly by λ4 · cls.
@@ -76,7 +72,12 @@ def test_training_learns_the_classes_through_the_heads() -> None:
         images=synthetic_images(labels, size=30), labels=labels, train_idx=np.arange(24)
     )
     cfg = TrainConfig(
-        bits=8, input_size=24, epochs=15, batch_size=8, lr=3e-3, patience=0,
+        bits=8,
+        input_size=24,
+        epochs=15,
+        batch_size=8,
+        lr=3e-3,
+        patience=0,
         method_options=TINY_OPTIONS,
     )
     result = train(data, cfg)
