@@ -10,13 +10,25 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fabricsearch.jobs import CancelToken, Progress, ProgressFn
 
 
 class UserError(Exception):
     """An error with a message meant for the user; the CLI prints it and exits 1."""
+
+
+T = TypeVar("T")
+
+
+def build_config(cls: Callable[..., T], **values: Any) -> T:
+    """A configuration dataclass from command-line values; a value it refuses (its
+    ``__post_init__`` raises `ValueError`) becomes a `UserError`: a message and exit code 1."""
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def print_json(obj: Any) -> None:

@@ -10,7 +10,13 @@ import json
 import sys
 from typing import Any
 
-from fabricsearch.cli.common import UserError, print_json, tqdm_progress, user_errors
+from fabricsearch.cli.common import (
+    UserError,
+    build_config,
+    print_json,
+    tqdm_progress,
+    user_errors,
+)
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -108,23 +114,21 @@ def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.pretrain import resolve_init
 
     get_method_class(args.method)
-    try:
-        cfg = TrainConfig(
-            method=args.method,
-            bits=args.bits,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            input_size=args.input_size,
-            patience=args.patience,
-            seed=args.seed,
-            device=args.device,
-            amp=not args.no_amp,
-            init=args.init,
-            method_options=_parse_options(args.option),
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    cfg = build_config(
+        TrainConfig,
+        method=args.method,
+        bits=args.bits,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        input_size=args.input_size,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        init=args.init,
+        method_options=_parse_options(args.option),
+    )
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
         init = resolve_init(args.init, lib)
         cfg = replace(cfg, init=str(init) if init is not None else "scratch")

@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fabricsearch.cli.common import UserError, print_json, tqdm_progress, user_errors
+from fabricsearch.cli.common import (
+    build_config,
+    print_json,
+    tqdm_progress,
+    user_errors,
+)
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -68,19 +73,17 @@ def add_parsers(subparsers: Any) -> None:
 def run_pretrain(args: argparse.Namespace) -> int:
     from fabricsearch.pretrain import PretrainConfig, pretrain
 
-    try:
-        cfg = PretrainConfig(
-            steps=args.steps,
-            seed=args.seed,
-            bits=args.bits,
-            batch_fabrics=args.batch_fabrics,
-            input_size=args.input_size,
-            lr=args.lr,
-            device=args.device,
-            amp=not args.no_amp,
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    cfg = build_config(
+        PretrainConfig,
+        steps=args.steps,
+        seed=args.seed,
+        bits=args.bits,
+        batch_fabrics=args.batch_fabrics,
+        input_size=args.input_size,
+        lr=args.lr,
+        device=args.device,
+        amp=not args.no_amp,
+    )
     with tqdm_progress(not args.json) as (progress, cancel):
         result = pretrain(cfg, args.out, progress=progress, cancel=cancel)
     summary = {
@@ -107,20 +110,18 @@ def run_adapt(args: argparse.Namespace) -> int:
     from fabricsearch.adapt import AdaptConfig, adapt_library
     from fabricsearch.catalogue import Library
 
-    try:
-        cfg = AdaptConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            max_steps=args.max_steps,
-            splits=tuple(args.split or ()),
-            start=args.start,
-            seed=args.seed,
-            device=args.device,
-            amp=not args.no_amp,
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    cfg = build_config(
+        AdaptConfig,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_steps=args.max_steps,
+        splits=tuple(args.split or ()),
+        start=args.start,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+    )
     with Library.open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
         info = adapt_library(lib, cfg, progress=progress, cancel=cancel)
         summary = {
