@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fabricsearch.hashing import gan_blocks as gb
+from fabricsearch.hashing import losses
 from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
 from fabricsearch.hashing.networks import DEFAULT_WIDTHS, BaseNet
 from fabricsearch.hashing.registry import register_method
@@ -271,12 +272,7 @@ class DSHGAN(HashMethod):
         else:
             l_a = gb.d_loss(adv[:n], adv[n:])
             all_cls, logits = torch.cat([minor, syn["fake_cls"]]), cls
-        known = all_cls >= 0
-        l_c = (
-            F.cross_entropy(logits[known], all_cls[known])
-            if bool(known.any())
-            else logits.sum() * 0.0
-        )
+        l_c = losses.classification_loss(logits, all_cls)  # over the known classes only
         a = syn["anchors"]
         m = a.shape[0]
         h_real, h_syn = h[:n], h[n:]
