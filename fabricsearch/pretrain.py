@@ -41,7 +41,7 @@ from fabricsearch.hashing import losses
 from fabricsearch.hashing.base import HashMethod, TrainContext
 from fabricsearch.hashing.data import augment, work_size_for
 from fabricsearch.hashing.device import resolve_device
-from fabricsearch.hashing.train import lr_factor
+from fabricsearch.hashing.schedule import lr_factor
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 from fabricsearch.resources import resource_path
 

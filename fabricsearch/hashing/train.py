@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from fabricsearch.hashing.device import resolve_device
 from fabricsearch.hashing.encode import encode_cached
 from fabricsearch.hashing.metrics import evaluate_codes
 from fabricsearch.hashing.registry import create_method
+from fabricsearch.hashing.schedule import lr_factor
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 if TYPE_CHECKING:
@@ -88,16 +88,6 @@ def with_class_counts(cfg: TrainConfig, labels: Any) -> TrainConfig:
     return dataclasses.replace(cfg, method_options=options)
 
 
-def lr_factor(step: int, total: int, warmup_frac: float = 0.05, floor: float = 0.05) -> float:
-    """Learning-rate multiplier at `step` (counted from 0) of `total`: a linear warm-up over
-    `warmup_frac` of the steps (at least one step when > 0), then a cosine decay to `floor`."""
-    warm = max(1, int(round(total * warmup_frac))) if warmup_frac > 0 else 0
-    if step < warm:
-        return (step + 1) / warm
-    t = (step - warm) / max(1, total - warm)
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-
 def _lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
     """Training's multiplier: 1 (constant) or a cosine decay to 0 over the run, no warm-up."""
     if cfg.lr_schedule == "constant":
@@ -120,6 +110,10 @@ def build_method(cfg: TrainConfig) -> HashMethod:
     return method
 
 
+#: State-dict prefixes of training-only classification heads (sized by the library's labels).
+CLASS_HEAD_PREFIXES = ("cls_minor.", "cls_fine.")
+
+
 def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:
     """A full checkpoint of the same method and code length initialises every layer (hash head
     included), so labels refine a pretrained or adapted model instead of a fresh head."""
@@ -138,10 +132,6 @@ def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:
         return False  # another architecture (widths): fall back to the base network only
     method.load_state_dict({k: v.to(own[k].dtype) for k, v in usable.items()}, strict=False)
     return True
-
-
-#: State-dict prefixes of training-only classification heads (sized by the library's labels).
-CLASS_HEAD_PREFIXES = ("cls_minor.", "cls_fine.")
 
 
 def _config_key(cfg: TrainConfig) -> str:
