@@ -5,8 +5,12 @@ A company's archive looks different from the synthetic fabrics the shipped model
 the active model (or the shipped pretrained one), with a SimCLR-style contrastive objective:
 two augmented views of each archive photo are positives, every other photo of the batch is a
 negative, and NT-Xent is applied to the hash layer's relaxed codes, so what is learnt is
-exactly what the Hamming ranking uses. The bi-half quantisation term keeps bits balanced and
-near ±1 (and DVSH's KL term keeps its latent regular).
+exactly what the Hamming ranking uses. A list-wise term (Eq. 16–17) orders each batch by the
+similarity of hand-crafted descriptors (colour histogram, LBP, Gabor energy; `features`): with
+no labels, that measured similarity is the best stand-in for the paper's S, and it teaches the
+codes which *different* photos are alike, which instance discrimination alone never does. The
+bi-half quantisation term keeps bits balanced and near ±1 (and DVSH's KL term keeps its latent
+regular).
 
 Views change what does *not* identify a fabric: position, crop and scale, rotation (any angle,
 plus mirror), lighting level and gradient, and focus (blur). Hue and saturation are never
@@ -29,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fabricsearch import features
 from fabricsearch.config import config_from_dict, config_to_dict
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import HashMethod, TrainContext
@@ -61,6 +66,8 @@ class AdaptConfig:
     # Code prefixes kept good codes of their own (those below the model's bits).
     nested_bits: tuple[int, ...] = (32,)
     lambda_nce: float = 1.0
+    # List-wise loss on the hand-crafted descriptor similarity (0 = contrastive only).
+    lambda_list: float = 1.0
     lambda_q: float = 1e-3
     lambda_kld: float = 1e-3
     min_scale: float = 0.55  # smallest crop side as a fraction of the cached image
@@ -213,6 +220,23 @@ def new_adapted_version(lib: Library, method: str, bits: int) -> str:
 
 
 # --- adaptation --------------------------------------------------------------------------------
+DESCRIBE_CHUNK = 256
+
+
+def describe(
+    images: np.ndarray, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+) -> torch.Tensor:
+    """Unit-length hand-crafted descriptors (N, D) of a uint8 cache, in chunks (cancellable);
+    their dot products are the similarity the list-wise term orders each batch by."""
+    n = images.shape[0]
+    out = []
+    for start in range(0, n, DESCRIBE_CHUNK):
+        check(cancel)
+        out.append(features.extract_features(images[start : start + DESCRIBE_CHUNK]))
+        report(progress, "describe", min(start + DESCRIBE_CHUNK, n), n, "image")
+    return torch.from_numpy(np.concatenate(out).astype(np.float32))
+
+
 def adapt_method(
     method: HashMethod,
     images: np.ndarray,
@@ -239,6 +263,7 @@ def adapt_method(
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     nested = tuple(b for b in cfg.nested_bits if 0 < b < method.bits)
+    descriptors = describe(images, progress, cancel) if cfg.lambda_list > 0 else None
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     step = 0
@@ -257,16 +282,21 @@ def adapt_method(
             v2 = fabric_views(raw, method.input_size, gen, cfg.min_scale, cfg.max_blur, cfg.light)
             x = torch.cat([v1, v2]).to(device, non_blocking=True)
             groups = torch.arange(len(idx), device=device).repeat(2)
+            S = None
+            if descriptors is not None:
+                f = descriptors[idx]
+                S = (f @ f.T).repeat(2, 2).to(device)  # a photo's two views: similarity 1
             method.train()
             with ctx.autocast():
                 out = _forward(method, x)
             loss, terms = hashing_losses(
                 method,
                 out,
-                None,
+                S,
                 groups,
                 nested_bits=nested,
                 nested_nce=True,
+                lambda_list=cfg.lambda_list,
                 lambda_nce=cfg.lambda_nce,
                 nce_temperature=cfg.temperature,
                 lambda_q=cfg.lambda_q,

@@ -95,6 +95,34 @@ def test_config_rejects_nonsense() -> None:
 
 
 # --- end to end -------------------------------------------------------------------------------
+# --- descriptor ranking --------------------------------------------------------------------------
+def test_descriptors_are_unit_vectors_and_rank_alike_photos_first() -> None:
+    rng = np.random.default_rng(1)
+    red = np.zeros((3, 40, 40, 3), np.uint8)
+    red[..., 0] = rng.integers(150, 256, (3, 40, 40))
+    blue = np.zeros((2, 40, 40, 3), np.uint8)
+    blue[..., 2] = rng.integers(150, 256, (2, 40, 40))
+    chunks: list[Progress] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(adapt, "DESCRIBE_CHUNK", 2)  # several chunks, same result
+        d = adapt.describe(np.concatenate([red, blue]), progress=chunks.append)
+    assert [p.done for p in chunks] == [2, 4, 5]
+    assert torch.allclose(d.norm(dim=1), torch.ones(5), atol=1e-5)
+    S = d @ d.T
+    assert S[0, 1] > S[0, 3]  # two red noise photos are closer than red and blue
+    assert S[3, 4] > S[3, 0]
+
+
+@pytest.mark.parametrize("lambda_list", [0.0, 1.0])
+def test_listwise_term_only_when_asked(tiny_model: Path, lambda_list: float) -> None:
+    method, _ = pretrain.load_pretrained(16, tiny_model)
+    images = np.random.default_rng(2).integers(0, 256, (8, 37, 37, 3), dtype=np.uint8)
+    cfg = tiny_adapt(tiny_model, lambda_list=lambda_list)
+    history = adapt.adapt_method(method, images, cfg)
+    assert ("list" in history[-1]) == (lambda_list > 0)
+    assert history[-1]["step"] == 2
+
+
 def test_adapt_library_end_to_end(library: Library, tiny_model: Path) -> None:
     before = library.active_model()
     seen: list[Progress] = []

@@ -15,7 +15,13 @@ from fabricsearch.hashing import data as hdata
 from fabricsearch.hashing import losses
 from fabricsearch.hashing.checkpoint import build_metadata, save_checkpoint
 from fabricsearch.hashing.registry import create_method
-from fabricsearch.hashing.train import _lr_factor, build_method, train, with_class_counts
+from fabricsearch.hashing.train import (
+    CLASS_HEAD_PREFIXES,
+    _lr_factor,
+    build_method,
+    train,
+    with_class_counts,
+)
 
 
 def test_classification_loss_by_hand_and_unknown_labels_ignored() -> None:
@@ -43,27 +49,54 @@ def test_class_counts_come_from_the_labels_unless_given() -> None:
     assert with_class_counts(itq, labels) is itq
 
 
-def test_heads_add_a_classification_term_and_lambda_zero_removes_it() -> None:
+def test_heads_add_classification_terms_and_lambda_zero_removes_each() -> None:
     batch = synthetic_batch(n=6, size=32)
     torch.manual_seed(0)
     with_heads = create_method("dvsh", bits=16, input_size=32, num_minor=3, **TINY_OPTIONS)
     _, terms = with_heads.compute_losses(batch)
     assert terms["cls"] > 0
+    assert terms["code_cls"] > 0
     r = with_heads(batch.images)["r"]
     assert r.shape == (6, TINY_OPTIONS["feature_dim"])
-    torch.manual_seed(0)
-    off = create_method("dvsh", bits=16, input_size=32, num_minor=3, lambda_cls=0.0, **TINY_OPTIONS)
-    _, terms_off = off.compute_losses(batch)
-    assert "cls" not in terms_off
-    # The total differs exactly by λ4 · cls.
-    assert terms["loss"] - terms_off["loss"] == pytest.approx(20.0 * terms["cls"], rel=1e-4)
+    # Switching either term off removes exactly λ · term from the total (same seed, same noise).
+    for option, key in (("lambda_cls", "cls"), ("lambda_code_cls", "code_cls")):
+        torch.manual_seed(0)
+        off = create_method(
+            "dvsh", bits=16, input_size=32, num_minor=3, **{option: 0.0}, **TINY_OPTIONS
+        )
+        _, terms_off = off.compute_losses(batch)
+        assert key not in terms_off
+        assert terms["loss"] - terms_off["loss"] == pytest.approx(20.0 * terms[key], rel=1e-4)
     # Encoding never depends on the heads.
     torch.manual_seed(0)
     plain = create_method("dvsh", bits=16, input_size=32, **TINY_OPTIONS)
     plain.load_state_dict(
-        {k: v for k, v in with_heads.state_dict().items() if not k.startswith("cls_")}
+        {k: v for k, v in with_heads.state_dict().items() if not k.startswith(CLASS_HEAD_PREFIXES)}
     )
     assert torch.equal(plain.encode(batch.images), with_heads.encode(batch.images))
+
+
+def test_code_heads_read_the_relaxed_code() -> None:
+    """The code-level cross-entropy's gradient reaches the network only through u."""
+    batch = synthetic_batch(n=6, size=32)
+    torch.manual_seed(0)
+    method = create_method(
+        "dvsh",
+        bits=16,
+        input_size=32,
+        num_minor=3,
+        lambda_cls=0.0,
+        lambda_list=0.0,
+        lambda_q=0.0,
+        lambda_kld=0.0,
+        **TINY_OPTIONS,
+    )
+    total, terms = method.compute_losses(batch)
+    assert terms["loss"] == pytest.approx(20.0 * terms["code_cls"], rel=1e-5)
+    total.backward()
+    assert method.code_minor.weight.grad.abs().sum() > 0
+    assert method.cls_minor.weight.grad is None  # the feature head is not used
+    assert method.struct_blocks.weight.grad.abs().sum() > 0
 
 
 def test_training_learns_the_classes_through_the_heads() -> None:

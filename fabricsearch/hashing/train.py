@@ -111,7 +111,7 @@ def build_method(cfg: TrainConfig) -> HashMethod:
 
 
 #: State-dict prefixes of training-only classification heads (sized by the library's labels).
-CLASS_HEAD_PREFIXES = ("cls_minor.", "cls_fine.")
+CLASS_HEAD_PREFIXES = ("cls_minor.", "cls_fine.", "code_minor.", "code_fine.")
 
 
 def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:

@@ -6,9 +6,10 @@
 
 Loss (Eq. 18): λ1·KLD + λ2·L_q(u) + λ3·L_P(u, S) with λ1 = λ2 = 1e-3, λ3 = 1, plus the
 discriminative classification term the paper's §5.3 says guides DVSH but Eq. 18 omits:
-λ4·(CE(coarse minor) + CE(fine texture)) from linear heads on the base feature r, over the
-labels each image has (docs/dvsh.md, "Discriminative classification"). The heads exist only when
-the trainer sets `num_minor`/`num_fine` from the training labels; encoding never uses them.
+λ4·(CE(coarse minor) + CE(fine texture)) from linear heads on the base feature r, plus
+λ5·(the same two cross-entropies from linear heads on the relaxed code u), over the labels each
+image has (docs/dvsh.md, "Discriminative classification"). The heads exist only when the
+trainer sets `num_minor`/`num_fine` from the training labels; encoding never uses them.
 
 Ablations: dvsh1a (no variational module: z = r), dvsh1b (no structural module:
 u = tanh(Linear(z))), dvsh2a (neither).
@@ -27,6 +28,10 @@ from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainCont
 from fabricsearch.hashing.networks import DEFAULT_WIDTHS, BaseNet
 from fabricsearch.hashing.registry import register_method
 
+# The code heads see u · 4: with u ∈ (−1, 1) and default init their logits would start near 0
+# and the cross-entropy would barely move the codes for the first epochs.
+CODE_LOGIT_SCALE = 4.0
+
 
 @dataclass(frozen=True)
 class DVSHConfig(MethodConfig):
@@ -42,7 +47,8 @@ class DVSHConfig(MethodConfig):
     lambda_list: float = 1.0  # λ3
     tau: float = 0.0  # list-wise temperature; 0 → K / 8
     balance: str = "batch"  # "batch" (bi-half, per bit) | "code" (literal Eq. 15) | "none"
-    lambda_cls: float = 20.0  # λ4, discriminative classification (0 = Eq. 18 alone)
+    lambda_cls: float = 20.0  # λ4, classification from the base feature r (0 = off)
+    lambda_code_cls: float = 20.0  # λ5, classification from the relaxed code u (0 = off)
     num_minor: int = 0  # classes of the coarse-minor head (0 = no head; set by the trainer)
     num_fine: int = 0  # classes of the fine-texture head (0 = no head; set by the trainer)
 
@@ -89,6 +95,8 @@ class DVSH(HashMethod):
             self.code_norm = nn.BatchNorm1d(c.bits)
         self.cls_minor = nn.Linear(c.feature_dim, c.num_minor) if c.num_minor > 0 else None
         self.cls_fine = nn.Linear(c.feature_dim, c.num_fine) if c.num_fine > 0 else None
+        self.code_minor = nn.Linear(c.bits, c.num_minor) if c.num_minor > 0 else None
+        self.code_fine = nn.Linear(c.bits, c.num_fine) if c.num_fine > 0 else None
 
     def base_network(self) -> BaseNet:
         return self.base
@@ -130,17 +138,25 @@ class DVSH(HashMethod):
             l_kld = losses.kld_loss(out["mu"], out["logvar"])
             total = total + c.lambda_kld * l_kld
             terms["kld"] = float(l_kld.detach())
-        if c.lambda_cls > 0 and (self.cls_minor is not None or self.cls_fine is not None):
-            r = out["r"].float()
-            l_cls = r.new_zeros(())
-            for head, target in (
-                (self.cls_minor, batch.labels.minor),
-                (self.cls_fine, batch.labels.fine),
-            ):
+        for key, weight, feature, heads in (
+            ("cls", c.lambda_cls, out["r"], (self.cls_minor, self.cls_fine)),
+            # u ∈ (−1, 1): scaled so the fresh head's logits are not all ≈ 0 (docs/dvsh.md).
+            (
+                "code_cls",
+                c.lambda_code_cls,
+                u * CODE_LOGIT_SCALE,
+                (self.code_minor, self.code_fine),
+            ),
+        ):
+            if weight <= 0 or all(h is None for h in heads):
+                continue
+            x = feature.float()
+            l_cls = x.new_zeros(())
+            for head, target in zip(heads, (batch.labels.minor, batch.labels.fine), strict=True):
                 if head is not None:
-                    l_cls = l_cls + losses.classification_loss(head(r).float(), target)
-            total = total + c.lambda_cls * l_cls
-            terms["cls"] = float(l_cls.detach())
+                    l_cls = l_cls + losses.classification_loss(head(x).float(), target)
+            total = total + weight * l_cls
+            terms[key] = float(l_cls.detach())
         terms["loss"] = float(total.detach())
         return total, terms
 
