@@ -176,7 +176,7 @@ def markdown(results: dict[str, Any]) -> str:
             else f"{s['epochs']} epochs (no early stopping)"
         )
         + ", Adam lr 1e-3 with cosine decay, weight decay 5e-5, λ1 = λ2 = 1e-3, λ3 = 1, "
-        "λ4 = 20 (classification term, docs/dvsh.md). "
+        "λ4 = λ5 = 20 (classification from the base feature and from the code, docs/dvsh.md). "
         "Queries = test split, database = train + val; relevance = same minor category (and same "
         "fine texture where labelled); NDCG gain = S (Eq. 6); tie-aware metrics (docs/evaluation.md). "
         "In brackets: the same network untrained.",

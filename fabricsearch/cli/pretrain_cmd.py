@@ -44,8 +44,9 @@ def add_parsers(subparsers: Any) -> None:
         description=(
             "Fine-tune the base network of the active model (or of the shipped pretrained model) "
             "on the library's unlabelled images with a contrastive objective between two "
-            "augmented views (crops, rotations, scale, lighting, blur; colour is never changed), "
-            "then re-encode the library and make the adapted model active."
+            "augmented views (crops, rotations, scale, lighting, blur; colour is never changed) "
+            "and a ranking by measured colour and texture similarity, then re-encode the "
+            "library and make the adapted model active."
         ),
     )
     p.add_argument("library", metavar="LIB", help="library folder")
