@@ -69,6 +69,26 @@ def test_train_library_registers_activates_and_stores_codes(lib: Library) -> Non
     assert result.mAP == pytest.approx(info.metrics["mAP"])
 
 
+def test_unsupervised_methods_train_on_a_library_without_labels(
+    tmp_path: Path, photos: Path
+) -> None:
+    library = Library.create(tmp_path / "unlabelled")
+    import_folder(library, photos, workers=0)  # no labels CSV
+    with library:
+        assert library.image_ids(labelled=True) == []
+        with pytest.raises(ValueError, match="labelled images"):
+            train_library(library, _cfg())  # DVSH learns from labels
+        info = train_library(library, _cfg(method="itq", method_options={}))
+        assert library.active_model() == info
+        ids, packed = library.load_codes(info.version)
+        assert ids.tolist() == library.image_ids()
+        meta = json.loads(info.path.with_suffix(".json").read_text())
+        assert meta["method"] == "itq"
+        # fitted on the unlabelled train split: the projection is no longer the initial one
+        method, _, _ = load_library_model(library)
+        assert int(method.fitted) == 1
+
+
 def test_cancelled_run_leaves_previous_model_active(lib: Library) -> None:
     first = train_library(lib, _cfg())
     token = CancelToken()

@@ -26,7 +26,8 @@ def add_parsers(subparsers: Any) -> None:
         description=(
             "Train a hashing model (default DVSH, 64 bits) on the labelled train/val images of "
             "the library, evaluate it on the test split, encode every image and make the new "
-            "model active. An interrupted run can continue with --resume."
+            "model active. LSH and ITQ need no labels: they are fitted on every image of the "
+            "train split. An interrupted run can continue with --resume."
         ),
     )
     p.add_argument("library", metavar="LIB", help="library folder")

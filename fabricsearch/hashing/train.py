@@ -40,7 +40,7 @@ from fabricsearch.hashing.data import (
 from fabricsearch.hashing.device import resolve_device
 from fabricsearch.hashing.encode import encode_cached
 from fabricsearch.hashing.metrics import evaluate_codes
-from fabricsearch.hashing.registry import create_method
+from fabricsearch.hashing.registry import create_method, get_method_class
 from fabricsearch.hashing.schedule import lr_factor
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
@@ -330,11 +330,16 @@ def train(
 
 
 # --- the library workflow -------------------------------------------------------------------
-def library_training_data(lib: Library) -> TrainingData:
-    """The library's labelled images with their stored train/val/test split."""
-    ids = lib.image_ids(labelled=True)
+def library_training_data(lib: Library, labelled_only: bool = True) -> TrainingData:
+    """The library's labelled images (every image if not `labelled_only`; unknown labels are
+    −1) with their stored train/val/test split."""
+    ids = lib.image_ids(labelled=True) if labelled_only else lib.image_ids()
     if len(ids) < 2:
-        raise ValueError("the library needs labelled images to train (see `fabricsearch labels`)")
+        if labelled_only:
+            raise ValueError(
+                "the library needs labelled images to train (see `fabricsearch labels`)"
+            )
+        raise ValueError("the library needs at least two images to train")
     records = lib.images(ids)
     labels = lib.label_arrays(ids)
     splits = lib.splits()
@@ -377,8 +382,10 @@ def train_library(
     note: str = "",
 ) -> ModelInfo:
     """Train on the library, save the checkpoint, encode every image, evaluate on the test
-    split, then record + store codes + activate in one transaction (only at the very end)."""
-    data = library_training_data(lib)
+    split, then record + store codes + activate in one transaction (only at the very end).
+    Methods without trainable weights (LSH, ITQ) need no labels: they are fitted on every image
+    of the train split, labelled or not."""
+    data = library_training_data(lib, labelled_only=get_method_class(cfg.method).trainable)
     lib.models_dir.mkdir(parents=True, exist_ok=True)
     result = train(data, cfg, progress, cancel, out_dir=lib.models_dir, resume=resume)
     info = publish_model(
