@@ -186,3 +186,23 @@ def test_adapt_from_menu_activates_an_adapted_model(
     assert after.version != before
     assert after.version.startswith("adapted-")
     assert before in {m.version for m in window.library.models()}  # the old one stays
+
+
+def test_options_allow_label_free_methods_on_an_unlabelled_library(qtbot) -> None:
+    from types import SimpleNamespace
+
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
+
+    records = [SimpleNamespace(labelled=False, labelled_at=None) for _ in range(5)]
+    dialog = TrainOptionsDialog(records, None, TrainConfig(), None)
+    qtbot.addWidget(dialog)
+    assert dialog.method_box.currentData() == "dvsh"
+    assert not dialog.start_button.isEnabled()
+    assert "Label at least two" in dialog.method_note.text()
+    dialog.method_box.setCurrentIndex(dialog.method_box.findData("itq"))
+    assert dialog.start_button.isEnabled()
+    assert "needs no labels" in dialog.method_note.text()
+    assert dialog.config().method == "itq"
+    dialog.method_box.setCurrentIndex(dialog.method_box.findData("dnnh"))
+    assert not dialog.start_button.isEnabled()

@@ -67,6 +67,16 @@ def available_methods() -> list[str]:
         return ["dvsh"]
 
 
+def needs_labels(method: str) -> bool:
+    """True for methods that learn from labels; LSH and ITQ are fitted without them."""
+    try:
+        from fabricsearch.hashing.registry import get_method_class
+
+        return bool(get_method_class(method).trainable)
+    except (ImportError, ValueError, KeyError):
+        return True
+
+
 class TrainOptionsDialog(QDialog):
     """Choose method, code length, epochs and device; `config()` is the resulting TrainConfig."""
 
@@ -81,6 +91,7 @@ class TrainOptionsDialog(QDialog):
         self.setWindowTitle("Retrain on new samples")
         self.base_config = base_config
         labelled = sum(1 for r in records if r.labelled)
+        self.labelled, self.images = labelled, len(records)
         new = new_labelled_count(records, active)
         if active is None:
             text = f"No model yet. <b>{labelled:,}</b> labelled images will be used for training."
@@ -129,13 +140,33 @@ class TrainOptionsDialog(QDialog):
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start training")
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(labelled >= 2)
+        self.start_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.method_note = QLabel()
+        self.method_note.setWordWrap(True)
+        self.method_note.setStyleSheet("color: palette(placeholder-text);")
+        form.addRow("", self.method_note)
+        self.method_box.currentIndexChanged.connect(self._method_changed)
+        self._method_changed()
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.info)
         layout.addLayout(form)
         layout.addWidget(buttons)
+
+    def _method_changed(self) -> None:
+        method = self.method_box.currentData()
+        if needs_labels(method):
+            self.start_button.setEnabled(self.labelled >= 2)
+            self.method_note.setText(
+                "" if self.labelled >= 2 else "Label at least two images to train this method."
+            )
+        else:
+            self.start_button.setEnabled(self.images >= 2)
+            self.method_note.setText(
+                f"{method.upper()} needs no labels: it is fitted on the colour and texture "
+                "descriptors of every image in the training split, in seconds."
+            )
 
     def config(self) -> Any:
         return dataclasses.replace(
