@@ -203,6 +203,10 @@ def test_options_allow_label_free_methods_on_an_unlabelled_library(qtbot) -> Non
     dialog.method_box.setCurrentIndex(dialog.method_box.findData("itq"))
     assert dialog.start_button.isEnabled()
     assert "needs no labels" in dialog.method_note.text()
+    assert "5" in dialog.info.text()
+    assert not dialog.epochs_spin.isEnabled()
     assert dialog.config().method == "itq"
     dialog.method_box.setCurrentIndex(dialog.method_box.findData("dnnh"))
     assert not dialog.start_button.isEnabled()
+    assert dialog.epochs_spin.isEnabled()
+    assert "0" in dialog.info.text()  # back to the labelled count

@@ -100,6 +100,7 @@ class TrainOptionsDialog(QDialog):
                 f"<b>{new:,}</b> labelled images are new or changed since the current model "
                 f"<i>{active.version}</i>; training uses all <b>{labelled:,}</b> labelled images."
             )
+        self.labels_text = text
         self.info = QLabel(text)
         self.info.setWordWrap(True)
         self.method_box = QComboBox()
@@ -156,16 +157,23 @@ class TrainOptionsDialog(QDialog):
 
     def _method_changed(self) -> None:
         method = self.method_box.currentData()
-        if needs_labels(method):
-            self.start_button.setEnabled(self.labelled >= 2)
-            self.method_note.setText(
-                "" if self.labelled >= 2 else "Label at least two images to train this method."
+        label_free = not needs_labels(method)
+        self.epochs_spin.setEnabled(not label_free)  # fitted in one pass
+        if label_free:
+            self.info.setText(
+                f"<b>{self.images:,}</b> images in the library; the training split is used, "
+                "labelled or not."
             )
-        else:
             self.start_button.setEnabled(self.images >= 2)
             self.method_note.setText(
                 f"{method.upper()} needs no labels: it is fitted on the colour and texture "
                 "descriptors of every image in the training split, in seconds."
+            )
+        else:
+            self.info.setText(self.labels_text)
+            self.start_button.setEnabled(self.labelled >= 2)
+            self.method_note.setText(
+                "" if self.labelled >= 2 else "Label at least two images to train this method."
             )
 
     def config(self) -> Any:
