@@ -77,6 +77,12 @@ def get_method_class(name: str) -> type[HashMethod]:
         ) from None
 
 
+def needs_labels(name: str) -> bool:
+    """Whether a method learns from labels. Methods without trainable weights (LSH, ITQ) are
+    fitted on images alone, so a library without labels can train them."""
+    return bool(get_method_class(name).trainable)
+
+
 def method_config_class(name: str) -> type[MethodConfig]:
     """The frozen `Config` dataclass of a registered method."""
     return get_method_class(name).Config

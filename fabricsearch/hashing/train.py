@@ -40,7 +40,7 @@ from fabricsearch.hashing.data import (
 from fabricsearch.hashing.device import resolve_device
 from fabricsearch.hashing.encode import encode_cached
 from fabricsearch.hashing.metrics import evaluate_codes
-from fabricsearch.hashing.registry import create_method, get_method_class
+from fabricsearch.hashing.registry import create_method, needs_labels
 from fabricsearch.hashing.schedule import lr_factor
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
@@ -385,7 +385,7 @@ def train_library(
     split, then record + store codes + activate in one transaction (only at the very end).
     Methods without trainable weights (LSH, ITQ) need no labels: they are fitted on every image
     of the train split, labelled or not."""
-    data = library_training_data(lib, labelled_only=get_method_class(cfg.method).trainable)
+    data = library_training_data(lib, labelled_only=needs_labels(cfg.method))
     lib.models_dir.mkdir(parents=True, exist_ok=True)
     result = train(data, cfg, progress, cancel, out_dir=lib.models_dir, resume=resume)
     info = publish_model(

@@ -68,12 +68,12 @@ def available_methods() -> list[str]:
 
 
 def needs_labels(method: str) -> bool:
-    """True for methods that learn from labels; LSH and ITQ are fitted without them."""
+    """`hashing.registry.needs_labels`; True where the registry cannot answer."""
     try:
-        from fabricsearch.hashing.registry import get_method_class
+        from fabricsearch.hashing.registry import needs_labels as method_needs_labels
 
-        return bool(get_method_class(method).trainable)
-    except (ImportError, ValueError, KeyError):
+        return method_needs_labels(method)
+    except (ImportError, KeyError):
         return True
 
 
