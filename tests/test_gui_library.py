@@ -62,7 +62,7 @@ def test_filters(window, library_path: Path) -> None:
     blue = browser.visible_records()
     assert all(float(r.palette[8, 3]) >= 0.05 for r in blue)
     browser.colour_box.setCurrentIndex(0)
-    browser.labelled_box.setCurrentIndex(browser.labelled_box.findData(False))
+    browser.labelled_box.setCurrentIndex(browser.labelled_box.findData("unlabelled"))
     assert browser.visible_records() == []  # everything came labelled
     assert "0 of" in browser.count_label.text()
 
@@ -85,8 +85,10 @@ def test_keyboard_labelling_with_undo(window, library_path: Path, qtbot) -> None
     assert {r.coarse for r in lib.images(ids)} == {tax.minors_of(tax.majors[1])[0]}
     qtbot.keyClick(window.browser.grid, Qt.Key.Key_F3)  # third fine texture
     assert {r.fine for r in lib.images(ids)} == {tax.fine[2]}
-    qtbot.keyClick(window.browser.grid, Qt.Key.Key_BracketRight)
-    assert len({r.tightness for r in lib.images(ids)}) == 1
+    qtbot.keyClick(window.browser.grid, Qt.Key.Key_BracketRight)  # each from its own value
+    assert [r.tightness for r in lib.images(ids)] == [
+        min(100.0, (50.0 if before[i][2] is None else before[i][2]) + 5) for i in ids
+    ]
     # The panel and the grid show the new labels.
     assert window.label_panel.fine_box.currentData() == tax.fine[2]
     assert window.browser.model.record(window.browser.model.row_of(ids[0])).fine == tax.fine[2]

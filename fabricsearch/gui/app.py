@@ -153,10 +153,16 @@ def run(
 ) -> int:
     """Open the main window; with `screenshot` / `self_test`, do that and quit."""
     from fabricsearch.gui.main_window import MainWindow, process_events_until
+    from fabricsearch.gui.qtcheck import pyside_problem
     from fabricsearch.gui.workers import stop_all_workers
     from fabricsearch.logging_setup import setup_logging
 
     log_path = setup_logging(verbose)
+    problem = pyside_problem()
+    if problem is not None:  # refuse plainly rather than abort in the middle of labelling
+        log.error("%s", problem)
+        print(f"fabricsearch: error: {problem}", file=sys.stderr)
+        return 2
     app = create_app()
     log.info("starting fabricsearch GUI (log %s)", log_path)
     settings = Settings()

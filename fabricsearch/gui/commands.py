@@ -32,11 +32,15 @@ class SetLabelsCommand(QUndoCommand):
         changes: dict[str, Any],
         old: dict[int, tuple[Any, Any, Any]],
         on_changed: Callable[[list[int]], None],
+        groups: Sequence[tuple[list[int], dict[str, Any]]] | None = None,
+        text: str | None = None,
     ) -> None:
-        super().__init__(_describe(changes, len(ids)))
+        super().__init__(text or _describe(changes, len(ids)))
         self.library = library
         self.ids = list(ids)
-        self.changes = dict(changes)
+        self.changes = dict(changes)  # the fields changed (values of the first group)
+        # (ids, changes) written together; one group unless each image got its own value.
+        self.groups = [(list(g), dict(c)) for g, c in groups] if groups else [(self.ids, changes)]
         self.old = old
         self.on_changed = on_changed
         self._applied = True  # apply_labels already wrote it; push() calls redo() once
@@ -45,7 +49,12 @@ class SetLabelsCommand(QUndoCommand):
         if self._applied:
             self._applied = False
             return
-        self.library.set_labels(self.ids, **self.changes, who=_who())
+        if len(self.groups) == 1:
+            self.library.set_labels(self.ids, **self.groups[0][1], who=_who())
+        else:
+            with self.library.atomic():  # all images or none
+                for ids, changes in self.groups:
+                    self.library.set_labels(ids, **changes, who=_who())
         self.on_changed(self.ids)
 
     def undo(self) -> None:
@@ -72,6 +81,33 @@ def apply_labels(
     library.set_labels(list(ids), **changes, who=_who())
     on_changed(list(ids))
     return SetLabelsCommand(library, ids, changes, old, on_changed)
+
+
+def apply_tightness_step(
+    library: Any,
+    ids: Sequence[int],
+    delta: float,
+    on_changed: Callable[[list[int]], None],
+    unknown: float = 50.0,
+) -> SetLabelsCommand:
+    """Move each image's tightness by `delta` from its own value (`unknown` where it has
+    none), clamped to 0–100; written now, returned as one undoable command."""
+    records = library.images(list(ids))
+    old = {r.id: (r.coarse, r.fine, r.tightness) for r in records}
+    by_value: dict[float, list[int]] = defaultdict(list)
+    for r in records:
+        start = unknown if r.tightness is None else float(r.tightness)
+        by_value[float(max(0.0, min(100.0, start + delta)))].append(r.id)
+    groups = [(group, {"tightness": value}) for value, group in by_value.items()]
+    with library.atomic():
+        for group, changes in groups:
+            library.set_labels(group, **changes, who=_who())
+    on_changed(list(ids))
+    n = len(records)
+    text = f"tightness {delta:+.0f} % on {n} image{'s' if n != 1 else ''}"
+    return SetLabelsCommand(
+        library, [r.id for r in records], groups[0][1], old, on_changed, groups, text
+    )
 
 
 def _describe(changes: dict[str, Any], n: int) -> str:

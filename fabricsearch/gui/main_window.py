@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 
 from fabricsearch.catalogue import ImageRecord, Library, LibraryError
 from fabricsearch.gui import desktop
-from fabricsearch.gui.commands import apply_labels
+from fabricsearch.gui.commands import apply_labels, apply_tightness_step
 from fabricsearch.gui.dropping import QueryInput, can_accept, query_from_mime
 from fabricsearch.gui.models import ThumbnailCache
 from fabricsearch.gui.settings import THUMB_SIZES, Settings
@@ -349,6 +349,7 @@ class MainWindow(QMainWindow):
         self.detail.openRequested.connect(self.open_image)
         self.detail.revealRequested.connect(self.reveal_image)
         self.label_panel.labelRequested.connect(self.label_selection)
+        self.label_panel.tightnessStepRequested.connect(self.step_tightness)
         self.label_panel.nextUnlabelledRequested.connect(self.next_unlabelled)
         self.welcome.new_button.clicked.connect(self.new_library_dialog)
         self.welcome.open_button.clicked.connect(self.open_library_dialog)
@@ -716,6 +717,23 @@ class MainWindow(QMainWindow):
             return False
         try:
             command = apply_labels(self.library, ids, changes, self._labels_changed)
+        except Exception as exc:  # noqa: BLE001 - refused label: say why
+            self.show_message("Labels", f"Cannot set these labels: {exc}", warning=True)
+            return False
+        self.undo_stack.push(command)
+        self.statusBar().showMessage(command.text(), 4000)
+        return True
+
+    def step_tightness(self, delta: int) -> bool:
+        """Move each selected image's tightness by `delta` % from its own value (one undo)."""
+        if self.library is None:
+            return False
+        ids = [r.id for r in self.selected_records()]
+        if not ids:
+            self.statusBar().showMessage("Select images to label first.", 4000)
+            return False
+        try:
+            command = apply_tightness_step(self.library, ids, delta, self._labels_changed)
         except Exception as exc:  # noqa: BLE001 - refused label: say why
             self.show_message("Labels", f"Cannot set these labels: {exc}", warning=True)
             return False

@@ -2,10 +2,107 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from fabricsearch.gui.models import RecordRole, ThumbnailModel, icon_grid_size
+
+FRAME_WIDTH = 3  # the selection frame around a thumbnail, in device-independent pixels
+ICON_MARGIN = 4  # between the cell's edge and the thumbnail (room for the frame)
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """A thumbnail with its name below; selection is a frame around the picture.
+
+    The style's default draws the selection as a highlight over the icon (and tints the
+    icon's pixmap), which turns a maroon fabric navy in a tool whose job is colour: here the
+    pixels are drawn exactly as they are, selected or not."""
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        painter.save()
+        picture = self.paint_frame_and_thumbnail(painter, opt, index)
+        text = index.data(Qt.ItemDataRole.DisplayRole)
+        if isinstance(text, str) and text:
+            cell = QRectF(opt.rect)
+            line = QRectF(cell.left() + 2, picture.bottom() + 4, cell.width() - 4, 16)
+            painter.setPen(opt.palette.text().color())
+            painter.setFont(opt.font)
+            elided = painter.fontMetrics().elidedText(
+                text, Qt.TextElideMode.ElideMiddle, int(line.width())
+            )
+            painter.drawText(
+                line, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, elided
+            )
+        painter.restore()
+
+    @staticmethod
+    def thumbnail_rect(opt: QStyleOptionViewItem) -> QRectF:
+        """The square the thumbnail is centred in: top of the cell, icon-sized."""
+        cell = QRectF(opt.rect)
+        px = opt.decorationSize.width()
+        return QRectF(cell.left() + (cell.width() - px) / 2, cell.top() + ICON_MARGIN, px, px)
+
+    def paint_frame_and_thumbnail(
+        self,
+        painter: QPainter,
+        opt: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> QRectF:
+        """Draw the thumbnail untouched and, when selected, a frame around it; returns the
+        thumbnail's square."""
+        box = self.thumbnail_rect(opt)
+        pm = index.data(Qt.ItemDataRole.DecorationRole)
+        picture = box.toAlignedRect()
+        if isinstance(pm, QPixmap) and not pm.isNull():
+            dpr = pm.devicePixelRatio() or 1.0
+            w, h = round(pm.width() / dpr), round(pm.height() / dpr)
+            picture = QRect(
+                round(box.left() + (box.width() - w) / 2),
+                round(box.top() + (box.height() - h) / 2),
+                w,
+                h,
+            )
+            painter.drawPixmap(picture, pm)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        focused = bool(opt.state & QStyle.StateFlag.State_HasFocus)
+        if selected:
+            colour = opt.palette.highlight().color()
+            f = FRAME_WIDTH
+            outer = picture.adjusted(-f, -f, f, f)
+            # Four bands outside the picture: not one pixel of the fabric is painted over.
+            for band in (
+                QRect(outer.left(), outer.top(), outer.width(), f),
+                QRect(outer.left(), picture.bottom() + 1, outer.width(), f),
+                QRect(outer.left(), picture.top(), f, picture.height()),
+                QRect(picture.right() + 1, picture.top(), f, picture.height()),
+            ):
+                painter.fillRect(band, colour)
+        elif focused:
+            pen = QPen(opt.palette.highlight().color(), 1, Qt.PenStyle.DotLine)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(picture.adjusted(-2, -2, 1, 1))
+        return box
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        return icon_grid_size(option.decorationSize.width())
 
 
 class ThumbnailGrid(QListView):
@@ -29,6 +126,7 @@ class ThumbnailGrid(QListView):
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSpacing(4)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setItemDelegate(ThumbnailDelegate(self))
         self.doubleClicked.connect(self._on_activated)
         self.activated.connect(self._on_activated)
         self.set_thumb_size(128)

@@ -33,13 +33,18 @@ from fabricsearch.catalogue import ImageRecord
 from fabricsearch.taxonomy import Taxonomy, split_coarse
 
 MIXED = "(mixed)"
+# Item data of the "—" (no label) entries. Never None: PySide6 6.12.0 drops a reference to None
+# on every None item-data call, and Python aborts once None's count reaches zero.
+NO_LABEL = ""
 TIGHTNESS_STEP = 5
+TIGHT_MIXED = -1  # the spin box's value while the selection's tightness values differ
 
 
 class LabelPanel(QWidget):
     """Edits labels of the selected images; every change goes out as `labelRequested`."""
 
     labelRequested = Signal(dict)  # some of {"coarse", "fine", "tightness"}
+    tightnessStepRequested = Signal(int)  # ± percent, each image from its own value
     nextUnlabelledRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -47,6 +52,7 @@ class LabelPanel(QWidget):
         self.taxonomy = Taxonomy()
         self._ids: list[int] = []
         self._updating = False
+        self._shown_tightness: Any = None  # what the panel shows: a number, None or MIXED
 
         self.selection_label = QLabel("No selection")
         self.major_box = QComboBox()
@@ -57,6 +63,9 @@ class LabelPanel(QWidget):
         self.tight_spin = QSpinBox()
         self.tight_spin.setRange(0, 100)
         self.tight_spin.setSuffix(" %")
+        self.tight_spin.setSpecialValueText("mixed")  # shown at TIGHT_MIXED only
+        # valueChanged on Enter, focus loss and arrow steps, not on every keystroke.
+        self.tight_spin.setKeyboardTracking(False)
         self.tight_known = QCheckBox("known")
         self.tight_known.setToolTip("Untick to clear the tightness of the selection")
         self.next_button = QPushButton(
@@ -89,10 +98,13 @@ class LabelPanel(QWidget):
         self.major_box.activated.connect(self._on_major)
         self.minor_box.activated.connect(self._on_minor)
         self.fine_box.activated.connect(self._on_fine)
-        self.tight_slider.valueChanged.connect(self.tight_spin.setValue)
-        self.tight_spin.valueChanged.connect(self.tight_slider.setValue)
-        self.tight_slider.sliderReleased.connect(self._on_tightness)
-        self.tight_spin.editingFinished.connect(self._on_tightness)
+        # Every change the user makes is saved: a drag when released, a track click, a key
+        # or wheel step and a spin-box step or entry at once.
+        self.tight_slider.valueChanged.connect(self._on_slider_value)
+        self.tight_slider.sliderReleased.connect(
+            lambda: self._commit_tightness(self.tight_slider.value())
+        )
+        self.tight_spin.valueChanged.connect(self._on_spin_value)
         self.tight_known.toggled.connect(self._on_known)
         self.next_button.clicked.connect(self.nextUnlabelledRequested)
         self.clear_button.clicked.connect(
@@ -107,12 +119,12 @@ class LabelPanel(QWidget):
         self.taxonomy = tax
         self._updating = True
         self.major_box.clear()
-        self.major_box.addItem("—", None)
+        self.major_box.addItem("—", NO_LABEL)
         for i, major in enumerate(tax.majors):
             key = f"  ({i + 1})" if i < 9 else ""
             self.major_box.addItem(tax.major_names.get(major, major) + key, major)
         self.fine_box.clear()
-        self.fine_box.addItem("—", None)
+        self.fine_box.addItem("—", NO_LABEL)
         for i, fine in enumerate(tax.fine):
             key = f"  (F{i + 1})" if i < 12 else ""
             self.fine_box.addItem(tax.fine_names.get(fine, fine) + key, fine)
@@ -185,19 +197,34 @@ class LabelPanel(QWidget):
             _select(self.minor_box, coarse if minor else (None if coarse is not MIXED else MIXED))
             _select(self.fine_box, _common(r.fine for r in records))
             tight = _common(r.tightness for r in records)
+            self._shown_tightness = tight
             known = isinstance(tight, float | int)
-            self.tight_known.setChecked(known)
-            self.tight_spin.setValue(round(tight) if known else 50)
+            self.tight_known.setChecked(known or tight == MIXED)
+            if tight == MIXED:
+                values = [r.tightness for r in records if r.tightness is not None]
+                self.tight_spin.setMinimum(TIGHT_MIXED)
+                self.tight_spin.setValue(TIGHT_MIXED)
+                self.tight_slider.setValue(50)
+                self.tight_spin.setToolTip(
+                    f"Mixed: {min(values):.0f}–{max(values):.0f} % (some unknown)"
+                    if len(values) < n
+                    else f"Mixed: {min(values):.0f}–{max(values):.0f} %"
+                )
+            else:
+                self.tight_spin.setMinimum(0)
+                self.tight_spin.setValue(round(tight) if known else 50)
+                self.tight_slider.setValue(self.tight_spin.value())
+                self.tight_spin.setToolTip("")
         finally:
             self._updating = False
 
     def current_major(self) -> str | None:
-        data = self.major_box.currentData()
-        return data if isinstance(data, str) and data != MIXED else None
+        data = _data(self.major_box)
+        return data if data != MIXED else None
 
     def _fill_minors(self, major: str | None) -> None:
         self.minor_box.clear()
-        self.minor_box.addItem("— (major only)", None)
+        self.minor_box.addItem("— (major only)", NO_LABEL)
         if major:
             for i, minor in enumerate(self.taxonomy.minors_of(major)):
                 key = f"  (Alt+{i + 1})" if i < 9 else ""
@@ -216,32 +243,61 @@ class LabelPanel(QWidget):
             self._request({"coarse": minors[n]})
 
     def step_tightness(self, delta: int) -> None:
-        value = self.tight_spin.value() if self.tight_known.isChecked() else 50
-        self._request({"tightness": float(max(0, min(100, value + delta)))})
+        """Move each selected image's tightness by `delta` from its own value (unknown: 50)."""
+        if not self._updating and self._ids:
+            self.tightnessStepRequested.emit(int(delta))
 
     def _on_major(self, _i: int) -> None:
-        major = self.major_box.currentData()
+        major = _data(self.major_box)
         if major != MIXED:
             self._request({"coarse": major})
 
     def _on_minor(self, _i: int) -> None:
-        minor = self.minor_box.currentData()
+        minor = _data(self.minor_box)
         if minor == MIXED:
             return
         self._request({"coarse": minor if minor else self.current_major()})
 
     def _on_fine(self, _i: int) -> None:
-        fine = self.fine_box.currentData()
+        fine = _data(self.fine_box)
         if fine != MIXED:
             self._request({"fine": fine})
 
-    def _on_tightness(self) -> None:
-        if not self._updating:
-            self._request({"tightness": float(self.tight_spin.value())})
+    def _on_slider_value(self, value: int) -> None:
+        if self._updating:
+            return
+        self._updating = True  # showing the value in the spin box is not a second edit
+        try:
+            self.tight_spin.setMinimum(0)
+            self.tight_spin.setValue(value)
+        finally:
+            self._updating = False
+        if not self.tight_slider.isSliderDown():  # a drag is saved once, when released
+            self._commit_tightness(value)
+
+    def _on_spin_value(self, value: int) -> None:
+        if self._updating or value == TIGHT_MIXED:
+            return
+        self._updating = True
+        try:
+            self.tight_spin.setMinimum(0)
+            self.tight_slider.setValue(value)
+        finally:
+            self._updating = False
+        self._commit_tightness(value)
+
+    def _commit_tightness(self, value: int) -> None:
+        if self._updating or value == TIGHT_MIXED:
+            return
+        if self._shown_tightness != MIXED and self._shown_tightness == float(value):
+            return  # nothing changed (a click on the handle, a release without a move)
+        self._request({"tightness": float(value)})
 
     def _on_known(self, on: bool) -> None:
-        if not self._updating:
-            self._request({"tightness": float(self.tight_spin.value()) if on else None})
+        if self._updating:
+            return
+        value = self.tight_spin.value()
+        self._request({"tightness": float(50 if value == TIGHT_MIXED else value) if on else None})
 
     def _request(self, changes: dict[str, Any]) -> None:
         if self._updating or not self._ids:
@@ -258,7 +314,17 @@ def _common(values: Any) -> Any:
     return first if all(v == first for v in values) else MIXED
 
 
+def _data(box: QComboBox) -> str | None:
+    """The current item's data, None for the "—" entry (or an empty box)."""
+    if box.currentIndex() < 0:
+        return None
+    data = box.currentData()
+    return data if isinstance(data, str) and data != NO_LABEL else None
+
+
 def _select(box: QComboBox, value: Any) -> None:
+    if value is None:
+        value = NO_LABEL
     if value == MIXED:
         if box.findData(MIXED) < 0:
             box.addItem(MIXED, MIXED)

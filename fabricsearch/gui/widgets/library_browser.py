@@ -23,6 +23,10 @@ from fabricsearch.gui.widgets.grid import ThumbnailGrid
 from fabricsearch.taxonomy import Taxonomy
 
 COLOUR_PRESENT = 0.05  # a colour "is in" an image when it covers at least 5 % of it
+# Item data of the "All …" entries. Never None: PySide6 6.12.0 drops a reference to None on
+# every None item-data call, and Python aborts once None's count reaches zero.
+ANY = ""
+LABELLED_CHOICES = {"labelled": True, "unlabelled": False}
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,9 @@ class LibraryBrowser(QWidget):
         self.fine_box = QComboBox()
         self.fine_box.setToolTip("Fine texture")
         self.labelled_box = QComboBox()
-        self.labelled_box.addItem("All images", None)
-        self.labelled_box.addItem("Labelled", True)
-        self.labelled_box.addItem("Unlabelled", False)
+        self.labelled_box.addItem("All images", ANY)
+        self.labelled_box.addItem("Labelled", "labelled")
+        self.labelled_box.addItem("Unlabelled", "unlabelled")
         self.tight_min = QSpinBox()
         self.tight_max = QSpinBox()
         for spin, value in ((self.tight_min, 0), (self.tight_max, 100)):
@@ -91,7 +95,7 @@ class LibraryBrowser(QWidget):
             spin.setSuffix(" %")
             spin.setToolTip("Tightness range (images without a tightness are hidden when narrowed)")
         self.colour_box = QComboBox()
-        self.colour_box.addItem("Any colour", None)
+        self.colour_box.addItem("Any colour", ANY)
         for name in COLOUR_NAMES:
             self.colour_box.addItem(name.capitalize(), name)
         self.count_label = QLabel()
@@ -131,12 +135,12 @@ class LibraryBrowser(QWidget):
         for box in (self.coarse_box, self.fine_box):
             box.blockSignals(True)
             box.clear()
-        self.coarse_box.addItem("All categories", None)
+        self.coarse_box.addItem("All categories", ANY)
         for major in tax.majors:
             self.coarse_box.addItem(tax.display_coarse(major), major)
             for minor in tax.minors_of(major):
                 self.coarse_box.addItem("    " + tax.minor_names.get(minor, minor), minor)
-        self.fine_box.addItem("All textures", None)
+        self.fine_box.addItem("All textures", ANY)
         for fine in tax.fine:
             self.fine_box.addItem(tax.fine_names.get(fine, fine), fine)
         for box in (self.coarse_box, self.fine_box):
@@ -160,12 +164,12 @@ class LibraryBrowser(QWidget):
     def current_filter(self) -> BrowseFilter:
         lo, hi = self.tight_min.value(), self.tight_max.value()
         return BrowseFilter(
-            coarse=self.coarse_box.currentData(),
-            fine=self.fine_box.currentData(),
-            labelled=self.labelled_box.currentData(),
+            coarse=_choice(self.coarse_box),
+            fine=_choice(self.fine_box),
+            labelled=LABELLED_CHOICES.get(_choice(self.labelled_box) or ""),
             tightness_min=float(min(lo, hi)),
             tightness_max=float(max(lo, hi)),
-            colour=self.colour_box.currentData(),
+            colour=_choice(self.colour_box),
         )
 
     def visible_records(self) -> list[ImageRecord]:
@@ -184,3 +188,11 @@ class LibraryBrowser(QWidget):
     def _update_count(self) -> None:
         shown = self.model.rowCount() if self.model is not None else 0
         self.count_label.setText(f"{shown:,} of {len(self._all):,}")
+
+
+def _choice(box: QComboBox) -> str | None:
+    """The chosen item's data, None for an "All …" entry (or an empty box)."""
+    if box.currentIndex() < 0:
+        return None
+    data = box.currentData()
+    return data if isinstance(data, str) and data != ANY else None

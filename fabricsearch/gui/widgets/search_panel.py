@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QSpinBox,
     QStyle,
-    QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
@@ -17,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from fabricsearch.gui.models import HitRole, RecordRole, ResultsModel, ThumbnailCache
-from fabricsearch.gui.widgets.grid import ThumbnailGrid
+from fabricsearch.gui.widgets.grid import ThumbnailDelegate, ThumbnailGrid
 from fabricsearch.gui.widgets.palette import paint_chips
 from fabricsearch.search import SearchHit, SearchResult
 
@@ -38,8 +37,9 @@ def explanation(hit: SearchHit) -> str:
     return " · ".join(parts) or f"Hamming {hit.hamming}"
 
 
-class ResultDelegate(QStyledItemDelegate):
-    """Thumbnail, rank and score, the main colours as chips, and the match explanation."""
+class ResultDelegate(ThumbnailDelegate):
+    """Thumbnail, rank and score, the main colours as chips, and the match explanation;
+    selection is a frame around the thumbnail (never drawn over its pixels)."""
 
     def paint(
         self,
@@ -51,28 +51,11 @@ class ResultDelegate(QStyledItemDelegate):
         rec = index.data(RecordRole)
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
-        style = opt.widget.style() if opt.widget else None
         painter.save()
-        if style is not None:
-            style.drawPrimitive(
-                QStyle.PrimitiveElement.PE_PanelItemViewItem, opt, painter, opt.widget
-            )
+        box = self.paint_frame_and_thumbnail(painter, opt, index)
         r = QRectF(opt.rect).adjusted(4, 4, -4, -4)
-        icon_px = opt.decorationSize.width()
-        pm = index.data(Qt.ItemDataRole.DecorationRole)
-        if isinstance(pm, QPixmap) and not pm.isNull():
-            dpr = pm.devicePixelRatio() or 1.0
-            w, h = pm.width() / dpr, pm.height() / dpr
-            painter.drawPixmap(
-                QRectF(r.left() + (r.width() - w) / 2, r.top() + (icon_px - h) / 2, w, h),
-                pm,
-                QRectF(pm.rect()),
-            )
-        y = r.top() + icon_px + 4
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        text_colour = (
-            opt.palette.highlightedText().color() if selected else opt.palette.text().color()
-        )
+        y = box.bottom() + 4
+        text_colour = opt.palette.text().color()
         painter.setPen(text_colour)
         if hit is not None:
             bold = QFont(opt.font)
@@ -93,8 +76,7 @@ class ResultDelegate(QStyledItemDelegate):
             small = QFont(opt.font)
             small.setPointSizeF(max(6.5, opt.font.pointSizeF() * 0.85))
             painter.setFont(small)
-            muted = text_colour if selected else opt.palette.placeholderText().color()
-            painter.setPen(muted)
+            painter.setPen(opt.palette.placeholderText().color())
             text = painter.fontMetrics().elidedText(
                 explanation(hit), Qt.TextElideMode.ElideRight, int(r.width())
             )
