@@ -19,6 +19,8 @@ from test_gui_support import (  # noqa: F401 - fixtures
     gui_env,
     library_path,
     library_template,
+    trained_library_path,
+    trained_template,
     window,
 )
 
@@ -262,3 +264,89 @@ def test_selected_thumbnail_keeps_its_colours(window, library_path: Path, qtbot)
     frame_y = rect.top() + 4 + grid.iconSize().width() // 2
     row_colours = {image.pixelColor(x, frame_y).name() for x in range(rect.left(), rect.right())}
     assert highlight in row_colours
+
+
+# --- item 13: nothing stale after a library switch or a failed search -----------------------
+def search_similar(window, qtbot, row: int = 3):
+    rec = window.browser.all_records()[row]
+    window.tabs.setCurrentIndex(0)
+    window.browser.grid.select_ids([rec.id])
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.similar_action.trigger()
+    assert window.search_panel.model.rowCount() > 0
+    return blocker.args[0]
+
+
+def assert_no_results(window, tmp_path: Path) -> None:
+    panel = window.search_panel
+    assert panel.result is None
+    assert panel.model.rowCount() == 0
+    assert window.query is None
+    assert not window.export_csv_action.isEnabled()
+    assert not window.export_sheet_action.isEnabled()
+    assert not panel.csv_button.isEnabled()
+    assert window.export_csv(tmp_path / "stale.csv") is None
+    assert not (tmp_path / "stale.csv").exists()
+    assert not window.detail.query.isVisibleTo(window.detail)
+
+
+def test_switching_library_forgets_the_query_and_results(
+    window, trained_library_path: Path, library_path: Path, tmp_path: Path, qtbot
+) -> None:
+    from fabricsearch.gui.widgets.search_panel import PROMPT
+
+    assert window.open_library(trained_library_path)
+    search_similar(window, qtbot)
+    assert window.export_csv_action.isEnabled()
+    assert window.detail.query.isVisibleTo(window.detail)
+
+    assert window.open_library(library_path)
+    assert_no_results(window, tmp_path)
+    assert window.search_panel.summary.text() == PROMPT
+
+
+def test_failed_search_clears_the_previous_results(
+    window, trained_library_path: Path, tmp_path: Path, qtbot
+) -> None:
+    from fabricsearch.gui.dropping import QueryInput
+
+    assert window.open_library(trained_library_path)
+    search_similar(window, qtbot)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a photo")
+    with qtbot.waitSignal(window.searchFailed, timeout=60_000):
+        window.search(QueryInput(name=broken.name, path=broken))
+    assert_no_results(window, tmp_path)
+    assert "Search failed" in window.search_panel.summary.text()
+
+    # A query that cannot even start (an empty drop) clears them too.
+    search_similar(window, qtbot)
+    with qtbot.waitSignal(window.searchFailed, timeout=5_000):
+        window.search(QueryInput(name="nothing", error="The drop held no image."))
+    assert_no_results(window, tmp_path)
+    assert window.search_panel.summary.text() == "The drop held no image."
+
+
+# --- low items ---------------------------------------------------------------------------------
+def test_results_header_shows_the_total_time_once(qtbot) -> None:
+    from fabricsearch.gui.models import ThumbnailCache
+    from fabricsearch.gui.widgets.search_panel import SearchPanel
+    from fabricsearch.search import SearchResult
+
+    panel = SearchPanel(ThumbnailCache(None))
+    qtbot.addWidget(panel)
+    times = {"decode": 40.0, "encode": 100.0, "search": 2.0, "rerank": 60.0, "total": 203.0}
+    result = SearchResult("q", "m", 32, np.zeros((10, 4), np.float32), [], times)
+    panel.set_result(result, [], "q.jpg")
+    assert "203 ms" in panel.summary.text()
+    assert "405 ms" not in panel.summary.text()
+
+
+def test_changing_top_n_searches_again(window, trained_library_path: Path, qtbot) -> None:
+    assert window.open_library(trained_library_path)
+    search_similar(window, qtbot)
+    assert window.search_panel.model.rowCount() > 5
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000):
+        window.search_panel.k_spin.setValue(5)
+    assert window.search_panel.model.rowCount() == 5
+    assert len(window.search_panel.result.hits) == 5

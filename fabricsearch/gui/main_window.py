@@ -341,6 +341,7 @@ class MainWindow(QMainWindow):
         self.search_panel.activatedId.connect(self.open_image)
         self.search_panel.exportCsvRequested.connect(self.export_csv)
         self.search_panel.exportSheetRequested.connect(self.export_sheet)
+        self.search_panel.kChanged.connect(self._on_k_changed)
         self.tabs.currentChanged.connect(
             lambda _i: self._on_selection(
                 self.active_grid().selected_ids(), from_results=self.tabs.currentIndex() == 1
@@ -414,7 +415,7 @@ class MainWindow(QMainWindow):
         self.library = None
         self._searcher = None
         self.cache = None
-        self.query = None
+        self._clear_search()
         self.stack.setCurrentWidget(self.welcome)
         self._update_state()
 
@@ -546,7 +547,7 @@ class MainWindow(QMainWindow):
     def search(self, query: QueryInput) -> Worker | None:
         """Run a search off the GUI thread; results arrive in the search panel."""
         if not query.ok:
-            self.search_panel.set_message(query.error or "Nothing to search for.")
+            self._clear_search(query.error or "Nothing to search for.")
             self.statusBar().showMessage(query.error or "", 8000)
             self.searchFailed.emit(query.error or "")
             return None
@@ -570,6 +571,10 @@ class MainWindow(QMainWindow):
         worker.start()
         return worker
 
+    def _on_k_changed(self, _k: int) -> None:
+        if self.query is not None and self.library is not None:
+            self.search(self.query)  # the list shown is always the top N asked for
+
     def _on_search_done(self, outcome: SearchOutcome, generation: int) -> None:
         if generation != self._search_generation:
             return  # a newer query replaced this one
@@ -586,13 +591,29 @@ class MainWindow(QMainWindow):
         )
         self.tabs.setCurrentWidget(self.search_panel)
         self._on_selection(self.search_panel.grid.selected_ids(), from_results=True)
+        self._update_state()  # the File menu's exports follow the results
         self.statusBar().showMessage(f"{len(result.hits)} results", 5000)
         self.searchFinished.emit(outcome)
+
+    def _clear_search(self, message: str | None = None) -> None:
+        """Forget the query and its results (and ignore a search still running): nothing of
+        another library or an earlier query stays on screen or goes into an export."""
+        self._search_generation += 1
+        self.query = None
+        if message is None:
+            self.search_panel.clear()
+        else:
+            self.search_panel.clear(message)
+        self.detail.clear_query()
+        if self.tabs.currentIndex() == 1:
+            self.detail.show_record(None)
+            self.label_panel.set_selection([])
+        self._update_state()
 
     def _on_search_failed(self, message: str, generation: int) -> None:
         if generation != self._search_generation:
             return
-        self.search_panel.set_message(f"Search failed: {message}")
+        self._clear_search(f"Search failed: {message}")
         self.statusBar().showMessage(f"Search failed: {message}", 8000)
         self.searchFailed.emit(message)
 

@@ -148,6 +148,9 @@ class DetailPanel(QWidget):
             "" if coarse or fine or tightness is not None else "colour measured; labels unknown"
         )
 
+    def clear_query(self) -> None:
+        self.set_query(None, None)
+
     def _show_labels(
         self, side: _Side, coarse: str | None, fine: str | None, tightness: float | None
     ) -> None:

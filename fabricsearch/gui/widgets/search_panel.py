@@ -21,6 +21,10 @@ from fabricsearch.gui.widgets.palette import paint_chips
 from fabricsearch.search import SearchHit, SearchResult
 
 EXTRA_HEIGHT = 30  # chip strip + explanation line below the score
+PROMPT = (
+    "Drop a photo of a fabric anywhere on the window, paste one "
+    "(Ctrl+V) or use File ▸ Search by photo…"
+)
 
 
 def explanation(hit: SearchHit) -> str:
@@ -35,6 +39,14 @@ def explanation(hit: SearchHit) -> str:
     if b.get("tightness") is not None:
         parts.append(f"tight {100 * b['tightness']:.0f}")
     return " · ".join(parts) or f"Hamming {hit.hamming}"
+
+
+def search_time_ms(result: SearchResult) -> float:
+    """The search's wall time: its "total" when measured (the stages are parts of it)."""
+    times = result.elapsed_ms
+    if "total" in times:
+        return float(times["total"])
+    return float(sum(times.values()))
 
 
 class ResultDelegate(ThumbnailDelegate):
@@ -109,16 +121,14 @@ class SearchPanel(QWidget):
         self.query_thumb = QLabel()
         self.query_thumb.setFixedSize(48, 48)
         self.query_thumb.setScaledContents(False)
-        self.summary = QLabel(
-            "Drop a photo of a fabric anywhere on the window, paste one "
-            "(Ctrl+V) or use File ▸ Search by photo…"
-        )
+        self.summary = QLabel(PROMPT)
         self.summary.setWordWrap(True)
         self.k_spin = QSpinBox()
         self.k_spin.setRange(5, 500)
         self.k_spin.setValue(40)
         self.k_spin.setPrefix("top ")
         self.k_spin.setToolTip("Number of results")
+        self.k_spin.setKeyboardTracking(False)  # search again on Enter or a step, not per digit
         self.k_spin.valueChanged.connect(self.kChanged)
         self.csv_button = QToolButton()
         self.csv_button.setText("CSV…")
@@ -163,6 +173,15 @@ class SearchPanel(QWidget):
         self.grid.set_thumb_size(px)
         self.grid.setGridSize(QSize(px + 56 + 8, px + 8 + 18 + EXTRA_HEIGHT + 8))
 
+    def clear(self, message: str = PROMPT) -> None:
+        """No results (a new library, a failed search): nothing left to export or select."""
+        self.result = None
+        if self.model is not None:
+            self.model.set_hits([], [])
+        self.query_thumb.clear()
+        self.summary.setText(message)
+        self._set_export_enabled(False)
+
     def set_busy(self, name: str) -> None:
         self.summary.setText(f"Searching for fabrics like {name}…")
 
@@ -186,7 +205,7 @@ class SearchPanel(QWidget):
         self.result = result
         assert self.model is not None
         self.model.set_hits(result.hits, records)
-        total_ms = sum(result.elapsed_ms.values())
+        total_ms = search_time_ms(result)
         self.summary.setText(
             f"<b>{len(result.hits)}</b> fabrics like <b>{name}</b> · model {result.model} "
             f"({result.bits} bits) · {total_ms:.0f} ms"
