@@ -332,9 +332,11 @@ def adapt_library(
     cfg: AdaptConfig,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    activate: bool | None = None,
 ) -> ModelInfo:
-    """Adapt a model to the library's images, save it, re-encode the library and make the new
-    model ("adapted-…") active — all recorded only at the very end. Raises `jobs.Cancelled`."""
+    """Adapt a model to the library's images, save it, re-encode the library and record the
+    new model ("adapted-…") — only at the very end — activating it under the activation rule
+    of `hashing.activation` (`activate` True forces). Raises `jobs.Cancelled`."""
     from fabricsearch.catalogue import LibraryError
     from fabricsearch.hashing.train import publish_model
 
@@ -376,4 +378,6 @@ def adapt_library(
         note=f"self-supervised adaptation of {origin} to this library",
         progress=progress,
         cancel=cancel,
+        activate=activate,
+        label_free=True,
     )

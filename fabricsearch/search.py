@@ -43,6 +43,9 @@ RERANK_HAMMING_WEIGHT = 0.5
 #: Re-ranking on by default (see docs/search.md for the measurement behind this default).
 RERANK_DEFAULT = True
 COMPONENTS = ("colour", "coarse", "fine", "tightness")
+#: At most this many images lacking a code are encoded inside a query (about a second each 100
+#: on a laptop CPU); more are left to `fabricsearch encode` with a warning.
+MAX_INLINE_ENCODE = 500
 
 
 class SearchError(Exception):
@@ -164,6 +167,7 @@ class Searcher:
         self.device = device
         self._state: _State | None = None
         self._lock = threading.RLock()
+        self._unencodable: dict[str, set[int]] = {}  # model version → ids that fail to decode
 
     # --- state --------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -189,13 +193,21 @@ class Searcher:
                 "`fabricsearch train`) or install the default model (`fabricsearch encode`)"
             )
         st = self._state
-        if st is not None and st.info.version == info.version:
+        same_model = st is not None and st.info.version == info.version
+        # Images added since the state was loaded (an import, another process) reload it.
+        if same_model and len(st.ids) == self.library.count():
             return st
-        try:
-            method, _meta = load_checkpoint(info.path, device=self.device)
-        except (CheckpointError, OSError) as exc:
-            raise SearchError(f"the active model {info.version} cannot be loaded: {exc}") from exc
-        method.eval()
+        if same_model:
+            method = st.method
+        else:
+            try:
+                method, _meta = load_checkpoint(info.path, device=self.device)
+            except (CheckpointError, OSError) as exc:
+                raise SearchError(
+                    f"the active model {info.version} cannot be loaded: {exc}"
+                ) from exc
+            method.eval()
+        self._complete_codes(info, method)
 
         def rebuild() -> tuple[np.ndarray, np.ndarray]:
             return self.library.load_codes(info.version)
@@ -218,6 +230,39 @@ class Searcher:
         self._load_labels(st)
         self._state = st
         return st
+
+    def _complete_codes(self, info: ModelInfo, method: HashMethod) -> None:
+        """Every image must have a code under the active model, or search can never return it.
+        Activation guarantees that; this repairs libraries where it does not hold (an older
+        version, a crash) by encoding the missing images now, and says which cannot be."""
+        import sqlite3
+
+        from fabricsearch.catalogue import LibraryError
+        from fabricsearch.hashing.activation import complete_codes
+
+        failed = self._unencodable.setdefault(info.version, set())
+        missing = len(self.library.ids_without_codes(info.version)) - len(failed)
+        if missing <= 0:
+            return
+        if missing > MAX_INLINE_ENCODE:  # minutes of work: not inside a query
+            log.warning(
+                "%d images have no code under the active model %s and cannot be found yet: "
+                "run `fabricsearch encode LIB`",
+                missing,
+                info.version,
+            )
+            return
+        try:
+            failed |= complete_codes(self.library, info.version, method, skip=failed)
+        except (LibraryError, sqlite3.Error, OSError) as exc:  # e.g. a read-only library
+            log.warning("images without a code under %s stay unsearchable: %s", info.version, exc)
+            return
+        if failed:
+            log.warning(
+                "%d images cannot be encoded with %s and cannot be found by search",
+                len(failed),
+                info.version,
+            )
 
     def _load_labels(self, st: _State) -> None:
         records = self.library.images()

@@ -667,6 +667,15 @@ class Library:
         for f in self.indexes_dir.glob(f"{version}.*"):
             f.unlink(missing_ok=True)
 
+    def ids_without_codes(self, version: str) -> list[int]:
+        """Ids (ascending) of the images that have no code under model ``version``."""
+        rows = self._query(
+            "SELECT i.id FROM images i WHERE NOT EXISTS (SELECT 1 FROM codes c"
+            " WHERE c.model_version = ? AND c.image_id = i.id) ORDER BY i.id",
+            (version,),
+        )
+        return [r[0] for r in rows]
+
     def count_codes(self, version: str) -> int:
         """How many images have a code under model ``version``."""
         rows = self._query("SELECT COUNT(*) FROM codes WHERE model_version = ?", (version,))

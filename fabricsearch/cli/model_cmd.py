@@ -25,9 +25,13 @@ def add_parsers(subparsers: Any) -> None:
         help="train a hashing model on the library's labelled images, then encode the library",
         description=(
             "Train a hashing model (default DVSH, 64 bits) on the labelled train/val images of "
-            "the library, evaluate it on the test split, encode every image and make the new "
-            "model active. LSH and ITQ need no labels: they are fitted on every image of the "
-            "train split. An interrupted run can continue with --resume."
+            "the library, encode every image, evaluate it and the active model on the same "
+            "test split, and make the new model active only if that evaluation is meaningful "
+            "(at least 10 test queries in 2 classes, codes not degenerate) and the new model is "
+            "not worse (test mAP at least the active one's minus 0.01); otherwise it is kept "
+            "inactive and the reason printed (--activate forces it). LSH and ITQ need no "
+            "labels: they are fitted on every image of the train split. An interrupted run can "
+            "continue with --resume."
         ),
     )
     p.add_argument("library", metavar="LIB", help="library folder")
@@ -58,6 +62,11 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--note", default="", help="a note stored with the model")
+    p.add_argument(
+        "--activate",
+        action="store_true",
+        help="make the new model active even if it does not pass the activation rule",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_train)
 
@@ -110,6 +119,7 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 @user_errors
 def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.config import TrainConfig, replace
+    from fabricsearch.hashing.activation import read_decision
     from fabricsearch.hashing.registry import get_method_class
     from fabricsearch.hashing.train import train_library
     from fabricsearch.pretrain import resolve_init
@@ -134,24 +144,44 @@ def run_train(args: argparse.Namespace) -> int:
         init = resolve_init(args.init, lib)
         cfg = replace(cfg, init=str(init) if init is not None else "scratch")
         try:
-            info = train_library(lib, cfg, progress, cancel, resume=args.resume, note=args.note)
+            info = train_library(
+                lib,
+                cfg,
+                progress,
+                cancel,
+                resume=args.resume,
+                note=args.note,
+                activate=True if args.activate else None,
+            )
         except KeyboardInterrupt:
             cancel.cancel()
             raise
         except (ValueError, TypeError) as exc:
             raise UserError(str(exc)) from exc
+        active = lib.active_model()
+        decision = read_decision(info)
         summary = {
             "version": info.version,
             "method": info.method,
             "bits": info.bits,
             "path": str(info.path),
+            "active": active is not None and active.version == info.version,
+            "activation": None if decision is None else decision.to_dict(),
             "metrics": info.metrics,
-            "images_encoded": int(len(lib.load_codes(info.version)[0])),
+            "images_encoded": lib.count_codes(info.version),
         }
     if args.json:
         print_json(summary)
     else:
-        print(f"model {info.version} trained and active ({info.path})")
+        reason = "" if decision is None else decision.message()
+        if summary["active"]:
+            print(f"model {info.version} trained and active ({info.path})")
+            if reason:
+                print(f"  activated: {reason}")
+        else:
+            print(f"model {info.version} trained, {reason or 'not activated'} ({info.path})")
+            print(f"  the active model stays {active.version if active else 'none'}; ", end="")
+            print(f"to use the new one anyway: fabricsearch models LIB --activate {info.version}")
         for key, value in info.metrics.items():
             print(f"  {key:>14}: {value:.4f}")
         print(f"  encoded {summary['images_encoded']} images")
@@ -220,21 +250,10 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     with _open(args.library) as lib:
         if args.activate:
-            lib.set_active_model(args.activate)
-        active = lib.active_model()
-        rows = [
-            {
-                "version": m.version,
-                "method": m.method,
-                "bits": m.bits,
-                "active": active is not None and m.version == active.version,
-                "created": m.created,
-                "metrics": m.metrics,
-                "path": str(m.path),
-                "note": m.note,
-            }
-            for m in lib.models()
-        ]
+            from fabricsearch.hashing.activation import activate_model
+
+            activate_model(lib, args.activate)
+        rows = model_rows(lib)
     if args.json:
         print_json(rows)
     elif not rows:
@@ -242,9 +261,46 @@ def run_models(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             mark = "*" if r["active"] else " "
-            m = r["metrics"].get("mAP")
-            metric = f"mAP {m:.3f}" if m is not None else ""
-            print(f"{mark} {r['version']:<36} {r['method']:<8} {r['bits']:>4} bits  {metric}")
+            test = r["test"]
+            if test is None:
+                metric = "no codes"
+            elif test["mAP"] is None:
+                metric = "no labelled test split"
+            else:
+                metric = f"mAP {test['mAP']:.3f} ({test['queries']} queries)"
+            line = f"{mark} {r['version']:<36} {r['method']:<8} {r['bits']:>4} bits  {metric}"
+            if not r["active"] and r["activation"] and not r["activation"]["activate"]:
+                line += f"  [not activated: {r['activation']['reason']}]"
+            print(line)
     if args.activate:
         print(f"active model: {args.activate}", file=sys.stderr)
     return 0
+
+
+def model_rows(lib: Any) -> list[dict[str, Any]]:
+    """Every model with its stored metrics, its evaluation now on the current test split
+    (``test``: None without stored codes) and the activation decision recorded with it."""
+    from fabricsearch.hashing.activation import read_decision
+    from fabricsearch.hashing.evaluate import assess_models
+
+    active = lib.active_model()
+    assessed = assess_models(lib)
+    rows = []
+    for m in lib.models():
+        decision = read_decision(m)
+        test = assessed.get(m.version)
+        rows.append(
+            {
+                "version": m.version,
+                "method": m.method,
+                "bits": m.bits,
+                "active": active is not None and m.version == active.version,
+                "created": m.created,
+                "metrics": m.metrics,
+                "test": None if test is None else test.to_dict(),
+                "activation": None if decision is None else decision.to_dict(),
+                "path": str(m.path),
+                "note": m.note,
+            }
+        )
+    return rows

@@ -46,7 +46,9 @@ def add_parsers(subparsers: Any) -> None:
             "on the library's unlabelled images with a contrastive objective between two "
             "augmented views (crops, rotations, scale, lighting, blur; colour is never changed) "
             "and a ranking by measured colour and texture similarity, then re-encode the "
-            "library and make the adapted model active."
+            "library and make the adapted model active if it passes the activation rule "
+            "(docs/evaluation.md: not worse than the active model on the labelled test split, "
+            "codes not degenerate); --activate forces it."
         ),
     )
     p.add_argument("library", metavar="LIB", help="library folder")
@@ -66,6 +68,9 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument(
+        "--activate", action="store_true", help="make the adapted model active in any case"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_adapt)
 
@@ -110,6 +115,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 def run_adapt(args: argparse.Namespace) -> int:
     from fabricsearch.adapt import AdaptConfig, adapt_library
     from fabricsearch.catalogue import Library
+    from fabricsearch.hashing.activation import read_decision
 
     cfg = build_config(
         AdaptConfig,
@@ -124,19 +130,30 @@ def run_adapt(args: argparse.Namespace) -> int:
         amp=not args.no_amp,
     )
     with Library.open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
-        info = adapt_library(lib, cfg, progress=progress, cancel=cancel)
+        info = adapt_library(
+            lib, cfg, progress=progress, cancel=cancel, activate=True if args.activate else None
+        )
+        active = lib.active_model()
+        decision = read_decision(info)
         summary = {
             "version": info.version,
             "method": info.method,
             "bits": info.bits,
             "path": str(info.path),
+            "active": active is not None and active.version == info.version,
+            "activation": None if decision is None else decision.to_dict(),
             "metrics": info.metrics,
             "note": info.note,
         }
     if args.json:
         print_json(summary)
-    else:
+    elif summary["active"]:
         print(f"adapted model {info.version} is now active")
+    else:
+        reason = decision.message() if decision is not None else "not activated"
+        print(f"adapted model {info.version}: {reason}")
+        print(f"  to use it anyway: fabricsearch models LIB --activate {info.version}")
+    if not args.json:
         for k, v in info.metrics.items():
             print(f"  {k}: {v:.4g}")
     return 0

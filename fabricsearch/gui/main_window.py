@@ -874,7 +874,9 @@ class MainWindow(QMainWindow):
         worker = Worker(fn, name="adapt", parent=self)
         dialog = JobProgressDialog(worker, "Adapting the model to this library", self)
         self.last_dialog = dialog
-        worker.finished.connect(lambda _info: self._on_training_ended("finished"))
+        worker.finished.connect(
+            lambda info: (self._report_adapted(info), self._on_training_ended("finished"))
+        )
         worker.failed.connect(
             lambda m: (
                 self.show_message("Adapt", f"Adaptation failed: {m}", warning=True),
@@ -886,6 +888,18 @@ class MainWindow(QMainWindow):
         worker.start()
         dialog.open()
         return worker
+
+    def _report_adapted(self, info: Any) -> None:
+        from fabricsearch.hashing.activation import read_decision
+
+        decision = read_decision(info)
+        if decision is not None and not decision.activate:
+            self.show_message(
+                "Adapt",
+                f"The adapted model {info.version} was saved but not activated: "
+                f"{decision.reason}. The previous model stays active; Model ▸ Versions can "
+                "switch to it.",
+            )
 
     def _on_training_ended(self, outcome: str) -> None:
         if outcome == "finished":

@@ -380,12 +380,16 @@ def train_library(
     cancel: CancelToken | None = None,
     resume: bool = False,
     note: str = "",
+    activate: bool | None = None,
 ) -> ModelInfo:
-    """Train on the library, save the checkpoint, encode every image, evaluate on the test
-    split, then record + store codes + activate in one transaction (only at the very end).
+    """Train on the library, save the checkpoint, encode every image, evaluate it and the
+    active model on the test split, then record + store codes (only at the very end) and
+    activate it if it passes the activation rule (`activate` True forces, False never;
+    `hashing.activation.read_decision(info)` says what happened and why).
     Methods without trainable weights (LSH, ITQ) need no labels: they are fitted on every image
     of the train split, labelled or not."""
-    data = library_training_data(lib, labelled_only=needs_labels(cfg.method))
+    label_free = not needs_labels(cfg.method)
+    data = library_training_data(lib, labelled_only=not label_free)
     lib.models_dir.mkdir(parents=True, exist_ok=True)
     result = train(data, cfg, progress, cancel, out_dir=lib.models_dir, resume=resume)
     info = publish_model(
@@ -399,10 +403,34 @@ def train_library(
         note=note,
         progress=progress,
         cancel=cancel,
+        activate=activate,
+        label_free=label_free,
     )
     if result.partial_path is not None:
         result.partial_path.unlink(missing_ok=True)
     return info
+
+
+def _active_codes(
+    lib: Library,
+    active: ModelInfo,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The active model's codes, first completed for images that lack one (so both models are
+    compared on the same images; it also repairs the active model for search)."""
+    from fabricsearch.hashing.activation import complete_codes
+    from fabricsearch.hashing.checkpoint import CheckpointError
+    from fabricsearch.hashing.encode import load_library_model
+
+    if lib.ids_without_codes(active.version):
+        try:
+            method, _, _ = load_library_model(lib, active.version)
+        except (CheckpointError, OSError) as exc:
+            log.warning("cannot complete the codes of the active model %s: %s", active.version, exc)
+        else:
+            complete_codes(lib, active.version, method, progress, cancel)
+    return lib.load_codes(active.version)
 
 
 def publish_model(
@@ -417,25 +445,43 @@ def publish_model(
     note: str,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    activate: bool | None = None,
+    label_free: bool = False,
 ) -> ModelInfo:
-    """Encode every image with a freshly trained or adapted `method`, evaluate it on the test
-    split, save ``<models>/<version>.safetensors`` (+ JSON), then record the model, store its
-    codes and make it active in one transaction. `metrics` (the run's own, e.g. time) are stored
-    with the test metrics; NaN values (e.g. no validation split) are left out. A cancelled or
+    """Encode every image with a freshly trained or adapted `method`, evaluate it and the
+    active model on the same test queries and database, save ``<models>/<version>.safetensors``
+    (+ JSON, with the activation decision), record the model with its codes in one
+    transaction, then activate it if the rule of `activation.decide_activation` says so
+    (`activate` True forces it, False keeps it inactive) — with a code for every image,
+    including images imported meanwhile. `metrics` (the run's own, e.g. time) are stored with
+    the test metrics; NaN values (e.g. no validation split) are left out. A cancelled or
     failed run deletes the files and leaves the library as it was."""
     from fabricsearch.catalogue import ModelInfo
+    from fabricsearch.hashing.activation import activate_model, decide_activation
     from fabricsearch.hashing.encode import encode_library
-    from fabricsearch.hashing.evaluate import evaluate_library_codes
+    from fabricsearch.hashing.evaluate import assess_library_codes
 
     lib.models_dir.mkdir(parents=True, exist_ok=True)
     path = lib.models_dir / f"{version}.safetensors"
+    recorded = False
     try:
         check(cancel)
         ids, packed = encode_library(lib, method, store=False, progress=progress, cancel=cancel)
-        metrics = dict(metrics)
-        test = evaluate_library_codes(lib, ids, packed, method.bits)
-        if test is not None:
-            metrics.update({k: float(v) for k, v in test.summary().items() if isinstance(v, float)})
+        active = lib.active_model()
+        active_assessment = None
+        common: set[int] | None = None
+        if active is not None:
+            active_ids, active_packed = _active_codes(lib, active, progress, cancel)
+            if len(active_ids):  # else it cannot be evaluated; judge the new model alone
+                common = set(ids.tolist()) & set(active_ids.tolist())
+                active_assessment = assess_library_codes(
+                    lib, active_ids, active_packed, active.bits, only=common
+                )
+        assessment = assess_library_codes(lib, ids, packed, method.bits, only=common)
+        decision = decide_activation(
+            assessment, active, active_assessment, force=activate, label_free=label_free
+        )
+        metrics = {**metrics, **assessment.metrics()}
         metrics = {k: v for k, v in metrics.items() if v == v}
         meta = ckpt.build_metadata(
             method,
@@ -446,6 +492,10 @@ def publish_model(
             version=version,
         )
         meta.extra.update(extra)
+        meta.extra["activation"] = decision.to_dict()
+        meta.extra["test_assessment"] = assessment.to_dict()
+        if active_assessment is not None:
+            meta.extra["active_assessment"] = active_assessment.to_dict()
         ckpt.save_checkpoint(path, method, meta)
         check(cancel)
         info = ModelInfo(
@@ -458,9 +508,15 @@ def publish_model(
             note=note,
         )
         with lib.atomic():
-            lib.add_model(info, activate=True)
+            lib.add_model(info, activate=False)
             lib.store_codes(version, ids.tolist(), packed)
+        recorded = True
+        log.info("model %s: %s", version, decision.message())
+        if decision.activate:
+            activate_model(lib, version, method, progress=progress, cancel=cancel)
     except BaseException:
+        if recorded:
+            lib.remove_model(version)
         for p in (path, ckpt.metadata_path(path)):
             p.unlink(missing_ok=True)
         raise

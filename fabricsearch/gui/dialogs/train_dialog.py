@@ -338,14 +338,7 @@ class TrainingProgressDialog(QDialog):
             self.eta_label.setText("done")
 
     def _on_finished(self, info: Any) -> None:
-        version = getattr(info, "version", "")
-        metrics = getattr(info, "metrics", {}) or {}
-        extra = (
-            f" · test mAP {metrics['mAP']:.3f}"
-            if isinstance(metrics.get("mAP"), int | float)
-            else ""
-        )
-        self._end(f"Finished: model <b>{version}</b> is now active{extra}.", "finished")
+        self._end(finished_message(info), "finished")
 
     def _on_failed(self, message: str) -> None:
         self._end(f"<span style='color:#b23a48'>Training failed: {message}</span>", "failed")
@@ -358,6 +351,25 @@ class TrainingProgressDialog(QDialog):
             self.cancel()
         else:
             super().reject()
+
+
+def finished_message(info: Any) -> str:
+    """What a finished training says: whether the new model is active, and why (or why not)."""
+    from html import escape
+
+    from fabricsearch.hashing.activation import read_decision
+
+    version = escape(getattr(info, "version", ""))
+    decision = read_decision(info) if info is not None else None
+    if decision is None:
+        return f"Finished: model <b>{version}</b>."
+    if decision.activate:
+        return f"Finished: model <b>{version}</b> is now active ({escape(decision.reason)})."
+    return (
+        f"Finished: model <b>{version}</b> was saved but <b>not activated</b>: "
+        f"{escape(decision.reason)}. The previous model stays active; Model ▸ Versions can "
+        "switch to the new one."
+    )
 
 
 def _select_data(box: QComboBox, value: Any) -> None:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-COLUMNS = ("", "Version", "Method", "Bits", "Created", "mAP", "NDCG@50", "Note")
+COLUMNS = ("", "Version", "Method", "Bits", "Created", "Test mAP", "Queries", "Status", "Note")
 
 
 def _metric(metrics: dict[str, Any], *names: str) -> str:
@@ -58,19 +58,34 @@ class VersionsDialog(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
+        from fabricsearch.hashing.activation import read_decision
+        from fabricsearch.hashing.evaluate import assess_models
+
         models = self.library.models()
         active = self.library.active_model()
+        # Every model evaluated now on the current test split, the shipped one included.
+        assessed = assess_models(self.library)
         self.table.setRowCount(len(models))
         for row, m in enumerate(models):
             created = dt.datetime.fromtimestamp(m.created).strftime("%Y-%m-%d %H:%M")
+            test = assessed.get(m.version)
+            is_active = active is not None and m.version == active.version
+            decision = read_decision(m)
+            if is_active:
+                status = "active"
+            elif decision is not None and not decision.activate:
+                status = f"not activated: {decision.reason}"
+            else:
+                status = ""
             values = (
-                "●" if active is not None and m.version == active.version else "",
+                "●" if is_active else "",
                 m.version,
                 m.method,
                 str(m.bits),
                 created,
-                _metric(m.metrics, "mAP", "test_mAP", "val_mAP"),
-                _metric(m.metrics, "ndcg@50", "NDCG@50", "ndcg"),
+                "no codes" if test is None else _metric({"mAP": test.mAP}, "mAP"),
+                "" if test is None else str(test.queries),
+                status,
                 m.note,
             )
             for col, value in enumerate(values):
@@ -92,8 +107,11 @@ class VersionsDialog(QDialog):
         version = self.selected_version()
         if version is None:
             return
+        from fabricsearch.hashing.activation import activate_model
+
         try:
-            self.library.set_active_model(version)
+            # Images imported since this model was made get their codes first.
+            activate_model(self.library, version)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             QMessageBox.warning(self, "Model versions", f"Cannot switch to {version}: {exc}")
             return
