@@ -350,3 +350,103 @@ def test_changing_top_n_searches_again(window, trained_library_path: Path, qtbot
         window.search_panel.k_spin.setValue(5)
     assert window.search_panel.model.rowCount() == 5
     assert len(window.search_panel.result.hits) == 5
+
+
+# --- item 9: a training never vanishes ---------------------------------------------------------
+@pytest.fixture
+def blocking_training(monkeypatch: pytest.MonkeyPatch):
+    """train_library replaced by one that reports an epoch and runs until cancelled."""
+    import threading
+
+    from fabricsearch.hashing import train
+    from fabricsearch.jobs import Progress, check
+
+    started = threading.Event()
+
+    def fake_train(library, config, progress=None, cancel=None):
+        info = {"epoch": 1, "epochs": config.epochs, "loss": 1.0, "eta_s": 65.0}
+        progress(Progress("train", 1, 10, "step", info=info))
+        started.set()
+        while True:
+            check(cancel)
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr(train, "train_library", fake_train)
+    return started
+
+
+def test_training_window_can_be_hidden_and_brought_back_and_asks_before_stopping(
+    window, library_path: Path, qtbot, blocking_training, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog
+
+    assert window.open_library(library_path)
+    assert not window.training_action.isEnabled()
+    worker = window.start_training(dataclasses.replace(window.base_train_config(), epochs=1))
+    dialog = window.train_dialog
+    assert isinstance(dialog, TrainingProgressDialog)
+    assert blocking_training.wait(10)
+    assert "1 epoch" in dialog.header.text()
+    assert "1 epochs" not in dialog.header.text()
+    assert dialog.isVisible()
+    assert not dialog.close_button.isVisible()  # no Close while it runs
+    assert dialog.cancel_button.isVisible()
+    assert not dialog.cancel_button.autoDefault()
+    qtbot.waitUntil(lambda: "epoch 1 of 1" in window.training_button.text())
+
+    # Run in background hides it; the Model menu and the status bar bring it back.
+    dialog.hide_button.click()
+    assert not dialog.isVisible()
+    assert worker.running
+    assert window.training_button.isVisible()
+    assert window.training_action.isEnabled()
+    window.training_action.trigger()
+    assert dialog.isVisible()
+    dialog.hide_button.click()
+    window.training_button.click()
+    assert dialog.isVisible()
+
+    # Esc and × ask first; "No" keeps it running and shown.
+    asked: list[bool] = []
+    monkeypatch.setattr(dialog, "confirm_cancel", lambda: asked.append(True) or False)
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    dialog.close()
+    assert asked == [True, True]
+    assert dialog.isVisible()
+    assert worker.running
+
+    # Quitting (and opening another library) asks too; "No" keeps the window and the training.
+    questions: list[str] = []
+    monkeypatch.setattr(window, "confirm", lambda title, text: questions.append(title) or False)
+    assert not window.close()
+    assert window.isVisible()
+    assert not window.open_library(library_path)
+    assert questions == ["Quit", "Open library"]
+    assert worker.running
+
+    # "Yes" stops it; the time left is no longer shown.
+    assert dialog.eta_label.text() != "—"
+    monkeypatch.setattr(dialog, "confirm_cancel", lambda: True)
+    with qtbot.waitSignal(window.trainingEnded, timeout=30_000) as blocker:
+        qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    assert blocker.args == ["cancelled"]
+    assert dialog.eta_label.text() == "—"
+    assert dialog.close_button.isVisible()
+    assert not window.training_button.isVisible()
+
+
+def test_job_progress_counts_read_naturally(qtbot) -> None:
+    from fabricsearch.gui.dialogs.progress_dialog import JobProgressDialog, units
+    from fabricsearch.gui.workers import Worker
+    from fabricsearch.jobs import Progress
+
+    assert units(1, "step") == "step"
+    assert units(45, "step") == "steps"
+    assert units(3, "images") == "images"
+    assert units(2, "batch") == "batches"
+    dialog = JobProgressDialog(Worker(lambda progress=None, cancel=None: None), "Job")
+    qtbot.addWidget(dialog)
+    dialog.on_progress(Progress("train", 6, 45, "step"))
+    assert dialog.rate_label.text().startswith("6 of 45 steps")

@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         self._search_generation = 0
         self.search_worker: Worker | None = None
         self.train_worker: Worker | None = None
+        self.train_dialog: QWidget | None = None  # the latest training's progress window
         self.import_worker: Worker | None = None
         self.last_import_report: Any = None
         self.last_dialog: QWidget | None = None  # most recent modeless dialog (tests, screenshots)
@@ -213,6 +214,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.advice_label)
         self.statusBar().addPermanentWidget(self.count_label)
         self.statusBar().addPermanentWidget(self.model_label)
+        # While a training runs (its window may be hidden): what it is doing; a click shows it.
+        self.training_button = QPushButton()
+        self.training_button.setFlat(True)
+        self.training_button.setToolTip("Show the training's progress window")
+        self.training_button.clicked.connect(self.show_training)
+        self.training_button.setVisible(False)
+        self.statusBar().addPermanentWidget(self.training_button)
 
         self._build_menus()
         self.addActions(self.label_panel.shortcut_actions)
@@ -297,6 +305,8 @@ class MainWindow(QMainWindow):
         self.train_action = self._action(
             model_menu, "Retrain on new samples…", self.retrain_dialog, None, sp.SP_BrowserReload
         )
+        self.training_action = self._action(model_menu, "Training progress…", self.show_training)
+        self.training_action.setEnabled(False)
         self.evaluate_action = self._action(model_menu, "Evaluate…", self.evaluate)
         self.versions_action = self._action(model_menu, "Versions…", self.show_versions)
         self.adapt_action = self._action(
@@ -375,6 +385,11 @@ class MainWindow(QMainWindow):
     def open_library(self, path: str | Path, create: bool = False) -> bool:
         """Open (or create) a library and show it; False with a message if it can't be used."""
         path = Path(path).expanduser()
+        if self.training_running() and not self.confirm(
+            "Open library",
+            "A training is running in this library. Open another library and cancel it?",
+        ):
+            return False
         try:
             lib = create_library(path) if create else Library.open(path)
         except (LibraryError, OSError) as exc:
@@ -843,9 +858,33 @@ class MainWindow(QMainWindow):
         worker.failed.connect(lambda _m: self._on_training_ended("failed"))
         worker.cancelled.connect(lambda: self._on_training_ended("cancelled"))
         self.train_worker = worker
+        worker.progress.connect(self._show_training_progress)
+        self.training_button.setText("Training…")
+        self.training_button.setVisible(True)
+        self.training_action.setEnabled(True)
         worker.start()
         dialog.show()
         return worker
+
+    def training_running(self) -> bool:
+        return self.train_worker is not None and self.train_worker.running
+
+    def show_training(self) -> None:
+        """Bring back the latest training's progress window (also after Run in background)."""
+        if self.train_dialog is not None:
+            self.train_dialog.show()
+            self.train_dialog.raise_()
+            self.train_dialog.activateWindow()
+
+    def _show_training_progress(self, p: Any) -> None:
+        info = p.info or {}
+        if "epoch" in info and info.get("epochs"):
+            text = f"Training: epoch {info['epoch']} of {info['epochs']}"
+        elif p.total:
+            text = f"Training: {p.stage} {100 * p.done // max(1, p.total)} %"
+        else:
+            text = f"Training: {p.stage}"
+        self.training_button.setText(text)
 
     def adapt_dialog(self) -> None:
         if self.library is None:
@@ -902,6 +941,13 @@ class MainWindow(QMainWindow):
             )
 
     def _on_training_ended(self, outcome: str) -> None:
+        self.training_button.setVisible(False)
+        if (
+            self.train_dialog is not None
+            and not self.train_dialog.isVisible()
+            and getattr(self.train_dialog, "worker", None) is self.train_worker
+        ):
+            self.show_training()  # it ran in the background: show how it ended
         if outcome == "finished":
             self._searcher = None  # the searcher also notices; start clean anyway
             self.modelChanged.emit()
@@ -997,7 +1043,26 @@ class MainWindow(QMainWindow):
         self.advice_label.setText(advice)
         self.evaluate_action.setEnabled(active is not None)
 
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask a yes/no question (scripted runs and tests: yes)."""
+        if not self.interactive:
+            return True
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.training_running() and not self.confirm(
+            "Quit",
+            "A training is running. Quit and cancel it? The current model stays active.",
+        ):
+            event.ignore()
+            return
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.save_splitter_state("main", self.splitter.saveState())
         self.settings.save_splitter_state("right", self.right.saveState())

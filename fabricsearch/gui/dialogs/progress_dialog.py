@@ -29,6 +29,13 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+def units(n: float | None, unit: str) -> str:
+    """The unit for a count: "1 step", "45 steps" (units already plural stay as they are)."""
+    if not unit or n == 1 or unit.endswith("s"):
+        return unit
+    return unit + ("es" if unit.endswith(("ch", "sh", "x")) else "s")
+
+
 class RateEstimator:
     """Smoothed items/s and ETA for one stage at a time."""
 
@@ -86,7 +93,12 @@ class JobProgressDialog(QDialog):
         else:
             self.bar.setRange(0, 0)
         rate, eta = self._rate.update(p)
-        parts = [f"{p.done:,}" + (f" of {p.total:,} {p.unit}" if p.total else f" {p.unit}")]
+        count = p.total if p.total else p.done
+        parts = [
+            f"{p.done:,}"
+            + (f" of {p.total:,}" if p.total else "")
+            + f" {units(count, p.unit)}".rstrip()
+        ]
         if rate:
             parts.append(f"{rate:.1f} {p.unit}/s")
         if eta is not None:

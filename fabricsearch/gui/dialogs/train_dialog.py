@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -221,9 +222,8 @@ class TrainingProgressDialog(QDialog):
         self.epochs = getattr(config, "epochs", None)
         self.setWindowTitle("Training")
         self.resize(640, 480)
-        self.header = QLabel(
-            f"Training <b>{config.method}</b> · {config.bits} bits · {config.epochs} epochs"
-        )
+        epochs = f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}"
+        self.header = QLabel(f"Training <b>{config.method}</b> · {config.bits} bits · {epochs}")
         self.stage_label = QLabel("Preparing…")
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)
@@ -251,14 +251,24 @@ class TrainingProgressDialog(QDialog):
             stats.addWidget(title, 0, col)
             lab.setStyleSheet("font-size: 14pt;")
             stats.addWidget(lab, 1, col)
-        self.cancel_button = QPushButton("Cancel")
+        # While it runs: Cancel (stops it) and Run in background (hides the window; Model ▸
+        # Training progress and the status bar bring it back). Close only once it has ended.
+        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button.setAutoDefault(False)  # Enter must not stop a training
         self.cancel_button.clicked.connect(self.cancel)
+        self.hide_button = QPushButton("Run in background")
+        self.hide_button.setToolTip(
+            "Hide this window; Model ▸ Training progress or the status bar shows it again"
+        )
+        self.hide_button.clicked.connect(self.hide)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.accept)
-        self.close_button.setVisible(False)
         buttons = QDialogButtonBox()
         buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
+        buttons.addButton(self.hide_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(self.close_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.close_button.setVisible(False)  # after addButton, which shows it
+        self.hide_button.setDefault(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(self.stage_label)
@@ -329,6 +339,7 @@ class TrainingProgressDialog(QDialog):
         self.outcome = outcome
         self.stage_label.setText(text)
         self.cancel_button.setVisible(False)
+        self.hide_button.setVisible(False)
         self.close_button.setVisible(True)
         self.close_button.setDefault(True)
         if self.bar.maximum() == 0:
@@ -336,6 +347,8 @@ class TrainingProgressDialog(QDialog):
         if outcome == "finished":
             self.bar.setValue(self.bar.maximum())
             self.eta_label.setText("done")
+        else:
+            self.eta_label.setText("—")  # no time is left of a stopped training
 
     def _on_finished(self, info: Any) -> None:
         self._end(finished_message(info), "finished")
@@ -346,11 +359,22 @@ class TrainingProgressDialog(QDialog):
     def _on_cancelled(self) -> None:
         self._end("Training cancelled; the previous model stays active.", "cancelled")
 
-    def reject(self) -> None:
-        if self.worker.running:
-            self.cancel()
-        else:
+    def reject(self) -> None:  # Esc and the window's ×: ask before stopping a running training
+        if not self.worker.running:
             super().reject()
+        elif self.cancel_button.isEnabled() and self.confirm_cancel():
+            self.cancel()
+
+    def confirm_cancel(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Cancel the training?",
+            "Stop the training after the current batch? The current model stays active.\n\n"
+            "To keep it running, choose No (Run in background hides this window).",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
 
 def finished_message(info: Any) -> str:
