@@ -2,6 +2,12 @@
 
     .venv/bin/python benchmarks/bench_index.py            # 1M codes, 64 and 256 bits
     .venv/bin/python benchmarks/bench_index.py --n 100000 --bits 64
+    .venv/bin/python benchmarks/bench_index.py --load     # single-query latency under CPU load
+
+With --load: one 256-bit query at a time over 1M codes, our thread setting (one thread per
+single query, index.search_threads) against faiss's default (one per core), alternating query
+by query, first on a quiet machine, then while other processes burn every core (as a training
+would). Prints a table and writes benchmarks/results/index_load.json.
 
 Single queries are timed one at a time, alternating ours and faiss's on the same query so both
 see the same machine load; batched queries likewise alternate. Prints a table and writes
@@ -23,6 +29,7 @@ import numpy as np
 from fabricsearch.index import HammingIndex
 
 RESULTS = Path(__file__).resolve().parent / "results" / "index.json"
+LOAD_RESULTS = RESULTS.with_name("index_load.json")
 
 
 def _time(fn) -> float:
@@ -112,6 +119,87 @@ def bench_bits(
     return row
 
 
+def _burn(stop) -> None:  # type: ignore[no-untyped-def]
+    x = 0
+    while not stop.is_set():
+        for _ in range(100_000):
+            x += 1
+
+
+def bench_load(n: int, bits: int, queries: int, k: int, burners: int) -> list[dict]:
+    """Median and p95 single-query latency, ours vs faiss's default threads, quiet and loaded."""
+    import multiprocessing as mp
+
+    from fabricsearch import index as index_mod
+
+    rng = np.random.default_rng(bits)
+    idx = HammingIndex(bits, engine="faiss")
+    idx.add(np.arange(n), rng.integers(0, 256, (n, bits // 8), dtype=np.uint8))
+    qs = rng.integers(0, 256, (queries, bits // 8), dtype=np.uint8)
+    ours = index_mod.search_threads
+    default_threads = faiss.omp_get_max_threads()
+
+    def run(condition: str) -> dict:
+        t_ours, t_default = [], []
+        for q in qs:
+            index_mod.search_threads = ours
+            t_ours.append(_time(lambda q=q: idx.search(q, k)))
+            index_mod.search_threads = lambda _n: default_threads
+            t_default.append(_time(lambda q=q: idx.search(q, k)))
+        index_mod.search_threads = ours
+        row = {"condition": condition, "bits": bits, "n": n, "queries": queries, "k": k}
+        for name, t in (("ours", t_ours), ("default", t_default)):
+            row[f"{name}_median_ms"] = float(np.median(t) * 1e3)
+            row[f"{name}_p95_ms"] = float(np.percentile(t, 95) * 1e3)
+        row["median_ratio_default_over_ours"] = row["default_median_ms"] / row["ours_median_ms"]
+        row["p95_ratio_default_over_ours"] = row["default_p95_ms"] / row["ours_p95_ms"]
+        return row
+
+    idx.search(qs[0], k)  # warm-up: learns the over-fetch
+    rows = [run("quiet")]
+    stop = mp.Event()
+    procs = [mp.Process(target=_burn, args=(stop,), daemon=True) for _ in range(burners)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(1.0)  # let the burners reach full speed
+        rows.append(run(f"{burners} busy processes"))
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(5)
+    return rows
+
+
+def main_load(args: argparse.Namespace) -> None:
+    rows = bench_load(args.n, 256, args.single, args.k, args.burners or os.cpu_count() or 1)
+    head = (
+        f"{'condition':<20} | {'ours med ms':>11} {'p95':>7} | {'default med':>11} {'p95':>7} | "
+        f"{'med ratio':>9} {'p95 ratio':>9}"
+    )
+    print(f"256-bit single queries over {args.n:,} codes, k={args.k}; ratio = default / ours")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['condition']:<20} | {r['ours_median_ms']:>11.2f} {r['ours_p95_ms']:>7.2f} | "
+            f"{r['default_median_ms']:>11.2f} {r['default_p95_ms']:>7.2f} | "
+            f"{r['median_ratio_default_over_ours']:>9.2f} {r['p95_ratio_default_over_ours']:>9.2f}"
+        )
+    conditions = {
+        "cpu_count": os.cpu_count(),
+        "faiss_default_threads": faiss.omp_get_max_threads(),
+        "faiss_version": faiss.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    print(f"conditions: {conditions}")
+    out = LOAD_RESULTS if args.out == RESULTS else args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "conditions": conditions}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -123,7 +211,12 @@ def main() -> None:
     ap.add_argument("--numpy-queries", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="faiss OpenMP threads (0: default)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--load", action="store_true", help="single-query latency under CPU load")
+    ap.add_argument("--burners", type=int, default=0, help="with --load: busy processes (0: cores)")
     args = ap.parse_args()
+    if args.load:
+        main_load(args)
+        return
     if args.threads:
         faiss.omp_set_num_threads(args.threads)  # applies to ours and the reference alike
 

@@ -22,12 +22,13 @@ Files: see `save` for the format. A truncated, corrupted or foreign file raises 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,6 +56,14 @@ SUFFIX = ".fshidx"
 # _FIRST_EXCESS_FACTOR * k + 16. (At 1M random 64-bit codes and k=100, ~120 rows share the
 # boundary distance.)
 _FIRST_EXCESS_FACTOR = 1
+#: OpenMP threads faiss may use for one search. faiss's default is one per core, and every
+#: search then waits at a barrier for the slowest of them: with another process busy (a
+#: training) one 256-bit query over 1M codes took 111 ms instead of 1.5 ms. A single query
+#: runs on one thread (no waiting for a preempted sibling thread); a batch uses at most this
+#: many, never more than it has queries. Measured by benchmarks/bench_index.py --load
+#: (2 cores, 1M codes: 13 ms vs 74 ms quiet, 25 ms vs 192 ms with both cores busy;
+#: benchmarks/results/index_load.json).
+MAX_SEARCH_THREADS = 4
 _MAX_EXCESS_FACTOR = 8
 _MC_BUFFER_BYTES = 1 << 20
 
@@ -74,6 +83,23 @@ def index_path(folder: str | os.PathLike[str], model_version: str) -> Path:
 
 def _have_faiss() -> bool:
     return faiss is not None
+
+
+def search_threads(queries: int) -> int:
+    """faiss threads for a search of `queries` queries (see MAX_SEARCH_THREADS)."""
+    return max(1, min(int(queries), MAX_SEARCH_THREADS, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def _faiss_threads(n: int) -> Iterator[None]:
+    # OpenMP's thread count is per calling thread (libgomp keeps it per thread), so this
+    # neither races with searches in other threads nor outlives the call.
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _popcount_rows(x: np.ndarray) -> np.ndarray:
@@ -240,7 +266,8 @@ class HammingIndex:
         if kk == 0 or nq == 0:
             return out_d, out_i
         if self.engine == "faiss":
-            self._search_faiss(q, codes, kk, out_d, out_i)
+            with _faiss_threads(search_threads(nq)):
+                self._search_faiss(q, codes, kk, out_d, out_i)
         else:
             for qi in range(nq):
                 d, r = _numpy_topk(q[qi], codes, kk)
@@ -261,7 +288,8 @@ class HammingIndex:
         if radius < 0 or ids.shape[0] == 0:
             return np.empty(0, np.int32), np.empty(0, np.int64)
         if self.engine == "faiss":
-            ((d, r),) = _faiss_range(q, codes, radius)
+            with _faiss_threads(1):
+                ((d, r),) = _faiss_range(q, codes, radius)
         else:
             dist = hamming_distances(q[0], codes)
             r = np.flatnonzero(dist <= radius)
