@@ -175,4 +175,6 @@ def test_new_library_gets_the_shipped_model_and_advice(window, tmp_path: Path) -
     active = window.library.active_model()
     assert active is not None
     assert active.version.startswith("pretrained-")
-    assert "label" in window.advice_label.text().lower()
+    # Empty: the advice is to import photos, not to label and retrain what is not there.
+    assert "import" in window.advice_label.text().lower()
+    assert "retrain" not in window.advice_label.text().lower()

@@ -450,3 +450,38 @@ def test_job_progress_counts_read_naturally(qtbot) -> None:
     qtbot.addWidget(dialog)
     dialog.on_progress(Progress("train", 6, 45, "step"))
     assert dialog.rate_label.text().startswith("6 of 45 steps")
+
+
+def test_tooltips_and_status_name_categories_not_ids(window, library_path: Path, qtbot) -> None:
+    assert window.open_library(library_path)
+    tax = window.library.taxonomy
+    minor = next(m for major in tax.majors for m in tax.minors_of(major) if "/" in m)
+    rec = window.browser.visible_records()[0]
+    window.browser.grid.select_ids([rec.id])
+    assert window.label_selection({"coarse": minor, "fine": tax.fine[0]})
+    status = window.statusBar().currentMessage()
+    assert tax.display_coarse(minor) in status
+    assert minor not in status
+    model = window.browser.model
+    tip = model.data(model.index(model.row_of(rec.id)), Qt.ItemDataRole.ToolTipRole)
+    assert tax.display_coarse(minor) in tip
+    assert tax.fine_names.get(tax.fine[0], tax.fine[0]) in tip
+    assert minor not in tip
+    assert window.undo_stack.text(window.undo_stack.count() - 1) == status
+
+
+def test_empty_library_says_how_to_add_photos(window, tmp_path: Path, library_path: Path) -> None:
+    from fabricsearch.gui.widgets.library_browser import EMPTY_LIBRARY, NO_MATCH
+
+    assert window.open_library(tmp_path / "new", create=True)
+    browser = window.browser
+    assert browser.views.currentWidget() is browser.empty_label
+    assert browser.empty_label.text() == EMPTY_LIBRARY
+    assert "Import folder" in window.advice_label.text()
+    assert "retrain" not in window.advice_label.text().lower()
+
+    assert window.open_library(library_path)
+    assert browser.views.currentWidget() is browser.grid
+    browser.labelled_box.setCurrentIndex(browser.labelled_box.findData("unlabelled"))
+    assert browser.views.currentWidget() is browser.empty_label
+    assert browser.empty_label.text() == NO_MATCH

@@ -35,7 +35,8 @@ class SetLabelsCommand(QUndoCommand):
         groups: Sequence[tuple[list[int], dict[str, Any]]] | None = None,
         text: str | None = None,
     ) -> None:
-        super().__init__(text or _describe(changes, len(ids)))
+        taxonomy = getattr(library, "taxonomy", None)
+        super().__init__(text or _describe(changes, len(ids), taxonomy))
         self.library = library
         self.ids = list(ids)
         self.changes = dict(changes)  # the fields changed (values of the first group)
@@ -110,7 +111,8 @@ def apply_tightness_step(
     )
 
 
-def _describe(changes: dict[str, Any], n: int) -> str:
+def _describe(changes: dict[str, Any], n: int, taxonomy: Any = None) -> str:
+    """The undo step's name, in the category names the user sees (not internal ids)."""
     parts = []
     for key in LABEL_KEYS:
         if key in changes:
@@ -119,6 +121,10 @@ def _describe(changes: dict[str, Any], n: int) -> str:
                 parts.append(f"clear {key}")
             elif key == "tightness":
                 parts.append(f"tightness {value:.0f} %")
+            elif taxonomy is not None and key == "coarse":
+                parts.append(f"coarse {taxonomy.display_coarse(value)}")
+            elif taxonomy is not None and key == "fine":
+                parts.append(f"fine {taxonomy.fine_names.get(value, value)}")
             else:
                 parts.append(f"{key} {value}")
     return f"{', '.join(parts)} on {n} image{'s' if n != 1 else ''}"

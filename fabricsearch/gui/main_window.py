@@ -403,6 +403,8 @@ class MainWindow(QMainWindow):
         self.search_panel.set_cache(self.cache)
         self.set_thumb_size(self.settings.thumb_size, save=False)
         self.browser.set_taxonomy(lib.taxonomy)
+        for model in (self.browser.model, self.search_panel.model):
+            model.taxonomy = lib.taxonomy
         self.detail.taxonomy = lib.taxonomy
         self.label_panel.set_taxonomy(lib.taxonomy)
         self.addActions(self.label_panel.shortcut_actions)
@@ -1038,7 +1040,12 @@ class MainWindow(QMainWindow):
             if active
             else "Model: none (train one)"
         )
-        advice = model_advice(lib)
+        # An empty library needs photos first; advice about (re)training would mislead.
+        advice = (
+            model_advice(lib)
+            if records
+            else "No photos yet: Library ▸ Import folder… (Ctrl+I) adds a folder."
+        )
         self.model_label.setToolTip(advice)
         self.advice_label.setText(advice)
         self.evaluate_action.setEnabled(active is not None)

@@ -168,6 +168,7 @@ class ThumbnailModel(QAbstractListModel):
     def __init__(self, cache: ThumbnailCache, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.cache = cache
+        self.taxonomy: Any = None  # the library's Taxonomy: tooltips show names, not ids
         self._records: list[ImageRecord] = []
         self._row_of: dict[int, int] = {}
         self._placeholder = placeholder_pixmap(128)
@@ -229,10 +230,11 @@ class ThumbnailModel(QAbstractListModel):
 
     def tooltip(self, rec: ImageRecord) -> str:
         lines = [str(rec.path), f"{rec.width} × {rec.height}"]
+        tax = self.taxonomy
         if rec.coarse:
-            lines.append(f"coarse: {rec.coarse}")
+            lines.append(f"coarse: {tax.display_coarse(rec.coarse) if tax else rec.coarse}")
         if rec.fine:
-            lines.append(f"fine: {rec.fine}")
+            lines.append(f"fine: {tax.fine_names.get(rec.fine, rec.fine) if tax else rec.fine}")
         if rec.tightness is not None:
             lines.append(f"tightness: {rec.tightness:.0f} %")
         if not rec.labelled:

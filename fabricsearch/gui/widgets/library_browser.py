@@ -6,12 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
     QSpinBox,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -22,6 +23,11 @@ from fabricsearch.gui.models import ThumbnailCache, ThumbnailModel
 from fabricsearch.gui.widgets.grid import ThumbnailGrid
 from fabricsearch.taxonomy import Taxonomy
 
+EMPTY_LIBRARY = (
+    "<h3>This library has no photos yet</h3>"
+    "Library ▸ Import folder… (Ctrl+I) adds a folder of fabric photos."
+)
+NO_MATCH = "No image matches these filters."
 COLOUR_PRESENT = 0.05  # a colour "is in" an image when it covers at least 5 % of it
 # Item data of the "All …" entries. Never None: PySide6 6.12.0 drops a reference to None on
 # every None item-data call, and Python aborts once None's count reaches zero.
@@ -115,7 +121,14 @@ class LibraryBrowser(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
-        layout.addWidget(self.grid, 1)
+        # The grid, or a line saying why it is empty (rather than a blank grid).
+        self.empty_label = QLabel(EMPTY_LIBRARY)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.views = QStackedWidget()
+        self.views.addWidget(self.grid)
+        self.views.addWidget(self.empty_label)
+        layout.addWidget(self.views, 1)
 
         for box in (self.coarse_box, self.fine_box, self.labelled_box, self.colour_box):
             box.currentIndexChanged.connect(self._apply)
@@ -188,6 +201,11 @@ class LibraryBrowser(QWidget):
     def _update_count(self) -> None:
         shown = self.model.rowCount() if self.model is not None else 0
         self.count_label.setText(f"{shown:,} of {len(self._all):,}")
+        if shown:
+            self.views.setCurrentWidget(self.grid)
+        else:
+            self.empty_label.setText(NO_MATCH if self._all else EMPTY_LIBRARY)
+            self.views.setCurrentWidget(self.empty_label)
 
 
 def _choice(box: QComboBox) -> str | None:
