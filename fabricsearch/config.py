@@ -35,6 +35,11 @@ class TrainConfig:
     init: str = "scratch"  # "scratch" or a path to BaseNet weights / a full checkpoint
     augment: bool = True
     lr_schedule: str = "cosine"  # "cosine" (decay to 0 over the run) | "constant"
+    #: "compact" trains BaseNet on pixels; a pretrained backbone (the CLI's and the window's
+    #: default, `hashing.backbones.DEFAULT_BACKBONE`) stays frozen and the method trains on its
+    #: cached features.
+    backbone: str = "compact"
+    feature_views: bool = False  # also train on cached mirrored/zoomed/rotated views (measured: no gain)
     method_options: dict[str, Any] = field(default_factory=dict)  # overrides of the method Config
 
     def __post_init__(self) -> None:
@@ -50,6 +55,12 @@ class TrainConfig:
             )
         if self.epochs < 1:
             raise ValueError("epochs must be at least 1")
+        from fabricsearch.hashing.backbones import BackboneError, get_spec
+
+        try:
+            get_spec(self.backbone)
+        except BackboneError as exc:
+            raise ValueError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

@@ -42,7 +42,19 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--input-size", type=int, default=112, help="network input side, px")
+    p.add_argument("--input-size", type=int, default=112, help="network input side, px (compact)")
+    p.add_argument(
+        "--backbone",
+        default=None,
+        help="image network under the method: efficientnet-lite0 (default, ImageNet-pretrained, "
+        "frozen; trains on cached features in seconds), efficientnet-lite1/-lite2, or compact "
+        "(the paper's BaseNet, trained from scratch on pixels)",
+    )
+    p.add_argument(
+        "--no-views",
+        action="store_true",
+        help="train on the centre crop only (no cached mirrored/zoomed/rotated views)",
+    )
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience (0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
@@ -100,6 +112,16 @@ def _open(path: str) -> Any:
     return Library.open(path)
 
 
+def _default_backbone(method: str) -> str:
+    """The pretrained default where the method runs on features; compact where it needs pixels."""
+    from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, backbone_available
+    from fabricsearch.hashing.registry import get_method_class
+
+    if get_method_class(method).supports_features and backbone_available(DEFAULT_BACKBONE):
+        return DEFAULT_BACKBONE
+    return "compact"
+
+
 def _parse_options(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -138,6 +160,8 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         amp=not args.no_amp,
         init=args.init,
+        backbone=args.backbone or _default_backbone(args.method),
+        feature_views=not args.no_views,
         method_options=_parse_options(args.option),
     )
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):

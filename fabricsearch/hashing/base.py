@@ -26,10 +26,19 @@ class MethodConfig:
 
     bits: int = 64
     input_size: int = 112
+    #: "compact" (BaseNet on pixels) or a pretrained backbone whose cached features are the
+    #: method's input (hashing/backbones.py). Methods that need pixels refuse pretrained ones.
+    backbone: str = "compact"
 
     def __post_init__(self) -> None:
         if self.bits <= 0 or self.bits % 8:
             raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        from fabricsearch.hashing.backbones import BackboneError, get_spec
+
+        try:
+            get_spec(self.backbone)
+        except BackboneError as exc:
+            raise ValueError(str(exc)) from None
 
 
 @dataclass
@@ -140,6 +149,20 @@ class HashMethod(nn.Module):
     @property
     def input_size(self) -> int:
         return self.config.input_size
+
+    #: Methods that can run on a pretrained backbone's cached features set this True.
+    supports_features: ClassVar[bool] = False
+
+    @property
+    def backbone(self) -> str:
+        return self.config.backbone
+
+    @property
+    def on_features(self) -> bool:
+        """True when the input is a pretrained backbone's feature (N, D), not pixels."""
+        from fabricsearch.hashing.backbones import is_pretrained
+
+        return is_pretrained(self.config.backbone)
 
     def encode_continuous(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

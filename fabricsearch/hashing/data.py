@@ -170,6 +170,9 @@ class TrainingData:
     fabric_ids: np.ndarray | None = None
     loader: Callable[[Any], np.ndarray] = default_loader
     fingerprint: str = ""  # set by the caller (e.g. from image hashes); else derived from labels
+    #: (backbone, view_ids, progress, cancel) → (float32 (N, V, D), ok (N,)): cached pretrained
+    #: features (the library sets it to its feature store); None computes them from `images`.
+    features_fn: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         self.train_idx = np.asarray(self.train_idx, dtype=np.int64)

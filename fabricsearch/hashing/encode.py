@@ -61,7 +61,20 @@ def encode_images(
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """RGB uint8 images of any size → ±1 float32 codes (N, K). Same view as training's
-    evaluation: shorter side to the work size, centre crop to the input size."""
+    evaluation: shorter side to the work size, centre crop to the input size (on a pretrained
+    backbone: its feature of the centre crop, `featurestore.input_tensor`)."""
+    if method.on_features:
+        from fabricsearch.featurestore import compute_features
+
+        feats, _ = compute_features(
+            list(images),
+            method.backbone,
+            device=_device_of(method),
+            progress=progress,
+            cancel=cancel,
+            stage="encode",
+        )
+        return encode_tensor(method, torch.from_numpy(feats[:, 0].astype(np.float32)), batch_size)
     ws = work_size_for(method.input_size)
     out = []
     n = len(images)
@@ -91,6 +104,8 @@ def encode_library(
     from fabricsearch.imaging import ImageError, load_rgb
 
     records = lib.images()
+    if method.on_features:
+        return _encode_records_features(lib, method, records, version, store, progress, cancel)
     ws = work_size_for(method.input_size)
     n = len(records)
     ids: list[int] = []
@@ -126,6 +141,54 @@ def encode_library(
     return id_arr, packed
 
 
+def library_features(
+    lib: Library,
+    backbone: str,
+    records: Sequence[Any],
+    device: str | torch.device = "cpu",
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cached centre-crop features of library records (computed and stored where missing)
+    → (float32 (N, D), ok (N,))."""
+    from fabricsearch.featurestore import ensure_features
+
+    feats, ok = ensure_features(
+        lib.folder,
+        backbone,
+        [r.path for r in records],
+        [r.sha256 for r in records],
+        device=device,
+        progress=progress,
+        cancel=cancel,
+    )
+    return feats[:, 0], ok
+
+
+def _encode_records_features(
+    lib: Library,
+    method: HashMethod,
+    records: Sequence[Any],
+    version: str | None,
+    store: bool,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    feats, ok = library_features(
+        lib, method.backbone, records, _device_of(method), progress, cancel
+    )
+    for rec, good in zip(records, ok, strict=True):
+        if not good:
+            log.warning("skipping %s: cannot be decoded", rec.path)
+    check(cancel)
+    codes = encode_tensor(method, torch.from_numpy(feats[ok]))
+    packed = pack_codes(codes) if len(codes) else np.zeros((0, method.bits // 8), np.uint8)
+    id_arr = np.asarray([r.id for r, g in zip(records, ok, strict=True) if g], dtype=np.int64)
+    if store and version is not None:
+        lib.store_codes(version, id_arr.tolist(), packed)
+    return id_arr, packed
+
+
 def find_model(lib: Library, version: str | None = None) -> ModelInfo:
     """The model `version` of the library, or the active one."""
     from fabricsearch.catalogue import LibraryError
@@ -156,6 +219,10 @@ def encode_speed(method: HashMethod, n: int = 128, batch_size: int = 32) -> dict
     """Measure encoding throughput (images/s) on random input at the method's input size."""
     s = method.input_size
     x = torch.randn(n, 3, s, s)
+    if method.on_features:
+        from fabricsearch.hashing.backbones import get_spec
+
+        x = torch.rand(n, get_spec(method.backbone).feature_dim)
     encode_tensor(method, x[:batch_size], batch_size)  # warm-up
     t0 = time.perf_counter()
     encode_tensor(method, x, batch_size)

@@ -74,3 +74,32 @@ class BaseNet(nn.Module):
             [_mean_std_pool(f1), _mean_std_pool(f2), f5.float().mean(dim=(2, 3))], dim=1
         )
         return self.fc(pooled)  # under CUDA autocast the Linear casts to half itself
+
+
+class FeatureHead(nn.Module):
+    """The base network on a frozen pretrained backbone: its cached pooled feature (N, D) →
+    dropout → FC + ReLU → r (N, feature_dim). Plays BaseNet's role for the layers above it."""
+
+    def __init__(self, in_dim: int, feature_dim: int = 512, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.in_dim = int(in_dim)
+        self.feature_dim = int(feature_dim)
+        self.fc = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(self.in_dim, self.feature_dim), nn.ReLU(inplace=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.float())
+
+
+def make_base(
+    backbone: str, widths: Sequence[int] = DEFAULT_WIDTHS, feature_dim: int = 512
+) -> nn.Module:
+    """`BaseNet` on pixels for the compact backbone; `FeatureHead` on cached features for a
+    pretrained one (the method's input is then the backbone feature, see hashing/backbones.py)."""
+    from fabricsearch.hashing.backbones import get_spec
+
+    spec = get_spec(backbone)
+    if not spec.pretrained:
+        return BaseNet(widths, feature_dim)
+    return FeatureHead(spec.feature_dim, feature_dim)

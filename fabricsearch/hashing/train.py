@@ -38,7 +38,7 @@ from fabricsearch.hashing.data import (
     work_size_for,
 )
 from fabricsearch.hashing.device import resolve_device
-from fabricsearch.hashing.encode import encode_cached
+from fabricsearch.hashing.encode import encode_cached, encode_tensor
 from fabricsearch.hashing.metrics import evaluate_codes
 from fabricsearch.hashing.registry import create_method, needs_labels
 from fabricsearch.hashing.schedule import lr_factor
@@ -97,9 +97,14 @@ def _lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 def build_method(cfg: TrainConfig) -> HashMethod:
     """Create the configured method (bits, input size and options from `cfg`) and apply `init`."""
-    method = create_method(
-        cfg.method, bits=cfg.bits, input_size=cfg.input_size, **cfg.method_options
-    )
+    options = dict(cfg.method_options)
+    options.setdefault("backbone", cfg.backbone)
+    method = create_method(cfg.method, bits=cfg.bits, input_size=cfg.input_size, **options)
+    if method.on_features and not method.supports_features:
+        raise ValueError(
+            f"{cfg.method} needs pixels and runs only on the compact backbone "
+            f"(--backbone compact); see docs/backbones.md"
+        )
     if cfg.init and cfg.init != "scratch":
         if _load_whole_if_same_kind(method, cfg):
             return method
@@ -138,10 +143,77 @@ def _config_key(cfg: TrainConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
+class ImageSource:
+    """Training input from decoded pixels (the compact backbone): augmented crops of the cache."""
+
+    def __init__(self, cache: np.ndarray, input_size: int) -> None:
+        self.cache, self.input_size = cache, input_size
+
+    def train_batch(self, idx: np.ndarray, augmented: bool, gen: torch.Generator) -> torch.Tensor:
+        raw = self.cache[idx]
+        if augmented:
+            return augment(raw, self.input_size, gen)
+        return to_tensor(center_crop(raw, self.input_size))
+
+    def encode(self, method: HashMethod, idx: np.ndarray) -> np.ndarray:
+        return encode_cached(method, self.cache[idx])
+
+
+class FeatureSource:
+    """Training input from cached backbone features (N, V, D): view 0 is the centre crop; with
+    augmentation each image of a batch takes one of its V views at random."""
+
+    def __init__(self, feats: np.ndarray) -> None:
+        self.feats = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+
+    def train_batch(self, idx: np.ndarray, augmented: bool, gen: torch.Generator) -> torch.Tensor:
+        i = torch.as_tensor(idx)
+        if augmented and self.feats.shape[1] > 1:
+            v = torch.randint(0, self.feats.shape[1], (len(idx),), generator=gen)
+            return self.feats[i, v]
+        return self.feats[i, 0]
+
+    def encode(self, method: HashMethod, idx: np.ndarray) -> np.ndarray:
+        return encode_tensor(method, self.feats[torch.as_tensor(idx), 0])
+
+
+def training_source(
+    data: TrainingData,
+    cfg: TrainConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[ImageSource | FeatureSource, np.ndarray]:
+    """The input of training: cached features for a pretrained backbone, decoded pixels for the
+    compact one → (source, ok per image)."""
+    from fabricsearch.featurestore import AUG_VIEWS, MAIN_VIEWS, compute_features
+    from fabricsearch.hashing.backbones import is_pretrained
+
+    if not is_pretrained(cfg.backbone):
+        cache, ok = build_cache(
+            data.images, work_size_for(cfg.input_size), data.loader, progress, cancel
+        )
+        return ImageSource(cache, cfg.input_size), ok
+    view_ids = MAIN_VIEWS + AUG_VIEWS if cfg.feature_views and cfg.augment else MAIN_VIEWS
+    device = resolve_device(cfg.device)
+    if data.features_fn is not None:
+        feats, ok = data.features_fn(cfg.backbone, view_ids, progress, cancel)
+    else:
+        feats, ok = compute_features(
+            data.images,
+            cfg.backbone,
+            view_ids,
+            device,
+            loader=data.loader,
+            progress=progress,
+            cancel=cancel,
+        )
+    return FeatureSource(feats), ok
+
+
 def _validate(
-    method: HashMethod, cache: np.ndarray, data: TrainingData, val_idx: np.ndarray
+    method: HashMethod, source: ImageSource | FeatureSource, data: TrainingData, val_idx: np.ndarray
 ) -> float:
-    codes = encode_cached(method, cache[val_idx])
+    codes = source.encode(method, val_idx)
     labels = data.labels.subset(val_idx)
     return evaluate_codes(codes, codes, labels, labels, ks=(10,), exclude_self=True).mAP
 
@@ -169,9 +241,7 @@ def train(
         for group in opt.param_groups:
             group.setdefault("base_lr", group["lr"])
 
-    cache, ok = build_cache(
-        data.images, work_size_for(cfg.input_size), data.loader, progress, cancel
-    )
+    source, ok = training_source(data, cfg, progress, cancel)
     train_idx = data.train_idx[ok[data.train_idx]]
     val_idx = data.val_idx[ok[data.val_idx]]
     skipped = int((~ok).sum())
@@ -226,11 +296,7 @@ def train(
         for step in range(steps_per_epoch):
             check(cancel)
             idx = train_idx[perm[step * bs : (step + 1) * bs]]
-            raw = cache[idx]
-            if cfg.augment and method.trainable:
-                images = augment(raw, cfg.input_size, gen)
-            else:
-                images = to_tensor(center_crop(raw, cfg.input_size))
+            images = source.train_batch(idx, cfg.augment and method.trainable, gen)
             idx_t = torch.as_tensor(idx, device=device)
             labels = BatchLabels(*(t[idx_t] for t in full.as_tuple()))
             S = fine_grained_torch(*labels.as_tuple())
@@ -263,7 +329,7 @@ def train(
         last = epoch == epochs - 1
         if method.trainable and do_val and ((epoch + 1) % max(cfg.val_every, 1) == 0 or last):
             check(cancel)
-            val_map = _validate(method, cache, data, val_idx)
+            val_map = _validate(method, source, data, val_idx)
             record["val_mAP"] = val_map
             if val_map > best_val:
                 best_val, best_epoch, bad = val_map, epoch + 1, 0
@@ -310,7 +376,7 @@ def train(
     if best_state is not None:
         method.load_state_dict(best_state)
     if not method.trainable and do_val:
-        best_val = _validate(method, cache, data, val_idx)
+        best_val = _validate(method, source, data, val_idx)
         best_epoch = 1
     method.eval()
     return TrainResult(
@@ -348,6 +414,20 @@ def library_training_data(lib: Library, labelled_only: bool = True) -> TrainingD
     fingerprint = labels_fingerprint(
         labels, train_idx, extra=[records[i].sha256 for i in train_idx]
     )
+
+    def features_fn(backbone, view_ids, progress=None, cancel=None):  # type: ignore[no-untyped-def]
+        from fabricsearch.featurestore import ensure_features
+
+        return ensure_features(
+            lib.folder,
+            backbone,
+            [r.path for r in records],
+            [r.sha256 for r in records],
+            view_ids,
+            progress=progress,
+            cancel=cancel,
+        )
+
     return TrainingData(
         images=[r.path for r in records],
         labels=labels,
@@ -356,6 +436,7 @@ def library_training_data(lib: Library, labelled_only: bool = True) -> TrainingD
         test_idx=np.flatnonzero(split == "test"),
         fabric_ids=np.asarray(ids, dtype=np.int64),
         fingerprint=fingerprint,
+        features_fn=features_fn,
     )
 
 

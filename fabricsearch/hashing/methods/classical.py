@@ -87,16 +87,24 @@ def itq_rotation(v: torch.Tensor, iterations: int, generator: torch.Generator) -
     return rot
 
 
+def _input_dim(config: ClassicalConfig) -> int:
+    from fabricsearch.hashing.backbones import get_spec
+
+    spec = get_spec(config.backbone)
+    return spec.feature_dim if spec.pretrained else features.feature_dim()
+
+
 class _FeatureHash(HashMethod):
     """Shared part of LSH and ITQ: feature extraction, accumulation and the linear encoder."""
 
     Config = ClassicalConfig
     config: ClassicalConfig
     trainable = False
+    supports_features = True
 
     def __init__(self, config: ClassicalConfig) -> None:
         super().__init__(config)
-        d, k = features.feature_dim(), config.bits
+        d, k = _input_dim(config), config.bits
         gen = torch.Generator().manual_seed(config.seed)
         self.register_buffer("mean", torch.zeros(d))
         self.register_buffer("projection", self._initial_projection(d, k, gen).float())
@@ -107,7 +115,10 @@ class _FeatureHash(HashMethod):
         raise NotImplementedError
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images → (N, D) float32 hand-crafted features on the input's device."""
+        """Normalised images → (N, D) float32 hand-crafted features on the input's device; on a
+        pretrained backbone the input already is the (N, D) feature."""
+        if self.on_features:
+            return x.float()
         feats = features.extract_features(images_to_uint8(x), self.config.feature_config())
         return torch.from_numpy(feats).to(x.device)
 
@@ -119,9 +130,7 @@ class _FeatureHash(HashMethod):
         return self.encode_continuous(x)
 
     def training_step(self, batch: Batch, ctx: TrainContext) -> dict[str, float]:
-        feats = features.extract_features(
-            images_to_uint8(batch.images), self.config.feature_config()
-        )
+        feats = self.features(batch.images).cpu().numpy()
         self._collected.append(feats)
         return {"images": float(len(feats))}
 
@@ -142,6 +151,8 @@ class _FeatureHash(HashMethod):
         raise NotImplementedError
 
     def extra_metadata(self) -> dict[str, Any]:
+        if self.on_features:
+            return {"features": f"{self.config.backbone} global-average-pooled feature"}
         return {"features": "HSV 16x4x4 histogram + riu2 LBP (8,1),(16,2) + Gabor energy 3x6"}
 
 
@@ -164,9 +175,9 @@ class ITQ(_FeatureHash):
     config: ITQConfig
 
     def __init__(self, config: ITQConfig) -> None:
-        if config.bits > features.feature_dim():
+        if config.bits > _input_dim(config):
             raise ValueError(
-                f"ITQ needs bits <= feature dimension ({features.feature_dim()}), got {config.bits}"
+                f"ITQ needs bits <= feature dimension ({_input_dim(config)}), got {config.bits}"
             )
         super().__init__(config)
         # PCA basis and rotation are kept apart (their product is `projection`) for inspection.

@@ -25,7 +25,7 @@ from torch import nn
 
 from fabricsearch.hashing import losses
 from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
-from fabricsearch.hashing.networks import DEFAULT_WIDTHS, BaseNet
+from fabricsearch.hashing.networks import DEFAULT_WIDTHS, make_base
 from fabricsearch.hashing.registry import register_method
 
 # The code heads see u · 4: with u ∈ (−1, 1) and default init their logits would start near 0
@@ -68,11 +68,12 @@ class DVSH(HashMethod):
 
     Config = DVSHConfig
     config: DVSHConfig
+    supports_features = True
 
     def __init__(self, config: DVSHConfig) -> None:
         super().__init__(config)
         c = config
-        self.base = BaseNet(c.widths, c.feature_dim)
+        self.base = make_base(c.backbone, c.widths, c.feature_dim)
         z_dim = c.feature_dim
         if c.variational:
             self.mu = nn.Linear(c.feature_dim, c.latent_dim)
@@ -98,7 +99,7 @@ class DVSH(HashMethod):
         self.code_minor = nn.Linear(c.bits, c.num_minor) if c.num_minor > 0 else None
         self.code_fine = nn.Linear(c.bits, c.num_fine) if c.num_fine > 0 else None
 
-    def base_network(self) -> BaseNet:
+    def base_network(self) -> nn.Module:
         return self.base
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

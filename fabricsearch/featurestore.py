@@ -1,0 +1,399 @@
+"""Cached backbone features: each image's pretrained-backbone feature, computed once.
+
+Layout, one folder per backbone version inside the library folder::
+
+    features/<backbone version>/meta.json   {"dim": 1280, "views": 4, "dtype": "float16"}
+    features/<backbone version>/keys.bin    32-byte SHA-256 digests, one per row
+    features/<backbone version>/feats.bin   float16 rows of views × dim values
+
+Rows are keyed by the image's content hash, so a renamed or moved photo keeps its feature and
+a path whose bytes changed gets a new one (the row describes bytes, not paths). The files are
+append-only: features are written first, then the key, each batch flushed and fsynced, so a
+killed process leaves at most a ragged tail that the next writer trims. Reading is a memory map
+of both files (100k images: well under a second; `benchmarks/bench_features.py`).
+
+`input_tensor` is the one input recipe of a pretrained backbone: the same photo gives the same
+tensor in training, encoding and search (view 0 is the centre crop of the shorter side resized
+to the backbone's input size).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+
+KEY_BYTES = 32
+#: Views of a photo: 0 centre crop (encoding and search), then the training views: mirrored, a
+#: 0.8 zoom, rotated 90° (geometry only, never colour: colour is a label, §3.2).
+VIEW_NAMES = ("centre", "mirror", "zoom", "rot90")
+MAIN_VIEWS = (0,)
+AUG_VIEWS = (1, 2, 3)
+DEFAULT_VIEWS = 1
+
+
+# --------------------------------------------------------------------------- input recipe
+
+
+def prepare_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Shorter side resized to `size` (area filter when shrinking), centre crop → (size, size, 3)."""
+    import cv2
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    rgb = rgb[:, :, :3]
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if (nh, nw) != (h, w):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        rgb = cv2.resize(np.ascontiguousarray(rgb), (nw, nh), interpolation=interp)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(rgb[top : top + size, left : left + size])
+
+
+def view_images(square: np.ndarray, view_ids: Sequence[int] = MAIN_VIEWS) -> np.ndarray:
+    """Views (see `VIEW_NAMES`) of one prepared square (S, S, 3) → (len(view_ids), S, S, 3)."""
+    import cv2
+
+    s = square.shape[0]
+    out = []
+    for v in view_ids:
+        if v == 0:
+            out.append(square)
+        elif v == 1:
+            out.append(square[:, ::-1])
+        elif v == 2:
+            m = int(round(s * 0.1))
+            zoom = np.ascontiguousarray(square[m : s - m, m : s - m])
+            out.append(cv2.resize(zoom, (s, s), interpolation=cv2.INTER_LINEAR))
+        elif v == 3:
+            out.append(np.rot90(square))
+        else:
+            raise ValueError(f"unknown view {v}")
+    return np.stack([np.ascontiguousarray(v) for v in out])
+
+
+def to_input(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (N, S, S, 3) → normalised float32 (N, 3, S, S)."""
+    t = torch.as_tensor(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return (t - m) / s
+
+
+def input_tensor(rgb: np.ndarray, backbone: str) -> torch.Tensor:
+    """The one input recipe: an RGB photo → the backbone's (1, 3, S, S) input (view 0)."""
+    from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec
+
+    size = get_spec(backbone).input_size
+    return to_input(prepare_square(rgb, size)[None], LITE_MEAN, LITE_STD)
+
+
+def decode_for(path: Any, size: int) -> np.ndarray:
+    """Decode a photo for a backbone of input `size` (an RGB array passes through). The longest
+    side is capped at 2·size, so large JPEGs decode at a reduced DCT scale (several times
+    faster) and every path (training, encoding, query) gets the same pixels."""
+    if isinstance(path, np.ndarray):
+        return path
+    from fabricsearch.imaging import load_rgb
+
+    return load_rgb(path, max_side=2 * size)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+@dataclass
+class StoreMeta:
+    dim: int
+    views: int
+    dtype: str = "float16"
+
+
+class FeatureStore:
+    """Append-only feature rows keyed by content hash (see the module docstring)."""
+
+    def __init__(self, folder: str | os.PathLike[str], dim: int, views: int = DEFAULT_VIEWS):
+        self.folder = Path(folder)
+        self.dim = int(dim)
+        self.views = int(views)
+        self._keys_path = self.folder / "keys.bin"
+        self._feats_path = self.folder / "feats.bin"
+        self._meta_path = self.folder / "meta.json"
+        self._index: dict[bytes, int] | None = None
+        self._mm: np.ndarray | None = None
+        self._n = 0
+        if self._meta_path.exists():
+            meta = json.loads(self._meta_path.read_text())
+            if int(meta.get("dim", -1)) != self.dim or int(meta.get("views", -1)) != self.views:
+                # Another layout (older version): start a fresh folder beside it.
+                self.folder = self.folder.with_name(f"{self.folder.name}-v{self.views}")
+                self._keys_path = self.folder / "keys.bin"
+                self._feats_path = self.folder / "feats.bin"
+                self._meta_path = self.folder / "meta.json"
+
+    @property
+    def row_bytes(self) -> int:
+        return self.views * self.dim * 2
+
+    def _rows_on_disk(self) -> int:
+        try:
+            nk = self._keys_path.stat().st_size // KEY_BYTES
+            nf = self._feats_path.stat().st_size // self.row_bytes
+        except FileNotFoundError:
+            return 0
+        return min(nk, nf)
+
+    def _load_index(self) -> dict[bytes, int]:
+        n = self._rows_on_disk()
+        if self._index is not None and n == self._n:
+            return self._index
+        index: dict[bytes, int] = {}
+        if n:
+            keys = np.fromfile(self._keys_path, dtype=np.uint8, count=n * KEY_BYTES)
+            keys = keys.reshape(n, KEY_BYTES)
+            index = {keys[i].tobytes(): i for i in range(n)}
+        self._index, self._n, self._mm = index, n, None
+        return index
+
+    def __len__(self) -> int:
+        return len(self._load_index())
+
+    def rows(self, shas: Sequence[str]) -> np.ndarray:
+        """Row of each hash, −1 where not cached."""
+        index = self._load_index()
+        return np.array([index.get(bytes.fromhex(s), -1) for s in shas], dtype=np.int64)
+
+    def _memmap(self) -> np.ndarray:
+        self._load_index()
+        if self._mm is None or self._mm.shape[0] != self._n:
+            if self._n == 0:
+                return np.zeros((0, self.views, self.dim), np.float16)
+            self._mm = np.memmap(
+                self._feats_path, dtype=np.float16, mode="r", shape=(self._n, self.views, self.dim)
+            )
+        return self._mm
+
+    def get(self, shas: Sequence[str], views: bool = True) -> np.ndarray:
+        """float32 (N, views, dim) (or (N, dim) of view 0); raises KeyError for a missing hash."""
+        rows = self.rows(shas)
+        if (rows < 0).any():
+            raise KeyError(f"{int((rows < 0).sum())} images have no cached feature")
+        mm = self._memmap()
+        out = np.asarray(mm[rows] if views else mm[rows, 0], dtype=np.float32)
+        return out
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = open(self.folder / "lock", "a+b")  # noqa: SIM115 - closed below
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            except ImportError:  # Windows: one writer per library is the normal case
+                pass
+            yield
+        finally:
+            lock.close()
+
+    def add(self, shas: Sequence[str], feats: np.ndarray) -> None:
+        """Append rows (N, views, dim) for hashes not yet stored (concurrent writers are safe)."""
+        feats = np.asarray(feats, dtype=np.float16).reshape(len(shas), self.views, self.dim)
+        if not len(shas):
+            return
+        with self._locked():
+            if not self._meta_path.exists():
+                tmp = self._meta_path.with_suffix(".tmp")
+                tmp.write_text(
+                    json.dumps({"dim": self.dim, "views": self.views, "dtype": "float16"})
+                )
+                os.replace(tmp, self._meta_path)
+            n = self._rows_on_disk()
+            # Trim a ragged tail left by a killed writer, so rows and keys line up again.
+            for path, size in (
+                (self._feats_path, n * self.row_bytes),
+                (self._keys_path, n * KEY_BYTES),
+            ):
+                if path.exists() and path.stat().st_size != size:
+                    os.truncate(path, size)
+            self._index = None
+            index = self._load_index()
+            keep = [i for i, s in enumerate(shas) if bytes.fromhex(s) not in index]
+            seen: set[str] = set()
+            keep = [i for i in keep if not (shas[i] in seen or seen.add(shas[i]))]  # type: ignore[func-returns-value]
+            if not keep:
+                return
+            with open(self._feats_path, "ab") as f:
+                f.write(np.ascontiguousarray(feats[keep]).tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+            with open(self._keys_path, "ab") as f:
+                f.write(b"".join(bytes.fromhex(shas[i]) for i in keep))
+                f.flush()
+                os.fsync(f.fileno())
+            self._index = None
+
+
+def store_for(
+    library_folder: str | os.PathLike[str], backbone: str, view_ids: Sequence[int] = MAIN_VIEWS
+) -> FeatureStore:
+    """The library's store of `backbone` features for these views (centre crop by default)."""
+    from fabricsearch.hashing.backbones import get_spec
+
+    spec = get_spec(backbone)
+    name = spec.version
+    if tuple(view_ids) != MAIN_VIEWS:
+        name += "-views" + "".join(str(v) for v in view_ids)
+    return FeatureStore(Path(library_folder) / "features" / name, spec.feature_dim, len(view_ids))
+
+
+# --------------------------------------------------------------------------- computing
+
+
+@torch.inference_mode()
+def compute_features(
+    items: Sequence[Any],
+    backbone: str,
+    view_ids: Sequence[int] = MAIN_VIEWS,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+    loader: Callable[[Any], np.ndarray] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    sink: Callable[[list[int], np.ndarray], None] | None = None,
+    stage: str = "features",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features of photos (paths or RGB arrays) → (float16 (N, V, dim), ok (N,)) for
+    the V views `view_ids`.
+
+    Decoding runs in two threads ahead of the network; `sink(indices, feats)` receives each
+    finished batch (the store appends it, so a killed run keeps what it computed)."""
+    from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec, load_backbone
+    from fabricsearch.imaging import ImageError
+
+    spec = get_spec(backbone)
+    dev = torch.device(device)
+    net = load_backbone(backbone, dev)
+    size = spec.input_size
+    n = len(items)
+    views = len(view_ids)
+    out = np.zeros((n, views, spec.feature_dim), dtype=np.float16)
+    ok = np.ones(n, dtype=bool)
+    load = loader or (lambda item: decode_for(item, size))
+
+    def prep(i: int) -> np.ndarray | None:
+        try:
+            return view_images(prepare_square(load(items[i]), size), view_ids)
+        except (ImageError, OSError, ValueError):
+            return None
+
+    report(progress, stage, 0, n, "img")
+    amp = dev.type == "cuda"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        starts = list(range(0, n, batch_size))
+        pending = pool.map(lambda s: [prep(i) for i in range(s, min(n, s + batch_size))], starts)
+        for start, prepared in zip(starts, pending, strict=True):
+            check(cancel)
+            idx = list(range(start, min(n, start + batch_size)))
+            good = [j for j, p in zip(idx, prepared, strict=True) if p is not None]
+            for j, p in zip(idx, prepared, strict=True):
+                if p is None:
+                    ok[j] = False
+            if good:
+                arr = np.concatenate([p for p in prepared if p is not None])
+                x = (
+                    to_input(arr, LITE_MEAN, LITE_STD)
+                    .to(dev)
+                    .contiguous(memory_format=torch.channels_last)
+                )
+                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                    f = net(x).float()
+                f = f.view(len(good), views, -1).cpu().numpy().astype(np.float16)
+                out[good] = f
+                if sink is not None:
+                    sink(good, f)
+            report(progress, stage, idx[-1] + 1, n, "img")
+    return out, ok
+
+
+def ensure_features(
+    library_folder: str | os.PathLike[str],
+    backbone: str,
+    paths: Sequence[Any],
+    shas: Sequence[str],
+    view_ids: Sequence[int] = MAIN_VIEWS,
+    device: torch.device | str = "cpu",
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the library images (paths + content hashes) for `view_ids`, computing and
+    caching the missing ones → (float32 (N, V, dim), ok (N,)); ok is False where a photo no
+    longer decodes (its rows are zero). The centre view and the training views are kept in
+    two stores, so encoding never pays for the training views."""
+    view_ids = tuple(view_ids)
+    groups = [g for g in (MAIN_VIEWS, tuple(v for v in view_ids if v not in MAIN_VIEWS)) if g]
+    groups = [g for g in groups if set(g) & set(view_ids)]
+    parts, ok = [], np.ones(len(shas), dtype=bool)
+    for group in groups:
+        feats, ok_g = _ensure_group(
+            library_folder, backbone, paths, shas, group, device, progress, cancel
+        )
+        parts.append(feats)
+        ok &= ok_g
+    out = np.concatenate(parts, axis=1)
+    order = [v for g in groups for v in g]
+    return out[:, [order.index(v) for v in view_ids]], ok
+
+
+def _ensure_group(
+    library_folder: str | os.PathLike[str],
+    backbone: str,
+    paths: Sequence[Any],
+    shas: Sequence[str],
+    view_ids: tuple[int, ...],
+    device: torch.device | str,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    store = store_for(library_folder, backbone, view_ids)
+    rows = store.rows(shas)
+    missing = np.flatnonzero(rows < 0)
+    ok = np.ones(len(shas), dtype=bool)
+    if len(missing):
+        miss_paths = [paths[i] for i in missing]
+        miss_shas = [shas[i] for i in missing]
+
+        def sink(idx: list[int], f: np.ndarray) -> None:
+            store.add([miss_shas[i] for i in idx], f)
+
+        stage = "features" if view_ids == MAIN_VIEWS else "training views"
+        _, ok_m = compute_features(
+            miss_paths,
+            backbone,
+            view_ids,
+            device,
+            progress=progress,
+            cancel=cancel,
+            sink=sink,
+            stage=stage,
+        )
+        ok[missing] = ok_m
+    out = np.zeros((len(shas), len(view_ids), store.dim), dtype=np.float32)
+    good = np.flatnonzero(ok)
+    if len(good):
+        out[good] = store.get([shas[i] for i in good])
+    return out, ok
