@@ -485,3 +485,16 @@ def test_empty_library_says_how_to_add_photos(window, tmp_path: Path, library_pa
     browser.labelled_box.setCurrentIndex(browser.labelled_box.findData("unlabelled"))
     assert browser.views.currentWidget() is browser.empty_label
     assert browser.empty_label.text() == NO_MATCH
+
+
+def test_gui_refuses_to_start_on_a_leaking_pyside(
+    gui_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fabricsearch.gui import app, qtcheck
+
+    monkeypatch.setattr(qtcheck, "none_references_dropped", lambda calls=100: 2 * calls)
+    assert app.run(gui_env / "lib", self_test=True) == 2
+    err = capsys.readouterr().err
+    assert "reference-counting bug" in err
+    assert f"PySide6-Essentials=={qtcheck.GOOD_VERSION}" in err
+    assert not (gui_env / "lib").exists()  # nothing was created or opened
