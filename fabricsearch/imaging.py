@@ -9,9 +9,11 @@ act on ("truncated or corrupt image data", "too large: 100000×100000 pixels ...
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 #: Refuse images with more pixels than this before decoding (80 megapixels: larger than any
 #: camera we expect, small enough that a decode cannot exhaust a laptop's memory).
 MAX_PIXELS = 80_000_000
+
+#: Largest file read (bytes): a 16-bit RGB TIFF of `MAX_PIXELS` uncompressed is 480 MB. The
+#: bound keeps a runaway source (a device, a file that keeps growing) from exhausting memory.
+MAX_FILE_BYTES = 512 * 2**20
 
 #: File suffixes the importer picks up (lower case).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
@@ -52,11 +58,17 @@ def is_image_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The file's bytes, with OS errors turned into `ImageError` reasons."""
+def read_bytes(path: str | os.PathLike[str], max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, at most ``max_bytes`` (default `MAX_FILE_BYTES`), with OS
+    errors turned into `ImageError` reasons.
+
+    Anything but a regular file is refused before reading: a FIFO would block forever and a
+    device such as ``/dev/zero`` never ends. The file is opened non-blocking (so opening a FIFO
+    cannot hang either) and its type checked on the open descriptor, so a file swapped for a
+    FIFO between a check and the open is still refused."""
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except PermissionError as exc:
         raise ImageError("cannot read file: permission denied") from exc
     except FileNotFoundError as exc:
@@ -64,10 +76,44 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     except IsADirectoryError as exc:
         raise ImageError("is a directory, not a file") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageError("symbolic link loop") from exc
         raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError("is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"not a regular file ({_file_kind(st.st_mode)}); not read")
+        if st.st_size > limit:
+            raise ImageError(_too_big(st.st_size, limit))
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)  # bounded even if the file grows while we read
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ImageError(_too_big(len(data), limit))
     if not data:
         raise ImageError("empty file (0 bytes)")
     return data
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def _too_big(size: int, limit: int) -> str:
+    return f"too large: file of {size / 2**20:.0f} MiB (limit {limit / 2**20:.0f} MiB); not read"
 
 
 def _open(source: str | os.PathLike[str] | bytes) -> tuple[Image.Image, bytes]:

@@ -15,7 +15,25 @@ from typing import Any
 
 
 class Cancelled(Exception):
-    """Raised inside long work when its cancel token was set."""
+    """Raised inside long work when its cancel token was set.
+
+    One rule for every job: a cancelled job raises, it never returns a partial result as if
+    it had finished. Work that keeps what it finished before the cancel (an import commits the
+    files it measured) says so: ``partial`` is that result and ``kept`` a sentence for the
+    user ("imported 40 of 120 files; run the import again to finish"). A job whose cancel
+    changes nothing raises a bare ``Cancelled()`` (``kept`` empty)."""
+
+    def __init__(self, kept: str = "", partial: Any = None) -> None:
+        super().__init__(kept or "cancelled")
+        self.kept = kept
+        self.partial = partial
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes, attributes kept
+        return (type(self), (self.kept, self.partial))
+
+    def user_message(self) -> str:
+        """What the user is told: what was kept, or that nothing was changed."""
+        return f"cancelled; {self.kept}" if self.kept else "cancelled; nothing was changed"
 
 
 @dataclass(frozen=True)

@@ -431,7 +431,7 @@ def search(
 
 def _load_query(image: Path | str | np.ndarray) -> tuple[np.ndarray, str, str | None]:
     """Decode a query → (RGB uint8, display name, sha256 of the file or None)."""
-    from fabricsearch.imaging import ImageError, load_rgb
+    from fabricsearch.imaging import ImageError, decode, read_bytes
 
     if isinstance(image, np.ndarray):
         rgb = image
@@ -440,16 +440,17 @@ def _load_query(image: Path | str | np.ndarray) -> tuple[np.ndarray, str, str | 
         name, sha = "<image>", None
     else:
         path = Path(image)
+        if not path.exists():
+            raise SearchError(f"{path}: no such file")
+        if path.is_dir():
+            raise SearchError(f"{path} is a folder, not an image")
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise SearchError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise SearchError(f"{path} is a folder, not an image") from None
-        except OSError as exc:
-            raise SearchError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+            # Bounded, regular files only: a FIFO or /dev/zero as a query must not hang.
+            data = read_bytes(path)
+        except ImageError as exc:
+            raise SearchError(f"{path}: {exc}") from exc
         try:
-            rgb = load_rgb(path, max_side=QUERY_MAX_SIDE)
+            rgb = decode(data, max_side=QUERY_MAX_SIDE)[0]
         except ImageError as exc:
             raise SearchError(f"{path.name}: {exc}") from exc
         name, sha = str(path), hashlib.sha256(data).hexdigest()

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fabricsearch.jobs import CancelToken, ProgressFn
+from fabricsearch.jobs import Cancelled, CancelToken, ProgressFn
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 @dataclass
 class ImportOutcome:
     report: ImportReport
-    encoded: int  # new images given a code by the active model (searchable at once)
+    encoded: int  # images given a code by the active model now (searchable at once)
 
 
 def import_and_encode(
@@ -28,24 +28,72 @@ def import_and_encode(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> ImportOutcome:
-    """Import a folder, then encode the new and changed images with the active model, so a
-    library is searchable right after an import (with the shipped model on day one)."""
+    """Import a folder, then encode with the active model every image that has no code in it,
+    so a library is searchable right after an import (with the shipped model on day one).
+
+    Every image lacking a code is encoded, not only the new ones: an import interrupted
+    during its encoding (kill, Ctrl-C) or images added while another model was trained are
+    finished by running the import again. Cancelling raises `jobs.Cancelled` whose
+    ``partial`` is the `ImportOutcome` of what was committed."""
     from fabricsearch.catalogue.importer import import_folder
     from fabricsearch.search import encode_missing
 
-    report = import_folder(
-        lib,
-        folder,
-        labels_csv=labels_csv,
-        add_categories=add_categories,
-        workers=workers,
-        progress=progress,
-        cancel=cancel,
-    )
+    try:
+        report = import_folder(
+            lib,
+            folder,
+            labels_csv=labels_csv,
+            add_categories=add_categories,
+            workers=workers,
+            progress=progress,
+            cancel=cancel,
+        )
+    except Cancelled as exc:
+        raise Cancelled(exc.kept, partial=ImportOutcome(exc.partial, 0)) from exc
     encoded = 0
-    if (report.added or report.updated) and lib.active_model() is not None:
-        encoded = encode_missing(lib, progress=progress, cancel=cancel)
+    try:
+        _refit_auto_head(lib, report, progress, cancel)
+    except Cancelled as exc:
+        report.cancelled = True
+        raise Cancelled(
+            f"the import finished ({_summary(report)}), but fitting the label-free search "
+            "model was cancelled: run the import again to finish it",
+            partial=ImportOutcome(report, 0),
+        ) from exc
+    if lib.active_model() is not None:
+        try:
+            encoded = encode_missing(lib, progress=progress, cancel=cancel)
+        except Cancelled as exc:
+            report.cancelled = True
+            waiting = lib.count() - lib.count_codes(lib.active_model().version)
+            raise Cancelled(
+                f"the import finished ({_summary(report)}), but {waiting} images are not yet "
+                "searchable: run the import again to encode them",
+                partial=ImportOutcome(report, 0),
+            ) from exc
     return ImportOutcome(report, encoded)
+
+
+def _refit_auto_head(
+    lib: Library, report: ImportReport, progress: ProgressFn | None, cancel: CancelToken | None
+) -> None:
+    """While no trained model is active, the pretrained backbone + a label-free head fitted on
+    the library's own features is the search model: refit it when photos arrive (autohead.py)."""
+    from fabricsearch.autohead import AUTO_PREFIX, fit_auto_head, wants_auto_head
+
+    if not wants_auto_head(lib):
+        return
+    active = lib.active_model()
+    stale = active is None or not active.version.startswith(AUTO_PREFIX)
+    if stale or report.added or report.updated or report.moved:
+        fit_auto_head(lib, progress=progress, cancel=cancel)
+
+
+def _summary(report: ImportReport) -> str:
+    return (
+        f"added {report.added}, moved {report.moved}, updated {report.updated}, "
+        f"failed {len(report.failed)}"
+    )
 
 
 def create_library(folder: str | os.PathLike[str], default_model: bool = True) -> Library:

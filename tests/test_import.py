@@ -18,7 +18,7 @@ from fabricsearch import imaging
 from fabricsearch.catalogue import Library
 from fabricsearch.catalogue.importer import ImportReport, import_folder, measure_file
 from fabricsearch.cli import main as cli_main
-from fabricsearch.jobs import CancelToken, Progress
+from fabricsearch.jobs import Cancelled, CancelToken, Progress
 
 
 def write_images(folder: Path, n: int, seed: int = 0, size: int = 32) -> list[Path]:
@@ -167,14 +167,14 @@ def test_unreadable_file_reported(
     if os.geteuid() != 0:
         locked.chmod(0)
     else:  # root reads anything: simulate the OS refusing
-        real_open = open
+        real_open = os.open
 
         def fake_open(path, *args, **kwargs):  # noqa: ANN001, ANN202
             if Path(path) == locked.resolve():
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr("builtins.open", fake_open)
+        monkeypatch.setattr(os, "open", fake_open)  # imaging.read_bytes opens with os.open
     try:
         rep = import_folder(lib, photos, workers=0)
     finally:
@@ -220,9 +220,12 @@ def test_cancel_keeps_what_was_written(lib: Library, tmp_path: Path) -> None:
         if p.stage == "import" and p.done == 4:
             cancel.cancel()
 
-    rep = import_folder(lib, tmp_path / "photos", workers=0, progress=progress, cancel=cancel)
+    with pytest.raises(Cancelled) as info:
+        import_folder(lib, tmp_path / "photos", workers=0, progress=progress, cancel=cancel)
+    rep = info.value.partial  # a cancelled job raises, carrying what it committed
     assert rep.cancelled
     assert rep.added == 4
+    assert "4 new images were imported and kept" in info.value.user_message()
     assert lib.count() == 4
     rep = import_folder(lib, tmp_path / "photos", workers=0)
     assert (rep.added, rep.unchanged) == (6, 4)
@@ -317,7 +320,9 @@ def test_cancel_with_process_pool(lib: Library, tmp_path: Path) -> None:
         if p.stage == "import" and p.done == 3:
             cancel.cancel()
 
-    rep = import_folder(lib, tmp_path / "photos", workers=2, progress=progress, cancel=cancel)
+    with pytest.raises(Cancelled) as info:
+        import_folder(lib, tmp_path / "photos", workers=2, progress=progress, cancel=cancel)
+    rep = info.value.partial
     assert rep.cancelled
     assert 3 <= rep.added < 24
     assert lib.count() == rep.added

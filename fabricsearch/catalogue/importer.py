@@ -7,9 +7,13 @@ them (sha256), decode at reduced size (≤ 512 px), measure the colour palette a
 rows in batched transactions. A kill at any moment leaves committed batches complete and
 nothing of the current one; a re-run picks up the rest because finished files are unchanged.
 
-Identity is the content hash: one catalogue row per distinct content. A known hash at a new
-path whose old path is gone is a *move* (path updated; labels and codes kept); if the old path
-still exists the new file is a *duplicate* copy and is not added.
+Rows follow content: one catalogue row per distinct content (sha256), and after an import the
+row at each path describes the bytes at that path. Labels, codes, thumbnails and the palette
+belong to the content, so a renamed file keeps its labels wherever it went (also through
+chains and cycles of renames), and a path that now holds other bytes never keeps the labels
+of what it held before. A second path holding known content is a *duplicate* and not added.
+Any cache keyed by image id therefore follows content too: an id never changes its content
+(new content at a path gets a new row), and removing a row cascades.
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ import concurrent.futures as cf
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fabricsearch import imaging
-from fabricsearch.catalogue.library import Library, normalise_path
-from fabricsearch.jobs import CancelToken, ProgressFn, report
+from fabricsearch.catalogue.library import DB_NAME, Library, LibraryError, normalise_path
+from fabricsearch.jobs import Cancelled, CancelToken, ProgressFn, report
 
 #: Longest side decoded for palette and thumbnails; thumbnails need at most 512 px.
 WORK_SIDE = max(imaging.THUMB_SIZES)
@@ -36,6 +41,8 @@ WORK_SIDE = max(imaging.THUMB_SIZES)
 #: loses at most a few seconds of work and GUI readers never wait long for the lock.
 BATCH_SIZE = 64
 BATCH_SECONDS = 1.0
+#: How often a worker checks that the importing process still exists.
+PARENT_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -46,6 +53,8 @@ class ImportReport:
     updated: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
     duplicates: list[dict[str, str]] = field(default_factory=list)  # {"path", "of"}
+    # Labelled rows removed because their path now holds other content and theirs is gone.
+    labels_dropped: list[dict[str, str]] = field(default_factory=list)  # {"path", "coarse", …}
     labels: Any = None  # labels_csv.LabelsReport when --labels was given
     cancelled: bool = False
 
@@ -58,6 +67,8 @@ class ImportReport:
             "failed": list(self.failed),
             "duplicates": list(self.duplicates),
         }
+        if self.labels_dropped:
+            out["labels_dropped"] = list(self.labels_dropped)
         if self.labels is not None:
             out["labels"] = self.labels.to_json()
         if self.cancelled:
@@ -85,9 +96,11 @@ class Measured:
 _KNOWN: frozenset[str] = frozenset()
 
 
-def _init_worker(known: frozenset[str]) -> None:
+def _init_worker(known: frozenset[str], parent: int | None = None) -> None:
     global _KNOWN
     _KNOWN = known
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     # Each worker is one process; nested thread pools (OpenCV) would oversubscribe the cores.
     try:
         import cv2
@@ -95,6 +108,15 @@ def _init_worker(known: frozenset[str]) -> None:
         cv2.setNumThreads(1)
     except Exception:  # pragma: no cover - cv2 is a hard dependency, but never fail a worker
         pass
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once the importing process is gone (killed with SIGKILL, it cannot
+    shut its pool down): a worker must never outlive the import that started it."""
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def measure_file(path: str, known: frozenset[str] | None = None) -> Measured:
@@ -132,26 +154,96 @@ def measure_file(path: str, known: frozenset[str] | None = None) -> Measured:
 
 
 # --- main side ------------------------------------------------------------------------------
+#: The folders a library keeps inside itself; never imported, whatever folder is imported.
+LIBRARY_SUBFOLDERS = ("thumbs", "models", "indexes")
+#: Image formats we recognise but cannot decode: reported, so a folder of HEIC photos does not
+#: import as "nothing" without a word.
+UNSUPPORTED_SUFFIXES = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".gif": "GIF"}
+
+
+def library_internal_folder(path: str | os.PathLike[str]) -> Path | None:
+    """The library folder whose own ``thumbs/``, ``models/`` or ``indexes/`` holds ``path``
+    (or is it), else None. Those files are the library's, never fabrics."""
+    p = Path(path)
+    for sub in (p, *p.parents):
+        if sub.name in LIBRARY_SUBFOLDERS and (sub.parent / DB_NAME).is_file():
+            return sub.parent
+    return None
+
+
+def _printable(path: str) -> str:
+    """A path as text that can be stored and shown: undecodable bytes as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _valid_name(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as lone surrogates
+        return False
+    return True
+
+
 def scan_folder(
     folder: Path, exclude: Path | None = None
 ) -> tuple[list[str], list[dict[str, str]]]:
-    """Image files under ``folder`` (recursive, sorted, normalised) and unreadable folders."""
-    files: list[str] = []
+    """Image files under ``folder`` (recursive, sorted, normalised) and the entries that
+    cannot be imported (unlistable folders, undecodable names, symlink loops, unsupported
+    formats), each with a reason. One bad entry never stops the scan.
+
+    The internal folders of any library met on the way (``exclude`` or a folder holding a
+    catalogue) are skipped, and so is a file that resolves (symlink) into one."""
+    files: set[str] = set()
     problems: list[dict[str, str]] = []
 
-    def onerror(exc: OSError) -> None:
-        problems.append(
-            {"path": str(exc.filename), "reason": f"cannot list folder: {exc.strerror}"}
-        )
+    def problem(path: str, reason: str) -> None:
+        problems.append({"path": _printable(path), "reason": reason})
 
-    excluded = str(exclude) if exclude is not None else None
+    def onerror(exc: OSError) -> None:
+        problem(str(exc.filename), f"cannot list folder: {exc.strerror}")
+
+    excluded = {str(exclude / d) for d in LIBRARY_SUBFOLDERS} if exclude is not None else set()
     for root, dirs, names in os.walk(folder, onerror=onerror):
-        # Never import the library's own thumbnails when the library sits inside the folder.
-        dirs[:] = sorted(d for d in dirs if excluded is None or os.path.join(root, d) != excluded)
+        keep = []
+        own = DB_NAME in names  # a library folder: its own subfolders are not photos
+        for d in sorted(dirs):
+            full = os.path.join(root, d)
+            if full in excluded or (own and d in LIBRARY_SUBFOLDERS):
+                continue
+            if not _valid_name(full):
+                problem(full, "folder name is not valid UTF-8; rename it to import its photos")
+                continue
+            keep.append(d)
+        dirs[:] = keep
         for name in sorted(names):
-            if imaging.is_image_path(name):
-                files.append(normalise_path(os.path.join(root, name)))
-    return files, problems
+            full = os.path.join(root, name)
+            suffix = os.path.splitext(name)[1].lower()
+            if suffix in UNSUPPORTED_SUFFIXES:
+                fmt = UNSUPPORTED_SUFFIXES[suffix]
+                problem(full, f"unsupported format ({fmt}); convert it to JPEG, PNG or TIFF")
+                continue
+            if not imaging.is_image_path(name):
+                continue
+            if not _valid_name(full):
+                problem(full, "file name is not valid UTF-8; rename the file to import it")
+                continue
+            try:
+                path = normalise_path(full)
+            except RuntimeError:  # Python 3.11 resolve(): "Symlink loop from …"
+                problem(full, "symbolic link loop")
+                continue
+            except OSError as exc:
+                problem(full, f"cannot resolve path: {exc.strerror or exc}")
+                continue
+            if not _valid_name(path):  # a symlink to a file whose name is not UTF-8
+                problem(full, "file name is not valid UTF-8; rename the file to import it")
+                continue
+            if library_internal_folder(path) is not None or any(
+                path.startswith(e + os.sep) for e in excluded
+            ):
+                continue  # a symlink into a library's own files
+            files.add(path)
+    return sorted(files), problems
 
 
 def import_folder(
@@ -167,18 +259,34 @@ def import_folder(
 
     ``workers``: processes for decoding (None = all cores; 0 = in this process). With
     ``labels_csv`` the labels are applied after the images (see `labels_csv.import_labels`).
-    Cancelling stops at the next file: what was measured is committed and the report comes
-    back with ``cancelled`` set (no `jobs.Cancelled` is raised: the partial report is useful)."""
+
+    Rows follow content: after an import, the row at each path describes the bytes now at
+    that path, and a row's labels, codes, thumbnails and palette belong to its content
+    (sha256), wherever that content moved (see `_reconcile`).
+
+    Cancelling stops at the next file and raises `jobs.Cancelled` whose ``partial`` is the
+    report of what was committed (new files measured so far); renames and content changes are
+    applied only by an import that saw every file, so a re-run finishes the job.
+    Raises `LibraryError` for a folder inside a library's own ``thumbs/``, ``models/`` or
+    ``indexes/``."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
+    resolved = folder.resolve()
+    owner = library_internal_folder(resolved)
+    if owner is not None:
+        raise LibraryError(
+            f"{folder} is inside the library {owner}: its thumbnails and models are not "
+            "fabrics; import the folder that holds your photos"
+        )
     rep = ImportReport()
     report(progress, "scan", 0, None, "files", message=str(folder))
-    files, problems = scan_folder(folder.resolve(), exclude=lib.folder)
+    files, problems = scan_folder(resolved, exclude=lib.folder)
     rep.failed.extend(problems)
 
     states = lib.file_states()
     todo: list[str] = []
+    unchanged: list[str] = []
     for path in files:
         state = states.get(path)
         if state is not None:
@@ -188,12 +296,13 @@ def import_folder(
                 todo.append(path)  # measured by a worker, which reports the reason
                 continue
             if st.st_size == state[1] and st.st_mtime == state[2]:
-                rep.unchanged += 1
+                unchanged.append(path)
                 continue
         todo.append(path)
+    rep.unchanged = len(unchanged)
     report(progress, "scan", len(files), len(files), "files")
 
-    writer = _Writer(lib, rep, states, set(files))
+    writer = _Writer(lib, rep, states)
     total = len(todo)
     done = 0
     report(progress, "import", 0, total, "images")
@@ -210,8 +319,16 @@ def import_folder(
                 break
     finally:
         writer.flush()  # commit what is measured, also when interrupted (Ctrl-C) or cancelled
-    rep.cancelled = done < total and cancel is not None and cancel.cancelled
-    if labels_csv is not None and not rep.cancelled:
+    if done < total and cancel is not None and cancel.cancelled:
+        rep.cancelled = True
+        waiting = total - rep.added - len(rep.failed) + len(problems)
+        kept = f"{rep.added} new images were imported and kept" if rep.added else "none imported"
+        raise Cancelled(
+            f"{kept}; {waiting} files not yet imported: run the import again to finish",
+            partial=rep,
+        )
+    _reconcile(lib, rep, writer, set(files), unchanged, states)
+    if labels_csv is not None:
         from fabricsearch.catalogue.labels_csv import import_labels
 
         rep.labels = import_labels(lib, labels_csv, add_categories=add_categories)
@@ -244,7 +361,7 @@ def _measure_pool(
     suspects: list[str] = []  # in flight when a worker died
     max_in_flight = workers * 4  # bounded, so thumbnails do not pile up in memory
     pool = cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(known,)
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(known, os.getpid())
     )
     pending: dict[cf.Future[Measured], str] = {}
     try:
@@ -273,7 +390,10 @@ def _measure_pool(
                     yield _measure_isolated(p, known, ctx)
                 suspects.clear()
                 pool = cf.ProcessPoolExecutor(
-                    max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(known,)
+                    max_workers=workers,
+                    mp_context=ctx,
+                    initializer=_init_worker,
+                    initargs=(known, os.getpid()),
                 )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -281,7 +401,7 @@ def _measure_pool(
 
 def _measure_isolated(path: str, known: frozenset[str], ctx: Any) -> Measured:
     with cf.ProcessPoolExecutor(
-        max_workers=1, mp_context=ctx, initializer=_init_worker, initargs=(known,)
+        max_workers=1, mp_context=ctx, initializer=_init_worker, initargs=(known, os.getpid())
     ) as pool:
         try:
             return pool.submit(measure_file, path).result()
@@ -290,20 +410,22 @@ def _measure_isolated(path: str, known: frozenset[str], ctx: Any) -> Measured:
 
 
 class _Writer:
-    """Collects measured files and writes them in batched transactions (main process only)."""
+    """Collects measured files and writes them in batched transactions (main process only).
+
+    Only what cannot conflict with anything is written while files are being measured: new
+    content at a path without a row, and failures. Everything else (a known hash at a new
+    path, new content at a path that has a row) waits in ``deferred`` for `_reconcile`,
+    which needs the content of every path to decide where each row belongs."""
 
     def __init__(
-        self,
-        lib: Library,
-        rep: ImportReport,
-        states: dict[str, tuple[int, int, float, str]],
-        present: set[str],
+        self, lib: Library, rep: ImportReport, states: dict[str, tuple[int, int, float, str]]
     ) -> None:
         self.lib = lib
         self.rep = rep
-        self.states = states
-        self.present = present
+        self.taken = set(states)  # paths that have a row
         self.batch: list[Measured] = []
+        self.deferred: dict[str, Measured] = {}  # path → measured (thumbnails already on disk)
+        self.content: dict[str, str] = {}  # path → sha256 of every file measured without error
         self.last = time.monotonic()
 
     def add(self, m: Measured) -> None:
@@ -331,48 +453,125 @@ class _Writer:
             lib.record_failure(m.path, m.error)
             rep.failed.append({"path": m.path, "reason": m.error})
             return
-        lib.clear_failure(m.path)
-        here = self.states.get(m.path)  # a row at this path already
-        same = lib.find_by_sha(m.sha256)  # a row with this content already
-        if same is not None:
-            if here is not None and here[0] == same.id:
-                # Touched but identical content: refresh size/mtime so it is skipped next time.
-                lib.update_image(same.id, size=m.size, mtime=m.mtime)
-                rep.unchanged += 1
-                return
-            old = str(same.path)
-            if old not in self.present and not os.path.exists(old):
-                if here is not None:
-                    # This path's previous content was overwritten by the moved file: the
-                    # row describing content that no longer exists anywhere goes.
-                    lib.remove_images([here[0]])
-                lib.update_image(same.id, path=m.path, size=m.size, mtime=m.mtime)
-                self.states.pop(old, None)
-                self.states[m.path] = (same.id, m.size, m.mtime, m.sha256)
-                rep.moved += 1
-            else:
-                rep.duplicates.append({"path": m.path, "of": old})
+        self.content[m.path] = m.sha256
+        if m.known or m.path in self.taken or lib.find_by_sha(m.sha256) is not None:
+            self.deferred[m.path] = replace(m, thumbs=())
             return
-        if m.known:  # hashed as known by the worker, but that row has gone since: measure now
-            m = measure_file(m.path, frozenset())
-            if m.error:
-                self._write(m)
-                return
-            for size, data in m.thumbs:
-                lib.write_thumbnail(m.sha256, size, data)
-        palette = np.frombuffer(m.palette, dtype=np.float32).reshape(10, 4)
-        if here is not None:
-            lib.update_image(
-                here[0],
-                sha256=m.sha256,
-                size=m.size,
-                mtime=m.mtime,
-                width=m.width,
-                height=m.height,
-                palette=palette,
-            )
-            rep.updated += 1
-        else:
-            image_id = lib.add_image(m.path, m.sha256, m.size, m.mtime, m.width, m.height, palette)
-            self.states[m.path] = (image_id, m.size, m.mtime, m.sha256)
-            rep.added += 1
+        lib.clear_failure(m.path)
+        _insert(lib, m)
+        self.taken.add(m.path)
+        rep.added += 1
+
+
+def _insert(lib: Library, m: Measured) -> int:
+    palette = np.frombuffer(m.palette, dtype=np.float32).reshape(10, 4)
+    return lib.add_image(m.path, m.sha256, m.size, m.mtime, m.width, m.height, palette)
+
+
+def _still_there(path: str, size: int, mtime: float) -> bool:
+    """Whether a row's file outside this scan still looks like the catalogued one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size == size and st.st_mtime == mtime
+
+
+def _reconcile(
+    lib: Library,
+    rep: ImportReport,
+    writer: _Writer,
+    scanned: set[str],
+    unchanged: list[str],
+    states: dict[str, tuple[int, int, float, str]],
+) -> None:
+    """Apply renames, duplicates and content changes in one transaction, so that each path's
+    row describes the bytes at that path and each row keeps its content's labels and codes.
+
+    For every content hash seen at a deferred path: its row stays where it is if its path
+    still holds it (or lies outside the scan and looks untouched, or could not be read now);
+    otherwise the row moves to the first path holding it. Other paths holding the same
+    content are duplicates. Content without a row gets a new one. A row whose path now holds
+    other content and whose own content is found nowhere is removed (its content is gone);
+    if it was labelled, the report lists it in ``labels_dropped``. Renames may form chains and
+    cycles (``mv A C; mv B A``), so moving rows first get a temporary path."""
+    deferred = writer.deferred
+    if not deferred:
+        return
+    content = dict(writer.content)
+    for p in unchanged:
+        content[p] = states[p][3]
+    holders: dict[str, list[str]] = {}
+    for p in sorted(content):
+        holders.setdefault(content[p], []).append(p)
+
+    with lib.atomic():
+        rows = lib.file_states()  # fresh: another process may have written meanwhile
+        by_sha = {v[3]: (v[0], p, v[1], v[2]) for p, v in rows.items()}
+        moves: dict[int, str] = {}
+        refresh: dict[int, str] = {}  # row id → deferred path whose size/mtime it takes
+        inserts: list[Measured] = []
+        for sha in sorted({m.sha256 for m in deferred.values()}):
+            hs = holders[sha]
+            row = by_sha.get(sha)
+            if row is None:
+                keep = hs[0]
+                inserts.append(deferred[keep])
+            else:
+                rid, rpath, rsize, rmtime = row
+                if rpath in hs:
+                    keep = rpath
+                elif rpath in content or (
+                    rpath not in scanned and not _still_there(rpath, rsize, rmtime)
+                ):
+                    keep = hs[0]  # its old path holds other content now, or is gone
+                    moves[rid] = keep
+                else:
+                    keep = rpath  # a copy outside the folder, or unreadable right now
+                if keep in deferred:
+                    refresh[rid] = keep
+                    if rid not in moves:
+                        rep.unchanged += 1  # touched: same bytes, new mtime
+            for p in hs:
+                if p != keep and p in deferred:
+                    rep.duplicates.append({"path": p, "of": keep})
+
+        gone = [
+            v[0]
+            for p, v in rows.items()
+            if p in content and content[p] != v[3] and v[0] not in moves
+        ]
+        for rec in lib.images(gone) if gone else []:
+            if rec.labelled:
+                rep.labels_dropped.append(
+                    {
+                        "path": str(rec.path),
+                        "coarse": rec.coarse or "",
+                        "fine": rec.fine or "",
+                        "tightness": "" if rec.tightness is None else repr(rec.tightness),
+                    }
+                )
+        lib.remove_images(gone)
+        for rid in moves:  # out of the way first: a target path may belong to another mover
+            lib.update_image(rid, path=f"\0moving/{rid}")
+        for rid, path in moves.items():
+            lib.update_image(rid, path=path)
+        rep.moved += len(moves)
+        for rid, path in refresh.items():
+            lib.update_image(rid, size=deferred[path].size, mtime=deferred[path].mtime)
+        for m in inserts:
+            if m.known:  # hashed as known, but that row has gone since: measure it now
+                m = measure_file(m.path, frozenset())
+                if m.error:
+                    lib.record_failure(m.path, m.error)
+                    rep.failed.append({"path": m.path, "reason": m.error})
+                    continue
+                for size, data in m.thumbs:
+                    lib.write_thumbnail(m.sha256, size, data)
+            _insert(lib, m)
+            if m.path in rows:
+                rep.updated += 1  # new content at a catalogued path
+            else:
+                rep.added += 1
+        for p in deferred:
+            lib.clear_failure(p)

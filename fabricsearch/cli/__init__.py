@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import sys
 
 COMMAND_MODULES = [
     "fabricsearch.cli.colour_cmd",  # colour
@@ -53,21 +52,11 @@ def main(argv: list[str]) -> int:
     if func is None:
         parser.print_help()
         return 2
-    from fabricsearch.cli.common import UserError, fail
-    from fabricsearch.jobs import Cancelled
+    from fabricsearch.cli.common import run_command
     from fabricsearch.logging_setup import install_crash_logging, setup_logging
 
     # A read-only home must not stop the CLI; logging then stays on stderr.
     with contextlib.suppress(OSError):
         setup_logging(verbose=args.verbose)
         install_crash_logging()
-    try:
-        return int(func(args) or 0)
-    except UserError as exc:
-        return fail(str(exc))
-    except Cancelled:
-        print("cancelled; nothing was changed", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(func, args)  # the one error boundary

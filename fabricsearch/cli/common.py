@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import os
 import signal
 import sys
 import threading
@@ -92,32 +94,51 @@ def tqdm_progress(enabled: bool = True) -> Iterator[tuple[ProgressFn, CancelToke
             bar.close()
 
 
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The CLI's one error boundary: errors meant for the user (bad library, labels CSV, model
+    file, device, method name) become a message on stderr and exit code 1; a cancelled job
+    says what it kept (`jobs.Cancelled.user_message`) and exits 130; a second Ctrl-C exits
+    130; a closed pipe (``| head``) ends quietly. Anything else is a bug: its traceback
+    reaches the crash log."""
+    from fabricsearch.catalogue import LibraryError
+    from fabricsearch.catalogue.labels_csv import LabelsCsvError
+    from fabricsearch.hashing.checkpoint import CheckpointError
+    from fabricsearch.hashing.device import DeviceError
+    from fabricsearch.hashing.registry import UnknownMethodError
+    from fabricsearch.jobs import Cancelled
+
+    try:
+        return int(func(args) or 0)
+    except (
+        LibraryError,
+        LabelsCsvError,
+        CheckpointError,
+        DeviceError,
+        UnknownMethodError,
+        UserError,
+    ) as exc:
+        return fail(str(exc))
+    except Cancelled as exc:
+        print(f"fabricsearch: {exc.user_message()}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("fabricsearch: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``fabricsearch info --json | head``): not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush cannot raise again.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
 def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Decorator for command functions: errors meant for the user (bad library, labels CSV,
-    model file, device, method name) become a message on stderr and exit code 1; a cancelled
-    job exits 130 having changed nothing."""
+    """Decorator for command functions: runs them inside `run_command`, the one error
+    boundary, also when a command is called directly (tests, other commands)."""
 
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
-        from fabricsearch.catalogue import LibraryError
-        from fabricsearch.catalogue.labels_csv import LabelsCsvError
-        from fabricsearch.hashing.checkpoint import CheckpointError
-        from fabricsearch.hashing.device import DeviceError
-        from fabricsearch.hashing.registry import UnknownMethodError
-        from fabricsearch.jobs import Cancelled
-
-        try:
-            return func(args)
-        except (
-            LibraryError,
-            LabelsCsvError,
-            CheckpointError,
-            DeviceError,
-            UnknownMethodError,
-            UserError,
-        ) as exc:
-            return fail(str(exc))
-        except Cancelled:
-            return fail("cancelled; nothing was changed", 130)
+        return run_command(func, args)
 
     return wrapper

@@ -90,6 +90,7 @@ def run_init(args: argparse.Namespace) -> int:
 @user_errors
 def run_import(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue.labels_csv import LabelsCsvError
+    from fabricsearch.jobs import Cancelled
     from fabricsearch.workflows import import_and_encode
 
     with _open(args.library) as lib, tqdm_progress() as (prog, cancel):
@@ -107,22 +108,35 @@ def run_import(args: argparse.Namespace) -> int:
             return fail(str(exc))
         except LabelsCsvError as exc:
             raise UserError(f"images imported, labels not applied: {exc}") from exc
-        # New images became searchable at once with the active (e.g. shipped) model.
-        rep, encoded = outcome.report, outcome.encoded
+        except Cancelled as exc:
+            # What was committed is shown like a finished import's report; the error
+            # boundary then says what was kept and exits 130.
+            if exc.partial is not None:
+                _print_import(args, exc.partial.report, exc.partial.encoded)
+            raise
+    # New images became searchable at once with the active (e.g. shipped) model.
+    _print_import(args, outcome.report, outcome.encoded)
+    return 0
+
+
+def _print_import(args: argparse.Namespace, rep: Any, encoded: int) -> None:
     if args.json:
         print_json({**rep.to_json(), "encoded": encoded})
-    else:
-        print(
-            f"added {rep.added}, unchanged {rep.unchanged}, moved {rep.moved}, "
-            f"updated {rep.updated}, duplicates {len(rep.duplicates)}, failed {len(rep.failed)}"
-        )
-        for f in rep.failed:
-            print(f"  failed: {f['path']}: {f['reason']}")
-        for d in rep.duplicates:
-            print(f"  duplicate: {d['path']} (same content as {d['of']})")
-        if rep.labels is not None:
-            _print_labels(rep.labels)
-    return 0
+        return
+    print(
+        f"added {rep.added}, unchanged {rep.unchanged}, moved {rep.moved}, "
+        f"updated {rep.updated}, duplicates {len(rep.duplicates)}, failed {len(rep.failed)}, "
+        f"encoded {encoded}"
+    )
+    for f in rep.failed:
+        print(f"  failed: {f['path']}: {f['reason']}")
+    for d in rep.duplicates:
+        print(f"  duplicate: {d['path']} (same content as {d['of']})")
+    for d in rep.labels_dropped:
+        labels = ", ".join(v for v in (d["coarse"], d["fine"], d["tightness"]) if v)
+        print(f"  labels dropped: {d['path']} holds a different photo now (was {labels})")
+    if rep.labels is not None:
+        _print_labels(rep.labels)
 
 
 def _print_labels(rep: Any) -> None:
