@@ -6,7 +6,6 @@ Thin wrappers: parse arguments, call `fabricsearch.hashing`, print a table or JS
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -122,20 +121,14 @@ def _default_backbone(method: str) -> str:
     return "compact"
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--option {item!r} is not KEY=VALUE")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        if isinstance(value, list):
-            value = tuple(value)
-        out[key.strip()] = value
-    return out
+def _method_options(method: str, items: list[str]) -> dict[str, Any]:
+    """Typed method options (see `registry.parse_method_options`); refusals are user errors."""
+    from fabricsearch.hashing.registry import parse_method_options
+
+    try:
+        return parse_method_options(method, items)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
 
 
 @user_errors
@@ -162,7 +155,7 @@ def run_train(args: argparse.Namespace) -> int:
         init=args.init,
         backbone=args.backbone or _default_backbone(args.method),
         feature_views=not args.no_views,
-        method_options=_parse_options(args.option),
+        method_options=_method_options(args.method, args.option),
     )
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
         init = resolve_init(args.init, lib)

@@ -101,3 +101,72 @@ def create_method(name: str, config: MethodConfig | None = None, **overrides: An
 
         config = dataclasses.replace(config, **overrides)
     return cls(config)
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(name: str, kind: Any, raw: str) -> Any:
+    """One option value from text, by the config field's type; ValueError names the field."""
+    import json
+    import typing
+
+    text = raw.strip()
+    origin = typing.get_origin(kind)
+    if kind is bool:
+        low = text.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"option {name} takes true or false (yes/no, on/off, 1/0), not {raw!r}")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"option {name} takes a whole number, not {raw!r}") from None
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"option {name} takes a number, not {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"option {name} takes a finite number, not {raw!r}")
+        return value
+    if kind is str:
+        return text
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(kind) or (int,)
+        try:
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+        except json.JSONDecodeError:
+            raise ValueError(f"option {name} takes a list such as 24,48,96, not {raw!r}") from None
+        return tuple(_coerce(name, inner, str(v)) for v in items)
+    raise ValueError(f"option {name} cannot be set from the command line")
+
+
+def parse_method_options(method: str, items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings → typed overrides of `method`'s Config, converted by each field's
+    declared type (``variational=no`` is False, ``tau=abc`` is refused naming ``tau``). Raises
+    ValueError for an unknown key or a value that does not fit."""
+    import dataclasses
+    import typing
+
+    cls = method_config_class(method)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    reserved = {"bits", "input_size", "backbone"}  # set by their own command-line flags
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--option {item!r} is not KEY=VALUE")
+        if key in reserved:
+            raise ValueError(f"option {key} has its own flag (--{key.replace('_', '-')})")
+        if key not in fields:
+            known = ", ".join(sorted(fields - reserved))
+            raise ValueError(f"{method} has no option {key!r} (options: {known})")
+        out[key] = _coerce(key, hints[key], raw)
+    return out

@@ -1,0 +1,102 @@
+"""Searching well before any label: the pretrained backbone plus a label-free head.
+
+A new library's photos are searchable at once through the ImageNet-pretrained backbone: after
+each import, while no trained model is active (none, the shipped synthetic model, or an earlier
+automatic head), ITQ (PCA + iterative quantisation rotation, Gong & Lazebnik 2011) is fitted on
+the backbone features of every photo in the library and becomes the active model. No label is
+used, so fitting on the test split too is not a leak. The fit is about a second for thousands
+of images once their features are cached; the features are cached for later training anyway.
+
+A trained model is never replaced by this: once staff have trained on labels, imports only
+encode the new photos with that model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fabricsearch.jobs import CancelToken, ProgressFn
+
+if TYPE_CHECKING:
+    from fabricsearch.catalogue import Library, ModelInfo
+
+log = logging.getLogger(__name__)
+
+AUTO_PREFIX = "auto-"
+SHIPPED_PREFIX = "pretrained-"
+AUTO_BITS = 64
+AUTO_NOTE = "label-free: ITQ on the pretrained backbone's features of this library's photos"
+
+
+def is_automatic(version: str) -> bool:
+    """Models the library may replace on its own: the shipped one and automatic heads."""
+    return version.startswith((AUTO_PREFIX, SHIPPED_PREFIX))
+
+
+def wants_auto_head(lib: Library) -> bool:
+    """True when the pretrained backbone is installed and no trained model is active."""
+    from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, backbone_available
+
+    if not backbone_available(DEFAULT_BACKBONE):
+        return False
+    active = lib.active_model()
+    return active is None or is_automatic(active.version)
+
+
+def fit_auto_head(
+    lib: Library,
+    bits: int = AUTO_BITS,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ModelInfo | None:
+    """Fit and activate the label-free head on every image of the library (None if fewer than
+    two images). Earlier automatic heads that are not active are removed."""
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, get_spec
+    from fabricsearch.hashing.train import (
+        library_training_data,
+        publish_model,
+        train,
+        unique_model_version,
+    )
+
+    n = lib.count()
+    if n < 2:
+        return None
+    bits = min(bits, get_spec(DEFAULT_BACKBONE).feature_dim)
+    cfg = TrainConfig(method="itq", bits=bits, backbone=DEFAULT_BACKBONE, augment=False)
+    data = library_training_data(lib, labelled_only=False)
+    data.train_idx = np.arange(len(data.images), dtype=np.int64)  # no labels: fit on all
+    data.val_idx = np.zeros(0, np.int64)
+    t0 = time.perf_counter()
+    result = train(data, cfg, progress, cancel)
+    previous = [m.version for m in lib.models() if m.version.startswith(AUTO_PREFIX)]
+    info = publish_model(
+        lib,
+        result.method,
+        unique_model_version(lib, "itq", bits, prefix=AUTO_PREFIX),
+        metrics={"train_time_s": time.perf_counter() - t0},
+        train_config=result.config.to_dict(),
+        fingerprint=result.fingerprint,
+        extra={"images": n},
+        note=AUTO_NOTE,
+        progress=progress,
+        cancel=cancel,
+        label_free=True,
+    )
+    active = lib.active_model()
+    old = {m.version: m for m in lib.models()}
+    for version in previous:
+        if active is not None and version != active.version and version in old:
+            try:
+                lib.remove_model(version)
+                path = old[version].path
+                path.unlink(missing_ok=True)
+                path.with_suffix(".json").unlink(missing_ok=True)
+            except OSError:  # an old head that cannot be removed is harmless
+                log.warning("could not remove the earlier automatic head %s", version)
+    return info
