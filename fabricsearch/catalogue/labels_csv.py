@@ -3,24 +3,33 @@
 ``coarse`` is ``major/minor`` or ``major``; an empty cell means unknown (and a row sets all
 three fields, so an empty cell clears a label). Paths are relative to the CSV's folder or
 absolute. Bad rows (unknown category, image not in the library, tightness outside 0–100,
-repeated path) are reported with their line number and nothing of them is written; all good
-rows are applied in one transaction.
+repeated path) are reported with their line number and nothing of them is written, not even
+a category they would add with ``--add-categories``; all good rows are applied in one
+transaction. Tightness is a plain ASCII number (`parse_tightness`). Export escapes cells that a
+spreadsheet would run as a formula (leading ``'``), and import undoes that escape.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fabricsearch.catalogue.library import Library, normalise_path
-from fabricsearch.taxonomy import TaxonomyError, split_coarse
+from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 COLUMNS = ("path", "coarse", "fine", "tightness")
+
+#: A tightness cell: ASCII decimal digits with an optional sign, fraction and exponent (export
+#: writes `repr`, e.g. "1e-05"). Python's float() also takes "5_0", full-width digits "５０",
+#: "inf" and "nan"; none of them is a tightness anybody meant to type.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: Cells a spreadsheet would run as a formula (CSV injection); export prefixes them with "'".
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class LabelsCsvError(ValueError):
@@ -91,7 +100,7 @@ def import_labels(
             if len(cells) != len(names):
                 raw.append((reader.line_num, {"_error": f"{len(cells)} cells, expected 4"}))
                 continue
-            raw.append((reader.line_num, {k: cells[i].strip() for k, i in col.items()}))
+            raw.append((reader.line_num, {k: _unescape(cells[i].strip()) for k, i in col.items()}))
     except csv.Error as exc:
         raise LabelsCsvError(f"{csv_path} line {reader.line_num}: {exc}") from exc
 
@@ -116,44 +125,50 @@ def import_labels(
         if rec is None:
             bad(f"image not in the library: {normalise_path(p if p.is_absolute() else base / p)}")
             continue
-        coarse = cells["coarse"] or None
-        fine = cells["fine"] or None
-        if coarse is not None:
-            major, minor = split_coarse(coarse)
-            coarse = major if minor is None else f"{major}/{minor}"
-            if not tax.has_coarse(coarse):
-                if not add_categories:
-                    bad(f"unknown coarse category {coarse!r} (use --add-categories to add it)")
-                    continue
-                try:
-                    tax.add_minor(coarse) if minor is not None else tax.add_major(coarse)
-                except TaxonomyError as exc:
-                    bad(str(exc))
-                    continue
-                new_coarse.append(coarse)
-        if fine is not None and fine not in tax.fine:
-            if not add_categories:
-                bad(f"unknown fine texture {fine!r} (use --add-categories to add it)")
-                continue
-            try:
-                tax.add_fine(fine)
-            except TaxonomyError as exc:
-                bad(str(exc))
-                continue
-            new_fine.append(fine)
         tightness: float | None = None
         if cells["tightness"]:
             try:
-                tightness = float(cells["tightness"])
+                tightness = parse_tightness(cells["tightness"])
             except ValueError:
                 bad(f"tightness {cells['tightness']!r} is not a number")
                 continue
-            if math.isnan(tightness) or not 0.0 <= tightness <= 100.0:
+            if not 0.0 <= tightness <= 100.0:
                 bad(f"tightness {cells['tightness']} is outside 0–100")
                 continue
         if rec.id in first_line:
             bad(f"image already labelled on line {first_line[rec.id]}")
             continue
+        coarse = cells["coarse"] or None
+        fine = cells["fine"] or None
+        if coarse is not None:
+            major, minor = split_coarse(coarse)
+            coarse = major if minor is None else f"{major}/{minor}"
+        # Categories last, once the row is otherwise good, and on a trial copy: a rejected
+        # row never adds a category (with --add-categories).
+        add_coarse = coarse if coarse is not None and not tax.has_coarse(coarse) else None
+        add_fine = fine if fine is not None and fine not in tax.fine else None
+        if add_coarse is not None or add_fine is not None:
+            if not add_categories:
+                if add_coarse is not None:
+                    bad(f"unknown coarse category {coarse!r} (use --add-categories to add it)")
+                else:
+                    bad(f"unknown fine texture {fine!r} (use --add-categories to add it)")
+                continue
+            trial = Taxonomy.from_dict(tax.to_dict())
+            try:
+                if add_coarse is not None:
+                    if "/" in add_coarse:
+                        trial.add_minor(add_coarse)
+                    else:
+                        trial.add_major(add_coarse)
+                if add_fine is not None:
+                    trial.add_fine(add_fine)
+            except TaxonomyError as exc:
+                bad(str(exc))
+                continue
+            tax = trial
+            new_coarse += [add_coarse] if add_coarse is not None else []
+            new_fine += [add_fine] if add_fine is not None else []
         first_line[rec.id] = line
         rows.append(_Row(line, rec.id, coarse, fine, tightness))
 
@@ -185,7 +200,9 @@ def export_labels(lib: Library, csv_path: str | os.PathLike[str]) -> int:
                 path = r.path.relative_to(base).as_posix()
             except ValueError:
                 path = str(r.path)
-            w.writerow([path, r.coarse or "", r.fine or "", _fmt(r.tightness)])
+            w.writerow(
+                [_escape(c) for c in (path, r.coarse or "", r.fine or "")] + [_fmt(r.tightness)]
+            )
     os.replace(tmp, csv_path)
     return len(records)
 
@@ -195,3 +212,24 @@ def _fmt(t: float | None) -> str:
         return ""
     s = repr(float(t))  # repr round-trips exactly
     return s[:-2] if s.endswith(".0") else s
+
+
+def parse_tightness(text: str) -> float:
+    """A tightness cell as a number; `ValueError` for anything but a plain ASCII decimal."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
+
+
+def _escape(cell: str) -> str:
+    """A cell a spreadsheet will not run: one that starts like a formula (``=cmd|…``, ``+``,
+    ``-``, ``@``, tab, CR) or with the escape itself gets a leading ``'``; `_unescape` undoes
+    it, so export → import still round-trips."""
+    return "'" + cell if cell.startswith((*_FORMULA_START, "'")) else cell
+
+
+def _unescape(cell: str) -> str:
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in "=+-@\t\r'":
+        return cell[1:]
+    return cell
