@@ -20,7 +20,7 @@ import numpy as np
 
 from fabricsearch import colour
 from fabricsearch.codes import pack_codes
-from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.jobs import CancelToken, ProgressFn
 from fabricsearch.similarity import LabelArrays, combine_components, fine_grained_components
 
 if TYPE_CHECKING:
@@ -301,7 +301,11 @@ class Searcher:
         with self._lock:
             st = self._ensure()
             t1 = time.perf_counter()
-            code = pack_codes(encode_images(st.method, [rgb]))[0]
+            # On a pretrained backbone the file goes through the library's own input recipe
+            # (featurestore.decode_for → prepare_square), so a library photo used as a query
+            # gets exactly its stored code.
+            source = image if st.method.on_features and sha is not None else rgb
+            code = pack_codes(encode_images(st.method, [source]))[0]
             times["encode"] = (time.perf_counter() - t1) * 1e3
 
             t2 = time.perf_counter()
@@ -478,8 +482,7 @@ def encode_missing(
 ) -> int:
     """Encode the images that have no code under the model `version` (the active one by default),
     add their codes, and drop the saved index so it is rebuilt. Returns how many were encoded."""
-    from fabricsearch.hashing.encode import encode_images, load_library_model
-    from fabricsearch.imaging import ImageError, load_rgb
+    from fabricsearch.hashing.encode import encode_records, load_library_model
 
     method, info, _meta = load_library_model(lib, version)
     have, _ = lib.load_codes(info.version)
@@ -487,22 +490,7 @@ def encode_missing(
     todo = [r for r in lib.images() if r.id not in have_set]
     if not todo:
         return 0
-    ids: list[int] = []
-    codes: list[np.ndarray] = []
-    batch = 32
-    for start in range(0, len(todo), batch):
-        check(cancel)
-        imgs, bids = [], []
-        for rec in todo[start : start + batch]:
-            try:
-                imgs.append(load_rgb(rec.path, max_side=512))
-                bids.append(rec.id)
-            except ImageError as exc:
-                log.warning("cannot encode %s: %s", rec.path, exc)
-        if imgs:
-            codes.append(pack_codes(encode_images(method, imgs)))
-            ids.extend(bids)
-        report(progress, "encode", min(len(todo), start + batch), len(todo), "img")
-    if ids:
-        lib.add_codes(info.version, ids, np.concatenate(codes))  # also drops the stale index
+    ids, packed = encode_records(lib, method, todo, 32, progress, cancel)
+    if len(ids):
+        lib.add_codes(info.version, ids.tolist(), packed)  # also drops the stale index
     return len(ids)

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fabricsearch.codes import pack_codes
-from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.jobs import CancelToken, ProgressFn, check
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library, ModelInfo
@@ -145,31 +144,10 @@ def encode_ids(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Encode the images `ids` exactly as `encode.encode_library` does → (ids, packed).
     Images that can no longer be decoded are left out (logged)."""
-    from fabricsearch.hashing.data import prepare_image, work_size_for
-    from fabricsearch.hashing.encode import encode_cached
-    from fabricsearch.imaging import ImageError, load_rgb
+    from fabricsearch.hashing.encode import encode_records
 
     records = lib.images(list(ids))
-    ws = work_size_for(method.input_size)
-    done_ids: list[int] = []
-    out: list[np.ndarray] = []
-    for start in range(0, len(records), batch_size):
-        check(cancel)
-        chunk, chunk_ids = [], []
-        for rec in records[start : start + batch_size]:
-            try:
-                rgb = load_rgb(rec.path, max_side=max(4 * ws, 512))
-            except ImageError as exc:
-                log.warning("cannot encode %s: %s", rec.path, exc)
-                continue
-            chunk.append(prepare_image(rgb, ws))
-            chunk_ids.append(rec.id)
-        if chunk:
-            out.append(pack_codes(encode_cached(method, np.stack(chunk), batch_size)))
-            done_ids.extend(chunk_ids)
-        report(progress, "encode new images", min(len(records), start + batch_size), len(records))
-    packed = np.concatenate(out) if out else np.zeros((0, method.bits // 8), np.uint8)
-    return np.asarray(done_ids, dtype=np.int64), packed
+    return encode_records(lib, method, records, batch_size, progress, cancel, "encode new images")
 
 
 def complete_codes(

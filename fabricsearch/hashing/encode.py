@@ -101,18 +101,36 @@ def encode_library(
 
     Images that can no longer be decoded are skipped (logged). With `store` and a `version`,
     the codes replace that model's stored codes."""
+    id_arr, packed = encode_records(lib, method, lib.images(), batch_size, progress, cancel)
+    if store and version is not None:
+        lib.store_codes(version, id_arr.tolist(), packed)
+    return id_arr, packed
+
+
+def encode_records(
+    lib: Library,
+    method: HashMethod,
+    records: Sequence[Any],
+    batch_size: int = 64,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    stage: str = "encode",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one way library images become codes (training's evaluation view of each photo) →
+    (ids int64, packed uint8). On a pretrained backbone the cached features are used (and
+    filled in); on the compact one the photos are decoded at a bounded size. Images that can
+    no longer be decoded are left out (logged)."""
     from fabricsearch.imaging import ImageError, load_rgb
 
-    records = lib.images()
     if method.on_features:
-        return _encode_records_features(lib, method, records, version, store, progress, cancel)
+        return _encode_records_features(lib, method, records, progress, cancel)
     ws = work_size_for(method.input_size)
     n = len(records)
     ids: list[int] = []
     codes: list[np.ndarray] = []
     skipped = 0
     t0 = time.perf_counter()
-    report(progress, "encode", 0, n, "img")
+    report(progress, stage, 0, n, "img")
     for start in range(0, n, batch_size):
         check(cancel)
         chunk, chunk_ids = [], []
@@ -131,14 +149,11 @@ def encode_library(
             ids.extend(chunk_ids)
         done = min(n, start + batch_size)
         rate = done / max(time.perf_counter() - t0, 1e-9)
-        report(progress, "encode", done, n, "img", info={"img/s": rate, "skipped": skipped})
+        report(progress, stage, done, n, "img", info={"img/s": rate, "skipped": skipped})
     packed = (
         pack_codes(np.concatenate(codes)) if codes else np.zeros((0, method.bits // 8), np.uint8)
     )
-    id_arr = np.asarray(ids, dtype=np.int64)
-    if store and version is not None:
-        lib.store_codes(version, id_arr.tolist(), packed)
-    return id_arr, packed
+    return np.asarray(ids, dtype=np.int64), packed
 
 
 def library_features(
@@ -169,8 +184,6 @@ def _encode_records_features(
     lib: Library,
     method: HashMethod,
     records: Sequence[Any],
-    version: str | None,
-    store: bool,
     progress: ProgressFn | None,
     cancel: CancelToken | None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -184,8 +197,6 @@ def _encode_records_features(
     codes = encode_tensor(method, torch.from_numpy(feats[ok]))
     packed = pack_codes(codes) if len(codes) else np.zeros((0, method.bits // 8), np.uint8)
     id_arr = np.asarray([r.id for r, g in zip(records, ok, strict=True) if g], dtype=np.int64)
-    if store and version is not None:
-        lib.store_codes(version, id_arr.tolist(), packed)
     return id_arr, packed
 
 

