@@ -17,8 +17,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from fabricsearch.jobs import CancelToken, ProgressFn
 
 if TYPE_CHECKING:
@@ -69,11 +67,13 @@ def fit_auto_head(
         return None
     bits = min(bits, get_spec(DEFAULT_BACKBONE).feature_dim)
     cfg = TrainConfig(method="itq", bits=bits, backbone=DEFAULT_BACKBONE, augment=False)
-    data = library_training_data(lib, labelled_only=False)
-    data.train_idx = np.arange(len(data.images), dtype=np.int64)  # no labels: fit on all
-    data.val_idx = np.zeros(0, np.int64)
+    data = library_training_data(lib, labelled_only=False, fit_all=True)
     t0 = time.perf_counter()
-    result = train(data, cfg, progress, cancel)
+    try:
+        result = train(data, cfg, progress, cancel)
+    except ValueError as exc:  # e.g. fewer than two photos decode: keep the current model
+        log.warning("no label-free search model fitted: %s", exc)
+        return None
     previous = [m.version for m in lib.models() if m.version.startswith(AUTO_PREFIX)]
     info = publish_model(
         lib,

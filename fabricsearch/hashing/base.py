@@ -188,6 +188,12 @@ class HashMethod(nn.Module):
     def training_step(self, batch: Batch, ctx: TrainContext) -> dict[str, float]:
         raise NotImplementedError
 
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Class probabilities per label kind ("minor", "fine": (N, C)) from classification heads
+        where the method has them (DVSH); {} otherwise."""
+        return {}
+
     def finalize(self) -> None:
         """Called once after the last training step (fit non-deep methods here)."""
 

@@ -396,9 +396,12 @@ def train(
 
 
 # --- the library workflow -------------------------------------------------------------------
-def library_training_data(lib: Library, labelled_only: bool = True) -> TrainingData:
+def library_training_data(
+    lib: Library, labelled_only: bool = True, fit_all: bool = False
+) -> TrainingData:
     """The library's labelled images (every image if not `labelled_only`; unknown labels are
-    −1) with their stored train/val/test split."""
+    −1) with their stored train/val/test split (`fit_all`: every image is a training image,
+    for label-free fits that use no label and so cannot leak the test split)."""
     ids = lib.image_ids(labelled=True) if labelled_only else lib.image_ids()
     if len(ids) < 2:
         if labelled_only:
@@ -411,6 +414,9 @@ def library_training_data(lib: Library, labelled_only: bool = True) -> TrainingD
     splits = lib.splits()
     split = np.array([splits.get(i, "train") for i in ids])
     train_idx = np.flatnonzero(split == "train")
+    if fit_all:
+        train_idx = np.arange(len(ids), dtype=np.int64)
+        split = np.full(len(ids), "train")
     fingerprint = labels_fingerprint(
         labels, train_idx, extra=[records[i].sha256 for i in train_idx]
     )

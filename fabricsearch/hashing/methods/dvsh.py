@@ -168,6 +168,30 @@ class DVSH(HashMethod):
         ctx.backward_step(total)
         return terms
 
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Class probabilities from the classification heads (coarse minor, fine texture): the
+        mean of the head on r and the head on the relaxed code u; empty without heads."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(x)
+        finally:
+            self.train(was_training)
+        probs: dict[str, torch.Tensor] = {}
+        u = out["u"].float() * CODE_LOGIT_SCALE
+        r = out["r"].float()
+        for key, on_r, on_u in (
+            ("minor", self.cls_minor, self.code_minor),
+            ("fine", self.cls_fine, self.code_fine),
+        ):
+            parts = [
+                h(f).float().softmax(dim=1) for h, f in ((on_r, r), (on_u, u)) if h is not None
+            ]
+            if parts:
+                probs[key] = torch.stack(parts).mean(dim=0)
+        return probs
+
     def extra_metadata(self) -> dict[str, Any]:
         return {"bit_rule": "u = softmax(U_m)[0] - softmax(U_m)[1]; bit = sign(u)"}
 

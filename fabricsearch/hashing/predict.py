@@ -1,0 +1,155 @@
+"""Predicted labels from the active model's classification heads.
+
+DVSH trains linear heads for the coarse minor category and the fine texture (docs/dvsh.md);
+they are not used for codes, but they say what a photo probably is. Search explains a dropped
+photo with them (``"query": {"predicted": …}``) and labelling suggests them for unlabelled
+images (`fabricsearch labels suggest`). The confidence is the predicted class's probability
+(the mean of the head on the base feature and the head on the relaxed code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+
+if TYPE_CHECKING:
+    from fabricsearch.catalogue import ImageRecord, Library
+    from fabricsearch.hashing.base import HashMethod
+    from fabricsearch.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image_id: int | None
+    path: Path | None
+    coarse: str | None  # "major/minor" id
+    coarse_confidence: float
+    fine: str | None
+    fine_confidence: float
+
+    @property
+    def confidence(self) -> float:
+        """The coarse prediction's confidence (what suggestions are ranked and cut by)."""
+        return self.coarse_confidence
+
+    def to_json(self, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "coarse": self.coarse,
+            "coarse_confidence": round(self.coarse_confidence, 4),
+            "fine": self.fine,
+            "fine_confidence": round(self.fine_confidence, 4),
+            "confidence": round(self.confidence, 4),
+        }
+        if self.path is not None:
+            out = {"path": str(self.path), **out}
+        return out
+
+
+def can_predict(method: HashMethod) -> bool:
+    c = method.config
+    return int(getattr(c, "num_minor", 0) or 0) > 0 or int(getattr(c, "num_fine", 0) or 0) > 0
+
+
+def _decode(
+    probs: dict[str, torch.Tensor], taxonomy: Taxonomy, i: int
+) -> tuple[str | None, float, str | None, float]:
+    coarse, cc, fine, fc = None, 0.0, None, 0.0
+    if "minor" in probs:
+        p = probs["minor"][i]
+        j = int(p.argmax())
+        if j < len(taxonomy.minors):
+            coarse, cc = taxonomy.minors[j], float(p[j])
+    if "fine" in probs:
+        p = probs["fine"][i]
+        j = int(p.argmax())
+        if j < len(taxonomy.fine):
+            fine, fc = taxonomy.fine[j], float(p[j])
+    return coarse, cc, fine, fc
+
+
+def predict_inputs(
+    method: HashMethod, x: torch.Tensor, taxonomy: Taxonomy, batch_size: int = 256
+) -> list[tuple[str | None, float, str | None, float]]:
+    """Network inputs (features or pixels) → (coarse, confidence, fine, confidence) each."""
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        probs = method.predict(x[start : start + batch_size])
+        out.extend(_decode(probs, taxonomy, i) for i in range(min(batch_size, x.shape[0] - start)))
+    return out
+
+
+def predict_labels(
+    lib: Library,
+    records: Sequence[ImageRecord],
+    method: HashMethod | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> list[Prediction]:
+    """Predictions of the active model (or `method`) for library images, in `records` order.
+    Images that cannot be decoded get no prediction (coarse and fine None, confidence 0)."""
+    from fabricsearch.hashing.data import center_crop, prepare_image, to_tensor, work_size_for
+    from fabricsearch.hashing.encode import library_features, load_library_model
+    from fabricsearch.imaging import ImageError, load_rgb
+
+    if method is None:
+        method, _info, _meta = load_library_model(lib)
+    taxonomy = lib.taxonomy()
+    empty = (None, 0.0, None, 0.0)
+    if not can_predict(method) or not records:
+        results = [empty] * len(records)
+    elif method.on_features:
+        feats, ok = library_features(
+            lib, method.backbone, records, progress=progress, cancel=cancel
+        )
+        check(cancel)
+        got = predict_inputs(method, torch.from_numpy(feats[ok]), taxonomy)
+        it = iter(got)
+        results = [next(it) if good else empty for good in ok]
+    else:
+        ws = work_size_for(method.input_size)
+        results = []
+        for n, rec in enumerate(records):
+            check(cancel)
+            try:
+                rgb = load_rgb(rec.path, max_side=max(4 * ws, 512))
+            except ImageError:
+                results.append(empty)
+                continue
+            x = to_tensor(center_crop(prepare_image(rgb, ws)[None], method.input_size))
+            results.append(predict_inputs(method, x, taxonomy)[0])
+            report(progress, "predict", n + 1, len(records), "img")
+    return [
+        Prediction(rec.id, rec.path, c, cc, f, fc)
+        for rec, (c, cc, f, fc) in zip(records, results, strict=True)
+    ]
+
+
+def predict_image(method: HashMethod, image: Any, taxonomy: Taxonomy) -> Prediction | None:
+    """Prediction for one photo (a path or an RGB array), through the same input recipe as
+    encoding; None when the model has no classification heads."""
+    from fabricsearch.hashing.data import preprocess
+
+    if not can_predict(method):
+        return None
+    if method.on_features:
+        from fabricsearch.featurestore import compute_features
+
+        feats, ok = compute_features([image], method.backbone)
+        if not ok[0]:
+            return None
+        x = torch.from_numpy(feats[:, 0].astype(np.float32))
+    else:
+        if not isinstance(image, np.ndarray):
+            from fabricsearch.imaging import load_rgb
+
+            image = load_rgb(image)
+        x = preprocess([image], method.input_size)
+    c, cc, f, fc = predict_inputs(method, x, taxonomy)[0]
+    return Prediction(None, None, c, cc, f, fc)
