@@ -187,7 +187,8 @@ def test_interrupted_encode_is_finished_by_a_rerun(tmp_path: Path, how: str) -> 
         err = stderr.text()
         assert proc.returncode == 130, err[-2000:]
         assert "nothing was changed" not in err
-        assert "not yet searchable: run the import again" in err, err[-2000:]
+        assert f"the import finished (added {n}," in err, err[-2000:]
+        assert "run the import again" in err, err[-2000:]
         assert f"added {n}," in out
 
     with Library.open(lib_dir) as lib:

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -47,14 +48,21 @@ def fail(message: str, code: int = 1) -> int:
 def tqdm_progress(enabled: bool = True) -> Iterator[tuple[ProgressFn, CancelToken]]:
     """Yield (progress, cancel) for a long function; shows one tqdm bar per stage on stderr.
 
-    Ctrl-C sets the cancel token first, so the work stops at a safe point."""
+    Ctrl-C sets the cancel token first, so the work stops at a safe point. When stderr is not
+    a terminal (a log file, a pipe) bars would fill it with carriage returns: plain lines are
+    written instead, one when a stage starts, one when it ends, at most one every
+    `LOG_LINE_SECONDS` in between."""
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
     cancel = CancelToken()
+    lines = _LineProgress() if not _is_terminal(sys.stderr) else None
 
     def progress(p: Progress) -> None:
         if not enabled:
+            return
+        if lines is not None:
+            lines(p)
             return
         bar = bars.get(p.stage)
         if bar is None:
@@ -92,6 +100,37 @@ def tqdm_progress(enabled: bool = True) -> Iterator[tuple[ProgressFn, CancelToke
             signal.signal(signal.SIGINT, previous)
         for bar in bars.values():
             bar.close()
+
+
+#: Seconds between two progress lines of one stage when stderr is not a terminal.
+LOG_LINE_SECONDS = 10.0
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+class _LineProgress:
+    """Progress as whole lines, for logs: ``encode: 64/192 img``."""
+
+    def __init__(self) -> None:
+        self.stage = ""
+        self.last = 0.0
+        self.ended = False
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        finished = p.total is not None and p.done >= p.total
+        if p.stage == self.stage and (
+            self.ended or not finished and now - self.last < LOG_LINE_SECONDS
+        ):
+            return
+        total = f"/{p.total}" if p.total is not None else ""
+        print(f"{p.stage}: {p.done}{total} {p.unit}", file=sys.stderr, flush=True)
+        self.stage, self.last, self.ended = p.stage, now, finished
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
