@@ -42,6 +42,10 @@ RERANK_DEPTH = 100
 RERANK_HAMMING_WEIGHT = 0.5
 #: Re-ranking on by default (see docs/search.md for the measurement behind this default).
 RERANK_DEFAULT = True
+#: Colour ↔ texture balance of the re-ranking: 0 ranks by texture alone (the code's Hamming
+#: similarity and the coarse/fine/tightness components; colour ignored), 1 by colour alone,
+#: 0.5 weighs every component equally, which is the ranking before the balance existed.
+BALANCE_DEFAULT = 0.5
 COMPONENTS = ("colour", "coarse", "fine", "tightness")
 #: At most this many images lacking a code are encoded inside a query (about a second each 100
 #: on a laptop CPU); more are left to `fabricsearch encode` with a warning.
@@ -126,10 +130,13 @@ class SearchResult:
     hits: list[SearchHit] = field(default_factory=list)
     elapsed_ms: dict[str, float] = field(default_factory=dict)  # decode, encode, search, rerank
     reranked: bool = False
+    #: What the model's classification heads say the query is (coarse, fine, confidences);
+    #: None when the model has no heads (label-free or classical models).
+    predicted: dict[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
-            "query": self.query,
+            "query": {"path": self.query, "predicted": self.predicted},
             "model": self.model,
             "bits": self.bits,
             "reranked": self.reranked,
@@ -282,19 +289,27 @@ class Searcher:
         filters: SearchFilters | None = None,
         query_labels: QueryLabels | None = None,
         rerank: bool | None = None,
+        balance: float | None = None,
+        crop: tuple[int, int, int, int] | None = None,
     ) -> SearchResult:
-        """Find the `k` library images most similar to `image` (a path or an RGB uint8 array)."""
-        from fabricsearch.hashing.encode import encode_images
+        """Find the `k` library images most similar to `image` (a path or an RGB uint8 array).
+
+        `balance` (0–1, default `BALANCE_DEFAULT`) shifts the re-ranking from texture (0) to
+        colour (1). `crop` = (x, y, w, h) in pixels of the original photo (after EXIF
+        rotation) searches with that region only."""
         from fabricsearch.index import hamming_distances
 
         filters = filters or SearchFilters()
         query_labels = query_labels or QueryLabels()
         rerank = RERANK_DEFAULT if rerank is None else rerank
+        balance = BALANCE_DEFAULT if balance is None else float(balance)
+        if not 0.0 <= balance <= 1.0:
+            raise SearchError(f"the balance must be between 0 and 1, got {balance:g}")
         if k <= 0:
             raise SearchError("k must be at least 1")
         times: dict[str, float] = {}
         t0 = time.perf_counter()
-        rgb, name, sha = _load_query(image)
+        rgb, name, sha = _load_query(image, crop)
         palette = colour.quantise(rgb)
         times["decode"] = (time.perf_counter() - t0) * 1e3
 
@@ -305,7 +320,7 @@ class Searcher:
             # (featurestore.decode_for → prepare_square), so a library photo used as a query
             # gets exactly its stored code.
             source = image if st.method.on_features and sha is not None else rgb
-            code = pack_codes(encode_images(st.method, [source]))[0]
+            code, predicted = _encode_query(st.method, source, self.library)
             times["encode"] = (time.perf_counter() - t1) * 1e3
 
             t2 = time.perf_counter()
@@ -340,7 +355,9 @@ class Searcher:
             comps = fine_grained_components(qlab, st.labels.subset(rows))
             s = combine_components(comps)[0] if len(rows) else np.zeros(0, np.float32)
             hsim = 1.0 - dist.astype(np.float64) / bits
-            if rerank:
+            if rerank and balance != BALANCE_DEFAULT and len(rows):
+                score = _balanced_score(comps, hsim, balance)
+            elif rerank:
                 score = RERANK_HAMMING_WEIGHT * hsim + (1.0 - RERANK_HAMMING_WEIGHT) * s
             else:
                 score = hsim
@@ -381,6 +398,7 @@ class Searcher:
                 hits=hits,
                 elapsed_ms=times,
                 reranked=rerank,
+                predicted=predicted,
             )
 
     def _filter_mask(self, st: _State, f: SearchFilters) -> np.ndarray | None:
@@ -428,20 +446,97 @@ def search(
     filters: SearchFilters | None = None,
     query_labels: QueryLabels | None = None,
     rerank: bool | None = None,
+    balance: float | None = None,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> SearchResult:
     """One-shot search (loads the model and index each call; use `Searcher` for many queries)."""
-    return Searcher(library).search(image, k, filters, query_labels, rerank)
+    return Searcher(library).search(image, k, filters, query_labels, rerank, balance, crop)
 
 
-def _load_query(image: Path | str | np.ndarray) -> tuple[np.ndarray, str, str | None]:
-    """Decode a query → (RGB uint8, display name, sha256 of the file or None)."""
-    from fabricsearch.imaging import ImageError, decode, read_bytes
+def _balanced_score(comps: dict[str, np.ndarray], hsim: np.ndarray, balance: float) -> np.ndarray:
+    """The re-rank score with colour weighted min(1, 2b) and each texture part (the Hamming
+    similarity, coarse, fine, tightness) min(1, 2(1 - b)); at b = 0.5 every weight is 1 and
+    this equals the default score (0.5 · Hamming + 0.5 · mean of the known components)."""
+    wc, wt = min(1.0, 2.0 * balance), min(1.0, 2.0 * (1.0 - balance))
+    num = np.zeros(hsim.shape, np.float64)
+    den = np.zeros(hsim.shape, np.float64)
+    for c in COMPONENTS:
+        v = comps[c][0].astype(np.float64)
+        known = ~np.isnan(v)
+        w = wc if c == "colour" else wt
+        num += np.where(known, w * np.nan_to_num(v), 0.0)
+        den += np.where(known, w, 0.0)
+    s = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
+    h = RERANK_HAMMING_WEIGHT * wt
+    return (h * hsim + (1.0 - RERANK_HAMMING_WEIGHT) * s) / (h + 1.0 - RERANK_HAMMING_WEIGHT)
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    """'X,Y,W,H' (pixels) → a crop tuple; raises `SearchError` with the reason."""
+    try:
+        x, y, w, h = (int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise SearchError(f"a crop is X,Y,W,H in pixels, got {text!r}") from None
+    return x, y, w, h
+
+
+def _crop(rgb: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:
+    x, y, w, h = (int(v) for v in crop)
+    height, width = rgb.shape[:2]
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x >= width or y >= height:
+        raise SearchError(f"the crop {x},{y},{w},{h} is not inside the {width}×{height} px photo")
+    return np.ascontiguousarray(rgb[y : min(height, y + h), x : min(width, x + w)])
+
+
+def _encode_query(
+    method: HashMethod, source: Path | str | np.ndarray, library: Library
+) -> tuple[np.ndarray, dict[str, object] | None]:
+    """The query's packed code and, where the model has classification heads, its predicted
+    labels — from one pass of the network (the same input recipe as the library's images)."""
+    import torch
+
+    from fabricsearch.hashing.encode import encode_images, encode_tensor
+    from fabricsearch.hashing.predict import can_predict, predict_inputs
+
+    if not can_predict(method):
+        return pack_codes(encode_images(method, [source]))[0], None
+    if method.on_features:
+        from fabricsearch.featurestore import compute_features
+
+        feats, ok = compute_features([source], method.backbone)
+        if not ok[0]:
+            raise SearchError("the query image cannot be decoded")
+        x = torch.from_numpy(feats[:, 0].astype(np.float32))
+    else:
+        from fabricsearch.hashing.data import preprocess
+
+        rgb = source if isinstance(source, np.ndarray) else _load_query(source)[0]
+        x = preprocess([rgb], method.input_size)
+    code = pack_codes(encode_tensor(method, x))[0]
+    c, cc, f, fc = predict_inputs(method, x, library.taxonomy)[0]
+    predicted: dict[str, object] = {
+        "coarse": c,
+        "coarse_confidence": round(cc, 4),
+        "fine": f,
+        "fine_confidence": round(fc, 4),
+    }
+    return code, predicted
+
+
+def _load_query(
+    image: Path | str | np.ndarray, crop: tuple[int, int, int, int] | None = None
+) -> tuple[np.ndarray, str, str | None]:
+    """Decode a query → (RGB uint8, display name, sha256 of the file or None); with `crop`
+    (pixels of the original photo) only that region, and no sha (it is not the file)."""
+    from fabricsearch.imaging import ImageError, decode, read_bytes, resize_max_side
 
     if isinstance(image, np.ndarray):
         rgb = image
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise SearchError("the query must be an RGB image (H, W, 3) of 8-bit values")
         name, sha = "<image>", None
+        if crop is not None:
+            rgb = resize_max_side(_crop(rgb, crop), QUERY_MAX_SIDE)
     else:
         path = Path(image)
         if not path.exists():
@@ -454,10 +549,14 @@ def _load_query(image: Path | str | np.ndarray) -> tuple[np.ndarray, str, str | 
         except ImageError as exc:
             raise SearchError(f"{path}: {exc}") from exc
         try:
-            rgb = decode(data, max_side=QUERY_MAX_SIDE)[0]
+            # A crop is in pixels of the original photo: decode it whole, then crop.
+            rgb = decode(data, max_side=None if crop else QUERY_MAX_SIDE)[0]
         except ImageError as exc:
             raise SearchError(f"{path.name}: {exc}") from exc
         name, sha = str(path), hashlib.sha256(data).hexdigest()
+        if crop is not None:
+            rgb = resize_max_side(_crop(rgb, crop), QUERY_MAX_SIDE)
+            sha = None
     if min(rgb.shape[:2]) < MIN_QUERY_SIDE:
         raise SearchError(
             f"the query image is too small ({rgb.shape[1]}×{rgb.shape[0]} px); "

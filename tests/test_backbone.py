@@ -266,3 +266,39 @@ def test_a_fresh_library_searches_with_the_backbone_right_after_import(tmp_path:
         assert lib.count_codes(again.version) == 11
     finally:
         lib.close()
+
+
+def test_search_explains_a_dropped_photo_with_predicted_labels(tmp_path: Path) -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.predict import predict_labels
+    from fabricsearch.hashing.train import train_library
+    from fabricsearch.search import Searcher
+    from fabricsearch.workflows import create_library, import_and_encode
+
+    rng = np.random.default_rng(11)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    kinds = {"plaid": "plaid/tartan", "stripe": "stripe/pin-stripe"}
+    truth = {}
+    for major in kinds:
+        for i in range(12):
+            spec = synth.random_spec(rng, kinds[major])
+            name = f"{major}_{i}.png"
+            Image.fromarray(synth.render(spec, rng, 96)).save(photos / name)
+            truth[name] = kinds[major]
+    lib = create_library(tmp_path / "lib")
+    try:
+        import_and_encode(lib, photos, workers=1)
+        for rec in lib.images():
+            lib.set_labels([rec.id], coarse=truth[rec.path.name])
+        cfg = TrainConfig(backbone=LITE0, bits=16, epochs=15, batch_size=8, patience=0)
+        train_library(lib, cfg, activate=True)
+        out = Searcher(lib).search(photos / "plaid_0.png", k=3).to_json()
+        predicted = out["query"]["predicted"]
+        assert predicted["coarse"] == "plaid/tartan"
+        assert 0.5 < predicted["coarse_confidence"] <= 1.0
+        preds = predict_labels(lib, lib.images())
+        right = sum(p.coarse == truth[p.path.name] for p in preds)
+        assert right >= 0.9 * len(preds)
+    finally:
+        lib.close()

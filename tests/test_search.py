@@ -199,7 +199,7 @@ def test_cli_search_json(trained_library: Path, capsys: pytest.CaptureFixture[st
         rec = lib.images()[2]
     assert main(["search", str(trained_library), str(rec.path), "-k", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["query"] == str(rec.path)
+    assert out["query"]["path"] == str(rec.path)
     assert out["model"]
     assert len(out["results"]) == 3
     assert out["results"][0]["path"] == str(rec.path)

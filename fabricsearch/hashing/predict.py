@@ -100,7 +100,7 @@ def predict_labels(
 
     if method is None:
         method, _info, _meta = load_library_model(lib)
-    taxonomy = lib.taxonomy()
+    taxonomy = lib.taxonomy
     empty = (None, 0.0, None, 0.0)
     if not can_predict(method) or not records:
         results = [empty] * len(records)
