@@ -112,13 +112,9 @@ def _open(path: str) -> Any:
 
 
 def _default_backbone(method: str) -> str:
-    """The pretrained default where the method runs on features; compact where it needs pixels."""
-    from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, backbone_available
-    from fabricsearch.hashing.registry import get_method_class
+    from fabricsearch.hashing.backbones import default_backbone_for
 
-    if get_method_class(method).supports_features and backbone_available(DEFAULT_BACKBONE):
-        return DEFAULT_BACKBONE
-    return "compact"
+    return default_backbone_for(method)
 
 
 def _method_options(method: str, items: list[str]) -> dict[str, Any]:

@@ -370,3 +370,22 @@ def fresh_copy(name: str, device: torch.device | str = "cpu") -> EfficientNetLit
 
     net = copy.deepcopy(load_backbone(name, "cpu")).to(device)
     return net
+
+
+def default_backbone_for(method: str) -> str:
+    """The pretrained default where `method` runs on features (and the weights are installed);
+    the compact network where the method needs pixels."""
+    from fabricsearch.hashing.registry import get_method_class
+
+    if get_method_class(method).supports_features and backbone_available(DEFAULT_BACKBONE):
+        return DEFAULT_BACKBONE
+    return COMPACT
+
+
+#: Plain words for the window's "Image network" choice.
+BACKBONE_LABELS = {
+    "efficientnet-lite0": "EfficientNet-Lite0, ImageNet-pretrained (recommended, seconds)",
+    "efficientnet-lite1": "EfficientNet-Lite1, ImageNet-pretrained (larger)",
+    "efficientnet-lite2": "EfficientNet-Lite2, ImageNet-pretrained (largest)",
+    COMPACT: "Compact network trained from scratch (the paper's; minutes to hours)",
+}

@@ -112,6 +112,16 @@ class TrainOptionsDialog(QDialog):
         for bits in CODE_LENGTHS:
             self.bits_box.addItem(f"{bits} bits", bits)
         _select_data(self.bits_box, getattr(active, "bits", None) or base_config.bits)
+        from fabricsearch.hashing.backbones import BACKBONE_LABELS, backbone_available
+
+        self.backbone_box = QComboBox()
+        for key, label in BACKBONE_LABELS.items():
+            if backbone_available(key):
+                self.backbone_box.addItem(label, key)
+        self.backbone_box.setToolTip(
+            "The image network under the search model. The pretrained one stays as it is and "
+            "only the search layers train, on features computed once per photo."
+        )
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 500)
         self.epochs_spin.setValue(base_config.epochs)
@@ -134,6 +144,7 @@ class TrainOptionsDialog(QDialog):
         self.device_note.setStyleSheet("color: palette(placeholder-text);")
         form = QFormLayout()
         form.addRow("Method", self.method_box)
+        form.addRow("Image network", self.backbone_box)
         form.addRow("Code length", self.bits_box)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Device", self.device_box)
@@ -157,7 +168,10 @@ class TrainOptionsDialog(QDialog):
         layout.addWidget(buttons)
 
     def _method_changed(self) -> None:
+        from fabricsearch.hashing.backbones import default_backbone_for
+
         method = self.method_box.currentData()
+        _select_data(self.backbone_box, default_backbone_for(method))
         label_free = not needs_labels(method)
         self.epochs_spin.setEnabled(not label_free)  # fitted in one pass
         if label_free:
@@ -167,8 +181,9 @@ class TrainOptionsDialog(QDialog):
             )
             self.start_button.setEnabled(self.images >= 2)
             self.method_note.setText(
-                f"{method.upper()} needs no labels: it is fitted on the colour and texture "
-                "descriptors of every image in the training split, in seconds."
+                f"{method.upper()} needs no labels: it is fitted on every image of the "
+                "training split, in seconds (on the pretrained network's features, or on "
+                "colour and texture descriptors with the compact network)."
             )
         else:
             self.info.setText(self.labels_text)
@@ -184,6 +199,7 @@ class TrainOptionsDialog(QDialog):
             bits=int(self.bits_box.currentData()),
             epochs=int(self.epochs_spin.value()),
             device=self.device_box.currentData(),
+            backbone=self.backbone_box.currentData() or "compact",
         )
 
 
