@@ -50,7 +50,9 @@ def import_and_encode(
         )
     except Cancelled as exc:
         raise Cancelled(exc.kept, partial=ImportOutcome(exc.partial, 0)) from exc
-    encoded = 0
+    # Codes per model before: `encoded` counts what this call made searchable in the model
+    # active at the end, also when that is a label-free head fitted (and encoded) just now.
+    before = {m.version: lib.count_codes(m.version) for m in lib.models()}
     try:
         _refit_auto_head(lib, report, progress, cancel)
     except Cancelled as exc:
@@ -60,9 +62,11 @@ def import_and_encode(
             "model was cancelled: run the import again to finish it",
             partial=ImportOutcome(report, 0),
         ) from exc
-    if lib.active_model() is not None:
+    encoded = 0
+    active = lib.active_model()
+    if active is not None:
         try:
-            encoded = encode_missing(lib, progress=progress, cancel=cancel)
+            encode_missing(lib, progress=progress, cancel=cancel)
         except Cancelled as exc:
             report.cancelled = True
             waiting = lib.count() - lib.count_codes(lib.active_model().version)
@@ -71,6 +75,7 @@ def import_and_encode(
                 "searchable: run the import again to encode them",
                 partial=ImportOutcome(report, 0),
             ) from exc
+        encoded = max(0, lib.count_codes(active.version) - before.get(active.version, 0))
     return ImportOutcome(report, encoded)
 
 

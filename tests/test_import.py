@@ -300,7 +300,9 @@ def test_cli_init_import_info_json(tmp_path: Path, capsys: pytest.CaptureFixture
     info = json.loads(capsys.readouterr().out)
     assert info["images"] == 4
     assert len(info["failed"]) == 4
-    assert info["models"] == []
+    # No model was installed; at most the label-free head an import fits on the pretrained
+    # backbone (autohead.py) when that backbone is available.
+    assert all(m["version"].startswith("auto-") for m in info["models"])
     assert cli_main(["info", str(lib_dir)]) == 0
     assert "images    4" in capsys.readouterr().out
     assert cli_main(["import", str(tmp_path / "nolib"), str(photos)]) == 1
@@ -353,5 +355,7 @@ def test_cli_init_installs_the_shipped_model_and_import_encodes(
     with Library.open(lib_dir) as lib:
         info = lib.active_model()
         assert info is not None
-        assert info.version.startswith("pretrained-")
+        # The shipped model, or the label-free head on the pretrained backbone that an import
+        # fits when that backbone is available (autohead.py): either way every image is coded.
+        assert info.version.startswith(("pretrained-", "auto-"))
         assert lib.count_codes(info.version) == 3
