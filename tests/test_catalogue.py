@@ -66,7 +66,7 @@ def test_open_and_create_errors(tmp_path: Path) -> None:
         Library.create(tmp_path / "lib")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "catalogue.sqlite").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(LibraryError, match="not a usable catalogue"):
+    with pytest.raises(LibraryError, match="damaged"):
         Library.open(tmp_path / "bad")
 
 

@@ -4,6 +4,9 @@ All SQL lives in this package. Public API (other packages use only this):
 
     lib = Library.create(folder)            # new library (folder may exist and be empty)
     lib = Library.open(folder)              # existing one; raises LibraryError if not a library
+                                            # (DamagedCatalogueError: empty, damaged, newer schema)
+    lib = Library.open(folder, read_only=True)   # search only (automatic when not writable);
+                                            # changes raise ReadOnlyLibraryError
     with Library.open(folder) as lib: ...   # closes its connection(s)
 
     lib.folder, lib.db_path, lib.models_dir, lib.thumbs_dir, lib.indexes_dir
@@ -47,11 +50,24 @@ A `Library` may be used from any thread (one connection behind a lock); see docs
 
 from fabricsearch.catalogue.library import (
     UNSET,
+    DamagedCatalogueError,
+    DiskFullError,
     FailedFile,
     ImageRecord,
     Library,
     LibraryError,
     ModelInfo,
+    ReadOnlyLibraryError,
 )
 
-__all__ = ["UNSET", "FailedFile", "ImageRecord", "Library", "LibraryError", "ModelInfo"]
+__all__ = [
+    "UNSET",
+    "DamagedCatalogueError",
+    "DiskFullError",
+    "FailedFile",
+    "ImageRecord",
+    "Library",
+    "LibraryError",
+    "ModelInfo",
+    "ReadOnlyLibraryError",
+]

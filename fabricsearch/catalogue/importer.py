@@ -269,6 +269,7 @@ def import_folder(
     applied only by an import that saw every file, so a re-run finishes the job.
     Raises `LibraryError` for a folder inside a library's own ``thumbs/``, ``models/`` or
     ``indexes/``."""
+    lib.require_writable("import photos")
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")

@@ -69,6 +69,7 @@ def import_labels(
 
     With ``add_categories`` unknown categories are added to the library's taxonomy instead of
     rejecting their rows (in the same transaction as the labels)."""
+    lib.require_writable("import labels")
     csv_path = Path(csv_path)
     base = csv_path.resolve().parent
     who = who if who is not None else f"csv:{csv_path.name}"

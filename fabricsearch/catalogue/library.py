@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fabricsearch import atomicio
 from fabricsearch.catalogue import schema
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from fabricsearch.similarity import LabelArrays
 
 DB_NAME = "catalogue.sqlite"
+#: Set to 1 to open every library read-only (search only), whatever its permissions.
+READ_ONLY_ENV = "FABRICSEARCH_READ_ONLY"
 SPLITS = ("train", "val", "test")
 #: Split fractions; an image's split comes from its content hash, so it is the same on every
 #: machine and survives re-imports and moves.
@@ -49,6 +52,19 @@ UNSET: Any = _Unset()
 
 class LibraryError(Exception):
     """A library folder that cannot be used, with a message for the user."""
+
+
+class DamagedCatalogueError(LibraryError):
+    """The catalogue file is empty, not SQLite, damaged, or newer than this fabricsearch.
+    It is never repaired or overwritten automatically: the user restores it."""
+
+
+class ReadOnlyLibraryError(LibraryError):
+    """A change asked of a library that is open read-only."""
+
+
+class DiskFullError(LibraryError):
+    """SQLite found no room to write ("database or disk is full")."""
 
 
 @dataclass(frozen=True)
@@ -120,12 +136,18 @@ _LABELLED = (
 class Library:
     """One fabric archive: ``catalogue.sqlite`` plus ``thumbs/``, ``models/``, ``indexes/``."""
 
-    def __init__(self, folder: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, folder: Path, conn: sqlite3.Connection, read_only: bool = False) -> None:
         self.folder = folder
         self.db_path = folder / DB_NAME
-        self.thumbs_dir = folder / "thumbs"
+        #: Opened for search only (the folder or the catalogue is not writable, or asked for):
+        #: every change raises `ReadOnlyLibraryError`.
+        self.read_only = read_only
+        # A read-only library keeps what search caches (thumbnails, index files) in a
+        # per-user folder instead of its own.
+        cache = _client_cache(folder) if read_only else folder
+        self.thumbs_dir = cache / "thumbs"
         self.models_dir = folder / "models"
-        self.indexes_dir = folder / "indexes"
+        self.indexes_dir = cache / "indexes"
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
         self._depth = 0  # atomic() nesting
@@ -154,31 +176,78 @@ class Library:
         return lib
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str]) -> Library:
-        """Open an existing library; raises `LibraryError` if ``folder`` is not one."""
+    def open(cls, folder: str | os.PathLike[str], read_only: bool | None = None) -> Library:
+        """Open an existing library; raises `LibraryError` if ``folder`` is not one.
+
+        A damaged catalogue (0 bytes, not SQLite, failing SQLite's quick check, or written
+        by a newer fabricsearch) raises `DamagedCatalogueError` and is left exactly as it
+        is. ``read_only=None`` opens read-only when the folder or the catalogue is not
+        writable (search works; changes raise `ReadOnlyLibraryError`)."""
         folder = Path(folder).expanduser().resolve()
-        if not (folder / DB_NAME).is_file():
+        db = folder / DB_NAME
+        if not db.is_file():
             raise LibraryError(f"{folder} is not a fabricsearch library (no {DB_NAME})")
+        _check_catalogue_file(db)
+        if read_only is None:
+            read_only = os.environ.get(READ_ONLY_ENV, "") not in ("", "0") or not (
+                os.access(folder, os.W_OK) and os.access(db, os.W_OK)
+            )
         try:
-            conn = _connect(folder / DB_NAME)
+            conn = _connect(db, read_only=read_only)
         except sqlite3.Error as exc:
-            raise LibraryError(f"{folder / DB_NAME} is not a usable catalogue: {exc}") from exc
-        lib = cls(folder, conn)
+            raise _damaged(db, exc) from exc
+        lib = cls(folder, conn, read_only=read_only)
         try:
+            lib._check_schema()
             lib._setup()
         except sqlite3.DatabaseError as exc:
             lib.close()
-            raise LibraryError(f"{folder / DB_NAME} is not a usable catalogue: {exc}") from exc
+            raise _translate(exc, db) from exc
         except BaseException:
             lib.close()
             raise
         return lib
 
+    def _check_schema(self) -> None:
+        """Refuse a catalogue newer than this code or failing SQLite's quick check, before
+        anything (a migration) could write to it."""
+        with self._lock:
+            have = schema.current_version(self._c)
+            if have > schema.SCHEMA_VERSION:
+                raise DamagedCatalogueError(
+                    f"{self.db_path} was written by a newer fabricsearch (catalogue schema"
+                    f" {have}; this version reads up to {schema.SCHEMA_VERSION}):"
+                    " update fabricsearch to open it"
+                )
+            # quick_check reads every page (milliseconds for thousands of images) so zeroed
+            # or torn pages are found now rather than as a traceback in the middle of a job.
+            problems = [r[0] for r in self._c.execute("PRAGMA quick_check(5)").fetchall()]
+            if problems != ["ok"]:
+                raise DamagedCatalogueError(
+                    f"{self.db_path} is damaged ({problems[0]}); it was left unchanged:"
+                    " restore it from a backup"
+                )
+            if self.read_only and have < schema.SCHEMA_VERSION:
+                raise ReadOnlyLibraryError(
+                    f"{self.folder} is read-only and its catalogue needs an upgrade (schema"
+                    f" {have} → {schema.SCHEMA_VERSION}): open it once where it is writable"
+                )
+
     def _setup(self) -> None:
         with self._lock:
-            schema.migrate(self._c)
+            if not self.read_only:
+                schema.migrate(self._c)
         for d in (self.thumbs_dir, self.models_dir, self.indexes_dir):
-            d.mkdir(exist_ok=True)
+            if self.read_only and d == self.models_dir:
+                continue
+            d.mkdir(parents=True, exist_ok=True)
+
+    def require_writable(self, action: str) -> None:
+        """Raise `ReadOnlyLibraryError` naming ``action`` when the library is read-only."""
+        if self.read_only:
+            raise ReadOnlyLibraryError(
+                f"{self.folder} is open read-only (search only): cannot {action}"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -215,32 +284,46 @@ class Library:
         with self._lock:
             conn = self._c
             if self._depth == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                begin, commit, rollback = None, "COMMIT", "ROLLBACK"
+                # A read-only connection cannot take the write lock up front; its blocks only
+                # read, and a write inside one fails as ReadOnlyLibraryError.
+                begin = "BEGIN" if self.read_only else "BEGIN IMMEDIATE"
+                commit, rollback = "COMMIT", "ROLLBACK"
             else:
                 name = f"sp{self._depth}"
                 begin = f"SAVEPOINT {name}"
                 commit, rollback = f"RELEASE {name}", f"ROLLBACK TO {name}; RELEASE {name}"
-                conn.execute(begin)
+            self._run(conn.execute, begin)
             self._depth += 1
             try:
                 yield
             except BaseException:
                 self._depth -= 1
-                for stmt in rollback.split("; "):
-                    conn.execute(stmt)
+                with contextlib.suppress(sqlite3.Error):  # a damaged or full disk: keep the cause
+                    for stmt in rollback.split("; "):
+                        conn.execute(stmt)
                 self._taxonomy = None  # may have been changed inside the rolled-back block
                 raise
             self._depth -= 1
-            conn.execute(commit)
+            self._run(conn.execute, commit)
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        """Call a sqlite3 function, turning damage, a full disk and read-only refusals into
+        `LibraryError`s with a message for the user."""
+        try:
+            return fn(*args)
+        except sqlite3.Error as exc:
+            new = _translate(exc, self.db_path, self)
+            if new is exc:
+                raise
+            raise new from exc
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
-            return self._c.execute(sql, params)
+            return self._run(self._c.execute, sql, params)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._c.execute(sql, params).fetchall()
+            return self._run(lambda: self._c.execute(sql, params).fetchall())
 
     def _put_meta(self, key: str, value: str) -> None:
         self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
@@ -273,6 +356,8 @@ class Library:
         """Append categories to the stored taxonomy; returns the ids that were new.
 
         ``coarse_ids`` may be ``major/minor`` (the major is added too if needed) or ``major``."""
+        if coarse_ids or fine_ids:
+            self.require_writable("add categories")
         with self.atomic():
             tax = self.taxonomy
             new: list[str] = []
@@ -450,6 +535,7 @@ class Library:
 
         Validates against the taxonomy first, then writes in one transaction; raises
         `TaxonomyError` / `ValueError` / `KeyError` and writes nothing on a bad value or id."""
+        self.require_writable("change labels")
         tax = self.taxonomy
         if coarse is not UNSET and coarse is not None:
             coarse = coarse.strip() or None
@@ -539,10 +625,7 @@ class Library:
         """Write thumbnail bytes atomically (temp file + rename: never a half-written JPEG)."""
         path = self.thumb_path(sha256, size)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return path
+        return atomicio.write_bytes_atomic(path, data)
 
     def thumbnail(self, record_or_id: ImageRecord | int, size: int = 256) -> Path:
         """Path of the cached JPEG thumbnail, regenerated from the original if missing."""
@@ -562,6 +645,7 @@ class Library:
     def add_model(self, info: ModelInfo, activate: bool | None = None) -> None:
         """Record a trained model. It becomes active if ``activate`` is true, or (by default)
         when no model is active yet, so a first training run is searchable at once."""
+        self.require_writable("add a model")
         with self.atomic():
             if activate is None:
                 activate = self.active_model() is None
@@ -616,7 +700,8 @@ class Library:
         with self.atomic():
             self._execute("DELETE FROM codes WHERE model_version = ?", (version,))
             with self._lock:
-                self._c.executemany(
+                self._run(
+                    self._c.executemany,
                     "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
                     ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
                 )
@@ -656,7 +741,8 @@ class Library:
         """Insert or replace the codes of ``ids`` under model ``version`` (others are kept)."""
         ids, packed = self._checked_codes(version, ids, packed)
         with self.atomic(), self._lock:
-            self._c.executemany(
+            self._run(
+                self._c.executemany,
                 "INSERT OR REPLACE INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
                 ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
             )
@@ -734,9 +820,63 @@ class Library:
         }
 
 
-def _connect(db_path: Path) -> sqlite3.Connection:
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_catalogue_file(db: Path) -> None:
+    """Refuse, without writing, a catalogue that is empty or not an SQLite file: opening an
+    empty file would silently create a new, empty catalogue in place of the lost one."""
+    try:
+        with open(db, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise LibraryError(f"cannot read {db}: {exc.strerror or exc}") from exc
+    if not head:
+        raise DamagedCatalogueError(
+            f"{db} is empty (0 bytes): the catalogue was lost; it was left unchanged:"
+            " restore it from a backup"
+        )
+    if head != _SQLITE_MAGIC:
+        raise DamagedCatalogueError(
+            f"{db} is damaged (not an SQLite file); it was left unchanged: restore it from a backup"
+        )
+
+
+def _damaged(db: Path, exc: sqlite3.Error) -> DamagedCatalogueError:
+    return DamagedCatalogueError(
+        f"{db} is damaged ({exc}); it was left unchanged: restore it from a backup"
+    )
+
+
+def _translate(exc: sqlite3.Error, db: Path, lib: Library | None = None) -> BaseException:
+    """A `LibraryError` for SQLite errors the user can act on; other errors unchanged."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return _damaged(db, exc)
+    if name == "SQLITE_FULL":
+        return DiskFullError(atomicio.disk_full_message(db))
+    if name.startswith("SQLITE_READONLY"):
+        where = lib.folder if lib is not None else db.parent
+        return ReadOnlyLibraryError(
+            f"{where} is open read-only (search only): it cannot be changed"
+        )
+    return exc
+
+
+def _client_cache(folder: Path) -> Path:
+    """This user's cache folder for one library (thumbnails and index files of a library
+    whose own folder cannot be written)."""
+    from fabricsearch.logging_setup import data_dir
+
+    key = hashlib.sha256(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return data_dir() / "cache" / f"{folder.name}-{key}"
+
+
+def _connect(db_path: Path, read_only: bool = False) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves (atomic()); the sqlite3 module's
     # implicit transactions would otherwise interleave with ours.
+    if read_only:
+        return _connect_read_only(db_path)
     conn = sqlite3.connect(
         str(db_path), timeout=30.0, isolation_level=None, check_same_thread=False
     )
@@ -753,6 +893,32 @@ def _connect(db_path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _connect_read_only(db_path: Path) -> sqlite3.Connection:
+    """``mode=ro``: SQLite itself refuses every write and the journal mode is not touched.
+    A WAL catalogue in a folder we cannot write has no ``-shm`` file and none can be made;
+    SQLite then opens it only as ``immutable`` (no locking: changes others make while it is
+    open are not seen, which is what a read-only copy on a share or a CD is)."""
+    from urllib.parse import quote
+
+    base = "file:" + quote(str(db_path)) + "?mode=ro"
+    for uri in (base, base + "&immutable=1"):
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            if not str(getattr(exc, "sqlite_errorname", "")).startswith(
+                ("SQLITE_READONLY", "SQLITE_CANTOPEN")
+            ):
+                raise
+    raise LibraryError(f"cannot open {db_path} even read-only")
 
 
 def _palette_blob(palette: np.ndarray) -> bytes:
@@ -783,6 +949,9 @@ def _record(r: tuple[Any, ...]) -> ImageRecord:
 
 __all__ = [
     "UNSET",
+    "DamagedCatalogueError",
+    "DiskFullError",
+    "ReadOnlyLibraryError",
     "FailedFile",
     "ImageRecord",
     "Library",

@@ -106,9 +106,9 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _open(path: str) -> Any:
-    from fabricsearch.catalogue import Library
+    from fabricsearch.cli.libraries import open_library
 
-    return Library.open(path)
+    return open_library(path)
 
 
 def _default_backbone(method: str) -> str:

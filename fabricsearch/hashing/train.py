@@ -475,6 +475,7 @@ def train_library(
     `hashing.activation.read_decision(info)` says what happened and why).
     Methods without trainable weights (LSH, ITQ) need no labels: they are fitted on every image
     of the train split, labelled or not."""
+    lib.require_writable("train a model")
     label_free = not needs_labels(cfg.method)
     data = library_training_data(lib, labelled_only=not label_free)
     lib.models_dir.mkdir(parents=True, exist_ok=True)
