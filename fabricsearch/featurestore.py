@@ -186,14 +186,17 @@ class FeatureStore:
             )
         return self._mm
 
-    def get(self, shas: Sequence[str], views: bool = True) -> np.ndarray:
-        """float32 (N, views, dim) (or (N, dim) of view 0); raises KeyError for a missing hash."""
+    def get(
+        self, shas: Sequence[str], views: bool = True, dtype: Any = np.float32
+    ) -> np.ndarray:
+        """(N, views, dim) (or (N, dim) of view 0) in `dtype` (float16 is the stored type and
+        costs no conversion); raises KeyError for a missing hash."""
         rows = self.rows(shas)
         if (rows < 0).any():
             raise KeyError(f"{int((rows < 0).sum())} images have no cached feature")
         mm = self._memmap()
-        out = np.asarray(mm[rows] if views else mm[rows, 0], dtype=np.float32)
-        return out
+        out = mm[rows] if views else mm[rows, 0]
+        return np.asarray(out, dtype=dtype)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -341,7 +344,7 @@ def ensure_features(
     cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features of the library images (paths + content hashes) for `view_ids`, computing and
-    caching the missing ones → (float32 (N, V, dim), ok (N,)); ok is False where a photo no
+    caching the missing ones → (float16 (N, V, dim), ok (N,)); ok is False where a photo no
     longer decodes (its rows are zero). The centre view and the training views are kept in
     two stores, so encoding never pays for the training views."""
     view_ids = tuple(view_ids)
@@ -392,8 +395,8 @@ def _ensure_group(
             stage=stage,
         )
         ok[missing] = ok_m
-    out = np.zeros((len(shas), len(view_ids), store.dim), dtype=np.float32)
+    out = np.zeros((len(shas), len(view_ids), store.dim), dtype=np.float16)
     good = np.flatnonzero(ok)
     if len(good):
-        out[good] = store.get([shas[i] for i in good])
+        out[good] = store.get([shas[i] for i in good], dtype=np.float16)
     return out, ok

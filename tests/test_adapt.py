@@ -193,6 +193,8 @@ def test_cli_adapt(library: Library, tiny_model: Path, capsys: pytest.CaptureFix
         [
             "adapt",
             folder,
+            "--backbone",
+            "compact",
             "--epochs",
             "1",
             "--batch-size",

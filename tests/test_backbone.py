@@ -302,3 +302,27 @@ def test_search_explains_a_dropped_photo_with_predicted_labels(tmp_path: Path) -
         assert right >= 0.9 * len(preds)
     finally:
         lib.close()
+
+
+def test_cli_adapt_fits_the_label_free_head_on_pretrained_features(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from fabricsearch.autohead import AUTO_PREFIX
+    from fabricsearch.catalogue import Library
+    from fabricsearch.catalogue.importer import import_folder
+    from fabricsearch.cli import main
+
+    rng = np.random.default_rng(2)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(6):
+        Image.fromarray(synth.render(synth.random_spec(rng), rng, 96)).save(photos / f"{i}.png")
+    lib = Library.create(tmp_path / "lib")
+    import_folder(lib, photos, workers=1)  # catalogue only: no model yet
+    assert lib.active_model() is None
+    lib.close()
+    capsys.readouterr()
+    assert main(["adapt", str(tmp_path / "lib"), "--bits", "32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"].startswith(AUTO_PREFIX)
+    assert out["active"] is True
+    with Library.open(tmp_path / "lib") as lib2:
+        assert lib2.count_codes(out["version"]) == 6

@@ -165,7 +165,7 @@ def library_features(
     cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cached centre-crop features of library records (computed and stored where missing)
-    → (float32 (N, D), ok (N,))."""
+    → (float16 (N, D), ok (N,))."""
     from fabricsearch.featurestore import ensure_features
 
     feats, ok = ensure_features(
@@ -194,7 +194,7 @@ def _encode_records_features(
         if not good:
             log.warning("skipping %s: cannot be decoded", rec.path)
     check(cancel)
-    codes = encode_tensor(method, torch.from_numpy(feats[ok]))
+    codes = encode_tensor(method, torch.from_numpy(feats[ok].astype(np.float32)))
     packed = pack_codes(codes) if len(codes) else np.zeros((0, method.bits // 8), np.uint8)
     id_arr = np.asarray([r.id for r, g in zip(records, ok, strict=True) if g], dtype=np.int64)
     return id_arr, packed

@@ -109,7 +109,7 @@ def predict_labels(
             lib, method.backbone, records, progress=progress, cancel=cancel
         )
         check(cancel)
-        got = predict_inputs(method, torch.from_numpy(feats[ok]), taxonomy)
+        got = predict_inputs(method, torch.from_numpy(feats[ok].astype(np.float32)), taxonomy)
         it = iter(got)
         results = [next(it) if good else empty for good in ok]
     else:

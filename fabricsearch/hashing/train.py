@@ -164,17 +164,18 @@ class FeatureSource:
     augmentation each image of a batch takes one of its V views at random."""
 
     def __init__(self, feats: np.ndarray) -> None:
-        self.feats = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+        # Kept in the store's float16 (half the memory of 100k features); batches are float32.
+        self.feats = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float16))
 
     def train_batch(self, idx: np.ndarray, augmented: bool, gen: torch.Generator) -> torch.Tensor:
         i = torch.as_tensor(idx)
         if augmented and self.feats.shape[1] > 1:
             v = torch.randint(0, self.feats.shape[1], (len(idx),), generator=gen)
-            return self.feats[i, v]
-        return self.feats[i, 0]
+            return self.feats[i, v].float()
+        return self.feats[i, 0].float()
 
     def encode(self, method: HashMethod, idx: np.ndarray) -> np.ndarray:
-        return encode_tensor(method, self.feats[torch.as_tensor(idx), 0])
+        return encode_tensor(method, self.feats[torch.as_tensor(idx), 0].float())
 
 
 def training_source(
