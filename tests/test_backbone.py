@@ -326,3 +326,14 @@ def test_cli_adapt_fits_the_label_free_head_on_pretrained_features(tmp_path: Pat
     assert out["active"] is True
     with Library.open(tmp_path / "lib") as lib2:
         assert lib2.count_codes(out["version"]) == 6
+
+
+def test_the_bundle_carries_converted_weights(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    assert bb.main([str(tmp_path / "weights")]) == 0  # what packaging/build.sh runs
+    spec = bb.get_spec(LITE0)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    monkeypatch.setenv("FABRICSEARCH_WEIGHTS_DIR", str(tmp_path / "user"))
+    assert bb.ensure_weights(spec) == tmp_path / "weights" / f"{spec.version}.safetensors"
+    assert not (tmp_path / "user").exists()  # nothing converted at run time

@@ -333,8 +333,23 @@ def convert_weights(spec: BackboneSpec, dest: Path | None = None) -> Path:
     return dest
 
 
+def bundled_weights_dir() -> Path | None:
+    """The desktop bundle carries converted weights (packaging/build.sh); None elsewhere."""
+    import sys
+
+    base = getattr(sys, "_MEIPASS", None)
+    return Path(base) / "weights" if base else None
+
+
 def ensure_weights(spec: BackboneSpec) -> Path:
-    """The safetensors file of `spec`, converted on first use and verified by hash every time."""
+    """The safetensors file of `spec`, converted on first use and verified by hash every time
+    (the bundle's own copy first, when running from the desktop bundle)."""
+    bundled = bundled_weights_dir()
+    if bundled is not None:
+        path = bundled / f"{spec.version}.safetensors"
+        sha = path.with_suffix(".sha256")
+        if path.is_file() and sha.is_file() and _sha256(path) == sha.read_text().strip():
+            return path
     path = safetensors_path(spec)
     sha_file = _expected_sha_file(spec)
     if path.is_file() and sha_file.is_file() and _sha256(path) == sha_file.read_text().strip():
@@ -389,3 +404,27 @@ BACKBONE_LABELS = {
     "efficientnet-lite2": "EfficientNet-Lite2, ImageNet-pretrained (largest)",
     COMPACT: "Compact network trained from scratch (the paper's; minutes to hours)",
 }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fabricsearch.hashing.backbones DIR``: convert the installed pretrained
+    weights into DIR (the bundle build carries them, so the app never converts at run time)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("out_dir")
+    args = ap.parse_args(argv)
+    out = Path(args.out_dir)
+    for name, spec in BACKBONES.items():
+        if spec.pretrained and backbone_available(name):
+            try:
+                path = convert_weights(spec, out / f"{spec.version}.safetensors")
+            except BackboneError as exc:
+                print(f"{name}: {exc}")
+                continue
+            print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
