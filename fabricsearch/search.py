@@ -65,9 +65,13 @@ class SearchFilters:
     tightness_max: float | None = None
     contains_colour: str | None = None  # one of colour.COLOUR_NAMES
     labelled_only: bool = False
+    #: Only these image ids (e.g. a text search's matches, `Library.text_search`); None = all.
+    image_ids: frozenset[int] | None = None
 
     @property
     def active(self) -> bool:
+        if self.image_ids is not None:
+            return True
         return any(
             v not in (None, False)
             for v in (
@@ -436,6 +440,8 @@ class Searcher:
             mask &= colour_mask(lab.palette, f.contains_colour)
         if f.labelled_only:
             mask &= (lab.major >= 0) | (lab.fine >= 0) | ~np.isnan(lab.tightness)
+        if f.image_ids is not None:
+            mask &= np.isin(st.ids, np.fromiter(f.image_ids, np.int64, len(f.image_ids)))
         return mask
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fabricsearch.catalogue import UNSET, Library, LibraryError, ModelInfo
 from fabricsearch.catalogue import library as libmod
-from fabricsearch.catalogue.schema import SCHEMA_VERSION
+from fabricsearch.catalogue.schema import MIGRATIONS, SCHEMA_VERSION
 from fabricsearch.taxonomy import TaxonomyError
 
 
@@ -53,7 +53,7 @@ def test_create_makes_folders_wal_and_records_migrations(tmp_path: Path) -> None
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
-        assert rows == [(1, "initial")]
+        assert rows == [(v, name) for v, name, _sql in MIGRATIONS]
     finally:
         conn.close()
 

@@ -27,6 +27,10 @@ import numpy as np
 
 from fabricsearch import atomicio
 from fabricsearch.catalogue import schema
+from fabricsearch.catalogue.edits import EditsMixin
+from fabricsearch.catalogue.metadata import MetadataMixin
+from fabricsearch.catalogue.taxonomy_edit import TaxonomyEditMixin
+from fabricsearch.catalogue.textsearch import TextSearchMixin
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 if TYPE_CHECKING:
@@ -133,7 +137,7 @@ _LABELLED = (
 )
 
 
-class Library:
+class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     """One fabric archive: ``catalogue.sqlite`` plus ``thumbs/``, ``models/``, ``indexes/``."""
 
     def __init__(self, folder: Path, conn: sqlite3.Connection, read_only: bool = False) -> None:

@@ -10,6 +10,25 @@ from __future__ import annotations
 import sqlite3
 import time
 
+#: The file name of ``i.path`` in SQL: everything after the last slash or backslash (rtrim
+#: strips the name's characters from the end, leaving the folder part).
+_FILE_NAME_V2 = (
+    "substr(i.path, length(rtrim(i.path, replace(replace(i.path, '/', ''), '\\', ''))) + 1)"
+)
+#: Migration 2's trigger that rebuilds one image's text-index row (frozen with migration 2).
+_TEXT_TRIGGER_V2 = """
+        CREATE TRIGGER fabric_text_{table}_{event} AFTER {event} ON {table} BEGIN
+            DELETE FROM fabric_text WHERE rowid = {ref};
+            INSERT INTO fabric_text (rowid, path, name, article, supplier, composition,
+                                     season, notes, tags, coarse, fine)
+                SELECT i.id, i.path, {name}, m.article, m.supplier, m.composition, m.season, m.notes,
+                       m.tags, l.coarse, l.fine
+                FROM images i LEFT JOIN metadata m ON m.image_id = i.id
+                              LEFT JOIN labels l ON l.image_id = i.id
+                WHERE i.id = {ref};
+        END;
+"""
+
 #: (version, name, SQL script). Versions are consecutive from 1.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -63,6 +82,50 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             time   REAL NOT NULL
         );
         """,
+    ),
+    (
+        2,
+        "fabric metadata and text search",
+        # Fabric records (catalogue/metadata.py) and an FTS5 index over them, the file path and
+        # the labels (catalogue/textsearch.py). The index row of an image (rowid = image id) is
+        # rebuilt by triggers whenever its image, labels or metadata row changes, so every
+        # writer (import, labelling, taxonomy edits) keeps it current without knowing of it.
+        # A PostgreSQL backend would use a tsvector column instead; the query parser is shared.
+        f"""
+        CREATE TABLE metadata (
+            image_id    INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+            article     TEXT,
+            supplier    TEXT,
+            composition TEXT,
+            weight      REAL CHECK (weight IS NULL OR weight > 0),   -- g/m2
+            width       REAL CHECK (width IS NULL OR width > 0),     -- cm
+            price       REAL CHECK (price IS NULL OR price >= 0),
+            season      TEXT,
+            notes       TEXT,
+            tags        TEXT,                -- comma-separated
+            who         TEXT,
+            at          REAL NOT NULL
+        );
+        CREATE VIRTUAL TABLE fabric_text USING fts5(
+            path, name, article, supplier, composition, season, notes, tags, coarse, fine,
+            tokenize = 'unicode61 remove_diacritics 2'
+        );
+        INSERT INTO fabric_text (rowid, path, name, article, supplier, composition, season,
+                                 notes, tags, coarse, fine)
+            SELECT i.id, i.path, {_FILE_NAME_V2}, m.article, m.supplier, m.composition, m.season, m.notes,
+                   m.tags, l.coarse, l.fine
+            FROM images i LEFT JOIN metadata m ON m.image_id = i.id
+                          LEFT JOIN labels l ON l.image_id = i.id;
+        """
+        + "".join(
+            _TEXT_TRIGGER_V2.format(table=table, event=event, ref=ref, name=_FILE_NAME_V2)
+            for table, key in (("images", "id"), ("labels", "image_id"), ("metadata", "image_id"))
+            for event, ref in (
+                ("INSERT", f"NEW.{key}"),
+                ("UPDATE", f"NEW.{key}"),
+                ("DELETE", f"OLD.{key}"),
+            )
+        ),
     ),
 ]
 

@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "fabricsearch.cli.model_cmd",  # train, encode, eval, models
     "fabricsearch.cli.pretrain_cmd",  # pretrain, adapt
     "fabricsearch.cli.search_cmd",  # search
+    "fabricsearch.cli.records_cmd",  # meta, remove, relocate, taxonomy
+    "fabricsearch.cli.watch_cmd",  # watch
     "fabricsearch.cli.gui_cmd",  # gui
     "fabricsearch.cli.selftest_cmd",  # selftest
 ]

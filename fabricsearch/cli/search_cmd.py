@@ -12,7 +12,12 @@ from fabricsearch.cli.common import fail, print_json
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="find the library images most similar to a photo")
     p.add_argument("library", type=Path, help="library folder")
-    p.add_argument("image", type=Path, help="query photo, or a folder of them (with --csv)")
+    p.add_argument(
+        "image",
+        type=Path,
+        nargs="?",
+        help="query photo, or a folder of them (with --csv); optional with --text",
+    )
     p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
     p.add_argument("--coarse", help="filter: coarse category (major or major/minor)")
     p.add_argument("--fine", help="filter: fine texture id")
@@ -39,6 +44,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--crop", help="search with this region only: X,Y,W,H in pixels of the photo")
     p.add_argument(
+        "--text",
+        help="only fabrics matching this text: field:value terms and free words, e.g. "
+        '"supplier:Acme composition:wool" (without a photo: list them)',
+    )
+    p.add_argument(
         "--csv",
         type=Path,
         help="write the results as CSV (query, rank, match, score, breakdown); needed for a folder",
@@ -61,7 +71,12 @@ CSV_FIELDS = (
 )
 
 
-def _csv_rows(result) -> list[list[object]]:  # noqa: ANN001 - a SearchResult
+def _csv_rows(result, metadata=None) -> list[list[object]]:  # noqa: ANN001 - a SearchResult
+    from fabricsearch.catalogue.metadata import FabricMetadata
+    from fabricsearch.catalogue.metadata_csv import metadata_cells
+
+    metadata = metadata or {}
+
     def f(x: float | None) -> str:
         return "" if x is None else f"{x:.4f}"
 
@@ -74,25 +89,37 @@ def _csv_rows(result) -> list[list[object]]:  # noqa: ANN001 - a SearchResult
             f"{h.similarity:.4f}",
             h.hamming,
             *(f(h.breakdown.get(c)) for c in ("colour", "coarse", "fine", "tightness")),
+            *metadata_cells(metadata.get(h.image_id, FabricMetadata())),
         ]
         for h in result.hits
     ]
 
 
-def write_results_csv(path: Path, results: list) -> int:
-    """One row per (query, hit), queries in the given order; returns the number of rows."""
+def write_results_csv(path: Path, results: list, metadata: dict | None = None) -> int:
+    """One row per (query, hit), queries in the given order, with each match's metadata
+    (`metadata`: image id → `FabricMetadata`); returns the number of rows."""
     import csv
 
-    rows = [row for r in results for row in _csv_rows(r)]
+    from fabricsearch.catalogue.metadata import FIELDS
+
+    rows = [row for r in results for row in _csv_rows(r, metadata)]
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(CSV_FIELDS)
+        writer.writerow([*CSV_FIELDS, *FIELDS])
         writer.writerows(rows)
     return len(rows)
 
 
-def _filters(args: argparse.Namespace):  # noqa: ANN202 - returns SearchFilters
+def _filters(args: argparse.Namespace, lib=None):  # noqa: ANN001, ANN202 - SearchFilters
+    from fabricsearch.catalogue.textsearch import TextQueryError
     from fabricsearch.search import SearchError, SearchFilters
+
+    image_ids = None
+    if args.text and lib is not None:
+        try:
+            image_ids = frozenset(lib.text_search(args.text))
+        except TextQueryError as exc:
+            raise SearchError(str(exc)) from None
 
     tmin = tmax = None
     if args.tightness:
@@ -118,6 +145,7 @@ def _filters(args: argparse.Namespace):  # noqa: ANN202 - returns SearchFilters
         tightness_max=tmax,
         contains_colour=args.colour,
         labelled_only=args.labelled_only,
+        image_ids=image_ids,
     )
 
 
@@ -135,13 +163,14 @@ def _run_batch(args: argparse.Namespace) -> int:
         crop = parse_crop(args.crop) if args.crop else None
         with Library.open(args.library) as lib:
             searcher = Searcher(lib)
+            filters = _filters(args, lib)
             for q in queries:
                 try:
                     results.append(
                         searcher.search(
                             q,
                             k=args.k,
-                            filters=_filters(args),
+                            filters=filters,
                             query_labels=QueryLabels(
                                 args.query_coarse, args.query_fine, args.query_tightness
                             ),
@@ -152,9 +181,10 @@ def _run_batch(args: argparse.Namespace) -> int:
                     )
                 except SearchError as exc:  # one bad photo does not stop the batch
                     failed.append({"query": str(q), "reason": str(exc)})
+            metadata = lib.metadata({h.image_id for r in results for h in r.hits})
     except (LibraryError, SearchError) as exc:
         return fail(str(exc))
-    rows = write_results_csv(args.csv, results)
+    rows = write_results_csv(args.csv, results, metadata)
     summary = {
         "queries": len(queries),
         "searched": len(results),
@@ -176,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
     from fabricsearch.colour import palette_report
     from fabricsearch.search import QueryLabels, Searcher, SearchError, parse_crop
 
+    if args.image is None:
+        return _run_text_listing(args)
     if args.image.is_dir():
         return _run_batch(args)
     try:
@@ -184,18 +216,19 @@ def run(args: argparse.Namespace) -> int:
             result = Searcher(lib).search(
                 args.image,
                 k=args.k,
-                filters=_filters(args),
+                filters=_filters(args, lib),
                 query_labels=QueryLabels(args.query_coarse, args.query_fine, args.query_tightness),
                 rerank=args.rerank,
                 balance=args.balance,
                 crop=crop,
             )
+            metadata = lib.metadata(h.image_id for h in result.hits)
     except (LibraryError, SearchError) as exc:
         return fail(str(exc))
     if args.csv is not None:
-        write_results_csv(args.csv, [result])
+        write_results_csv(args.csv, [result], metadata)
     if args.json:
-        print_json(result.to_json())
+        print_json(_json_with_metadata(result.to_json(), metadata, args.text))
         return 0
     print(f"query: {result.query}   model: {result.model} ({result.bits} bits)")
     print(
@@ -219,3 +252,94 @@ def run(args: argparse.Namespace) -> int:
     t = result.elapsed_ms
     print(f"{len(result.hits)} results in {t.get('total', 0):.0f} ms")
     return 0
+
+
+def _json_with_metadata(out: dict, metadata: dict, text: str | None) -> dict:
+    """A search's JSON with each result's ``metadata`` (and the ``text`` asked for)."""
+    from fabricsearch.catalogue.metadata import FabricMetadata
+
+    for r in out["results"]:
+        r["metadata"] = metadata.get(r["id"], FabricMetadata()).to_json()
+    if text is not None:
+        out["text"] = text
+    return out
+
+
+def _run_text_listing(args: argparse.Namespace) -> int:
+    """``search LIB --text ...`` without a photo: the matching fabrics, by path, in the photo
+    search's JSON form (no scores: ``hamming``, ``similarity`` and ``score`` are null)."""
+    import time
+
+    from fabricsearch.catalogue import Library, LibraryError
+    from fabricsearch.catalogue.textsearch import TextQueryError
+
+    if not args.text:
+        return fail("give a query photo, --text, or both")
+    if any((args.coarse, args.fine, args.tightness, args.colour, args.labelled_only, args.crop)):
+        return fail(
+            "--coarse/--fine/--tightness/--colour/--labelled-only/--crop need a query photo; "
+            'without one, put them in the text (e.g. --text "coarse:plaid fine:twill")'
+        )
+    t0 = time.perf_counter()
+    try:
+        with Library.open(args.library) as lib:
+            ids = lib.text_search(args.text)
+            records = sorted(lib.images(ids), key=lambda r: str(r.path))
+            total = len(records)
+            records = records[: args.k]
+            metadata = lib.metadata(r.id for r in records)
+    except (LibraryError, TextQueryError) as exc:
+        return fail(str(exc))
+    hits = [
+        {
+            "rank": rank,
+            "id": r.id,
+            "path": str(r.path),
+            "hamming": None,
+            "similarity": None,
+            "score": None,
+            "breakdown": {},
+            "labels": {"coarse": r.coarse, "fine": r.fine, "tightness": r.tightness},
+            "exact": False,
+        }
+        for rank, r in enumerate(records, start=1)
+    ]
+    out = {
+        "query": None,
+        "model": None,
+        "bits": None,
+        "reranked": False,
+        "colours": [],
+        "results": hits,
+        "elapsed_ms": {"total": round((time.perf_counter() - t0) * 1e3, 2)},
+        "matches": total,
+    }
+    out = _json_with_metadata(out, metadata, args.text)
+    if args.csv is not None:
+        _write_listing_csv(args.csv, records, metadata)
+    if args.json:
+        print_json(out)
+        return 0
+    for h in out["results"]:
+        m = h["metadata"]
+        extra = "  ".join(str(m[k]) for k in ("article", "supplier", "composition") if m[k])
+        print(f"{h['rank']:>4}  {h['path']}" + (f"  ({extra})" if extra else ""))
+    shown = f", {len(hits)} shown" if len(hits) < total else ""
+    print(f"{total} fabrics match {args.text!r}{shown}")
+    return 0
+
+
+def _write_listing_csv(path: Path, records: list, metadata: dict) -> None:
+    import csv
+
+    from fabricsearch.catalogue.labels_csv import _escape
+    from fabricsearch.catalogue.metadata import FIELDS
+    from fabricsearch.catalogue.metadata_csv import metadata_cells
+
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "match", "coarse", "fine", "tightness", *FIELDS])
+        for rank, r in enumerate(records, start=1):
+            tightness = "" if r.tightness is None else r.tightness
+            labels = [r.coarse or "", r.fine or "", tightness]
+            w.writerow([rank, _escape(str(r.path)), *labels, *metadata_cells(metadata[r.id])])

@@ -1,0 +1,154 @@
+"""Fabric metadata as CSV: a ``path`` column and any of the fields of `metadata.FIELDS`.
+
+Import: header required (UTF-8, with or without BOM), columns in any order and case. A row
+sets the fields its file has columns for; an empty cell clears that field (so an export
+edited and imported again is exact), and fields without a column are left as they are.
+Paths are relative to the CSV's folder or absolute. A row naming an image not in the
+library, a repeated image, or a value that does not fit its field (``weight`` not a number,
+a negative price) is reported with its line number and nothing of it is written; every other
+row is applied in one transaction. Export writes the images that have metadata, escaping
+cells a spreadsheet would run as a formula (as the labels CSV does).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fabricsearch.catalogue.labels_csv import _escape, _fmt, _unescape
+from fabricsearch.catalogue.library import Library, normalise_path
+from fabricsearch.catalogue.metadata import FIELDS, MetadataError, check_value
+
+
+class MetadataCsvError(ValueError):
+    """A CSV that cannot be read as metadata at all (no path column, unknown columns)."""
+
+
+@dataclass
+class MetadataReport:
+    applied: int = 0
+    fields: list[str] = field(default_factory=list)  # the columns the file set
+    errors: list[dict[str, Any]] = field(default_factory=list)  # {"line", "path", "reason"}
+    #: image id → the values the import replaced (`Library.set_metadata_rows` undoes it)
+    replaced: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"applied": self.applied, "fields": list(self.fields), "errors": list(self.errors)}
+
+
+def import_metadata(
+    lib: Library, csv_path: str | os.PathLike[str], who: str | None = None
+) -> MetadataReport:
+    """Apply a metadata CSV to ``lib``; see the module docstring for the rules."""
+    csv_path = Path(csv_path)
+    base = csv_path.resolve().parent
+    who = who if who is not None else f"csv:{csv_path.name}"
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MetadataCsvError(f"{csv_path} is not a UTF-8 text CSV file") from exc
+    except OSError as exc:
+        raise MetadataCsvError(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise MetadataCsvError(f"{csv_path} is not a readable CSV file: {exc}") from exc
+    if header is None:
+        raise MetadataCsvError(f"{csv_path} is empty; expected a header with a path column")
+    names = [h.strip().lower() for h in header]
+    unknown = [h for h, n in zip(header, names, strict=True) if n != "path" and n not in FIELDS]
+    if "path" not in names or unknown or len(set(names)) != len(names):
+        problem = (
+            "no path column"
+            if "path" not in names
+            else f"unknown columns {', '.join(unknown)}"
+            if unknown
+            else "a column appears twice"
+        )
+        raise MetadataCsvError(
+            f"{csv_path}: {problem}; expected path and any of {', '.join(FIELDS)}"
+        )
+    rep = MetadataReport(fields=[n for n in names if n != "path"])
+    rows: dict[int, dict[str, Any]] = {}
+    first_line: dict[int, int] = {}
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            path_cell = _unescape(cells[names.index("path")].strip()) if cells else ""
+
+            def bad(reason: str, line: int = line, path: str = path_cell) -> None:
+                rep.errors.append({"line": line, "path": path, "reason": reason})
+
+            if len(cells) != len(names):
+                bad(f"{len(cells)} cells, expected {len(names)}")
+                continue
+            if not path_cell:
+                bad("empty path")
+                continue
+            p = Path(path_cell)
+            full = p if p.is_absolute() else base / p
+            rec = lib.find_by_path(full)
+            if rec is None:
+                bad(f"image not in the library: {normalise_path(full)}")
+                continue
+            if rec.id in first_line:
+                bad(f"image already given on line {first_line[rec.id]}")
+                continue
+            values: dict[str, Any] = {}
+            try:
+                for name, cell in zip(names, cells, strict=True):
+                    if name != "path":
+                        values[name] = check_value(name, _unescape(cell.strip()))
+            except MetadataError as exc:
+                bad(str(exc))
+                continue
+            first_line[rec.id] = line
+            rows[rec.id] = values
+    except csv.Error as exc:
+        raise MetadataCsvError(f"{csv_path} line {reader.line_num}: {exc}") from exc
+    if rows:
+        rep.replaced = lib.set_metadata_rows(rows, who=who)
+    rep.applied = len(rows)
+    return rep
+
+
+def export_metadata(lib: Library, csv_path: str | os.PathLike[str]) -> int:
+    """Write every image that has metadata (path + all fields); returns the number of rows.
+    Paths are relative to the CSV's folder where the image lies under it, else absolute."""
+    csv_path = Path(csv_path)
+    base = csv_path.resolve().parent
+    meta = lib.metadata()
+    records = sorted(lib.images(sorted(meta)), key=lambda r: str(r.path))
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", *FIELDS])
+        for r in records:
+            try:
+                path = r.path.relative_to(base).as_posix()
+            except ValueError:
+                path = str(r.path)
+            w.writerow([_escape(path), *metadata_cells(meta[r.id])])
+    os.replace(tmp, csv_path)
+    return len(records)
+
+
+def metadata_cells(m: Any) -> list[str]:
+    """One `FabricMetadata` as CSV cells in `FIELDS` order (numbers exact, text escaped)."""
+    out = []
+    for name, kind in FIELDS.items():
+        v = getattr(m, name)
+        if kind == "number":
+            out.append(_fmt(v))
+        elif kind == "tags":
+            out.append(_escape(", ".join(v)))
+        else:
+            out.append(_escape(v or ""))
+    return out

@@ -1,0 +1,7 @@
+"""Taxonomy editor core (being written)."""
+
+from __future__ import annotations
+
+
+class TaxonomyEditMixin:
+    pass

@@ -1,0 +1,140 @@
+"""Text search over fabric records: metadata fields, file name, path and labels (SQLite FTS5).
+
+A query is a list of terms, all of which must match (AND):
+
+* ``wool`` — a free word: any text field, the file name or a label starts a word with it;
+* ``supplier:Acme``, ``composition:"merino wool"`` — a field: that field holds those words
+  in that order (quoted for several); the last word may be the start of a longer one, so
+  ``supplier:acm`` finds "Acme Textiles";
+* ``weight:200..300``, ``price:..12.5``, ``width:150`` — a number field: a range (either end
+  may be left open) or one value.
+
+Fields: article, supplier, composition, season, notes, tags, name (the file name), path
+(folders included), coarse, fine, and the numbers weight, width, price. The parser
+(`parse_query`) is plain Python; only `TextSearchMixin.text_search` speaks SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from fabricsearch.catalogue.metadata import NUMBER_FIELDS, MetadataError, parse_number
+
+#: Text fields of the ``fabric_text`` index (migration 2), as a query names them.
+TEXT_FIELDS = (
+    "article",
+    "supplier",
+    "composition",
+    "season",
+    "notes",
+    "tags",
+    "name",
+    "path",
+    "coarse",
+    "fine",
+)
+ALIASES = {"file": "name", "filename": "name", "tag": "tags", "note": "notes", "label": "coarse"}
+#: Free words look in every column but the full path: a folder name such as "tmp" or "photos"
+#: would otherwise match everything.
+FREE_COLUMNS = tuple(f for f in TEXT_FIELDS if f != "path")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class TextQueryError(ValueError):
+    """A text query that cannot be understood, with a message for the user."""
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    terms: list[tuple[str | None, str]] = field(default_factory=list)  # (field or None, words)
+    ranges: list[tuple[str, float | None, float | None]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.terms and not self.ranges
+
+
+def parse_query(text: str) -> TextQuery:
+    """``supplier:Acme composition:wool soft`` → `TextQuery`; raises `TextQueryError`."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:  # "No closing quotation"
+        raise TextQueryError(f"cannot read the search text {text!r}: {exc}") from None
+    q = TextQuery()
+    for tok in tokens:
+        name, sep, value = tok.partition(":")
+        if not sep:
+            q.terms.append((None, _words(tok, tok)))
+            continue
+        key = ALIASES.get(name.strip().lower(), name.strip().lower())
+        if key in NUMBER_FIELDS:
+            q.ranges.append(_range(key, value))
+        elif key in TEXT_FIELDS:
+            q.terms.append((key, _words(value, tok)))
+        else:
+            fields = ", ".join((*TEXT_FIELDS, *NUMBER_FIELDS))
+            raise TextQueryError(f"unknown field {name!r} in {tok!r}; fields: {fields}")
+    if q.empty:
+        raise TextQueryError("the search text is empty")
+    return q
+
+
+def _words(value: str, tok: str) -> str:
+    words = _WORD.findall(value)
+    if not words:
+        raise TextQueryError(f"nothing to search for in {tok!r} (no letters or digits)")
+    return " ".join(words)
+
+
+def _range(key: str, value: str) -> tuple[str, float | None, float | None]:
+    lo_text, dots, hi_text = value.partition("..")
+    try:
+        lo = parse_number(key, lo_text)
+        hi = parse_number(key, hi_text) if dots else lo
+    except MetadataError as exc:
+        raise TextQueryError(f"{exc} (a range is MIN..MAX, e.g. {key}:200..300)") from None
+    if lo is None and hi is None:
+        raise TextQueryError(f"{key}: give a value or a range MIN..MAX, e.g. {key}:200..300")
+    if lo is not None and hi is not None and lo > hi:
+        raise TextQueryError(f"{key}: the range {lo:g}..{hi:g} is empty")
+    return key, lo, hi
+
+
+def fts_expression(q: TextQuery) -> str | None:
+    """The FTS5 MATCH expression of the text terms (None when there are only ranges).
+
+    Each term is a quoted phrase (so no word is read as FTS syntax) whose last word may be a
+    prefix: ``supplier:acm`` finds "Acme Textiles"."""
+    parts = []
+    for key, words in q.terms:
+        cols = key if key is not None else " ".join(FREE_COLUMNS)
+        phrase = '"' + words.replace('"', '""') + '"'
+        parts.append(f"{{{cols}}} : {phrase} *")
+    return " AND ".join(parts) or None
+
+
+class TextSearchMixin:
+    """`Library.text_search` (uses the library's `_query`)."""
+
+    def text_search(self, query: str | TextQuery) -> list[int]:
+        """Ids (ascending) of the images matching every term of ``query``; raises
+        `TextQueryError` for a query that cannot be understood."""
+        q = parse_query(query) if isinstance(query, str) else query
+        sql = "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
+        where: list[str] = []
+        params: list[object] = []
+        expr = fts_expression(q)
+        if expr is not None:
+            where.append("i.id IN (SELECT rowid FROM fabric_text WHERE fabric_text MATCH ?)")
+            params.append(expr)
+        for key, lo, hi in q.ranges:
+            if lo is not None:
+                where.append(f"m.{key} >= ?")
+                params.append(lo)
+            if hi is not None:
+                where.append(f"m.{key} <= ?")
+                params.append(hi)
+        sql += " WHERE " + " AND ".join(where) + " ORDER BY i.id"
+        return [int(r[0]) for r in self._query(sql, params)]  # type: ignore[attr-defined]

@@ -1,0 +1,126 @@
+"""Fabric records: ``meta import|export|show``, ``remove``, ``relocate``, ``taxonomy``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fabricsearch.cli.common import UserError, print_json, tqdm_progress, user_errors
+
+
+def add_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser("meta", help="fabric metadata (article, supplier, composition, …)")
+    sub = p.add_subparsers(dest="meta_command", metavar="ACTION", required=True)
+    q = sub.add_parser(
+        "import",
+        help="apply a metadata CSV: a path column and any of article, supplier, composition, "
+        "weight, width, price, season, notes, tags",
+    )
+    q.add_argument("library", metavar="LIB")
+    q.add_argument("csv", metavar="CSV")
+    q.add_argument("--json", action="store_true", help="print a JSON summary")
+    q.set_defaults(func=run_meta_import)
+    q = sub.add_parser("export", help="write the metadata of every image that has some to a CSV")
+    q.add_argument("library", metavar="LIB")
+    q.add_argument("csv", metavar="CSV")
+    q.set_defaults(func=run_meta_export)
+
+    p = subparsers.add_parser(
+        "remove",
+        help="remove images from the library (the files stay on disk)",
+        description="Forget the images at PATH (a photo, or a folder: every image under it): "
+        "their labels, metadata and codes go with them. Files are never deleted; importing "
+        "their folder again adds them back, unlabelled.",
+    )
+    p.add_argument("library", metavar="LIB")
+    p.add_argument("paths", metavar="PATH", nargs="+")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_remove)
+
+    p = subparsers.add_parser(
+        "relocate",
+        help="point images under OLD_PREFIX at NEW_PREFIX (a moved folder), checking content",
+        description="For every image under OLD_PREFIX, use the same relative path under "
+        "NEW_PREFIX if the file there has the same content (sha256). All verified images move "
+        "in one step; the others are listed and stay.",
+    )
+    p.add_argument("library", metavar="LIB")
+    p.add_argument("old", metavar="OLD_PREFIX")
+    p.add_argument("new", metavar="NEW_PREFIX")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_relocate)
+
+
+def _open(path: str) -> Any:
+    from fabricsearch.catalogue import Library
+
+    return Library.open(path)
+
+
+@user_errors
+def run_meta_import(args: argparse.Namespace) -> int:
+    from fabricsearch.catalogue.metadata_csv import MetadataCsvError, import_metadata
+
+    try:
+        with _open(args.library) as lib:
+            rep = import_metadata(lib, args.csv)
+    except MetadataCsvError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:
+        print_json(rep.to_json())
+    else:
+        print(
+            f"metadata applied to {rep.applied} images ({', '.join(rep.fields) or 'no fields'}), "
+            f"{len(rep.errors)} rows rejected"
+        )
+        for e in rep.errors:
+            print(f"  line {e['line']}: {e['path']}: {e['reason']}")
+    return 0 if not rep.errors else 1
+
+
+@user_errors
+def run_meta_export(args: argparse.Namespace) -> int:
+    from fabricsearch.catalogue.metadata_csv import export_metadata
+
+    with _open(args.library) as lib:
+        n = export_metadata(lib, args.csv)
+    print(f"wrote the metadata of {n} images to {args.csv}")
+    return 0
+
+
+@user_errors
+def run_remove(args: argparse.Namespace) -> int:
+    with _open(args.library) as lib:
+        rep = lib.remove_paths(args.paths)
+    if args.json:
+        print_json(rep.to_json())
+    else:
+        labelled = sum(1 for r in rep.removed if r["labelled"])
+        print(f"removed {len(rep.removed)} images ({labelled} labelled); files left on disk")
+        for p in rep.not_found:
+            print(f"  not in the library: {p}")
+    return 0 if not rep.not_found else 1
+
+
+@user_errors
+def run_relocate(args: argparse.Namespace) -> int:
+    with _open(args.library) as lib, tqdm_progress(not args.json) as (prog, cancel):
+        rep = lib.relocate(args.old, args.new, progress=prog, cancel=cancel)
+    if args.json:
+        print_json(rep.to_json())
+    else:
+        print(
+            f"relocated {len(rep.moved)} images; {len(rep.missing)} not found under "
+            f"{args.new}, {len(rep.different)} with different content, {len(rep.taken)} "
+            "whose new path is another image's"
+        )
+        for label, paths in (
+            ("not found", rep.missing),
+            ("different content", rep.different),
+            ("path taken", rep.taken),
+        ):
+            for p in paths[:20]:
+                print(f"  {label}: {p}")
+            if len(paths) > 20:
+                print(f"  … and {len(paths) - 20} more {label} (--json lists all)")
+    return 0 if not (rep.missing or rep.different or rep.taken) else 1
