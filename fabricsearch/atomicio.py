@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +43,29 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
+
+
+#: Below this much free space a failed write counts as "disk full" even when the writer's
+#: error does not say so (torch.save reports "PytorchStreamWriter failed writing file").
+LOW_SPACE_BYTES = 1 << 20
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
+    try:
+        return shutil.disk_usage(mount_point(path)).free
+    except OSError:
+        return None
+
+
+def failed_for_space(exc: BaseException, path: str | os.PathLike[str]) -> bool:
+    """True when ``exc`` says "no space", or a write into ``path``'s file system failed while it
+    has (almost) no free space left."""
+    if is_disk_full(exc):
+        return True
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return False
+    free = free_bytes(path)
+    return free is not None and free < LOW_SPACE_BYTES
 
 
 def mount_point(path: str | os.PathLike[str]) -> Path:
@@ -80,10 +105,29 @@ def atomic_write(
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+        if not isinstance(exc, DiskFullError) and failed_for_space(exc, path):
             raise DiskFullError(path) from exc
         raise
     return path
+
+
+def sweep_stale_temps(folder: str | os.PathLike[str], older_than_s: float = 3600.0) -> int:
+    """Remove ``*.tmp`` files older than ``older_than_s`` in ``folder`` (not recursive):
+    what a killed writer or an older version left behind. Returns how many were removed."""
+    now = time.time()
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.endswith(".tmp"):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > older_than_s:
+                os.unlink(entry.path)
+                removed += 1
+    return removed
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:

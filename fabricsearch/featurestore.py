@@ -220,11 +220,12 @@ class FeatureStore:
             return
         with self._locked():
             if not self._meta_path.exists():
-                tmp = self._meta_path.with_suffix(".tmp")
-                tmp.write_text(
-                    json.dumps({"dim": self.dim, "views": self.views, "dtype": "float16"})
+                from fabricsearch.atomicio import write_text_atomic
+
+                write_text_atomic(
+                    self._meta_path,
+                    json.dumps({"dim": self.dim, "views": self.views, "dtype": "float16"}),
                 )
-                os.replace(tmp, self._meta_path)
             n = self._rows_on_disk()
             # Trim a ragged tail left by a killed writer, so rows and keys line up again.
             for path, size in (
@@ -240,15 +241,31 @@ class FeatureStore:
             keep = [i for i in keep if not (shas[i] in seen or seen.add(shas[i]))]  # type: ignore[func-returns-value]
             if not keep:
                 return
-            with open(self._feats_path, "ab") as f:
-                f.write(np.ascontiguousarray(feats[keep]).tobytes())
-                f.flush()
-                os.fsync(f.fileno())
-            with open(self._keys_path, "ab") as f:
-                f.write(b"".join(bytes.fromhex(shas[i]) for i in keep))
-                f.flush()
-                os.fsync(f.fileno())
-            self._index = None
+            try:
+                with open(self._feats_path, "ab") as f:
+                    f.write(np.ascontiguousarray(feats[keep]).tobytes())
+                    f.flush()
+                    os.fsync(f.fileno())
+                with open(self._keys_path, "ab") as f:
+                    f.write(b"".join(bytes.fromhex(shas[i]) for i in keep))
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as exc:
+                # Give the space back at once (a full disk stays full otherwise).
+                from fabricsearch.atomicio import DiskFullError, failed_for_space
+
+                for path, size in (
+                    (self._feats_path, n * self.row_bytes),
+                    (self._keys_path, n * KEY_BYTES),
+                ):
+                    with contextlib.suppress(OSError):
+                        if path.exists():
+                            os.truncate(path, size)
+                if failed_for_space(exc, self.folder):
+                    raise DiskFullError(self.folder) from exc
+                raise
+            finally:
+                self._index = None
 
 
 def store_for(

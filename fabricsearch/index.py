@@ -368,18 +368,17 @@ class HammingIndex:
         digest = hashlib.blake2b(head, digest_size=_DIGEST_SIZE)
         for part in payload:
             digest.update(part)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        from fabricsearch.atomicio import atomic_write
+
+        def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
                 f.write(head + digest.digest())
                 for part in payload:
                     f.write(part)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+        atomic_write(path, write)  # the temp file is removed on failure; ENOSPC: DiskFullError
         _fsync_dir(path.parent)
 
     @classmethod

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fabricsearch.atomicio import atomic_write
 from fabricsearch.catalogue.library import Library, normalise_path
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
@@ -192,19 +193,22 @@ def export_labels(lib: Library, csv_path: str | os.PathLike[str]) -> int:
     csv_path = Path(csv_path)
     base = csv_path.resolve().parent
     records = lib.images(lib.image_ids(labelled=True))
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(COLUMNS)
-        for r in records:
-            try:
-                path = r.path.relative_to(base).as_posix()
-            except ValueError:
-                path = str(r.path)
-            w.writerow(
-                [_escape(c) for c in (path, r.coarse or "", r.fine or "")] + [_fmt(r.tightness)]
-            )
-    os.replace(tmp, csv_path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(COLUMNS)
+            for r in records:
+                try:
+                    path = r.path.relative_to(base).as_posix()
+                except ValueError:
+                    path = str(r.path)
+                w.writerow(
+                    [_escape(c) for c in (path, r.coarse or "", r.fine or "")]
+                    + [_fmt(r.tightness)]
+                )
+
+    atomic_write(csv_path, write)
     return len(records)
 
 

@@ -241,6 +241,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         with self._lock:
             if not self.read_only:
                 schema.migrate(self._c)
+                # Temp files a killed writer (or a version before atomicio) left behind.
+                for d in (self.models_dir, self.indexes_dir):
+                    atomicio.sweep_stale_temps(d)
         for d in (self.thumbs_dir, self.models_dir, self.indexes_dir):
             if self.read_only and d == self.models_dir:
                 continue
@@ -857,7 +860,10 @@ def _translate(exc: sqlite3.Error, db: Path, lib: Library | None = None) -> Base
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return _damaged(db, exc)
-    if name == "SQLITE_FULL":
+    if name == "SQLITE_FULL" or (
+        name.startswith("SQLITE_IOERR") and atomicio.failed_for_space(exc, db)
+    ):
+        # A full disk often surfaces as "disk I/O error" (the WAL cannot grow).
         return DiskFullError(atomicio.disk_full_message(db))
     if name.startswith("SQLITE_READONLY"):
         where = lib.folder if lib is not None else db.parent

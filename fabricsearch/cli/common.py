@@ -170,6 +170,12 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        from fabricsearch.atomicio import disk_full_message, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        return fail(disk_full_message(exc.filename))
 
 
 def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

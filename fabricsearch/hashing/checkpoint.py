@@ -12,7 +12,6 @@ tensor is read. Resume state (``*.partial.pt``) is loaded with ``torch.load(weig
 from __future__ import annotations
 
 import json
-import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from fabricsearch.atomicio import atomic_write, write_text_atomic
 from fabricsearch.config import config_from_dict, config_to_dict
 from fabricsearch.hashing.base import HashMethod
 
@@ -116,11 +116,12 @@ def save_checkpoint(path: str | Path, method: HashMethod, meta: CheckpointMeta) 
     path.parent.mkdir(parents=True, exist_ok=True)
     meta_json = json.dumps(meta.to_dict(), indent=2, default=str)
     state = {k: v.detach().to("cpu").contiguous() for k, v in method.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={_META_KEY: meta_json})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; models are shared like any document
-    tmp.replace(path)
-    metadata_path(path).write_text(meta_json + "\n", encoding="utf-8")
+    # Temp file + rename, removed on failure (a full disk must not stay full of our temp
+    # files); safetensors writes 0600, models are shared like any document.
+    atomic_write(
+        path, lambda tmp: save_file(state, str(tmp), metadata={_META_KEY: meta_json}), mode=0o644
+    )
+    write_text_atomic(metadata_path(path), meta_json + "\n")
     return path
 
 
@@ -239,10 +240,7 @@ def load_base_weights(base: torch.nn.Module, path: str | Path) -> None:
 
 def save_partial(path: str | Path, state: dict[str, Any]) -> None:
     """Resume state (tensors, numbers, strings only) written atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
 
 
 def load_partial(path: str | Path) -> dict[str, Any]:
