@@ -29,6 +29,10 @@ class Taxonomy:
     minor_names: dict[str, str] = field(default_factory=dict)
     fine: list[str] = field(default_factory=list)
     fine_names: dict[str, str] = field(default_factory=dict)
+    #: Retired categories (taxonomy editor): kept in the lists so integer indices stay
+    #: valid, refused as new labels, hidden from pickers. Merged ones name their target.
+    retired_coarse: dict[str, str | None] = field(default_factory=dict)  # id → merged into
+    retired_fine: dict[str, str | None] = field(default_factory=dict)
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -37,10 +41,22 @@ class Taxonomy:
         try:
             for major in data["coarse"]:
                 tax.add_major(major["id"], major.get("name"))
+                if major.get("retired"):
+                    tax.retired_coarse[major["id"]] = major.get("merged_into")
                 for minor in major.get("minors", []):
-                    tax.add_minor(f"{major['id']}/{minor['id']}", minor.get("name"))
+                    cid = f"{major['id']}/{minor['id']}"
+                    tax.add_minor(cid, minor.get("name"))
+                    if minor.get("retired"):
+                        tax.retired_coarse[cid] = minor.get("merged_into")
             for fine in data["fine"]:
                 tax.add_fine(fine["id"], fine.get("name"))
+                if fine.get("retired"):
+                    tax.retired_fine[fine["id"]] = fine.get("merged_into")
+            order = data.get("minor_order")
+            if order is not None:
+                if sorted(order) != sorted(tax.minors):
+                    raise TaxonomyError("malformed taxonomy: minor_order does not list the minors")
+                tax.minors = list(order)
         except (KeyError, TypeError) as exc:
             raise TaxonomyError(f"malformed taxonomy: {exc}") from exc
         return tax
@@ -54,22 +70,44 @@ class Taxonomy:
         return cls.load(resource_path("taxonomy.json"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        def entry(d: dict[str, Any], retired: dict[str, str | None], cid: str) -> dict[str, Any]:
+            if cid in retired:  # only then: an unedited taxonomy keeps its plain form
+                d["retired"] = True
+                if retired[cid] is not None:
+                    d["merged_into"] = retired[cid]
+            return d
+
+        rc, rf = self.retired_coarse, self.retired_fine
+        out: dict[str, Any] = {
             "version": self.version,
             "coarse": [
-                {
-                    "id": major,
-                    "name": self.major_names.get(major, major),
-                    "minors": [
-                        {"id": m.split("/", 1)[1], "name": self.minor_names.get(m, m)}
-                        for m in self.minors
-                        if m.split("/", 1)[0] == major
-                    ],
-                }
+                entry(
+                    {
+                        "id": major,
+                        "name": self.major_names.get(major, major),
+                        "minors": [
+                            entry(
+                                {"id": m.split("/", 1)[1], "name": self.minor_names.get(m, m)},
+                                rc,
+                                m,
+                            )
+                            for m in self.minors
+                            if m.split("/", 1)[0] == major
+                        ],
+                    },
+                    rc,
+                    major,
+                )
                 for major in self.majors
             ],
-            "fine": [{"id": f, "name": self.fine_names.get(f, f)} for f in self.fine],
+            "fine": [entry({"id": f, "name": self.fine_names.get(f, f)}, rf, f) for f in self.fine],
         }
+        # Minors are listed under their majors, but their integer indices follow the order
+        # they were added in: a minor added to an earlier major later must not shift them.
+        grouped = [m for major in self.majors for m in self.minors_of(major)]
+        if grouped != self.minors:
+            out["minor_order"] = list(self.minors)
+        return out
 
     # --- extension ----------------------------------------------------------------------
     def add_major(self, major: str, name: str | None = None) -> None:
@@ -101,11 +139,42 @@ class Taxonomy:
             return major in self.majors
         return coarse_id in self.minors
 
+    def is_retired(self, category_id: str, fine: bool = False) -> bool:
+        """Whether a coarse (or, with ``fine``, a fine) category was retired or merged."""
+        if fine:
+            return category_id in self.retired_fine
+        major, _minor = split_coarse(category_id)
+        return category_id in self.retired_coarse or major in self.retired_coarse
+
+    def current_id(self, category_id: str, fine: bool = False) -> str | None:
+        """The category a (possibly merged) id stands for now; None if retired unmerged."""
+        retired = self.retired_fine if fine else self.retired_coarse
+        seen: set[str] = set()
+        while category_id in retired and category_id not in seen:
+            seen.add(category_id)
+            target = retired[category_id]
+            if target is None:
+                return None
+            category_id = target
+        return category_id
+
+    def active_majors(self) -> list[str]:
+        return [m for m in self.majors if m not in self.retired_coarse]
+
+    def active_minors(self) -> list[str]:
+        return [m for m in self.minors if not self.is_retired(m)]
+
+    def active_fine(self) -> list[str]:
+        return [f for f in self.fine if f not in self.retired_fine]
+
     def coarse_indices(self, coarse_id: str | None) -> tuple[int, int]:
-        """(major index, minor index) for a coarse label; -1 where unknown."""
+        """(major index, minor index) for a coarse label; -1 where unknown. A retired
+        category raises: no new label may use it."""
         if not coarse_id:
             return -1, -1
         major, minor = split_coarse(coarse_id)
+        if self.is_retired(coarse_id if minor is None else f"{major}/{minor}"):
+            raise TaxonomyError(f"coarse category {coarse_id!r} is retired")
         if major not in self.majors:
             raise TaxonomyError(f"unknown coarse category {coarse_id!r}")
         if minor is None:
@@ -119,6 +188,8 @@ class Taxonomy:
             return -1
         if fine_id not in self.fine:
             raise TaxonomyError(f"unknown fine texture {fine_id!r}")
+        if fine_id in self.retired_fine:
+            raise TaxonomyError(f"fine texture {fine_id!r} is retired")
         return self.fine.index(fine_id)
 
     def minors_of(self, major: str) -> list[str]:

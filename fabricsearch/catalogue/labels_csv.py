@@ -145,6 +145,12 @@ def import_labels(
         if coarse is not None:
             major, minor = split_coarse(coarse)
             coarse = major if minor is None else f"{major}/{minor}"
+        if coarse is not None and tax.has_coarse(coarse) and tax.is_retired(coarse):
+            bad(f"coarse category {coarse!r} is retired (taxonomy editor)")
+            continue
+        if fine is not None and fine in tax.retired_fine:
+            bad(f"fine texture {fine!r} is retired (taxonomy editor)")
+            continue
         # Categories last, once the row is otherwise good, and on a trial copy: a rejected
         # row never adds a category (with --add-categories).
         add_coarse = coarse if coarse is not None and not tax.has_coarse(coarse) else None
