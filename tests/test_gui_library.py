@@ -14,6 +14,7 @@ from test_gui_support import (  # noqa: F401 - fixtures
     gui_env,
     library_path,
     library_template,
+    open_library,
     window,
 )
 
@@ -44,11 +45,11 @@ def test_not_a_library_is_reported(window, tmp_path: Path) -> None:
     (tmp_path / "junk").mkdir()
     assert not window.open_library(tmp_path / "junk")
     assert window.library is None
-    assert "not a fabricsearch library" in window.messages[-1]
+    assert "not a fabricsearch library" in window.sink.messages[-1]
 
 
 def test_filters(window, library_path: Path) -> None:
-    window.open_library(library_path)
+    open_library(window, library_path)
     browser = window.browser
     browser.coarse_box.setCurrentIndex(browser.coarse_box.findData("plaid"))
     shown = browser.visible_records()
@@ -68,7 +69,7 @@ def test_filters(window, library_path: Path) -> None:
 
 
 def test_keyboard_labelling_with_undo(window, library_path: Path, qtbot) -> None:
-    window.open_library(library_path)
+    open_library(window, library_path)
     lib = window.library
     tax = lib.taxonomy
     ids = [r.id for r in window.browser.visible_records()[:3]]
@@ -104,7 +105,7 @@ def test_keyboard_labelling_with_undo(window, library_path: Path, qtbot) -> None
 
 
 def test_clear_and_next_unlabelled(window, library_path: Path, qtbot) -> None:
-    window.open_library(library_path)
+    open_library(window, library_path)
     records = window.browser.visible_records()
     target = records[5]
     window.browser.grid.select_ids([target.id])
@@ -119,11 +120,11 @@ def test_clear_and_next_unlabelled(window, library_path: Path, qtbot) -> None:
 
 
 def test_bad_label_is_refused_without_undo_entry(window, library_path: Path) -> None:
-    window.open_library(library_path)
+    open_library(window, library_path)
     window.browser.grid.select_ids([window.browser.visible_records()[0].id])
-    assert not window.label_selection({"coarse": "no-such/category"})
+    assert not window.labelling.label_selection({"coarse": "no-such/category"})
     assert window.undo_stack.count() == 0
-    assert "Cannot set these labels" in window.messages[-1]
+    assert "Cannot set these labels" in window.sink.messages[-1]
 
 
 def test_import_folder_reports_bad_files(
@@ -132,7 +133,7 @@ def test_import_folder_reports_bad_files(
     from fabricsearch.gui.dialogs.import_report import ImportReportDialog
     from fabricsearch.gui.dialogs.progress_dialog import JobProgressDialog
 
-    assert window.open_library(tmp_path / "new", create=True)
+    assert open_library(window, tmp_path / "new", create=True)
     src = tmp_path / "incoming"
     src.mkdir()
     good = sorted((fabric_folder / "plaid").glob("*.jpg"))[:3]
@@ -144,7 +145,7 @@ def test_import_folder_reports_bad_files(
     (src / "noise.bin.jpg").write_bytes(rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
 
     with qtbot.waitSignal(window.importEnded, timeout=60_000) as blocker:
-        worker = window.import_folder(src)
+        worker = window.libraries.import_folder(src)
         assert isinstance(window.last_dialog, JobProgressDialog)
     report = blocker.args[0]
     assert worker.state == "finished"
@@ -160,7 +161,7 @@ def test_import_folder_reports_bad_files(
 def test_settings_persist_between_windows(window, library_path: Path, qtbot) -> None:
     from fabricsearch.gui.main_window import MainWindow
 
-    window.open_library(library_path)
+    open_library(window, library_path)
     window.size_actions[224].trigger()
     assert window.browser.grid.iconSize().width() == 224
     window.resize(1000, 700)

@@ -15,6 +15,7 @@ from test_gui_support import (  # noqa: F401 - fixtures
     fabric_folder,
     gui_env,
     library_template,
+    open_library,
     trained_library_path,
     trained_template,
     window,
@@ -82,7 +83,7 @@ def test_query_from_mime_choices(tmp_path: Path) -> None:
 def test_drop_file_gives_explained_results(
     window, trained_library_path: Path, qtbot, tmp_path: Path
 ) -> None:
-    window.open_library(trained_library_path)
+    open_library(window, trained_library_path)
     query = window.browser.all_records()[4]
     with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
         drop(window, file_mime(query.path))
@@ -101,20 +102,20 @@ def test_drop_file_gives_explained_results(
     assert window.detail.selected.palette_bar.entries()
     assert "score" in window.detail.selected.extra.text()
     # Export: CSV with one row per hit in rank order, and a contact sheet in PNG and PDF.
-    out = window.export_csv(tmp_path / "r.csv")
+    out = window.searching.export_csv(tmp_path / "r.csv")
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [int(r["rank"]) for r in rows] == [h.rank for h in hits]
     assert int(rows[0]["image_id"]) == query.id
-    png = window.export_sheet(tmp_path / "sheet.png")
+    png = window.searching.export_sheet(tmp_path / "sheet.png")
     sheet = QImage(str(png))
     assert sheet.width() > 500
     assert sheet.height() > 300
-    pdf = window.export_sheet(tmp_path / "sheet.pdf")
+    pdf = window.searching.export_sheet(tmp_path / "sheet.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
 def test_paste_image_and_web_drop(window, trained_library_path: Path, qtbot) -> None:
-    window.open_library(trained_library_path)
+    open_library(window, trained_library_path)
     rec = window.browser.all_records()[0]
     web = QMimeData()
     web.setUrls([QUrl("http://shop.example/fabric.png")])
@@ -136,7 +137,7 @@ def test_search_without_model_explains(window, tmp_path: Path, qtbot, fabric_fol
     from fabricsearch.catalogue import Library
 
     Library.create(tmp_path / "empty").close()  # a library without any model
-    window.open_library(tmp_path / "empty")
+    open_library(window, tmp_path / "empty")
     photo = next(fabric_folder.rglob("*.jpg"))
     with qtbot.waitSignal(window.searchFailed, timeout=60_000) as blocker:
         drop(window, file_mime(photo))
@@ -147,7 +148,7 @@ def test_search_without_model_explains(window, tmp_path: Path, qtbot, fabric_fol
 def test_find_similar_uses_the_image_labels(window, trained_library_path: Path, qtbot) -> None:
     from fabricsearch.gui.widgets.search_panel import explanation
 
-    window.open_library(trained_library_path)
+    open_library(window, trained_library_path)
     rec = window.browser.all_records()[7]
     window.browser.grid.select_ids([rec.id])
     with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
@@ -171,7 +172,7 @@ def test_new_library_gets_the_shipped_model_and_advice(window, tmp_path: Path) -
 
     if not shipped_model_path().exists():
         pytest.skip("no shipped model in resources/models")
-    assert window.open_library(tmp_path / "fresh", create=True)
+    assert open_library(window, tmp_path / "fresh", create=True)
     active = window.library.active_model()
     assert active is not None
     assert active.version.startswith("pretrained-")

@@ -36,6 +36,30 @@ def tiny_train_overrides(**extra: object) -> dict[str, object]:
     }
 
 
+def wait_for(predicate, timeout_ms: int = 30_000) -> None:
+    """Process events until `predicate()` holds (qtbot.waitUntil without a qtbot at hand)."""
+    from PySide6.QtCore import QDeadlineTimer, QEventLoop
+    from PySide6.QtWidgets import QApplication
+
+    deadline = QDeadlineTimer(timeout_ms)
+    while not predicate():
+        assert not deadline.hasExpired(), "timed out"
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
+
+
+def wait_records(window) -> None:
+    """Records load in a worker: wait until the grid shows them."""
+    wait_for(lambda: window.library is None or not window.libraries.loading)
+
+
+def open_library(window, path: Path, create: bool = False) -> bool:
+    """Open a library as the user does and wait for its records to be shown."""
+    if not window.open_library(path, create=create):
+        return False
+    wait_records(window)
+    return True
+
+
 @pytest.fixture
 def gui_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Settings and the data folder under tmp_path; every worker stopped afterwards."""
@@ -104,13 +128,17 @@ def trained_library_path(tmp_path: Path, trained_template: Path) -> Path:
 
 @pytest.fixture
 def window(qtbot, gui_env):
+    from fabricsearch.config import TrainConfig
     from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.messages import RecordingSink
     from fabricsearch.gui.settings import Settings
 
-    win = MainWindow(Settings())
-    win.interactive = False
-    win.train_config_overrides.update(tiny_train_overrides())
-    win.import_workers = 0
+    # Messages and questions are recorded (questions answered yes), and models are tiny:
+    # both injected, nothing in the window knows it runs under a test.
+    win = MainWindow(
+        Settings(), sink=RecordingSink(), train_config=TrainConfig(**tiny_train_overrides())
+    )
+    win.libraries.import_workers = 0
     qtbot.addWidget(win)
     win.resize(1200, 800)
     win.show()

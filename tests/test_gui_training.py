@@ -11,6 +11,7 @@ from test_gui_support import (  # noqa: F401 - fixtures
     gui_env,
     library_path,
     library_template,
+    open_library,
     trained_library_path,
     trained_template,
     window,
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.gui
 def test_retrain_from_menu(window, library_path: Path, qtbot) -> None:
     from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog, TrainOptionsDialog
 
-    window.open_library(library_path)
+    open_library(window, library_path)
     assert window.library.active_model() is None
     window.train_action.trigger()
     options = window.last_dialog
@@ -99,10 +100,10 @@ def test_training_dialog_plots_reports(qtbot) -> None:
 def test_cancel_training_keeps_previous_model(window, trained_library_path: Path, qtbot) -> None:
     import dataclasses
 
-    window.open_library(trained_library_path)
+    open_library(window, trained_library_path)
     before = window.library.active_model()
-    cfg = dataclasses.replace(window.base_train_config(), epochs=50)
-    worker = window.start_training(cfg)
+    cfg = dataclasses.replace(window.training.base_config(), epochs=50)
+    worker = window.training.start_training(cfg)
     dialog = window.last_dialog
     with qtbot.waitSignal(window.trainingEnded, timeout=120_000) as blocker:
         worker.progress.connect(lambda p: p.stage == "train" and dialog.cancel_button.click())
@@ -116,10 +117,10 @@ def test_cancel_training_keeps_previous_model(window, trained_library_path: Path
 def test_versions_switch_back(window, trained_library_path: Path, qtbot) -> None:
     from fabricsearch.gui.dialogs.versions_dialog import VersionsDialog
 
-    window.open_library(trained_library_path)
+    open_library(window, trained_library_path)
     first = window.library.active_model()
     with qtbot.waitSignal(window.trainingEnded, timeout=120_000):
-        window.start_training(window.base_train_config())
+        window.training.start_training(window.training.base_config())
     # 4 labelled test images cannot judge the new model: it is recorded but not activated,
     # and the progress window says so (docs/evaluation.md, "Activation").
     assert "not activated" in window.train_dialog.stage_label.text()
@@ -143,8 +144,8 @@ def test_versions_switch_back(window, trained_library_path: Path, qtbot) -> None
 def test_evaluate_shows_metrics_and_plots(window, trained_library_path: Path, qtbot) -> None:
     from fabricsearch.gui.dialogs.evaluate_dialog import EvaluateDialog
 
-    window.open_library(trained_library_path)
-    worker = window.evaluate()
+    open_library(window, trained_library_path)
+    worker = window.training.evaluate()
     dialog = window.last_dialog
     assert isinstance(dialog, EvaluateDialog)
     qtbot.waitUntil(lambda: dialog.result is not None, timeout=60_000)
@@ -159,7 +160,7 @@ def test_about_lists_versions_and_paths(window, library_path: Path) -> None:
     from fabricsearch.gui.dialogs.about_dialog import AboutDialog
 
     log = logging_setup.setup_logging()
-    window.open_library(library_path)
+    open_library(window, library_path)
     window.show_about()
     dialog = window.last_dialog
     assert isinstance(dialog, AboutDialog)
@@ -184,10 +185,10 @@ def test_adapt_from_menu_activates_an_adapted_model(
 ) -> None:
     from fabricsearch.adapt import AdaptConfig
 
-    window.open_library(trained_library_path)
+    open_library(window, trained_library_path)
     before = window.library.active_model().version
     with qtbot.waitSignal(window.trainingEnded, timeout=300_000) as blocker:
-        window.start_adapt(AdaptConfig(epochs=1, max_steps=2, batch_size=4))
+        window.training.start_adapt(AdaptConfig(epochs=1, max_steps=2, batch_size=4))
     assert blocker.args == ["finished"]
     after = window.library.active_model()
     assert after.version != before

@@ -19,8 +19,10 @@ from test_gui_support import (  # noqa: F401 - fixtures
     gui_env,
     library_path,
     library_template,
+    open_library,
     trained_library_path,
     trained_template,
+    wait_records,
     window,
 )
 
@@ -65,16 +67,16 @@ def test_no_combo_box_stores_none(window, library_path: Path) -> None:
     """Item data None is what PySide6 6.12.0 leaks on: the window never stores it."""
     from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
 
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     window.browser.grid.select_ids([window.browser.visible_records()[0].id])
     assert combo_boxes_with_none(window) == []
-    dialog = TrainOptionsDialog(window.browser.all_records(), None, window.base_train_config())
+    dialog = TrainOptionsDialog(window.browser.all_records(), None, window.training.base_config())
     assert combo_boxes_with_none(dialog) == []
     dialog.deleteLater()
 
 
 def test_reading_the_filters_and_labels_keeps_none_references(window, library_path: Path) -> None:
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     browser, panel = window.browser, window.label_panel
     records = browser.visible_records()
     panel.set_selection(records[:3])
@@ -129,7 +131,7 @@ def test_selection_moves_through_2000_thumbnails(
 
     folder = tmp_path / "big"
     shutil.copytree(big_library_template, folder)
-    assert window.open_library(folder)
+    assert open_library(window, folder)
     grid, model = window.browser.grid, window.browser.model
     assert model.rowCount() == BIG_LIBRARY
     grid.setFocus()
@@ -156,7 +158,7 @@ def tightness_of(window, ids: list[int]) -> list[float | None]:
 def test_tightness_slider_track_click_and_arrow_keys_are_saved(
     window, library_path: Path, qtbot
 ) -> None:
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     rec = window.browser.visible_records()[0]
     window.browser.grid.select_ids([rec.id])
     slider, spin = window.label_panel.tight_slider, window.label_panel.tight_spin
@@ -198,12 +200,13 @@ def test_tightness_slider_track_click_and_arrow_keys_are_saved(
 def test_mixed_tightness_shows_mixed_and_brackets_step_each_image(
     window, library_path: Path, qtbot
 ) -> None:
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     ids = [r.id for r in window.browser.visible_records()[:3]]
     window.library.set_labels(ids[:1], tightness=20.0)
     window.library.set_labels(ids[1:2], tightness=70.0)
     window.library.set_labels(ids[2:], tightness=None)
-    window.reload_records()
+    window.libraries.reload_records()
+    wait_records(window)
     window.browser.grid.select_ids(ids)
     panel = window.label_panel
     assert panel.tight_spin.text() == "mixed"
@@ -245,7 +248,7 @@ def thumbnail_patch(grid, row: int) -> list[str]:
 
 
 def test_selected_thumbnail_keeps_its_colours(window, library_path: Path, qtbot) -> None:
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     grid, model = window.browser.grid, window.browser.model
     rec = model.record(0)
     qtbot.waitUntil(lambda: window.cache.pixmap(rec) is not None, timeout=10_000)
@@ -285,7 +288,7 @@ def assert_no_results(window, tmp_path: Path) -> None:
     assert not window.export_csv_action.isEnabled()
     assert not window.export_sheet_action.isEnabled()
     assert not panel.csv_button.isEnabled()
-    assert window.export_csv(tmp_path / "stale.csv") is None
+    assert window.searching.export_csv(tmp_path / "stale.csv") is None
     assert not (tmp_path / "stale.csv").exists()
     assert not window.detail.query.isVisibleTo(window.detail)
 
@@ -295,12 +298,12 @@ def test_switching_library_forgets_the_query_and_results(
 ) -> None:
     from fabricsearch.gui.widgets.search_panel import PROMPT
 
-    assert window.open_library(trained_library_path)
+    assert open_library(window, trained_library_path)
     search_similar(window, qtbot)
     assert window.export_csv_action.isEnabled()
     assert window.detail.query.isVisibleTo(window.detail)
 
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     assert_no_results(window, tmp_path)
     assert window.search_panel.summary.text() == PROMPT
 
@@ -310,7 +313,7 @@ def test_failed_search_clears_the_previous_results(
 ) -> None:
     from fabricsearch.gui.dropping import QueryInput
 
-    assert window.open_library(trained_library_path)
+    assert open_library(window, trained_library_path)
     search_similar(window, qtbot)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a photo")
@@ -343,7 +346,7 @@ def test_results_header_shows_the_total_time_once(qtbot) -> None:
 
 
 def test_changing_top_n_searches_again(window, trained_library_path: Path, qtbot) -> None:
-    assert window.open_library(trained_library_path)
+    assert open_library(window, trained_library_path)
     search_similar(window, qtbot)
     assert window.search_panel.model.rowCount() > 5
     with qtbot.waitSignal(window.searchFinished, timeout=60_000):
@@ -382,9 +385,11 @@ def test_training_window_can_be_hidden_and_brought_back_and_asks_before_stopping
 
     from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog
 
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     assert not window.training_action.isEnabled()
-    worker = window.start_training(dataclasses.replace(window.base_train_config(), epochs=1))
+    worker = window.training.start_training(
+        dataclasses.replace(window.training.base_config(), epochs=1)
+    )
     dialog = window.train_dialog
     assert isinstance(dialog, TrainingProgressDialog)
     assert blocking_training.wait(10)
@@ -418,12 +423,16 @@ def test_training_window_can_be_hidden_and_brought_back_and_asks_before_stopping
     assert worker.running
 
     # Quitting (and opening another library) asks too; "No" keeps the window and the training.
-    questions: list[str] = []
-    monkeypatch.setattr(window, "confirm", lambda title, text: questions.append(title) or False)
+    window.sink.answer = False
+    window.sink.questions.clear()
     assert not window.close()
     assert window.isVisible()
     assert not window.open_library(library_path)
-    assert questions == ["Quit", "Open library"]
+    assert [q.split(".")[0] for q in window.sink.questions] == [
+        "A training is running",
+        "A training is running in this library",
+    ]
+    window.sink.answer = True
     assert worker.running
 
     # "Yes" stops it; the time left is no longer shown.
@@ -453,12 +462,12 @@ def test_job_progress_counts_read_naturally(qtbot) -> None:
 
 
 def test_tooltips_and_status_name_categories_not_ids(window, library_path: Path, qtbot) -> None:
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     tax = window.library.taxonomy
     minor = next(m for major in tax.majors for m in tax.minors_of(major) if "/" in m)
     rec = window.browser.visible_records()[0]
     window.browser.grid.select_ids([rec.id])
-    assert window.label_selection({"coarse": minor, "fine": tax.fine[0]})
+    assert window.labelling.label_selection({"coarse": minor, "fine": tax.fine[0]})
     status = window.statusBar().currentMessage()
     assert tax.display_coarse(minor) in status
     assert minor not in status
@@ -473,14 +482,14 @@ def test_tooltips_and_status_name_categories_not_ids(window, library_path: Path,
 def test_empty_library_says_how_to_add_photos(window, tmp_path: Path, library_path: Path) -> None:
     from fabricsearch.gui.widgets.library_browser import EMPTY_LIBRARY, NO_MATCH
 
-    assert window.open_library(tmp_path / "new", create=True)
+    assert open_library(window, tmp_path / "new", create=True)
     browser = window.browser
     assert browser.views.currentWidget() is browser.empty_label
     assert browser.empty_label.text() == EMPTY_LIBRARY
     assert "Import folder" in window.advice_label.text()
     assert "retrain" not in window.advice_label.text().lower()
 
-    assert window.open_library(library_path)
+    assert open_library(window, library_path)
     assert browser.views.currentWidget() is browser.grid
     browser.labelled_box.setCurrentIndex(browser.labelled_box.findData("unlabelled"))
     assert browser.views.currentWidget() is browser.empty_label

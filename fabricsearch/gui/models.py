@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QMimeData,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -22,6 +23,7 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QThreadPool,
+    QUrl,
     Signal,
 )
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
@@ -227,6 +229,25 @@ class ThumbnailModel(QAbstractListModel):
 
     def display_text(self, row: int) -> str:
         return self._records[row].path.name
+
+    # --- dragging out: the original files -------------------------------------------------
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        flags = super().flags(index)
+        return flags | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else flags
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802
+        return ["text/uri-list", "text/plain"]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:  # noqa: N802
+        rows = sorted({i.row() for i in indexes if i.isValid()})
+        paths = [str(self._records[r].path) for r in rows if r < len(self._records)]
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(p) for p in paths])
+        mime.setText("\n".join(paths))
+        return mime
+
+    def supportedDragActions(self) -> Qt.DropAction:  # noqa: N802
+        return Qt.DropAction.CopyAction
 
     def tooltip(self, rec: ImageRecord) -> str:
         lines = [str(rec.path), f"{rec.width} × {rec.height}"]

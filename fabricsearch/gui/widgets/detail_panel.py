@@ -1,11 +1,12 @@
-"""Detail panel: the query and the selected image side by side, palettes and labels."""
+"""Detail panel: the query and the selected image side by side, palettes and labels. A
+rectangle drawn on the query searches with that region of the photo only."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QPoint, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -44,6 +45,18 @@ class ImageLabel(QLabel):
     def has_image(self) -> bool:
         return self._image is not None
 
+    def image(self) -> QImage | None:
+        return self._image
+
+    def picture_rect(self) -> QRectF:
+        """Where the scaled picture lies inside the label (device-independent pixels)."""
+        pm = self.pixmap()
+        if self._image is None or pm is None or pm.isNull():
+            return QRectF()
+        dpr = pm.devicePixelRatio() or 1.0
+        w, h = pm.width() / dpr, pm.height() / dpr
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
     def resizeEvent(self, event: object) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._rescale()
@@ -68,10 +81,108 @@ class ImageLabel(QLabel):
         self.setPixmap(pm)
 
 
+class RegionImageLabel(ImageLabel):
+    """An ImageLabel on which a rectangle can be drawn with the mouse; the region is given in
+    pixels of the original photo (`original_size`), as `Searcher.search(crop=...)` takes it."""
+
+    regionDrawn = Signal(object)  # (x, y, w, h) in original pixels
+
+    MIN_DRAG = 6  # smaller drags are clicks, not regions
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.original_size: tuple[int, int] | None = None
+        self.region: tuple[int, int, int, int] | None = None  # the region searched with
+        self._origin: QPoint | None = None
+        self._drag: QRect | None = None
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setToolTip("Draw a rectangle to search with that part of the photo only")
+
+    def set_region(self, region: Any, original_size: tuple[int, int] | None) -> None:
+        self.region = tuple(region) if region is not None else None
+        self.original_size = original_size
+        self.update()
+
+    def to_original(self, rect: QRect) -> tuple[int, int, int, int] | None:
+        pic = self.picture_rect()
+        if pic.isEmpty() or self.original_size is None:
+            return None
+        r = QRectF(rect).intersected(pic)
+        if r.isEmpty():
+            return None
+        ow, oh = self.original_size
+        sx, sy = ow / pic.width(), oh / pic.height()
+        x, y = round((r.left() - pic.left()) * sx), round((r.top() - pic.top()) * sy)
+        w, h = round(r.width() * sx), round(r.height() * sy)
+        x, y = min(max(0, x), ow - 1), min(max(0, y), oh - 1)
+        return x, y, max(1, min(w, ow - x)), max(1, min(h, oh - y))
+
+    def from_original(self, region: tuple[int, int, int, int]) -> QRectF:
+        pic = self.picture_rect()
+        if pic.isEmpty() or self.original_size is None:
+            return QRectF()
+        ow, oh = self.original_size
+        x, y, w, h = region
+        return QRectF(
+            pic.left() + x * pic.width() / ow,
+            pic.top() + y * pic.height() / oh,
+            w * pic.width() / ow,
+            h * pic.height() / oh,
+        )
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton and self.has_image():
+            self._origin = event.position().toPoint()
+            self._drag = QRect(self._origin, self._origin)
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._origin is not None:
+            self._drag = QRect(self._origin, event.position().toPoint()).normalized()
+            self.update()
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._origin is not None and event.button() == Qt.MouseButton.LeftButton:
+            rect = QRect(self._origin, event.position().toPoint()).normalized()
+            self._origin, self._drag = None, None
+            self.update()
+            if rect.width() >= self.MIN_DRAG and rect.height() >= self.MIN_DRAG:
+                region = self.to_original(rect)
+                if region is not None:
+                    self.regionDrawn.emit(region)
+        super().mouseReleaseEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        super().paintEvent(event)
+        shown = QRectF(self._drag) if self._drag is not None else None
+        if shown is None and self.region is not None:
+            shown = self.from_original(self.region)
+        if shown is None or shown.isEmpty():
+            return
+        painter = QPainter(self)
+        pic = self.picture_rect()
+        # Dim what is left out, then frame the region: its own pixels stay untouched.
+        dim = QColor(0, 0, 0, 110)
+        for band in (
+            QRectF(pic.left(), pic.top(), pic.width(), shown.top() - pic.top()),
+            QRectF(pic.left(), shown.bottom(), pic.width(), pic.bottom() - shown.bottom()),
+            QRectF(pic.left(), shown.top(), shown.left() - pic.left(), shown.height()),
+            QRectF(shown.right(), shown.top(), pic.right() - shown.right(), shown.height()),
+        ):
+            if band.width() > 0 and band.height() > 0:
+                painter.fillRect(band, dim)
+        painter.setPen(QPen(QColor(255, 210, 0), 2, Qt.PenStyle.DashLine))
+        painter.drawRect(shown)
+        painter.end()
+
+
 class _Side(QGroupBox):
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, title: str, parent: QWidget | None = None, image: ImageLabel | None = None
+    ) -> None:
         super().__init__(title, parent)
-        self.image = ImageLabel()
+        self.image = image if image is not None else ImageLabel()
         self.palette_bar = PaletteBar()
         self.coarse = QLabel("—")
         self.fine = QLabel("—")
@@ -96,13 +207,21 @@ class DetailPanel(QWidget):
 
     openRequested = Signal(int)
     revealRequested = Signal(int)
+    regionSelected = Signal(object)  # (x, y, w, h) of the query photo, or None = whole photo
+    loupeRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.taxonomy: Taxonomy | None = None
         self.record: ImageRecord | None = None
-        self.query = _Side("Query")
+        self.query = _Side("Query", image=RegionImageLabel())
         self.selected = _Side("Selected")
+        self.query.image.regionDrawn.connect(self.regionSelected)
+        self.whole_button = QPushButton("Whole photo")
+        self.whole_button.setToolTip("Search with the whole query photo again")
+        self.whole_button.clicked.connect(lambda: self.regionSelected.emit(None))
+        self.whole_button.setVisible(False)
+        self.query.layout().addWidget(self.whole_button)
         self.open_button = QPushButton(
             self.style().standardIcon(QStyle.StandardPixmap.SP_FileIcon), "Open"
         )
@@ -118,7 +237,11 @@ class DetailPanel(QWidget):
         sides = QHBoxLayout()
         sides.addWidget(self.query)
         sides.addWidget(self.selected)
+        self.loupe_button = QPushButton("Loupe")
+        self.loupe_button.setToolTip("Compare query and selected image at 100 % (Ctrl+L)")
+        self.loupe_button.clicked.connect(self.loupeRequested)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.loupe_button)
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.reveal_button)
@@ -148,8 +271,17 @@ class DetailPanel(QWidget):
             "" if coarse or fine or tightness is not None else "colour measured; labels unknown"
         )
 
+    def set_query_region(self, region: Any, original_size: tuple[int, int] | None) -> None:
+        """Show which part of the query photo was searched with (None: all of it)."""
+        self.query.image.set_region(region, original_size)
+        self.whole_button.setVisible(region is not None)
+        if region is not None:
+            x, y, w, h = region
+            self.query.extra.setText(f"region {w} × {h} px at ({x}, {y})")
+
     def clear_query(self) -> None:
         self.set_query(None, None)
+        self.set_query_region(None, None)
 
     def _show_labels(
         self, side: _Side, coarse: str | None, fine: str | None, tightness: float | None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
@@ -17,6 +19,40 @@ from fabricsearch.gui.models import RecordRole, ThumbnailModel, icon_grid_size
 
 FRAME_WIDTH = 3  # the selection frame around a thumbnail, in device-independent pixels
 ICON_MARGIN = 4  # between the cell's edge and the thumbnail (room for the frame)
+BADGE = 10  # the labelled / suggested / unlabelled dot beside the name
+
+#: Badge colours: labelled (filled green), suggested by the model (filled blue), unlabelled
+#: (a grey ring). Drawn beside the name, never over the picture.
+BADGE_COLOURS = {
+    "labelled": QColor(46, 139, 87),
+    "suggested": QColor(52, 110, 200),
+    "unlabelled": QColor(150, 150, 150),
+}
+
+
+def label_state(record: Any) -> str:
+    if record.labelled:
+        return "labelled"
+    if getattr(record, "suggestion", None):
+        return "suggested"
+    return "unlabelled"
+
+
+def paint_badge(painter: QPainter, rect: QRectF, record: Any) -> str:
+    """The record's label state as a small dot in `rect`; returns the state."""
+    state = label_state(record)
+    colour = BADGE_COLOURS[state]
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if state == "unlabelled":
+        painter.setPen(QPen(colour, 1.5))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+    else:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+    painter.drawEllipse(rect.adjusted(1, 1, -1, -1))
+    painter.restore()
+    return state
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
@@ -37,9 +73,13 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.save()
         picture = self.paint_frame_and_thumbnail(painter, opt, index)
         text = index.data(Qt.ItemDataRole.DisplayRole)
+        rec = index.data(RecordRole)
         if isinstance(text, str) and text:
             cell = QRectF(opt.rect)
             line = QRectF(cell.left() + 2, picture.bottom() + 4, cell.width() - 4, 16)
+            if rec is not None:
+                paint_badge(painter, QRectF(line.left(), line.top() + 3, BADGE, BADGE), rec)
+                line.adjust(BADGE + 2, 0, 0, 0)
             painter.setPen(opt.palette.text().color())
             painter.setFont(opt.font)
             elided = painter.fontMetrics().elidedText(
@@ -127,6 +167,10 @@ class ThumbnailGrid(QListView):
         self.setSpacing(4)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setItemDelegate(ThumbnailDelegate(self))
+        # Thumbnails drag out as the original files (to a file manager, a mail, …).
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.doubleClicked.connect(self._on_activated)
         self.activated.connect(self._on_activated)
         self.set_thumb_size(128)

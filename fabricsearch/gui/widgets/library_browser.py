@@ -1,25 +1,23 @@
-"""Library browser: the thumbnail grid of the whole library with a filter bar."""
+"""Library browser: the thumbnail grid of the whole library with facet filters and sorting."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QSpinBox,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from fabricsearch.catalogue import ImageRecord
-from fabricsearch.colour import COLOUR_NAMES
 from fabricsearch.gui.models import ThumbnailCache, ThumbnailModel
+from fabricsearch.gui.widgets.facets import (  # noqa: F401 - re-exported
+    ANY,
+    COLOUR_PRESENT,
+    BrowseFilter,
+    FacetBar,
+    filter_records,
+)
 from fabricsearch.gui.widgets.grid import ThumbnailGrid
 from fabricsearch.taxonomy import Taxonomy
 
@@ -28,52 +26,41 @@ EMPTY_LIBRARY = (
     "Library ▸ Import folder… (Ctrl+I) adds a folder of fabric photos."
 )
 NO_MATCH = "No image matches these filters."
-COLOUR_PRESENT = 0.05  # a colour "is in" an image when it covers at least 5 % of it
-# Item data of the "All …" entries. Never None: PySide6 6.12.0 drops a reference to None on
-# every None item-data call, and Python aborts once None's count reaches zero.
-ANY = ""
-LABELLED_CHOICES = {"labelled": True, "unlabelled": False}
+LOADING = "Loading the library…"
 
 
-@dataclass(frozen=True)
-class BrowseFilter:
-    coarse: str | None = None  # a major ("plaid") or a minor ("plaid/tartan")
-    fine: str | None = None
-    labelled: bool | None = None  # None = all
-    tightness_min: float = 0.0
-    tightness_max: float = 100.0
-    colour: str | None = None
-
-    @property
-    def tightness_restricted(self) -> bool:
-        return self.tightness_min > 0.0 or self.tightness_max < 100.0
+def _colour_key(r: ImageRecord) -> tuple[float, ...]:
+    """Dominant colour class, then its hue: similar colours end up next to each other."""
+    if r.palette is None:
+        return (99.0, 0.0)
+    p = np.asarray(r.palette)
+    i = int(np.argmax(p[:, 3]))
+    return (float(i), float(p[i, 0]), -float(p[i, 3]))
 
 
-def filter_records(records: Iterable[ImageRecord], f: BrowseFilter) -> list[ImageRecord]:
-    """Records that pass the browser's filters (unknown tightness fails a restricted range)."""
-    colour_i = COLOUR_NAMES.index(f.colour) if f.colour else None
-    out = []
-    for r in records:
-        if f.labelled is not None and r.labelled != f.labelled:
-            continue
-        if f.coarse and not (r.coarse == f.coarse or (r.coarse or "").startswith(f.coarse + "/")):
-            continue
-        if f.fine and r.fine != f.fine:
-            continue
-        if f.tightness_restricted and (
-            r.tightness is None or not f.tightness_min <= r.tightness <= f.tightness_max
-        ):
-            continue
-        if colour_i is not None and (
-            r.palette is None or float(np.asarray(r.palette)[colour_i, 3]) < COLOUR_PRESENT
-        ):
-            continue
-        out.append(r)
-    return out
+def _label_key(r: ImageRecord) -> tuple[Any, ...]:
+    return (
+        not r.labelled,
+        r.coarse or "~",
+        r.fine or "~",
+        r.tightness if r.tightness is not None else 1e9,
+        r.path.name.lower(),
+    )
+
+
+#: Sort orders of the grid: (label, key). The first is the catalogue's (import) order.
+SORTS: dict[str, tuple[str, Callable[[ImageRecord], Any]]] = {
+    "imported": ("Import order", lambda r: r.id),
+    "name": ("Name", lambda r: (r.path.name.lower(), str(r.path))),
+    "added": ("Date added", lambda r: (-r.added, r.id)),
+    "modified": ("Date taken/modified", lambda r: (-r.mtime, r.id)),
+    "colour": ("Colour", _colour_key),
+    "label": ("Label", _label_key),
+}
 
 
 class LibraryBrowser(QWidget):
-    """Filter bar over a ThumbnailGrid of the library's images."""
+    """Facet bar and sort order over a ThumbnailGrid of the library's images."""
 
     selectionChangedIds = Signal(list)
     activatedId = Signal(int)
@@ -82,40 +69,28 @@ class LibraryBrowser(QWidget):
     def __init__(self, cache: ThumbnailCache | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._all: list[ImageRecord] = []
+        self._loading = False
         self.model: ThumbnailModel | None = None
         self.grid = ThumbnailGrid(self)
-
-        self.coarse_box = QComboBox()
-        self.coarse_box.setToolTip("Coarse category (major or major › minor)")
-        self.fine_box = QComboBox()
-        self.fine_box.setToolTip("Fine texture")
-        self.labelled_box = QComboBox()
-        self.labelled_box.addItem("All images", ANY)
-        self.labelled_box.addItem("Labelled", "labelled")
-        self.labelled_box.addItem("Unlabelled", "unlabelled")
-        self.tight_min = QSpinBox()
-        self.tight_max = QSpinBox()
-        for spin, value in ((self.tight_min, 0), (self.tight_max, 100)):
-            spin.setRange(0, 100)
-            spin.setValue(value)
-            spin.setSuffix(" %")
-            spin.setToolTip("Tightness range (images without a tightness are hidden when narrowed)")
-        self.colour_box = QComboBox()
-        self.colour_box.addItem("Any colour", ANY)
-        for name in COLOUR_NAMES:
-            self.colour_box.addItem(name.capitalize(), name)
+        self.facets = FacetBar()
+        # The facet widgets under their old names (scripts and tests use them).
+        self.coarse_box = self.facets.coarse_box
+        self.fine_box = self.facets.fine_box
+        self.labelled_box = self.facets.labelled_box
+        self.tight_min = self.facets.tight_min
+        self.tight_max = self.facets.tight_max
+        self.colour_box = self.facets.colour_box
+        self.sort_box = QComboBox()
+        self.sort_box.setToolTip("Order of the grid")
+        for key, (label, _fn) in SORTS.items():
+            self.sort_box.addItem(f"Sort: {label}", key)
         self.count_label = QLabel()
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
-        for w in (self.coarse_box, self.fine_box, self.labelled_box):
-            bar.addWidget(w)
-        bar.addWidget(QLabel("Tightness"))
-        bar.addWidget(self.tight_min)
-        bar.addWidget(QLabel("–"))
-        bar.addWidget(self.tight_max)
-        bar.addWidget(self.colour_box)
+        bar.addWidget(self.facets)
         bar.addStretch(1)
+        bar.addWidget(self.sort_box)
         bar.addWidget(self.count_label)
 
         layout = QVBoxLayout(self)
@@ -130,10 +105,8 @@ class LibraryBrowser(QWidget):
         self.views.addWidget(self.empty_label)
         layout.addWidget(self.views, 1)
 
-        for box in (self.coarse_box, self.fine_box, self.labelled_box, self.colour_box):
-            box.currentIndexChanged.connect(self._apply)
-        self.tight_min.valueChanged.connect(self._apply)
-        self.tight_max.valueChanged.connect(self._apply)
+        self.facets.filterChanged.connect(self._apply)
+        self.sort_box.currentIndexChanged.connect(self._apply)
         self.grid.selectionChangedIds.connect(self.selectionChangedIds)
         self.grid.activatedId.connect(self.activatedId)
         if cache is not None:
@@ -145,22 +118,11 @@ class LibraryBrowser(QWidget):
         self.grid.set_thumb_size(self.grid.iconSize().width())
 
     def set_taxonomy(self, tax: Taxonomy) -> None:
-        for box in (self.coarse_box, self.fine_box):
-            box.blockSignals(True)
-            box.clear()
-        self.coarse_box.addItem("All categories", ANY)
-        for major in tax.majors:
-            self.coarse_box.addItem(tax.display_coarse(major), major)
-            for minor in tax.minors_of(major):
-                self.coarse_box.addItem("    " + tax.minor_names.get(minor, minor), minor)
-        self.fine_box.addItem("All textures", ANY)
-        for fine in tax.fine:
-            self.fine_box.addItem(tax.fine_names.get(fine, fine), fine)
-        for box in (self.coarse_box, self.fine_box):
-            box.blockSignals(False)
+        self.facets.set_taxonomy(tax)
 
-    def set_records(self, records: list[ImageRecord]) -> None:
+    def set_records(self, records: list[ImageRecord], loading: bool = False) -> None:
         self._all = list(records)
+        self._loading = loading
         self._apply()
 
     def update_records(self, records: list[ImageRecord]) -> None:
@@ -175,15 +137,14 @@ class LibraryBrowser(QWidget):
         return list(self._all)
 
     def current_filter(self) -> BrowseFilter:
-        lo, hi = self.tight_min.value(), self.tight_max.value()
-        return BrowseFilter(
-            coarse=_choice(self.coarse_box),
-            fine=_choice(self.fine_box),
-            labelled=LABELLED_CHOICES.get(_choice(self.labelled_box) or ""),
-            tightness_min=float(min(lo, hi)),
-            tightness_max=float(max(lo, hi)),
-            colour=_choice(self.colour_box),
-        )
+        return self.facets.current_filter()
+
+    def sort_key(self) -> str:
+        data = self.sort_box.currentData()
+        return data if isinstance(data, str) else "imported"
+
+    def set_sort(self, key: str) -> None:
+        self.sort_box.setCurrentIndex(max(0, self.sort_box.findData(key)))
 
     def visible_records(self) -> list[ImageRecord]:
         return self.model.records() if self.model is not None else []
@@ -192,7 +153,11 @@ class LibraryBrowser(QWidget):
         if self.model is None:
             return
         selected = self.grid.selected_ids()
-        self.model.set_records(filter_records(self._all, self.current_filter()))
+        shown = filter_records(self._all, self.current_filter())
+        key = self.sort_key()
+        if key != "imported":  # records arrive in import order
+            shown.sort(key=SORTS[key][1])
+        self.model.set_records(shown)
         if selected:
             self.grid.select_ids(selected)
         self._update_count()
@@ -204,13 +169,6 @@ class LibraryBrowser(QWidget):
         if shown:
             self.views.setCurrentWidget(self.grid)
         else:
-            self.empty_label.setText(NO_MATCH if self._all else EMPTY_LIBRARY)
+            text = LOADING if self._loading else (NO_MATCH if self._all else EMPTY_LIBRARY)
+            self.empty_label.setText(text)
             self.views.setCurrentWidget(self.empty_label)
-
-
-def _choice(box: QComboBox) -> str | None:
-    """The chosen item's data, None for an "All …" entry (or an empty box)."""
-    if box.currentIndex() < 0:
-        return None
-    data = box.currentData()
-    return data if isinstance(data, str) and data != ANY else None

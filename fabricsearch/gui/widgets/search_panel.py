@@ -1,12 +1,18 @@
-"""Search results: the query, a ranked thumbnail grid with scores and a compact explanation."""
+"""Search results: the query, a ranked thumbnail grid with scores and a compact explanation,
+facet filters over the results, the colour ↔ texture balance and the search history."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QPainter, QPixmap
+from PySide6.QtGui import QAction, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMenu,
+    QSlider,
     QSpinBox,
     QStyle,
     QStyleOptionViewItem,
@@ -15,10 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui.models import HitRole, RecordRole, ResultsModel, ThumbnailCache
-from fabricsearch.gui.widgets.grid import ThumbnailDelegate, ThumbnailGrid
+from fabricsearch.gui.widgets.facets import FacetBar, filter_records
+from fabricsearch.gui.widgets.grid import ThumbnailDelegate, ThumbnailGrid, paint_badge
 from fabricsearch.gui.widgets.palette import paint_chips
-from fabricsearch.search import SearchHit, SearchResult
+from fabricsearch.search import BALANCE_DEFAULT, SearchHit, SearchResult
+from fabricsearch.taxonomy import Taxonomy
 
 EXTRA_HEIGHT = 30  # chip strip + explanation line below the score
 PROMPT = (
@@ -73,8 +82,12 @@ class ResultDelegate(ThumbnailDelegate):
             bold = QFont(opt.font)
             bold.setBold(True)
             painter.setFont(bold)
+            if rec is not None:
+                paint_badge(painter, QRectF(r.left(), y + 3, 10, 10), rec)
             painter.drawText(
-                QRectF(r.left(), y, r.width(), 16), Qt.AlignmentFlag.AlignLeft, f"#{hit.rank}"
+                QRectF(r.left() + 14, y, r.width() - 14, 16),
+                Qt.AlignmentFlag.AlignLeft,
+                f"#{hit.rank}",
             )
             painter.drawText(
                 QRectF(r.left(), y, r.width(), 16),
@@ -110,11 +123,18 @@ class SearchPanel(QWidget):
     exportCsvRequested = Signal()
     exportSheetRequested = Signal()
     kChanged = Signal(int)
+    balanceChanged = Signal(float)  # on release / key step, not on every pixel of a drag
+    backRequested = Signal()
+    forwardRequested = Signal()
+    historyRequested = Signal(int)  # position in the history
+    loupeRequested = Signal()
 
     def __init__(self, cache: ThumbnailCache | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.result: SearchResult | None = None
         self.model: ResultsModel | None = None
+        self._hits: list[SearchHit] = []  # every hit of the result (before the facets)
+        self._records: list[ImageRecord] = []
         self.grid = ThumbnailGrid(self, text_lines=1, extra=EXTRA_HEIGHT)
         self.grid.setItemDelegate(ResultDelegate(self.grid))
 
@@ -148,16 +168,69 @@ class SearchPanel(QWidget):
         self.sheet_button.clicked.connect(self.exportSheetRequested)
         self._set_export_enabled(False)
 
+        sp = QStyle.StandardPixmap
+        self.back_button = QToolButton()
+        self.back_button.setIcon(self.style().standardIcon(sp.SP_ArrowBack))
+        self.back_button.setToolTip("Previous search (Alt+←)")
+        self.back_button.clicked.connect(self.backRequested)
+        self.forward_button = QToolButton()
+        self.forward_button.setIcon(self.style().standardIcon(sp.SP_ArrowForward))
+        self.forward_button.setToolTip("Next search (Alt+→)")
+        self.forward_button.clicked.connect(self.forwardRequested)
+        self.recent_button = QToolButton()
+        self.recent_button.setText("Recent")
+        self.recent_button.setToolTip("The last searches")
+        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_menu = QMenu(self.recent_button)
+        self.recent_button.setMenu(self.recent_menu)
+        self.loupe_button = QToolButton()
+        self.loupe_button.setText("Loupe")
+        self.loupe_button.setToolTip(
+            "The query and the selected result side by side at 100 % (Ctrl+L)"
+        )
+        self.loupe_button.clicked.connect(self.loupeRequested)
+        self.set_history([], -1)
+
+        # Colour ↔ texture: a parameter of the ranking (0 texture only, 100 colour only).
+        self.balance_slider = QSlider(Qt.Orientation.Horizontal)
+        self.balance_slider.setRange(0, 100)
+        self.balance_slider.setValue(round(100 * BALANCE_DEFAULT))
+        self.balance_slider.setPageStep(10)
+        self.balance_slider.setFixedWidth(140)
+        self.balance_slider.setToolTip(
+            "Balance of the ranking: left = the same weave in any colour, right = the same "
+            "colour in any weave; the middle weighs both equally (the default)"
+        )
+        self.balance_slider.sliderReleased.connect(self._balance_changed)
+        self.balance_slider.valueChanged.connect(
+            lambda _v: None if self.balance_slider.isSliderDown() else self._balance_changed()
+        )
+        self.facets = FacetBar(compact=True)
+        self.facets.filterChanged.connect(self._apply_facets)
+        self.shown_label = QLabel()
+
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
+        for w in (self.back_button, self.forward_button, self.recent_button):
+            top.addWidget(w)
         top.addWidget(self.query_thumb)
         top.addWidget(self.summary, 1)
         top.addWidget(self.k_spin)
+        top.addWidget(self.loupe_button)
         top.addWidget(self.csv_button)
         top.addWidget(self.sheet_button)
+        second = QHBoxLayout()
+        second.setContentsMargins(0, 0, 0, 0)
+        second.addWidget(self.facets)
+        second.addStretch(1)
+        second.addWidget(QLabel("Texture"))
+        second.addWidget(self.balance_slider)
+        second.addWidget(QLabel("Colour"))
+        second.addWidget(self.shown_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
+        layout.addLayout(second)
         layout.addWidget(self.grid, 1)
         self.grid.selectionChangedIds.connect(self.selectionChangedIds)
         self.grid.activatedId.connect(self.activatedId)
@@ -173,9 +246,80 @@ class SearchPanel(QWidget):
         self.grid.set_thumb_size(px)
         self.grid.setGridSize(QSize(px + 56 + 8, px + 8 + 18 + EXTRA_HEIGHT + 8))
 
+    def set_taxonomy(self, tax: Taxonomy) -> None:
+        self.facets.set_taxonomy(tax)
+
+    def balance(self) -> float:
+        return self.balance_slider.value() / 100.0
+
+    def set_balance(self, value: float) -> None:
+        """Set the slider as a user would (one `balanceChanged`)."""
+        self.balance_slider.setValue(round(100 * value))
+
+    def _balance_changed(self) -> None:
+        value = self.balance()
+        if value != getattr(self, "_last_balance", BALANCE_DEFAULT):
+            self._last_balance = value
+            self.balanceChanged.emit(value)
+
+    def set_history(self, entries: Sequence[Any], position: int) -> None:
+        self.back_button.setEnabled(position > 0)
+        self.forward_button.setEnabled(0 <= position < len(entries) - 1)
+        self._history = list(entries)
+        self._position = position
+        self.recent_menu.clear()
+        for i, action in reversed(list(enumerate(self.history_actions(self.recent_menu)))):
+            action.triggered.connect(lambda _c=False, i=i: self.historyRequested.emit(i))
+            self.recent_menu.addAction(action)
+        self.recent_button.setEnabled(bool(entries))
+
+    def history_actions(self, parent: Any) -> list[QAction]:
+        """One action per past search, with its thumbnail; the current one checked."""
+        out = []
+        for i, entry in enumerate(self._history):
+            action = QAction(entry.title, parent)
+            if entry.thumbnail is not None:
+                action.setIcon(QIcon(QPixmap.fromImage(entry.thumbnail)))
+            action.setCheckable(True)
+            action.setChecked(i == self._position)
+            out.append(action)
+        return out
+
+    def update_records(self, records: list[ImageRecord]) -> None:
+        """Labels changed: refresh the rows (and what the facets let through)."""
+        by_id = {r.id: r for r in records}
+        self._records = [by_id.get(r.id, r) for r in self._records]
+        if self.facets.current_filter().active:
+            self._apply_facets()
+        elif self.model is not None:
+            self.model.update_records(records)
+
+    def _apply_facets(self) -> None:
+        if self.model is None:
+            return
+        selected = self.grid.selected_ids()
+        f = self.facets.current_filter()
+        keep = {r.id for r in filter_records(self._records, f)} if f.active else None
+        pairs = [
+            (h, r)
+            for h, r in zip(self._hits, self._records, strict=True)
+            if keep is None or r.id in keep
+        ]
+        self.model.set_hits([h for h, _ in pairs], [r for _, r in pairs])
+        self.shown_label.setText(
+            f"{len(pairs)} of {len(self._hits)} shown" if keep is not None else ""
+        )
+        ids = [i for i in selected if self.model.row_of(i) is not None]
+        if ids:
+            self.grid.select_ids(ids)
+        elif pairs:
+            self.grid.select_ids([pairs[0][0].image_id])
+
     def clear(self, message: str = PROMPT) -> None:
         """No results (a new library, a failed search): nothing left to export or select."""
         self.result = None
+        self._hits, self._records = [], []
+        self.shown_label.setText("")
         if self.model is not None:
             self.model.set_hits([], [])
         self.query_thumb.clear()
@@ -204,15 +348,18 @@ class SearchPanel(QWidget):
     def set_result(self, result: SearchResult, records: list, name: str) -> None:
         self.result = result
         assert self.model is not None
-        self.model.set_hits(result.hits, records)
+        self._hits, self._records = list(result.hits), list(records)
+        self.model.set_hits([], [])
+        self._apply_facets()
         total_ms = search_time_ms(result)
         self.summary.setText(
             f"<b>{len(result.hits)}</b> fabrics like <b>{name}</b> · model {result.model} "
             f"({result.bits} bits) · {total_ms:.0f} ms"
         )
         self._set_export_enabled(bool(result.hits))
-        if result.hits:
-            self.grid.select_ids([result.hits[0].image_id])
+        shown = self.model.hits()
+        if shown:
+            self.grid.select_ids([shown[0].image_id])
 
     def _set_export_enabled(self, on: bool) -> None:
         self.csv_button.setEnabled(on)

@@ -1,0 +1,333 @@
+"""Opening and closing libraries, loading their records off the GUI thread, imports, labels
+CSV, and noticing changes made by other processes (the CLI) in the open library."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog
+
+from fabricsearch.catalogue import ImageRecord, Library, LibraryError
+from fabricsearch.gui.models import ThumbnailCache
+from fabricsearch.jobs import CancelToken, ProgressFn, report
+
+if TYPE_CHECKING:
+    from fabricsearch.gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+#: How often the catalogue files are looked at for changes by another process.
+WATCH_INTERVAL_MS = 1500
+LABELS_CSV_NAME = "labels.csv"
+
+
+def load_records(
+    library: Any, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+) -> list[ImageRecord]:
+    """Worker body: every record of the library."""
+    report(progress, "load", 0, None, "images")
+    return library.images()
+
+
+def record_key(r: ImageRecord) -> tuple[Any, ...]:
+    """What the window shows of a record (palettes are arrays: compared by content hash)."""
+    return (r.id, str(r.path), r.sha256, r.coarse, r.fine, r.tightness, r.labelled_at)
+
+
+def catalogue_signature(db_path: Path) -> tuple[tuple[int, int], ...]:
+    """(mtime_ns, size) of the catalogue and its WAL: changes whenever anyone commits."""
+    out = []
+    for p in (db_path, db_path.with_name(db_path.name + "-wal")):
+        try:
+            st = os.stat(p)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((0, 0))
+    return tuple(out)
+
+
+class LibraryController(QObject):
+    recordsLoaded = Signal()  # the browser shows the library's current records
+    externalChange = Signal(list)  # ids of records changed by another process
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.library: Library | None = None
+        self.cache: ThumbnailCache | None = None
+        self.import_workers: int | None = None  # decoding processes (None = all cores)
+        self.last_import_report: Any = None
+        self._generation = 0
+        self._loading = False
+        self._signature: tuple[tuple[int, int], ...] | None = None
+        self.watch_timer = QTimer(self)
+        self.watch_timer.setInterval(WATCH_INTERVAL_MS)
+        self.watch_timer.timeout.connect(self.check_external_changes)
+
+    # --- open / close -------------------------------------------------------------------
+    def open_library(self, path: str | Path, create: bool = False) -> bool:
+        """Open (or create) a library and show it; its records arrive from a worker
+        (`recordsLoaded`). False with a message if it cannot be used."""
+        from fabricsearch.workflows import create_library
+
+        w = self.w
+        path = Path(path).expanduser()
+        if w.training.running() and not w.sink.confirm(
+            "Open library",
+            "A training is running in this library. Open another library and cancel it?",
+        ):
+            return False
+        try:
+            lib = create_library(path) if create else Library.open(path)
+        except (LibraryError, OSError) as exc:
+            if self.library is None:
+                w.welcome.problem.setText(f"Cannot open {path}:\n{exc}")
+                w.welcome.problem.setVisible(True)
+            w.sink.inform("Open library", str(exc), warning=True)
+            return False
+        w.welcome.problem.setVisible(False)
+        self.close_library()
+        self.library = lib
+        self.cache = ThumbnailCache(lib, self)
+        self.cache.ready.connect(w.on_thumbnail_ready)
+        w.library_opened_widgets(lib, self.cache)
+        self.w.settings.add_recent_library(lib.folder)
+        read_only = " (read-only)" if getattr(lib, "read_only", False) else ""
+        log.info("opened library %s%s", lib.folder, read_only)
+        if read_only:
+            w.statusBar().showMessage("Read-only library: search only, labels cannot change")
+        self.reload_records(then=lambda: w.libraryOpened.emit(str(lib.folder)))
+        self.watch_timer.start()
+        return True
+
+    def close_library(self) -> None:
+        w = self.w
+        self.watch_timer.stop()
+        self._generation += 1  # records still loading belong to the old library
+        self._loading = False
+        w.runner.cancel()
+        if self.cache is not None:
+            self.cache.stop()
+        w.undo_stack.clear()
+        if self.library is not None:
+            self.library.close()
+        self.library = None
+        self.cache = None
+        w.searching.forget_library()
+        w.library_closed_widgets()
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    def reload_records(self, then: Callable[[], None] | None = None) -> None:
+        """Load every record in a worker, then show them (and call `then`)."""
+        lib = self.library
+        if lib is None:
+            return
+        self._generation += 1
+        generation = self._generation
+        self._loading = True
+        signature = catalogue_signature(lib.db_path)
+        self.w.update_state()
+
+        def done(records: list[ImageRecord]) -> None:
+            if generation != self._generation:
+                return
+            self._loading = False
+            self._signature = signature
+            self.w.browser.set_records(records)
+            self.w.update_state()
+            self.recordsLoaded.emit()
+            if then is not None:
+                then()
+
+        def failed(message: str) -> None:
+            if generation == self._generation:
+                self._loading = False
+                self.w.sink.inform("Library", f"Cannot read the library: {message}", warning=True)
+
+        self.w.runner.start(
+            partial(load_records, lib),
+            name="records",
+            slot="records",
+            on_finished=done,
+            on_failed=failed,
+        )
+
+    # --- changes by other processes -------------------------------------------------------
+    def check_external_changes(self) -> bool:
+        """If the catalogue changed on disk (the CLI, another window), reload the records and
+        refresh what changed; the window's own writes find nothing to refresh."""
+        lib = self.library
+        if lib is None or self._loading or self._signature is None:
+            return False
+        if self.w.runner.running("import"):
+            return False  # the import's end reloads anyway
+        if catalogue_signature(lib.db_path) == self._signature:
+            return False
+        before = {r.id: record_key(r) for r in self.w.browser.all_records()}
+        selected = self.w.active_grid().selected_ids()
+
+        def refreshed() -> None:
+            after = {r.id: record_key(r) for r in self.w.browser.all_records()}
+            changed = [i for i, k in after.items() if before.get(i) != k]
+            changed += [i for i in before if i not in after]
+            if not changed:
+                return
+            log.info("library changed by another process: %d records", len(changed))
+            self.w.searching.invalidate()
+            self.w.active_grid().select_ids(selected)
+            self.w.statusBar().showMessage(
+                f"{len(changed)} images changed outside this window: refreshed", 6000
+            )
+            self.externalChange.emit(changed)
+
+        self.reload_records(then=refreshed)
+        return True
+
+    # --- dialogs ----------------------------------------------------------------------------
+    def new_library_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.w, "New library: choose an empty folder")
+        if folder:
+            self.open_library(folder, create=True)
+
+    def open_library_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.w, "Open library")
+        if folder:
+            self.open_library(folder)
+
+    def open_demo_library(self) -> None:
+        from fabricsearch.gui.scripted import ensure_demo_library
+
+        path = ensure_demo_library()
+        if path is not None:
+            self.open_library(path)
+
+    # --- import -------------------------------------------------------------------------
+    def import_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.w, "Import a folder of fabric photos")
+        if folder:
+            self.import_folder(folder)
+
+    def import_folder(self, folder: str | Path, labels_csv: str | Path | None = None) -> Any:
+        """Import in a worker with a progress dialog; a report of failed files at the end. A
+        labels.csv in the folder is offered (its labels applied when the user agrees)."""
+        from fabricsearch.workflows import import_and_encode
+
+        if self.library is None:
+            return None
+        found = Path(folder) / LABELS_CSV_NAME
+        if (
+            labels_csv is None
+            and found.is_file()
+            and self.w.sink.confirm(
+                "Import folder",
+                f"{Path(folder).name} holds {LABELS_CSV_NAME}. Apply its labels to the "
+                "imported photos?",
+            )
+        ):
+            labels_csv = found
+        fn = partial(
+            import_and_encode,
+            self.library,
+            folder,
+            labels_csv=labels_csv,
+            workers=self.import_workers,
+        )
+        return self.w.runner.start(
+            fn,
+            name="import",
+            slot="import",
+            dialog=f"Importing {Path(folder).name}",
+            on_finished=lambda out: self._on_import_done(out, str(folder)),
+            on_failed=self._on_import_failed,
+            on_cancelled=lambda: self._on_import_failed("cancelled"),
+        )
+
+    def _on_import_done(self, outcome: Any, folder: str) -> None:
+        from fabricsearch.gui.dialogs.import_report import ImportReportDialog
+
+        report_ = outcome.report
+        self.last_import_report = report_
+        self.w.searching.invalidate()  # new images: reload the index on the next query
+        dialog = ImportReportDialog(report_, folder, self.w)
+        self.w.runner.last_dialog = dialog
+        self.w.sink.present(dialog)
+        self.reload_records(then=lambda: self.w.importEnded.emit(report_))
+
+    def _on_import_failed(self, message: str) -> None:
+        if message != "cancelled":
+            self.w.sink.inform("Import", f"The import failed: {message}", warning=True)
+        self.reload_records(then=lambda: self.w.importEnded.emit(None))
+
+    # --- labels CSV ---------------------------------------------------------------------------
+    def import_labels_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.w, "Import labels CSV", "", "CSV (*.csv);;All files (*)"
+        )
+        if path:
+            self.import_labels(path)
+
+    def import_labels(self, path: str | Path) -> Any:
+        """Apply a labels CSV (path,coarse,fine,tightness) in a worker; report what it did."""
+        from fabricsearch.catalogue.labels_csv import import_labels
+
+        if self.library is None:
+            return None
+        lib = self.library
+
+        def work(progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Any:
+            report(progress, "labels", 0, None, "rows")
+            return import_labels(lib, path)
+
+        def done(rep: Any) -> None:
+            lines = [f"Labels applied to {rep.applied} images from {Path(path).name}."]
+            for e in rep.errors[:20]:
+                lines.append(f"line {e.get('line')}: {e.get('path', '')} — {e.get('reason')}")
+            if len(rep.errors) > 20:
+                lines.append(f"… and {len(rep.errors) - 20} more rows refused")
+            self.w.searching.invalidate_labels()
+            self.reload_records(
+                then=lambda: (
+                    self.w.sink.inform("Import labels", "\n".join(lines), bool(rep.errors)),
+                    self.w.labelsImported.emit(rep),
+                )
+            )
+
+        return self.w.runner.start(
+            work,
+            name="labels-import",
+            slot="labels",
+            dialog=f"Importing labels from {Path(path).name}",
+            on_finished=done,
+            on_failed=lambda m: self.w.sink.inform(
+                "Import labels", f"Cannot import {Path(path).name}: {m}", warning=True
+            ),
+        )
+
+    def export_labels_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self.w, "Export labels CSV", "labels.csv", "CSV (*.csv)"
+        )
+        if path:
+            self.export_labels(path)
+
+    def export_labels(self, path: str | Path) -> int | None:
+        from fabricsearch.catalogue.labels_csv import export_labels
+
+        if self.library is None:
+            return None
+        try:
+            n = export_labels(self.library, path)
+        except OSError as exc:
+            self.w.sink.inform("Export labels", f"Cannot write {path}: {exc}", warning=True)
+            return None
+        self.w.statusBar().showMessage(f"Saved the labels of {n} images to {path}", 5000)
+        return n

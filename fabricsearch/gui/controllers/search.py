@@ -1,0 +1,371 @@
+"""Searching from the window: queries (file, paste, drop, "find similar"), a crop of the query,
+the colour ↔ texture balance, history (back / forward, recent searches) and exports."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import QFileDialog
+
+from fabricsearch.catalogue import ImageRecord
+from fabricsearch.gui.dropping import QueryInput, can_accept, query_from_mime
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+
+if TYPE_CHECKING:
+    from fabricsearch.gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;All files (*)"
+PREVIEW_SIDE = 768
+HISTORY_LENGTH = 30
+HISTORY_THUMB = 64
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything a search was asked with: replayed as it was by back / forward."""
+
+    query: QueryInput
+    crop: tuple[int, int, int, int] | None = None  # pixels of the original photo
+    balance: float | None = None
+
+
+@dataclass
+class SearchOutcome:
+    """What a search worker hands back to the GUI thread."""
+
+    result: Any  # search.SearchResult
+    records: list[ImageRecord]
+    preview: QImage | None
+    query: QueryInput
+    request: SearchRequest | None = None
+    original_size: tuple[int, int] | None = None  # (width, height) of the whole photo
+
+
+@dataclass
+class HistoryEntry:
+    request: SearchRequest
+    thumbnail: QImage | None
+    hits: int
+
+    @property
+    def title(self) -> str:
+        crop = " (region)" if self.request.crop else ""
+        return f"{self.request.query.name}{crop} · {self.hits} results"
+
+
+def rgb_to_qimage(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def run_search(
+    library: Any,
+    searcher: Any,
+    request: SearchRequest,
+    k: int,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> SearchOutcome:
+    """Worker body: search, then fetch the hits' records and a preview of the query."""
+    from fabricsearch import imaging
+    from fabricsearch.search import QueryLabels
+
+    query = request.query
+    report(progress, "search", 0, None, "queries", message=query.name)
+    labels = QueryLabels(coarse=query.coarse, fine=query.fine, tightness=query.tightness)
+    result = searcher.search(
+        query.source, k=k, query_labels=labels, balance=request.balance, crop=request.crop
+    )
+    check(cancel)
+    records = library.images([h.image_id for h in result.hits]) if result.hits else []
+    preview: QImage | None = None
+    size = None
+    try:
+        if query.path is not None:
+            rgb, info = imaging.decode(query.path, max_side=PREVIEW_SIDE)
+            size = (info.width, info.height)
+        else:
+            assert query.image is not None
+            size = (query.image.shape[1], query.image.shape[0])
+            rgb = imaging.resize_max_side(query.image, PREVIEW_SIDE)
+        preview = rgb_to_qimage(rgb)
+    except Exception:  # noqa: BLE001 - the preview is a nicety; results still show
+        preview = None
+    return SearchOutcome(result, records, preview, query, request, size)
+
+
+class SearchController(QObject):
+    historyChanged = Signal()
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self._searcher: Any = None
+        self._generation = 0
+        self.query: QueryInput | None = None
+        self.outcome: SearchOutcome | None = None
+        self.history: list[HistoryEntry] = []
+        self.position = -1  # index into history of the search shown
+        self._navigating = False
+
+    # --- state ------------------------------------------------------------------------------
+    def searcher(self) -> Any:
+        if self._searcher is None:
+            from fabricsearch.search import Searcher
+
+            self._searcher = Searcher(self.w.library)
+        return self._searcher
+
+    def invalidate(self) -> None:
+        if self._searcher is not None:
+            self._searcher.invalidate()
+
+    def invalidate_labels(self) -> None:
+        if self._searcher is not None:
+            self._searcher.invalidate_labels()  # the re-ranking reads labels from memory
+
+    def model_changed(self) -> None:
+        self._searcher = None  # the searcher also notices; start clean anyway
+
+    def forget_library(self) -> None:
+        self._searcher = None
+        self.history.clear()
+        self.position = -1
+        self.historyChanged.emit()
+        self.clear()
+
+    # --- queries ------------------------------------------------------------------------------
+    def choose_query(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.w, "Search by photo", "", IMAGE_FILTER)
+        if path:
+            self.search(QueryInput(name=Path(path).name, path=Path(path)))
+
+    def paste_query(self) -> None:
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is None or not can_accept(mime):
+            self.w.statusBar().showMessage("The clipboard holds no image.", 5000)
+            return
+        self.search(query_from_mime(mime))
+
+    def search_mime(self, mime: QMimeData) -> Any:
+        return self.search(query_from_mime(mime))
+
+    def find_similar(self, image_id: int | None = None) -> Any:
+        """Search with a library image as the query, its labels included."""
+        lib = self.w.library
+        if lib is None:
+            return None
+        if image_id is None:
+            records = self.w.selected_records()
+            if not records:
+                self.w.statusBar().showMessage("Select an image first.", 4000)
+                return None
+            rec = records[0]
+        else:
+            rec = lib.get(image_id)
+        query = QueryInput(
+            name=rec.path.name,
+            path=rec.path,
+            coarse=rec.coarse,
+            fine=rec.fine,
+            tightness=rec.tightness,
+        )
+        return self.search(query)
+
+    def search(self, query: QueryInput, crop: tuple[int, int, int, int] | None = None) -> Any:
+        """Run a search off the GUI thread with the panel's balance; results arrive in the
+        search panel."""
+        return self.run(SearchRequest(query, crop, self.w.search_panel.balance()))
+
+    def search_region(self, crop: tuple[int, int, int, int] | None) -> Any:
+        """Search again with a region of the current query (None: the whole photo)."""
+        if self.query is None:
+            return None
+        return self.search(self.query, crop)
+
+    def rerun(self) -> Any:
+        """The current query again (the top N or the balance changed)."""
+        if self.outcome is None or self.outcome.request is None or self.w.library is None:
+            return None
+        req = self.outcome.request
+        return self.run(dataclasses.replace(req, balance=self.w.search_panel.balance()), True)
+
+    def run(self, request: SearchRequest, same_entry: bool = False) -> Any:
+        w = self.w
+        query = request.query
+        if not query.ok:
+            self.clear(query.error or "Nothing to search for.")
+            w.statusBar().showMessage(query.error or "", 8000)
+            w.searchFailed.emit(query.error or "")
+            return None
+        if w.library is None:
+            w.sink.inform("Search", "Open a library first.")
+            return None
+        self._generation += 1
+        generation = self._generation
+        navigating = self._navigating or same_entry
+        fn = partial(run_search, w.library, self.searcher(), request, w.search_panel.k_spin.value())
+        worker = w.runner.start(
+            fn,
+            name="search",
+            slot="search",
+            replace=True,
+            on_finished=lambda out: self._on_done(out, generation, navigating),
+            on_failed=lambda msg: self._on_failed(msg, generation),
+        )
+        w.search_panel.set_busy(query.name)
+        w.tabs.setCurrentWidget(w.search_panel)
+        w.statusBar().showMessage(f"Searching for fabrics like {query.name}…")
+        return worker
+
+    def _on_done(self, outcome: SearchOutcome, generation: int, navigating: bool) -> None:
+        if generation != self._generation:
+            return  # a newer query replaced this one
+        w = self.w
+        self.query = outcome.query
+        self.outcome = outcome
+        result = outcome.result
+        q = outcome.query
+        w.search_panel.set_result(result, outcome.records, q.name)
+        if outcome.preview is not None:
+            w.search_panel.set_query_pixmap(QPixmap.fromImage(outcome.preview))
+        w.detail.set_query(outcome.preview, result.palette, q.name, q.coarse, q.fine, q.tightness)
+        crop = outcome.request.crop if outcome.request else None
+        w.detail.set_query_region(crop, outcome.original_size)
+        if not navigating:
+            self._push_history(outcome)
+        elif 0 <= self.position < len(self.history) and outcome.request is not None:
+            self.history[self.position].request = outcome.request
+            self.history[self.position].hits = len(result.hits)
+        w.tabs.setCurrentWidget(w.search_panel)
+        w.on_selection(w.search_panel.grid.selected_ids(), from_results=True)
+        w.update_state()  # the File menu's exports follow the results
+        w.statusBar().showMessage(f"{len(result.hits)} results", 5000)
+        w.searchFinished.emit(outcome)
+
+    def _on_failed(self, message: str, generation: int) -> None:
+        if generation != self._generation:
+            return
+        self.clear(f"Search failed: {message}")
+        self.w.statusBar().showMessage(f"Search failed: {message}", 8000)
+        self.w.searchFailed.emit(message)
+
+    def clear(self, message: str | None = None) -> None:
+        """Forget the query and its results (and ignore a search still running): nothing of
+        another library or an earlier query stays on screen or goes into an export."""
+        w = self.w
+        self._generation += 1
+        self.query = None
+        self.outcome = None
+        if message is None:
+            w.search_panel.clear()
+        else:
+            w.search_panel.clear(message)
+        w.detail.clear_query()
+        if w.tabs.currentIndex() == 1:
+            w.detail.show_record(None)
+            w.label_panel.set_selection([])
+        w.update_state()
+
+    # --- history ------------------------------------------------------------------------------
+    def _push_history(self, outcome: SearchOutcome) -> None:
+        thumb = None
+        if outcome.preview is not None:
+            thumb = outcome.preview.scaled(
+                HISTORY_THUMB,
+                HISTORY_THUMB,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        entry = HistoryEntry(outcome.request, thumb, len(outcome.result.hits))
+        # A new search after going back drops the searches that were "ahead" (as a browser).
+        del self.history[self.position + 1 :]
+        self.history.append(entry)
+        del self.history[:-HISTORY_LENGTH]
+        self.position = len(self.history) - 1
+        self.historyChanged.emit()
+
+    def can_go_back(self) -> bool:
+        return self.position > 0
+
+    def can_go_forward(self) -> bool:
+        return 0 <= self.position < len(self.history) - 1
+
+    def go_to(self, position: int) -> Any:
+        if not 0 <= position < len(self.history) or self.w.library is None:
+            return None
+        self.position = position
+        self.historyChanged.emit()
+        self._navigating = True
+        try:
+            return self.run(self.history[position].request)
+        finally:
+            self._navigating = False
+
+    def back(self) -> Any:
+        return self.go_to(self.position - 1) if self.can_go_back() else None
+
+    def forward(self) -> Any:
+        return self.go_to(self.position + 1) if self.can_go_forward() else None
+
+    # --- export -------------------------------------------------------------------------------
+    def export_csv(self, path: str | Path | None = None) -> Path | None:
+        from fabricsearch.gui.export import write_csv
+
+        panel = self.w.search_panel
+        result = panel.result
+        if result is None or not result.hits or panel.model is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self.w, "Export results as CSV", "results.csv", "CSV (*.csv)"
+            )
+            if not path:
+                return None
+        write_csv(Path(path), panel.model.hits(), panel.model.records())
+        self.w.statusBar().showMessage(f"Saved {path}", 5000)
+        return Path(path)
+
+    def export_sheet(self, path: str | Path | None = None) -> Path | None:
+        from fabricsearch.gui.export import write_contact_sheet
+
+        panel = self.w.search_panel
+        result = panel.result
+        lib = self.w.library
+        if result is None or not result.hits or lib is None or panel.model is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self.w, "Export contact sheet", "results.pdf", "PDF (*.pdf);;PNG image (*.png)"
+            )
+            if not path:
+                return None
+
+        def load(rec: ImageRecord) -> QImage:
+            try:
+                return QImage(str(lib.thumbnail(rec, 256)))
+            except Exception:  # noqa: BLE001 - a missing original leaves a blank cell
+                return QImage()
+
+        name = self.query.name if self.query else "query"
+        write_contact_sheet(
+            Path(path),
+            panel.model.hits(),
+            panel.model.records(),
+            load,
+            title=f"Fabrics like {name}",
+            query=self.outcome.preview if self.outcome else None,
+        )
+        self.w.statusBar().showMessage(f"Saved {path}", 5000)
+        return Path(path)

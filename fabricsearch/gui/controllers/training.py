@@ -1,0 +1,181 @@
+"""Training, adaptation, versions and evaluation from the Model menu."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QMessageBox
+
+if TYPE_CHECKING:
+    from fabricsearch.gui.main_window import MainWindow
+
+
+class TrainingController(QObject):
+    def __init__(self, window: MainWindow, base_config: Any = None) -> None:
+        super().__init__(window)
+        self.w = window
+        self._base_config = base_config  # a TrainConfig; None = the defaults
+        self.dialog: Any = None  # the latest training's progress window
+
+    def base_config(self) -> Any:
+        from fabricsearch.config import TrainConfig
+
+        return self._base_config if self._base_config is not None else TrainConfig()
+
+    def running(self) -> bool:
+        return self.w.runner.running("train")
+
+    def retrain_dialog(self) -> None:
+        from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
+
+        w = self.w
+        if w.library is None:
+            return
+        dialog = TrainOptionsDialog(
+            w.browser.all_records(), w.library.active_model(), self.base_config(), w
+        )
+        w.runner.last_dialog = dialog
+        dialog.accepted.connect(lambda: self.start_training(dialog.config()))
+        dialog.open()
+
+    def start_training(self, config: Any) -> Any:
+        """Train in a worker with the live progress window; the new model becomes active."""
+        from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog
+        from fabricsearch.hashing.train import train_library
+
+        w = self.w
+        if w.library is None:
+            return None
+        if self.running():
+            w.sink.inform("Training", "A training is already running.")
+            return None
+
+        def make_dialog(worker: Any) -> Any:
+            self.dialog = TrainingProgressDialog(worker, config, w)
+            return self.dialog
+
+        worker = w.runner.start(
+            partial(train_library, w.library, config),
+            name="train",
+            slot="train",
+            dialog=make_dialog,
+            modal=False,
+            on_finished=lambda _info: self._ended("finished"),
+            on_failed=lambda _m: self._ended("failed"),
+            on_cancelled=lambda: self._ended("cancelled"),
+            on_progress=self._show_progress,
+        )
+        w.training_button.setText("Training…")
+        w.training_button.setVisible(True)
+        w.training_action.setEnabled(True)
+        return worker
+
+    def show_training(self) -> None:
+        """Bring back the latest training's progress window (also after Run in background)."""
+        if self.dialog is not None:
+            self.dialog.show()
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+
+    def _show_progress(self, p: Any) -> None:
+        info = p.info or {}
+        if "epoch" in info and info.get("epochs"):
+            text = f"Training: epoch {info['epoch']} of {info['epochs']}"
+        elif p.total:
+            text = f"Training: {p.stage} {100 * p.done // max(1, p.total)} %"
+        else:
+            text = f"Training: {p.stage}"
+        self.w.training_button.setText(text)
+
+    def adapt_dialog(self) -> None:
+        if self.w.library is None:
+            return
+        answer = QMessageBox.question(
+            self.w,
+            "Adapt to this library",
+            "Tune the search model to this library's own photos, without labels "
+            "(self-supervised). This takes a few minutes on a laptop CPU; the current model "
+            "stays available under Model ▸ Versions.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.start_adapt()
+
+    def start_adapt(self, config: Any = None) -> Any:
+        """Self-supervised adaptation in a worker; the adapted model becomes active."""
+        from fabricsearch.adapt import AdaptConfig, adapt_library
+
+        w = self.w
+        if w.library is None:
+            return None
+        if self.running():
+            w.sink.inform("Adapt", "A training is already running.")
+            return None
+        return w.runner.start(
+            partial(adapt_library, w.library, config or AdaptConfig()),
+            name="adapt",
+            slot="train",
+            dialog="Adapting the model to this library",
+            on_finished=lambda info: (self._report_adapted(info), self._ended("finished")),
+            on_failed=lambda m: (
+                w.sink.inform("Adapt", f"Adaptation failed: {m}", warning=True),
+                self._ended("failed"),
+            ),
+            on_cancelled=lambda: self._ended("cancelled"),
+        )
+
+    def _report_adapted(self, info: Any) -> None:
+        from fabricsearch.hashing.activation import read_decision
+
+        decision = read_decision(info)
+        if decision is not None and not decision.activate:
+            self.w.sink.inform(
+                "Adapt",
+                f"The adapted model {info.version} was saved but not activated: "
+                f"{decision.reason}. The previous model stays active; Model ▸ Versions can "
+                "switch to it.",
+            )
+
+    def _ended(self, outcome: str) -> None:
+        w = self.w
+        w.training_button.setVisible(False)
+        if (
+            self.dialog is not None
+            and not self.dialog.isVisible()
+            and getattr(self.dialog, "worker", None) is w.runner.worker("train")
+        ):
+            self.show_training()  # it ran in the background: show how it ended
+        if outcome == "finished":
+            w.searching.model_changed()
+            w.modelChanged.emit()
+        w.update_state()
+        w.trainingEnded.emit(outcome)
+
+    def show_versions(self) -> None:
+        from fabricsearch.gui.dialogs.versions_dialog import VersionsDialog
+
+        w = self.w
+        if w.library is None:
+            return
+        dialog = VersionsDialog(w.library, w)
+        dialog.activeChanged.connect(lambda _v: (w.update_state(), w.modelChanged.emit()))
+        w.runner.last_dialog = dialog
+        dialog.open()
+
+    def evaluate(self) -> Any:
+        from fabricsearch.gui.dialogs.evaluate_dialog import EvaluateDialog, evaluate_active_model
+
+        w = self.w
+        if w.library is None:
+            return None
+        active = w.library.active_model()
+        if active is None:
+            w.sink.inform("Evaluate", "There is no model yet: train one with Model ▸ Retrain.")
+            return None
+        return w.runner.start(
+            partial(evaluate_active_model, w.library),
+            name="evaluate",
+            slot="evaluate",
+            dialog=lambda worker: EvaluateDialog(worker, active.version, w),
+        )
