@@ -85,12 +85,17 @@ def test_rerank_scores_sorted_and_breakdown_explains(trained_library: Path) -> N
         result = Searcher(lib).search(img, k=8, rerank=True)
         scores = [h.score for h in result.hits]
         assert scores == sorted(scores, reverse=True)
+        predicted = result.predicted
         for h in result.hits:
             assert set(h.breakdown) == {"colour", "coarse", "fine", "tightness"}
             assert 0.0 <= h.breakdown["colour"] <= 1.0
-            # The query's texture labels are unknown, so only colour explains the match.
-            assert h.breakdown["coarse"] is None
-            assert h.similarity == pytest.approx(h.breakdown["colour"], abs=1e-6)
+            if predicted is None or predicted["coarse"] is None:
+                # The query's texture labels are unknown, so only colour explains the match.
+                assert h.breakdown["coarse"] is None
+                assert h.similarity == pytest.approx(h.breakdown["colour"], abs=1e-6)
+            elif h.coarse == predicted["coarse"]:
+                # The predicted label stands in for the unknown one and explains the match.
+                assert h.breakdown["coarse"] == pytest.approx(1.0)
 
 
 def test_query_labels_enter_the_breakdown(trained_library: Path) -> None:
