@@ -14,9 +14,9 @@ from fabricsearch.config import TrainConfig
 from fabricsearch.hashing import data as hdata
 from fabricsearch.hashing import losses
 from fabricsearch.hashing.checkpoint import build_metadata, save_checkpoint
+from fabricsearch.hashing.methods.dvsh import DVSH
 from fabricsearch.hashing.registry import create_method
 from fabricsearch.hashing.train import (
-    CLASS_HEAD_PREFIXES,
     _lr_factor,
     build_method,
     train,
@@ -71,7 +71,7 @@ def test_heads_add_classification_terms_and_lambda_zero_removes_each() -> None:
     torch.manual_seed(0)
     plain = create_method("dvsh", bits=16, input_size=32, **TINY_OPTIONS)
     plain.load_state_dict(
-        {k: v for k, v in with_heads.state_dict().items() if not k.startswith(CLASS_HEAD_PREFIXES)}
+        {k: v for k, v in with_heads.state_dict().items() if not k.startswith(DVSH.label_head_prefixes)}
     )
     assert torch.equal(plain.encode(batch.images), with_heads.encode(batch.images))
 

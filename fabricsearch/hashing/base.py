@@ -152,6 +152,9 @@ class HashMethod(nn.Module):
 
     #: Methods that can run on a pretrained backbone's cached features set this True.
     supports_features: ClassVar[bool] = False
+    #: State-dict prefixes of layers sized by the library's labels (classification heads): a
+    #: warm start from another library's checkpoint may lack them or have other sizes.
+    label_head_prefixes: ClassVar[tuple[str, ...]] = ()
 
     @property
     def backbone(self) -> str:

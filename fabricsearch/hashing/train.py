@@ -115,8 +115,6 @@ def build_method(cfg: TrainConfig) -> HashMethod:
     return method
 
 
-#: State-dict prefixes of training-only classification heads (sized by the library's labels).
-CLASS_HEAD_PREFIXES = ("cls_minor.", "cls_fine.", "code_minor.", "code_fine.")
 
 
 def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:
@@ -132,7 +130,7 @@ def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:
     own = method.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     # Classification heads depend on the library's categories: they may differ or be absent.
-    core = [k for k in own if not k.startswith(CLASS_HEAD_PREFIXES)]
+    core = [k for k in own if not k.startswith(method.label_head_prefixes)]
     if any(k not in usable for k in core):
         return False  # another architecture (widths): fall back to the base network only
     method.load_state_dict({k: v.to(own[k].dtype) for k, v in usable.items()}, strict=False)

@@ -69,6 +69,7 @@ class DVSH(HashMethod):
     Config = DVSHConfig
     config: DVSHConfig
     supports_features = True
+    label_head_prefixes = ("cls_minor.", "cls_fine.", "code_minor.", "code_fine.")
 
     def __init__(self, config: DVSHConfig) -> None:
         super().__init__(config)
