@@ -1,0 +1,293 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_gui_support are redefined as arguments
+"""What a fabric librarian reaches for in the window (issue 15): facet filters on results, the
+colour ↔ texture balance, a region of the query, the loupe, history, dragging and copying
+results, label badges and sorting, labels CSV from the window."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication
+from test_gui_support import (  # noqa: F401 - fixtures
+    N_IMAGES,
+    fabric_folder,
+    gui_env,
+    library_path,
+    library_template,
+    open_library,
+    trained_library_path,
+    trained_template,
+    window,
+)
+
+from fabricsearch.gui.dropping import QueryInput
+
+pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+def _query(rec) -> QueryInput:
+    return QueryInput(name=rec.path.name, path=rec.path)
+
+
+def search(window, qtbot, query: QueryInput, crop=None):
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.search(query, crop)
+    return blocker.args[0]
+
+
+@pytest.fixture
+def searched(window, trained_library_path: Path, qtbot):
+    assert open_library(window, trained_library_path)
+    window.search_panel.k_spin.setValue(N_IMAGES)  # every image comes back: facets have work
+    rec = window.browser.all_records()[5]
+    outcome = search(window, qtbot, _query(rec))
+    return rec, outcome
+
+
+def test_facet_filters_narrow_the_results(window, searched, qtbot) -> None:
+    rec, outcome = searched
+    panel = window.search_panel
+    total = len(outcome.result.hits)
+    major = rec.coarse.split("/")[0]
+    panel.facets.coarse_box.setCurrentIndex(panel.facets.coarse_box.findData(major))
+    shown = panel.model.records()
+    assert 0 < len(shown) < total
+    assert all(r.coarse.startswith(major) for r in shown)
+    assert f"{len(shown)} of {total} shown" == panel.shown_label.text()
+    ranks = [h.rank for h in panel.model.hits()]
+    assert ranks == sorted(ranks)  # still in rank order
+    # The first shown result is selected and explained in the detail panel.
+    assert window.detail.record.id == shown[0].id
+
+    panel.facets.tight_min.setValue(40)
+    panel.facets.tight_max.setValue(90)
+    assert all(40 <= r.tightness <= 90 for r in panel.model.records())
+    panel.facets.reset()
+    colour = int(np.argmax(rec.palette[:, 3]))
+    panel.facets.set_colour_index(colour)
+    assert all(float(r.palette[colour, 3]) >= 0.05 for r in panel.model.records())
+    assert rec.id in {r.id for r in panel.model.records()}
+    labelled = panel.facets.labelled_box
+    labelled.setCurrentIndex(labelled.findData("unlabelled"))
+    assert panel.model.rowCount() == 0  # every image came labelled
+    panel.facets.reset_button.click()
+    assert panel.model.rowCount() == total
+    assert panel.shown_label.text() == ""
+    # Exports carry what is shown.
+    panel.facets.coarse_box.setCurrentIndex(panel.facets.coarse_box.findData(major))
+    out = window.searching.export_csv(window.settings.file_name + ".csv")
+    with Path(out).open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == panel.model.rowCount()
+
+
+def test_balance_slider_reranks_and_is_a_parameter_of_the_search(window, searched, qtbot) -> None:
+    from fabricsearch.search import Searcher
+
+    rec, outcome = searched
+    assert outcome.request.balance == 0.5
+    slider = window.search_panel.balance_slider
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        slider.setFocus()
+        qtbot.keyClick(slider, Qt.Key.Key_Home)  # all the way to "texture"
+    texture = blocker.args[0]
+    assert texture.request.balance == 0.0
+    expected = Searcher(window.library).search(rec.path, k=N_IMAGES, balance=0.0)
+    assert [h.image_id for h in texture.result.hits] == [h.image_id for h in expected.hits]
+    # Re-running with the new balance replaced the entry, it did not add one to the history.
+    assert len(window.searching.history) == 1
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        qtbot.keyClick(slider, Qt.Key.Key_End)
+    colour = blocker.args[0]
+    c = [h.breakdown["colour"] for h in colour.result.hits if not h.exact]
+    assert c == sorted(c, reverse=True)
+
+
+def test_drawing_a_rectangle_on_the_query_searches_that_region(window, searched, qtbot) -> None:
+    rec, outcome = searched
+    label = window.detail.query.image
+    qtbot.waitUntil(lambda: not label.picture_rect().isEmpty(), timeout=5_000)
+    assert outcome.original_size == (rec.width, rec.height)
+    pic = label.picture_rect()
+    # Drag over the right half of the shown picture.
+    start = QPoint(int(pic.center().x()) + 1, int(pic.top()) + 1)
+    end = QPoint(int(pic.right()) - 1, int(pic.bottom()) - 1)
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        qtbot.mousePress(label, Qt.MouseButton.LeftButton, pos=start)
+        qtbot.mouseMove(label, end)
+        qtbot.mouseRelease(label, Qt.MouseButton.LeftButton, pos=end)
+    cropped = blocker.args[0]
+    x, y, w, h = cropped.request.crop
+    assert abs(x - rec.width // 2) <= 2
+    assert y <= 2
+    assert abs(w - rec.width // 2) <= 3
+    assert abs(h - rec.height) <= 3
+    assert not any(hit.exact for hit in cropped.result.hits)  # a region is not the file
+    assert window.detail.whole_button.isVisibleTo(window)
+    assert "region" in window.detail.query.extra.text()
+    assert label.region == cropped.request.crop
+    # A click is not a region; "Whole photo" searches with all of it again.
+    qtbot.mouseClick(label, Qt.MouseButton.LeftButton, pos=start)
+    assert window.searching.outcome is cropped
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.detail.whole_button.click()
+    assert blocker.args[0].request.crop is None
+    assert not window.detail.whole_button.isVisibleTo(window)
+
+
+def test_loupe_compares_at_full_size_and_pans_together(window, searched, qtbot) -> None:
+    from fabricsearch.imaging import load_rgb
+
+    rec, _outcome = searched
+    second = window.search_panel.model.hits()[1]
+    window.search_panel.grid.select_ids([second.image_id])
+    window.loupe_action.trigger()
+    loupe = window.loupe
+    assert loupe is not None
+    assert loupe.isVisible()
+    qtbot.waitUntil(loupe.ready, timeout=10_000)
+    other = load_rgb(second.path)
+    assert loupe.left.image.size().toTuple() == (rec.width, rec.height)
+    assert loupe.right.image.size().toTuple() == (other.shape[1], other.shape[0])
+    for pane in (loupe.left, loupe.right):  # small panes: the 64 px test photos overflow
+        pane.setFixedSize(90, 90)
+    loupe.zoom_buttons.button(2).click()
+    assert loupe.zoom == 2
+    pm = loupe.right.label.pixmap()
+    dpr = pm.devicePixelRatio()
+    assert round(pm.width() / dpr) == 2 * other.shape[1] // round(dpr)
+    qtbot.waitUntil(lambda: loupe.left.horizontalScrollBar().maximum() > 0, timeout=5_000)
+    loupe.left.horizontalScrollBar().setValue(17)
+    loupe.left.verticalScrollBar().setValue(9)
+    assert loupe.right.horizontalScrollBar().value() == 17
+    assert loupe.right.verticalScrollBar().value() == 9
+    # Selecting another result follows in the loupe.
+    third = window.search_panel.model.hits()[2]
+    window.search_panel.grid.select_ids([third.image_id])
+    qtbot.waitUntil(lambda: third.path.name in loupe.right_title.text(), timeout=5_000)
+
+
+def test_history_back_forward_and_recent_searches(window, trained_library_path, qtbot) -> None:
+    assert open_library(window, trained_library_path)
+    a, b = window.browser.all_records()[1], window.browser.all_records()[7]
+    search(window, qtbot, _query(a))
+    search(window, qtbot, _query(b))
+    assert not window.forward_action.isEnabled()
+    assert window.back_action.isEnabled()
+    window.activateWindow()
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        qtbot.keyClick(window.search_panel.grid, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
+    assert blocker.args[0].query.path == a.path
+    assert window.forward_action.isEnabled()
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        qtbot.keyClick(window.search_panel.grid, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    assert blocker.args[0].query.path == b.path
+    # The recent searches, newest first, each with its thumbnail.
+    actions = window.search_panel.recent_menu.actions()
+    assert [x.text().split(" · ")[0] for x in actions] == [b.path.name, a.path.name]
+    assert all(not x.icon().isNull() for x in actions)
+    assert actions[0].isChecked()
+    assert len(window.recent_searches_menu.actions()) == 2
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        actions[1].trigger()
+    assert blocker.args[0].query.path == a.path
+    assert len(window.searching.history) == 2  # going to a past search adds none
+
+
+def test_drag_out_copy_path_and_copy_image(window, searched, qtbot) -> None:
+    _rec, _outcome = searched
+    model = window.search_panel.model
+    hits = model.hits()[:2]
+    window.search_panel.grid.select_ids([h.image_id for h in hits])
+    indexes = [model.index(model.row_of(h.image_id)) for h in hits]
+    mime = model.mimeData(indexes)
+    assert [Path(u.toLocalFile()) for u in mime.urls()] == [Path(h.path) for h in hits]
+    assert model.flags(indexes[0]) & Qt.ItemFlag.ItemIsDragEnabled
+    assert window.search_panel.grid.dragEnabled()
+    paths = window.copy_paths()
+    assert QGuiApplication.clipboard().text().splitlines() == paths == [str(h.path) for h in hits]
+    window.copy_image_action.trigger()
+    image = QGuiApplication.clipboard().image()
+    assert not image.isNull()
+    assert image.width() == window.selected_records()[0].width
+
+
+def test_badges_and_sorting_the_grid(window, library_path: Path, qtbot) -> None:
+    from fabricsearch.gui.widgets.grid import BADGE_COLOURS, label_state
+
+    assert open_library(window, library_path)
+    browser = window.browser
+    first = browser.visible_records()[0]
+    browser.grid.select_ids([first.id])
+    assert window.labelling.label_selection({"coarse": None, "fine": None, "tightness": None})
+    states = {label_state(r) for r in browser.visible_records()}
+    assert states == {"labelled", "unlabelled"}
+
+    def has_colour(image, colour) -> bool:
+        arr = image.convertToFormat(image.Format.Format_RGB888)
+        w, h, stride = arr.width(), arr.height(), arr.bytesPerLine()
+        buf = np.frombuffer(arr.constBits(), np.uint8, count=stride * h).reshape(h, stride)
+        px = buf[:, : w * 3].reshape(h, w, 3).astype(int)
+        target = np.array([colour.red(), colour.green(), colour.blue()])
+        return bool((np.abs(px - target).sum(axis=2) < 30).any())
+
+    grab = browser.grid.viewport().grab().toImage()
+    assert has_colour(grab, BADGE_COLOURS["labelled"])
+    assert has_colour(grab, BADGE_COLOURS["unlabelled"])
+
+    browser.set_sort("name")
+    names = [r.path.name.lower() for r in browser.visible_records()]
+    assert names == sorted(names)
+    browser.sort_box.setCurrentIndex(browser.sort_box.findData("label"))
+    shown = browser.visible_records()
+    assert shown[-1].id == first.id  # unlabelled last
+    coarse = [r.coarse for r in shown[:-1]]
+    assert coarse == sorted(coarse)
+    browser.set_sort("colour")
+    dominant = [int(np.argmax(r.palette[:, 3])) for r in browser.visible_records()]
+    assert dominant == sorted(dominant)
+    browser.set_sort("imported")
+    assert [r.id for r in browser.visible_records()] == sorted(r.id for r in shown)
+    # The selection survives a re-sort.
+    assert browser.grid.selected_ids() == [first.id]
+
+
+def test_labels_csv_export_and_import_from_the_window(
+    window, library_path: Path, qtbot, tmp_path: Path
+) -> None:
+    assert open_library(window, library_path)
+    out = tmp_path / "labels.csv"
+    assert window.libraries.export_labels(out) == N_IMAGES
+    with out.open(encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == N_IMAGES
+    target = window.browser.all_records()[3]
+    edited = tmp_path / "edited.csv"
+    edited.write_text(
+        f"path,coarse,fine,tightness\n{target.path},,satin,33\n{tmp_path / 'nope.jpg'},,,\n",
+        encoding="utf-8",
+    )
+    with qtbot.waitSignal(window.labelsImported, timeout=30_000) as blocker:
+        window.libraries.import_labels(edited)
+    assert blocker.args[0].applied == 1
+    shown = window.browser.model.record(window.browser.model.row_of(target.id))
+    assert (shown.fine, shown.tightness) == ("satin", 33.0)
+    assert "Labels applied to 1 images" in window.sink.messages[-1]
+    assert "line 3" in window.sink.messages[-1]
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_labels_csv_in_an_imported_folder_is_offered(
+    window, fabric_folder: Path, tmp_path: Path, qtbot, accept: bool
+) -> None:
+    assert open_library(window, tmp_path / "new", create=True)
+    window.sink.answer = accept
+    with qtbot.waitSignal(window.importEnded, timeout=120_000):
+        window.libraries.import_folder(fabric_folder)
+    assert any("labels.csv" in q for q in window.sink.questions)
+    labelled = [r for r in window.browser.all_records() if r.labelled]
+    assert len(window.browser.all_records()) == N_IMAGES
+    assert len(labelled) == (N_IMAGES if accept else 0)
