@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ def import_and_encode(
     workers: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    only: Collection[str | os.PathLike[str]] | None = None,
 ) -> ImportOutcome:
     """Import a folder, then encode with the active model every image that has no code in it,
     so a library is searchable right after an import (with the shipped model on day one).
@@ -47,6 +49,7 @@ def import_and_encode(
             workers=workers,
             progress=progress,
             cancel=cancel,
+            only=only,
         )
     except Cancelled as exc:
         raise Cancelled(exc.kept, partial=ImportOutcome(exc.partial, 0)) from exc

@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -254,8 +254,13 @@ def import_folder(
     workers: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    only: Collection[str | os.PathLike[str]] | None = None,
 ) -> ImportReport:
     """Import (or re-import) every image under ``folder`` into ``lib``.
+
+    ``only``: import just these files under ``folder`` (a watched folder's settled arrivals,
+    `fabricsearch.watch`); a file among them that is a catalogued photo moved there is
+    still recognised as a move.
 
     ``workers``: processes for decoding (None = all cores; 0 = in this process). With
     ``labels_csv`` the labels are applied after the images (see `labels_csv.import_labels`).
@@ -283,6 +288,10 @@ def import_folder(
     rep = ImportReport()
     report(progress, "scan", 0, None, "files", message=str(folder))
     files, problems = scan_folder(resolved, exclude=lib.folder)
+    if only is not None:
+        wanted = {normalise_path(p) for p in only} | {str(p) for p in only}
+        files = [f for f in files if f in wanted]
+        problems = [p for p in problems if p["path"] in wanted]
     rep.failed.extend(problems)
 
     states = lib.file_states()
