@@ -1,4 +1,8 @@
-"""catalogue.Library: schema, labels, taxonomy, splits, models and codes, threads, thumbnails."""
+# ruff: noqa: F811 - pytest fixtures imported from backends are redefined as arguments
+"""catalogue.Library: schema, labels, taxonomy, splits, models and codes, threads, thumbnails.
+
+Tests taking the ``lib`` fixture run on both backends (a library folder, and a team library on
+PostgreSQL: tests/backends.py); the others test what only a library folder has."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from backends import create_library, location, pg_database, pg_server  # noqa: F401 - fixtures
 from PIL import Image
 
 from fabricsearch.catalogue import UNSET, Library, LibraryError, ModelInfo
@@ -28,8 +33,9 @@ def sha(i: int) -> str:
 
 
 @pytest.fixture
-def lib(tmp_path: Path) -> Library:
-    with Library.create(tmp_path / "lib") as lib:
+def lib(location: str) -> Library:
+    """A new library on each backend (a folder; a team library on PostgreSQL)."""
+    with create_library(location) as lib:
         yield lib
 
 

@@ -192,7 +192,7 @@ def test_migration_indexes_existing_images(tmp_path: Path, monkeypatch) -> None:
     with fake_library(tmp_path, ["wool_01.jpg"]) as lib:
         lib.set_labels(lib.image_ids(), coarse="plaid/tartan")
     conn = sqlite3.connect(db, isolation_level=None)
-    for stmt in ("DROP TABLE fabric_text", "DROP TABLE metadata"):
+    for stmt in ("DROP TABLE fabric_text", "DROP TABLE metadata", "DROP TABLE label_audit"):
         conn.execute(stmt)
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")

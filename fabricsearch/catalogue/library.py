@@ -11,6 +11,7 @@ close reliably.) Other processes may open the same library: WAL mode plus a busy
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ from fabricsearch.catalogue.textsearch import TextSearchMixin
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 if TYPE_CHECKING:
+    from fabricsearch.catalogue.team import TeamInfo
     from fabricsearch.similarity import LabelArrays
 
 DB_NAME = "catalogue.sqlite"
@@ -140,15 +142,27 @@ _LABELLED = (
 class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     """One fabric archive: ``catalogue.sqlite`` plus ``thumbs/``, ``models/``, ``indexes/``."""
 
-    def __init__(self, folder: Path, conn: sqlite3.Connection, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        conn: sqlite3.Connection,
+        read_only: bool = False,
+        team: TeamInfo | None = None,
+    ) -> None:
+        #: The library folder; for a team library, this client's cache folder of it
+        #: (thumbnails, features, index and model files; docs/team-library.md).
         self.folder = folder
         self.db_path = folder / DB_NAME
+        #: A team library's server, photos root and id; None for a library folder.
+        self.team = team
+        #: What the user names to open it again: the folder, or the URL (no password).
+        self.location = team.url if team is not None else str(folder)
         #: Opened for search only (the folder or the catalogue is not writable, or asked for):
         #: every change raises `ReadOnlyLibraryError`.
         self.read_only = read_only
         # A read-only library keeps what search caches (thumbnails, index files) in a
         # per-user folder instead of its own.
-        cache = _client_cache(folder) if read_only else folder
+        cache = _client_cache(folder) if read_only and team is None else folder
         self.thumbs_dir = cache / "thumbs"
         self.models_dir = folder / "models"
         self.indexes_dir = cache / "indexes"
@@ -159,8 +173,19 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     # --- opening and closing ------------------------------------------------------------
     @classmethod
-    def create(cls, folder: str | os.PathLike[str], taxonomy: Taxonomy | None = None) -> Library:
-        """Create a new library in ``folder`` (which may exist, but must not hold a catalogue)."""
+    def create(
+        cls,
+        folder: str | os.PathLike[str],
+        taxonomy: Taxonomy | None = None,
+        photos_root: str | os.PathLike[str] | None = None,
+    ) -> Library:
+        """Create a new library in ``folder`` (which may exist, but must not hold a catalogue),
+        or a team library at a ``postgresql://`` URL (``photos_root`` required: photos are
+        stored relative to it)."""
+        if _is_url(folder):
+            from fabricsearch.catalogue import team
+
+            return team.create(cls, str(folder), taxonomy, photos_root)
         folder = Path(folder).expanduser().resolve()
         if (folder / DB_NAME).exists():
             raise LibraryError(f"{folder} already holds a library")
@@ -180,13 +205,23 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         return lib
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str], read_only: bool | None = None) -> Library:
-        """Open an existing library; raises `LibraryError` if ``folder`` is not one.
+    def open(
+        cls,
+        folder: str | os.PathLike[str],
+        read_only: bool | None = None,
+        photos_root: str | os.PathLike[str] | None = None,
+    ) -> Library:
+        """Open an existing library (a folder, or a team library's ``postgresql://`` URL;
+        ``photos_root`` maps its photos on this client); raises `LibraryError` if it is not one.
 
         A damaged catalogue (0 bytes, not SQLite, failing SQLite's quick check, or written
         by a newer fabricsearch) raises `DamagedCatalogueError` and is left exactly as it
         is. ``read_only=None`` opens read-only when the folder or the catalogue is not
         writable (search works; changes raise `ReadOnlyLibraryError`)."""
+        if _is_url(folder):
+            from fabricsearch.catalogue import team
+
+            return team.open(cls, str(folder), bool(read_only), photos_root)
         folder = Path(folder).expanduser().resolve()
         db = folder / DB_NAME
         if not db.is_file():
@@ -249,6 +284,48 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 continue
             d.mkdir(parents=True, exist_ok=True)
 
+    @contextmanager
+    def exclusive(self, name: str, wait: bool = False, poll_s: float = 0.2) -> Iterator[None]:
+        """Hold the library's lock ``name`` (``"training"``, ``"import"``): one holder at a time
+        across processes and, for a team library, across clients (a PostgreSQL advisory lock;
+        a library folder uses a lock file). A holder that dies releases it (the server ends its
+        session; the OS closes its file). Busy: raises `LibraryError` naming the holder, or with
+        ``wait`` polls until free."""
+        if self.team is not None:
+            from fabricsearch.catalogue import team
+
+            key = team.lock_key(self.team.uuid, name)
+            while not self._query("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
+                if not wait:
+                    raise LibraryError(
+                        f"a {name} is already running in {self.location}"
+                        f"{team.describe_lock(self, name)}: one at a time per library"
+                    )
+                time.sleep(poll_s)
+            try:
+                with contextlib.suppress(LibraryError):  # shown to others; best effort
+                    self._put_meta(f"lock:{name}", f"{team.holder()} since {time.ctime()}")
+                yield
+            finally:
+                with contextlib.suppress(LibraryError, sqlite3.Error):
+                    self._execute("DELETE FROM meta WHERE key = ?", (f"lock:{name}",))
+                with contextlib.suppress(LibraryError, sqlite3.Error):
+                    self._query("SELECT pg_advisory_unlock(?)", (key,))
+            return
+        with _file_lock(self.folder / f".{name}.lock", name, self.location, wait, poll_s):
+            yield
+
+    def label_history(self, image_id: int | None = None) -> list[dict[str, Any]]:
+        """Every recorded label change (oldest first), of one image or all: ``image_id, field,
+        old, new, who, at`` (values as text; tightness as repr)."""
+        sql = "SELECT image_id, field, old, new, who, at FROM label_audit"
+        params: tuple[Any, ...] = ()
+        if image_id is not None:
+            sql += " WHERE image_id = ?"
+            params = (int(image_id),)
+        keys = ("image_id", "field", "old", "new", "who", "at")
+        return [dict(zip(keys, r, strict=True)) for r in self._query(sql + " ORDER BY id", params)]
+
     def require_writable(self, action: str) -> None:
         """Raise `ReadOnlyLibraryError` naming ``action`` when the library is read-only."""
         if self.read_only:
@@ -300,6 +377,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 begin = f"SAVEPOINT {name}"
                 commit, rollback = f"RELEASE {name}", f"ROLLBACK TO {name}; RELEASE {name}"
             self._run(conn.execute, begin)
+            if self._depth == 0 and self.team is not None:
+                conn.transaction_open = True  # type: ignore[attr-defined]
             self._depth += 1
             try:
                 yield
@@ -309,9 +388,15 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                     for stmt in rollback.split("; "):
                         conn.execute(stmt)
                 self._taxonomy = None  # may have been changed inside the rolled-back block
+                if self._depth == 0 and self.team is not None:
+                    conn.transaction_open = False  # type: ignore[attr-defined]
                 raise
             self._depth -= 1
-            self._run(conn.execute, commit)
+            try:
+                self._run(conn.execute, commit)
+            finally:
+                if self._depth == 0 and self.team is not None:
+                    conn.transaction_open = False  # type: ignore[attr-defined]
 
     def _run(self, fn: Any, *args: Any) -> Any:
         """Call a sqlite3 function, turning damage, a full disk and read-only refusals into
@@ -409,7 +494,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         """Records for ``ids`` in that order (all images by ascending id when None)."""
         base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
         if ids is None:
-            return [_record(r) for r in self._query(base + " ORDER BY i.id")]
+            return [self._record(r) for r in self._query(base + " ORDER BY i.id")]
         ids = [int(i) for i in ids]
         by_id: dict[int, ImageRecord] = {}
         with self._lock:
@@ -417,7 +502,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for r in self._query(base + f" WHERE i.id IN ({marks})", chunk):
-                    by_id[r[0]] = _record(r)
+                    by_id[r[0]] = self._record(r)
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise KeyError(f"no images with ids {missing[:10]}")
@@ -428,19 +513,19 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def find_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
         base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
-        rows = self._query(base + " WHERE i.path = ?", (normalise_path(path),))
-        return _record(rows[0]) if rows else None
+        rows = self._query(base + " WHERE i.path = ?", (self._db_path_of(normalise_path(path)),))
+        return self._record(rows[0]) if rows else None
 
     def find_by_sha(self, sha256: str) -> ImageRecord | None:
         base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
         rows = self._query(base + " WHERE i.sha256 = ?", (sha256,))
-        return _record(rows[0]) if rows else None
+        return self._record(rows[0]) if rows else None
 
     # Importer API: used by catalogue.importer (same package), not by other packages.
     def file_states(self) -> dict[str, tuple[int, int, float, str]]:
         """path → (id, size, mtime, sha256) for every image."""
         rows = self._query("SELECT path, id, size, mtime, sha256 FROM images")
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        return {self._path_from_db(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
 
     def add_image(
         self,
@@ -457,7 +542,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             "INSERT INTO images (path, sha256, size, mtime, width, height, added, palette, split)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                path,
+                self._db_path_of(path),
                 sha256,
                 int(size),
                 float(mtime),
@@ -486,7 +571,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         sets: list[str] = []
         params: list[Any] = []
         for col, value in (
-            ("path", path),
+            ("path", None if path is None else self._db_path_of(path)),
             ("size", size),
             ("mtime", mtime),
             ("width", width),
@@ -519,15 +604,39 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     def record_failure(self, path: str, reason: str) -> None:
         self._execute(
             "INSERT OR REPLACE INTO failed (path, reason, time) VALUES (?, ?, ?)",
-            (path, reason, time.time()),
+            (self._db_path_of(path, strict=False), reason, time.time()),
         )
 
     def clear_failure(self, path: str) -> None:
-        self._execute("DELETE FROM failed WHERE path = ?", (path,))
+        self._execute("DELETE FROM failed WHERE path = ?", (self._db_path_of(path, strict=False),))
 
     def failed_files(self) -> list[FailedFile]:
         rows = self._query("SELECT path, reason, time FROM failed ORDER BY path")
-        return [FailedFile(*r) for r in rows]
+        return [FailedFile(self._path_from_db(r[0]), r[1], r[2]) for r in rows]
+
+    # --- paths ------------------------------------------------------------------------------
+    def _db_path_of(self, path: str | os.PathLike[str], strict: bool = True) -> str:
+        """The stored form of a photo's path: as given in a library folder; relative to the
+        photos root (POSIX separators) in a team library, so every client maps it to its
+        own mount of the archive. ``strict``: refuse a path outside the root."""
+        if self.team is None:
+            return str(path)
+        return self.team.to_db(str(path), strict)
+
+    def _path_from_db(self, stored: str) -> str:
+        return stored if self.team is None else self.team.from_db(stored)
+
+    def _record(self, r: tuple[Any, ...]) -> ImageRecord:
+        rec = _record(r)
+        if self.team is None:
+            return rec
+        return dataclasses.replace(rec, path=Path(self.team.from_db(r[1])))
+
+    def check_photo_folder(self, folder: str | os.PathLike[str]) -> None:
+        """Raise `LibraryError` when photos in ``folder`` cannot be catalogued here (a team
+        library's photos must lie under its photos root)."""
+        if self.team is not None:
+            self.team.to_db(str(folder), strict=True)
 
     # --- labels -----------------------------------------------------------------------------
     def set_labels(
@@ -571,20 +680,41 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             missing = [i for i in ids if i not in known]
             if missing:
                 raise KeyError(f"no images with ids {missing[:10]}")
+            changes = [
+                (col, value)
+                for col, value in (("coarse", coarse), ("fine", fine), ("tightness", tightness))
+                if value is not UNSET
+            ]
+            author = who or _user_name()
             for i in ids:
                 self._execute(
                     "INSERT INTO labels (image_id, at) VALUES (?, ?)"
                     " ON CONFLICT(image_id) DO NOTHING",
                     (i, now),
                 )
+                # Lock the row first (a no-op update): on a team library a concurrent writer
+                # of the same image waits here, so the old values below are the ones this
+                # write replaces and the audit chains old → new without gaps. Each field
+                # written is the last writer's; fields not written are left to others.
+                self._execute("UPDATE labels SET at = at WHERE image_id = ?", (i,))
+                old = self._query(
+                    "SELECT coarse, fine, tightness FROM labels WHERE image_id = ?", (i,)
+                )[0]
                 sets, params = ["who = ?", "at = ?"], [who, now]
-                for col, value in (("coarse", coarse), ("fine", fine), ("tightness", tightness)):
-                    if value is not UNSET:
-                        sets.append(f"{col} = ?")
-                        params.append(value)
+                for col, value in changes:
+                    sets.append(f"{col} = ?")
+                    params.append(value)
                 self._execute(
                     f"UPDATE labels SET {', '.join(sets)} WHERE image_id = ?", [*params, i]
                 )
+                before = dict(zip(("coarse", "fine", "tightness"), old, strict=True))
+                for col, value in changes:
+                    if before[col] != value:
+                        self._execute(
+                            "INSERT INTO label_audit (image_id, field, old, new, who, at)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
+                            (i, col, _audit_text(before[col]), _audit_text(value), author, now),
+                        )
             # A row whose three fields are all unknown again is the same as no row.
             self._execute(
                 "DELETE FROM labels WHERE coarse IS NULL AND fine IS NULL AND tightness IS NULL"
@@ -675,6 +805,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 )
             except sqlite3.IntegrityError as exc:
                 raise LibraryError(f"a model {info.version!r} already exists") from exc
+            if self.team is not None:
+                self.team.upload_model_files(self, info)
 
     def models(self) -> list[ModelInfo]:
         """All models, newest first."""
@@ -694,7 +826,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         with self.atomic():
             if not self._query("SELECT 1 FROM models WHERE version = ?", (version,)):
                 raise LibraryError(f"no model {version!r}")
-            self._execute("UPDATE models SET active = (version = ?)", (version,))
+            self._execute(
+                "UPDATE models SET active = CASE WHEN version = ? THEN 1 ELSE 0 END", (version,)
+            )
 
     def remove_model(self, version: str) -> None:
         """Forget a model and its codes (the checkpoint file is left alone)."""
@@ -784,6 +918,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def _model(self, r: tuple[Any, ...]) -> ModelInfo:
         p = Path(r[3])
+        if self.team is not None:  # the server's bytes, cached in this client's folder
+            p = self.team.model_file(self, r[0], p)
         return ModelInfo(
             version=r[0],
             method=r[1],
@@ -800,6 +936,10 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         active = self.active_model()
         return {
             "folder": str(self.folder),
+            "location": self.location,
+            "team": self.team is not None,
+            **({"photos_root": str(self.team.photos_root)} if self.team is not None else {}),
+            "read_only": self.read_only,
             "schema_version": self.schema_version(),
             "images": self.count(),
             "labelled": self.count(labelled=True),
@@ -858,6 +998,14 @@ def _damaged(db: Path, exc: sqlite3.Error) -> DamagedCatalogueError:
 def _translate(exc: sqlite3.Error, db: Path, lib: Library | None = None) -> BaseException:
     """A `LibraryError` for SQLite errors the user can act on; other errors unchanged."""
     name = getattr(exc, "sqlite_errorname", "") or ""
+    if lib is not None and lib.team is not None:
+        if name == "SQLITE_FULL":
+            return DiskFullError(f"disk full: free space on the server of {lib.location} and retry")
+        if name.startswith("SQLITE_READONLY"):
+            return ReadOnlyLibraryError(f"{lib.location} is open read-only: it cannot be changed")
+        if name in ("SQLITE_CANTOPEN", "SQLITE_IOERR"):
+            return LibraryError(f"team library {lib.location}: {exc}")
+        return exc
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return _damaged(db, exc)
     if name == "SQLITE_FULL" or (
@@ -929,6 +1077,60 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
             ):
                 raise
     raise LibraryError(f"cannot open {db_path} even read-only")
+
+
+@contextmanager
+def _file_lock(path: Path, name: str, where: str, wait: bool, poll_s: float) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # Windows: one writer per library folder is the normal case
+        yield
+        return
+    try:
+        f = open(path, "a+")  # noqa: SIM115 - closed below
+    except OSError:  # a read-only folder: nothing in it can change anyway
+        yield
+        return
+    try:
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if not wait:
+                    f.seek(0)
+                    by = f.read().strip()
+                    raise LibraryError(
+                        f"a {name} is already running in {where}{f' (by {by})' if by else ''}:"
+                        " one at a time per library"
+                    ) from None
+                time.sleep(poll_s)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} since {time.ctime()}")
+        f.flush()
+        yield
+    finally:
+        f.close()
+
+
+def _is_url(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def _user_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def _audit_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def _palette_blob(palette: np.ndarray) -> bytes:

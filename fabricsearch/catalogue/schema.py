@@ -127,12 +127,36 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             )
         ),
     ),
+    (
+        3,
+        "label audit",
+        # Every label change, field by field (who, when, old, new): concurrent edits of a team
+        # library resolve last-writer-wins per field, and this says who overwrote what.
+        # No foreign key: the history of a removed image stays. Values are text (tightness
+        # as repr). Its PostgreSQL twin is in schema_pg.py.
+        """
+        CREATE TABLE label_audit (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            image_id INTEGER NOT NULL,
+            field    TEXT NOT NULL,
+            old      TEXT,
+            new      TEXT,
+            who      TEXT,
+            at       REAL NOT NULL
+        );
+        CREATE INDEX label_audit_image ON label_audit(image_id, id);
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def current_version(conn: sqlite3.Connection) -> int:
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from fabricsearch.catalogue import schema_pg
+
+        return schema_pg.current_version(conn)
     row = conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
     ).fetchone()
@@ -147,8 +171,13 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply missing migrations in order; returns the versions applied.
 
     The connection must be in autocommit mode (isolation_level=None): each migration runs
-    inside its own explicit BEGIN IMMEDIATE … COMMIT.
+    inside its own explicit BEGIN IMMEDIATE … COMMIT. A team library's connection
+    (`catalogue.postgres.PgConnection`) runs `schema_pg`'s twin migrations instead.
     """
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        from fabricsearch.catalogue import schema_pg
+
+        return schema_pg.migrate(conn)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)"
