@@ -58,6 +58,9 @@ def add_parsers(subparsers: Any) -> None:
     q.add_argument("library", metavar="LIB")
     q.add_argument("csv", metavar="CSV")
     q.set_defaults(func=run_labels_export)
+    from fabricsearch.cli.suggest_cmd import add_label_parsers
+
+    add_label_parsers(sub)  # labels suggest, labels accept
 
     p = subparsers.add_parser("info", help="counts of images, labels, failures and models")
     p.add_argument("library", metavar="LIB")
