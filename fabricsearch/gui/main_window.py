@@ -316,7 +316,6 @@ class MainWindow(QMainWindow):
         self.search_panel.backRequested.connect(s.back)
         self.search_panel.forwardRequested.connect(s.forward)
         self.search_panel.historyRequested.connect(s.go_to)
-        self.search_panel.loupeRequested.connect(self.show_loupe)
         s.historyChanged.connect(self._fill_history)
         self.tabs.currentChanged.connect(
             lambda _i: self.on_selection(

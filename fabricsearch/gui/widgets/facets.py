@@ -88,6 +88,16 @@ class FacetBar(QWidget):
         for name in COLOUR_NAMES:
             self.colour_box.addItem(name.capitalize(), name)
         self.colour_box.setToolTip("Contains this colour (at least 5 % of the image)")
+        for box, chars in (
+            (self.coarse_box, 10),
+            (self.fine_box, 7),
+            (self.labelled_box, 8),
+            (self.colour_box, 7),
+        ):
+            box.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            box.setMinimumContentsLength(chars)
         self.reset_button = QToolButton()
         self.reset_button.setText("Clear")
         self.reset_button.setToolTip("Show everything again")
@@ -97,7 +107,7 @@ class FacetBar(QWidget):
         bar.setContentsMargins(0, 0, 0, 0)
         for w in (self.coarse_box, self.fine_box, self.labelled_box):
             bar.addWidget(w)
-        bar.addWidget(QLabel("Tight" if compact else "Tightness"))
+        bar.addWidget(QLabel("Tight." if compact else "Tightness"))
         bar.addWidget(self.tight_min)
         bar.addWidget(QLabel("–"))
         bar.addWidget(self.tight_max)

@@ -83,19 +83,28 @@ class LibraryBrowser(QWidget):
         self.sort_box = QComboBox()
         self.sort_box.setToolTip("Order of the grid")
         for key, (label, _fn) in SORTS.items():
-            self.sort_box.addItem(f"Sort: {label}", key)
+            self.sort_box.addItem(label, key)
+        self.sort_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.sort_box.setMinimumContentsLength(8)
         self.count_label = QLabel()
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(self.facets)
         bar.addStretch(1)
-        bar.addWidget(self.sort_box)
-        bar.addWidget(self.count_label)
+        second = QHBoxLayout()
+        second.setContentsMargins(0, 0, 0, 0)
+        second.addWidget(QLabel("Sort by"))
+        second.addWidget(self.sort_box)
+        second.addStretch(1)
+        second.addWidget(self.count_label)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
+        layout.addLayout(second)
         # The grid, or a line saying why it is empty (rather than a blank grid).
         self.empty_label = QLabel(EMPTY_LIBRARY)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -127,7 +127,6 @@ class SearchPanel(QWidget):
     backRequested = Signal()
     forwardRequested = Signal()
     historyRequested = Signal(int)  # position in the history
-    loupeRequested = Signal()
 
     def __init__(self, cache: ThumbnailCache | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -158,7 +157,7 @@ class SearchPanel(QWidget):
         )
         self.csv_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.sheet_button = QToolButton()
-        self.sheet_button.setText("Contact sheet…")
+        self.sheet_button.setText("Sheet…")
         self.sheet_button.setToolTip("Export the results as a contact sheet (PNG or PDF)")
         self.sheet_button.setIcon(
             self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogContentsView)
@@ -183,12 +182,6 @@ class SearchPanel(QWidget):
         self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.recent_menu = QMenu(self.recent_button)
         self.recent_button.setMenu(self.recent_menu)
-        self.loupe_button = QToolButton()
-        self.loupe_button.setText("Loupe")
-        self.loupe_button.setToolTip(
-            "The query and the selected result side by side at 100 % (Ctrl+L)"
-        )
-        self.loupe_button.clicked.connect(self.loupeRequested)
         self.set_history([], -1)
 
         # Colour ↔ texture: a parameter of the ranking (0 texture only, 100 colour only).
@@ -196,7 +189,7 @@ class SearchPanel(QWidget):
         self.balance_slider.setRange(0, 100)
         self.balance_slider.setValue(round(100 * BALANCE_DEFAULT))
         self.balance_slider.setPageStep(10)
-        self.balance_slider.setFixedWidth(140)
+        self.balance_slider.setFixedWidth(90)
         self.balance_slider.setToolTip(
             "Balance of the ranking: left = the same weave in any colour, right = the same "
             "colour in any weave; the middle weighs both equally (the default)"
@@ -215,17 +208,16 @@ class SearchPanel(QWidget):
             top.addWidget(w)
         top.addWidget(self.query_thumb)
         top.addWidget(self.summary, 1)
+        top.addWidget(QLabel("Texture"))
+        top.addWidget(self.balance_slider)
+        top.addWidget(QLabel("Colour"))
         top.addWidget(self.k_spin)
-        top.addWidget(self.loupe_button)
         top.addWidget(self.csv_button)
         top.addWidget(self.sheet_button)
         second = QHBoxLayout()
         second.setContentsMargins(0, 0, 0, 0)
         second.addWidget(self.facets)
         second.addStretch(1)
-        second.addWidget(QLabel("Texture"))
-        second.addWidget(self.balance_slider)
-        second.addWidget(QLabel("Colour"))
         second.addWidget(self.shown_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
