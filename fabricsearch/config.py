@@ -39,6 +39,9 @@ class TrainConfig:
     #: default, `hashing.backbones.DEFAULT_BACKBONE`) stays frozen and the method trains on its
     #: cached features.
     backbone: str = "compact"
+    #: > 0: fine-tune the last this many blocks of the pretrained backbone with the method, on
+    #: augmented pixels (slow on a CPU; mixed precision on CUDA). 0: frozen, cached features.
+    finetune: int = 0
     feature_views: bool = False  # also train on cached mirrored/zoomed/rotated views (measured: no gain)
     method_options: dict[str, Any] = field(default_factory=dict)  # overrides of the method Config
 

@@ -337,3 +337,35 @@ def test_the_bundle_carries_converted_weights(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setenv("FABRICSEARCH_WEIGHTS_DIR", str(tmp_path / "user"))
     assert bb.ensure_weights(spec) == tmp_path / "weights" / f"{spec.version}.safetensors"
     assert not (tmp_path / "user").exists()  # nothing converted at run time
+
+
+def test_finetuning_trains_only_the_last_blocks_and_round_trips(tmp_path: Path) -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.checkpoint import build_metadata, load_checkpoint, save_checkpoint
+    from fabricsearch.hashing.data import TrainingData
+    from fabricsearch.hashing.encode import encode_images
+    from fabricsearch.hashing.train import build_method, train
+    from tests.hashing_helpers import synthetic_labels
+
+    n = 8
+    labels = synthetic_labels(n, seed=1, classes=2)
+    rng = np.random.default_rng(1)
+    images = [synth.render(synth.random_spec(rng), rng, 128) for _ in range(n)]
+    data = TrainingData(images=images, labels=labels, train_idx=np.arange(n))
+    cfg = TrainConfig(backbone=LITE0, finetune=1, bits=16, epochs=1, batch_size=4, patience=0)
+    before = build_method(cfg).state_dict()
+    result = train(data, cfg)
+    method = result.method
+    assert not method.on_features
+    assert method.input_size == 224
+    after = method.state_dict()
+    last = len(method.base.net.blocks) - 1
+    changed = {k for k in before if not torch.equal(after[k], before[k])}
+    assert any(k.startswith(f"base.net.blocks.{last}.") for k in changed)
+    assert not any(k.startswith(("base.net.stem.", "base.net.blocks.0.")) for k in changed)
+    codes = encode_images(method, images[:3])
+    path = save_checkpoint(tmp_path / "ft.safetensors", method, build_metadata(method))
+    loaded, _ = load_checkpoint(path)
+    np.testing.assert_array_equal(encode_images(loaded, images[:3]), codes)
+    with pytest.raises(ValueError, match="cannot fine-tune"):
+        build_method(TrainConfig(method="itq", backbone=LITE0, finetune=1))

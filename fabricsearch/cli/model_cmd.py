@@ -50,6 +50,16 @@ def add_parsers(subparsers: Any) -> None:
         "(the paper's BaseNet, trained from scratch on pixels)",
     )
     p.add_argument(
+        "--finetune",
+        type=int,
+        nargs="?",
+        const=3,
+        default=0,
+        metavar="BLOCKS",
+        help="also train the last BLOCKS (default 3) blocks of the pretrained network, on "
+        "augmented photos (minutes to hours on a CPU; a GPU is recommended)",
+    )
+    p.add_argument(
         "--no-views",
         action="store_true",
         help="train on the centre crop only (no cached mirrored/zoomed/rotated views)",
@@ -151,6 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
         init=args.init,
         backbone=args.backbone or _default_backbone(args.method),
         feature_views=not args.no_views,
+        finetune=args.finetune,
         method_options=_method_options(args.method, args.option),
     )
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):

@@ -29,6 +29,9 @@ class MethodConfig:
     #: "compact" (BaseNet on pixels) or a pretrained backbone whose cached features are the
     #: method's input (hashing/backbones.py). Methods that need pixels refuse pretrained ones.
     backbone: str = "compact"
+    #: 0: a pretrained backbone stays frozen and the input is its cached feature; k > 0: its
+    #: last k MBConv blocks and head train with the method, on pixels (fine-tuning).
+    finetune_blocks: int = 0
 
     def __post_init__(self) -> None:
         if self.bits <= 0 or self.bits % 8:
@@ -36,9 +39,11 @@ class MethodConfig:
         from fabricsearch.hashing.backbones import BackboneError, get_spec
 
         try:
-            get_spec(self.backbone)
+            spec = get_spec(self.backbone)
         except BackboneError as exc:
             raise ValueError(str(exc)) from None
+        if self.finetune_blocks < 0 or (self.finetune_blocks and not spec.pretrained):
+            raise ValueError("finetune_blocks needs a pretrained backbone and must be >= 0")
 
 
 @dataclass
@@ -165,7 +170,7 @@ class HashMethod(nn.Module):
         """True when the input is a pretrained backbone's feature (N, D), not pixels."""
         from fabricsearch.hashing.backbones import is_pretrained
 
-        return is_pretrained(self.config.backbone)
+        return is_pretrained(self.config.backbone) and not self.config.finetune_blocks
 
     def encode_continuous(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

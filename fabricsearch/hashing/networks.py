@@ -92,14 +92,56 @@ class FeatureHead(nn.Module):
         return self.fc(x.float())
 
 
+class FinetuneBase(nn.Module):
+    """A pretrained backbone whose last `blocks` MBConv blocks and head train, then
+    `FeatureHead`: pixels (normalised as `hashing.data.to_tensor` does) → r. The frozen part
+    keeps its batch-norm statistics (eval mode) whatever the module's mode."""
+
+    def __init__(self, backbone: str, blocks: int, feature_dim: int = 512) -> None:
+        super().__init__()
+        from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, fresh_copy, get_spec
+        from fabricsearch.hashing.data import MEAN, STD
+
+        spec = get_spec(backbone)
+        self.net = fresh_copy(backbone)
+        n = len(self.net.blocks)
+        self.blocks = max(1, min(int(blocks), n))
+        self.frozen = [self.net.stem, *list(self.net.blocks)[: n - self.blocks]]
+        for m in self.frozen:
+            m.requires_grad_(False)
+        # to_tensor's (x − 0.5) / 0.25 → the backbone's (x − 127/255) / (128/255)
+        scale = torch.tensor(STD) / torch.tensor(LITE_STD)
+        shift = (torch.tensor(MEAN) - torch.tensor(LITE_MEAN)) / torch.tensor(LITE_STD)
+        self.register_buffer("in_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("in_shift", shift.view(1, 3, 1, 1), persistent=False)
+        self.head = FeatureHead(spec.feature_dim, feature_dim)
+        self.feature_dim = self.head.feature_dim
+
+    def train(self, mode: bool = True) -> FinetuneBase:
+        super().train(mode)
+        for m in self.frozen:
+            m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.in_scale + self.in_shift
+        return self.head(self.net(x))
+
+
 def make_base(
-    backbone: str, widths: Sequence[int] = DEFAULT_WIDTHS, feature_dim: int = 512
+    backbone: str,
+    widths: Sequence[int] = DEFAULT_WIDTHS,
+    feature_dim: int = 512,
+    finetune_blocks: int = 0,
 ) -> nn.Module:
     """`BaseNet` on pixels for the compact backbone; `FeatureHead` on cached features for a
-    pretrained one (the method's input is then the backbone feature, see hashing/backbones.py)."""
+    pretrained one (the method's input is then the backbone feature, see hashing/backbones.py);
+    `FinetuneBase` on pixels when the last `finetune_blocks` blocks of a pretrained one train."""
     from fabricsearch.hashing.backbones import get_spec
 
     spec = get_spec(backbone)
     if not spec.pretrained:
         return BaseNet(widths, feature_dim)
+    if finetune_blocks:
+        return FinetuneBase(backbone, finetune_blocks, feature_dim)
     return FeatureHead(spec.feature_dim, feature_dim)

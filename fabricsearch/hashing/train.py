@@ -99,7 +99,13 @@ def build_method(cfg: TrainConfig) -> HashMethod:
     """Create the configured method (bits, input size and options from `cfg`) and apply `init`."""
     options = dict(cfg.method_options)
     options.setdefault("backbone", cfg.backbone)
-    method = create_method(cfg.method, bits=cfg.bits, input_size=cfg.input_size, **options)
+    if cfg.finetune:
+        options.setdefault("finetune_blocks", cfg.finetune)
+    method = create_method(cfg.method, bits=cfg.bits, input_size=_input_size(cfg), **options)
+    if cfg.finetune and not (method.supports_features and method.trainable):
+        raise ValueError(
+            f"{cfg.method} cannot fine-tune a pretrained backbone (DVSH and its ablations can)"
+        )
     if method.on_features and not method.supports_features:
         raise ValueError(
             f"{cfg.method} needs pixels and runs only on the compact backbone "
@@ -113,8 +119,6 @@ def build_method(cfg: TrainConfig) -> HashMethod:
             raise ValueError(f"method {cfg.method!r} has no base network to initialise")
         ckpt.load_base_weights(base, cfg.init)
     return method
-
-
 
 
 def _load_whole_if_same_kind(method: HashMethod, cfg: TrainConfig) -> bool:
@@ -176,6 +180,15 @@ class FeatureSource:
         return encode_tensor(method, self.feats[torch.as_tensor(idx), 0].float())
 
 
+def _input_size(cfg: TrainConfig) -> int:
+    """Pixels the network sees: the backbone's own size when fine-tuning a pretrained one."""
+    from fabricsearch.hashing.backbones import get_spec, is_pretrained
+
+    if cfg.finetune and is_pretrained(cfg.backbone):
+        return get_spec(cfg.backbone).input_size
+    return cfg.input_size
+
+
 def training_source(
     data: TrainingData,
     cfg: TrainConfig,
@@ -187,11 +200,10 @@ def training_source(
     from fabricsearch.featurestore import AUG_VIEWS, MAIN_VIEWS, compute_features
     from fabricsearch.hashing.backbones import is_pretrained
 
-    if not is_pretrained(cfg.backbone):
-        cache, ok = build_cache(
-            data.images, work_size_for(cfg.input_size), data.loader, progress, cancel
-        )
-        return ImageSource(cache, cfg.input_size), ok
+    if not is_pretrained(cfg.backbone) or cfg.finetune:
+        size = _input_size(cfg)
+        cache, ok = build_cache(data.images, work_size_for(size), data.loader, progress, cancel)
+        return ImageSource(cache, size), ok
     view_ids = MAIN_VIEWS + AUG_VIEWS if cfg.feature_views and cfg.augment else MAIN_VIEWS
     device = resolve_device(cfg.device)
     if data.features_fn is not None:
@@ -460,6 +472,23 @@ def new_version(cfg: TrainConfig, lib: Library) -> str:
 
 
 def train_library(
+    lib: Library,
+    cfg: TrainConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    resume: bool = False,
+    note: str = "",
+    activate: bool | None = None,
+) -> ModelInfo:
+    """`_train_library` holding the library's training lock: one training at a time per
+    library, across processes and a team library's clients (`LibraryError` names the one
+    running)."""
+    lib.require_writable("train a model")
+    with lib.exclusive("training"):
+        return _train_library(lib, cfg, progress, cancel, resume, note, activate)
+
+
+def _train_library(
     lib: Library,
     cfg: TrainConfig,
     progress: ProgressFn | None = None,

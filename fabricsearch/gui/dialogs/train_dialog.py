@@ -122,6 +122,13 @@ class TrainOptionsDialog(QDialog):
             "The image network under the search model. The pretrained one stays as it is and "
             "only the search layers train, on features computed once per photo."
         )
+        from PySide6.QtWidgets import QCheckBox
+
+        self.finetune_box = QCheckBox("Fine-tune the image network's last blocks too")
+        self.finetune_box.setToolTip(
+            "Advanced: trains the last three blocks of the pretrained network with the search "
+            "layers, on augmented photos. Minutes to hours on a CPU; a GPU is recommended."
+        )
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 500)
         self.epochs_spin.setValue(base_config.epochs)
@@ -145,6 +152,7 @@ class TrainOptionsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Method", self.method_box)
         form.addRow("Image network", self.backbone_box)
+        form.addRow("Advanced", self.finetune_box)
         form.addRow("Code length", self.bits_box)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Device", self.device_box)
@@ -172,6 +180,9 @@ class TrainOptionsDialog(QDialog):
 
         method = self.method_box.currentData()
         _select_data(self.backbone_box, default_backbone_for(method))
+        self.finetune_box.setEnabled(needs_labels(method) and method.startswith("dvsh"))
+        if not self.finetune_box.isEnabled():
+            self.finetune_box.setChecked(False)
         label_free = not needs_labels(method)
         self.epochs_spin.setEnabled(not label_free)  # fitted in one pass
         if label_free:
@@ -200,6 +211,9 @@ class TrainOptionsDialog(QDialog):
             epochs=int(self.epochs_spin.value()),
             device=self.device_box.currentData(),
             backbone=self.backbone_box.currentData() or "compact",
+            finetune=3
+            if self.finetune_box.isChecked() and self.backbone_box.currentData() != "compact"
+            else 0,
         )
 
 

@@ -74,7 +74,7 @@ class DVSH(HashMethod):
     def __init__(self, config: DVSHConfig) -> None:
         super().__init__(config)
         c = config
-        self.base = make_base(c.backbone, c.widths, c.feature_dim)
+        self.base = make_base(c.backbone, c.widths, c.feature_dim, c.finetune_blocks)
         z_dim = c.feature_dim
         if c.variational:
             self.mu = nn.Linear(c.feature_dim, c.latent_dim)
