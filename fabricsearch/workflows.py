@@ -104,12 +104,17 @@ def _summary(report: ImportReport) -> str:
     )
 
 
-def create_library(folder: str | os.PathLike[str], default_model: bool = True) -> Library:
-    """A new library, with the shipped search model installed and active (if available)."""
+def create_library(
+    folder: str | os.PathLike[str],
+    default_model: bool = True,
+    photos_root: str | os.PathLike[str] | None = None,
+) -> Library:
+    """A new library (a folder, or a team library at a ``postgresql://`` URL with its
+    ``photos_root``), with the shipped search model installed and active (if available)."""
     from fabricsearch.catalogue import Library
     from fabricsearch.pretrain import install_default_model
 
-    lib = Library.create(folder)
+    lib = Library.create(folder, photos_root=photos_root)
     if default_model:
         install_default_model(lib)
     return lib

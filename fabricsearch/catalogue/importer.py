@@ -19,6 +19,7 @@ Any cache keyed by image id therefore follows content too: an id never changes i
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -247,6 +248,34 @@ def scan_folder(
 
 
 def import_folder(
+    lib: Library,
+    folder: str | os.PathLike[str],
+    labels_csv: str | os.PathLike[str] | None = None,
+    add_categories: bool = False,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    only: Collection[str | os.PathLike[str]] | None = None,
+) -> ImportReport:
+    """Import (or re-import) every image under ``folder`` into ``lib`` (`_import_folder`).
+
+    One import at a time per library, also across processes and the clients of a team
+    library: a second one waits (progress stage ``wait``) and then sees the first one's rows,
+    so two clients importing the same folder add nothing twice."""
+    lib.require_writable("import photos")
+    lib.check_photo_folder(Path(folder).expanduser().resolve())
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lib.exclusive("import"))
+        except LibraryError:
+            report(progress, "wait", 0, None, "", message="another import of this library")
+            stack.enter_context(lib.exclusive("import", wait=True, cancel=cancel))
+        return _import_folder(
+            lib, folder, labels_csv, add_categories, workers, progress, cancel, only
+        )
+
+
+def _import_folder(
     lib: Library,
     folder: str | os.PathLike[str],
     labels_csv: str | os.PathLike[str] | None = None,

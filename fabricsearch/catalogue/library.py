@@ -185,7 +185,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         if _is_url(folder):
             from fabricsearch.catalogue import team
 
-            return team.create(cls, str(folder), taxonomy, photos_root)
+            return team.create_team(cls, str(folder), taxonomy, photos_root)
         folder = Path(folder).expanduser().resolve()
         if (folder / DB_NAME).exists():
             raise LibraryError(f"{folder} already holds a library")
@@ -221,7 +221,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         if _is_url(folder):
             from fabricsearch.catalogue import team
 
-            return team.open(cls, str(folder), bool(read_only), photos_root)
+            return team.open_team(cls, str(folder), bool(read_only), photos_root)
         folder = Path(folder).expanduser().resolve()
         db = folder / DB_NAME
         if not db.is_file():
@@ -285,12 +285,14 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             d.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def exclusive(self, name: str, wait: bool = False, poll_s: float = 0.2) -> Iterator[None]:
+    def exclusive(
+        self, name: str, wait: bool = False, poll_s: float = 0.2, cancel: Any = None
+    ) -> Iterator[None]:
         """Hold the library's lock ``name`` (``"training"``, ``"import"``): one holder at a time
         across processes and, for a team library, across clients (a PostgreSQL advisory lock;
         a library folder uses a lock file). A holder that dies releases it (the server ends its
         session; the OS closes its file). Busy: raises `LibraryError` naming the holder, or with
-        ``wait`` polls until free."""
+        ``wait`` polls until free (``cancel``: a `jobs.CancelToken` that stops the wait)."""
         if self.team is not None:
             from fabricsearch.catalogue import team
 
@@ -301,6 +303,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                         f"a {name} is already running in {self.location}"
                         f"{team.describe_lock(self, name)}: one at a time per library"
                     )
+                _check_cancel(cancel)
                 time.sleep(poll_s)
             try:
                 with contextlib.suppress(LibraryError):  # shown to others; best effort
@@ -312,7 +315,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 with contextlib.suppress(LibraryError, sqlite3.Error):
                     self._query("SELECT pg_advisory_unlock(?)", (key,))
             return
-        with _file_lock(self.folder / f".{name}.lock", name, self.location, wait, poll_s):
+        with _file_lock(self.folder / f".{name}.lock", name, self.location, wait, poll_s, cancel):
             yield
 
     def label_history(self, image_id: int | None = None) -> list[dict[str, Any]]:
@@ -686,7 +689,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 if value is not UNSET
             ]
             author = who or _user_name()
-            for i in ids:
+            # Ascending ids: concurrent writers lock rows in one order and never deadlock.
+            touched = sorted(set(ids))
+            for i in touched:
                 self._execute(
                     "INSERT INTO labels (image_id, at) VALUES (?, ?)"
                     " ON CONFLICT(image_id) DO NOTHING",
@@ -715,10 +720,15 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                             " VALUES (?, ?, ?, ?, ?, ?)",
                             (i, col, _audit_text(before[col]), _audit_text(value), author, now),
                         )
-            # A row whose three fields are all unknown again is the same as no row.
-            self._execute(
-                "DELETE FROM labels WHERE coarse IS NULL AND fine IS NULL AND tightness IS NULL"
-            )
+            # A row whose three fields are all unknown again is the same as no row (only
+            # rows written here: others' rows are not ours to lock).
+            for start in range(0, len(touched), 500):
+                chunk = touched[start : start + 500]
+                self._execute(
+                    "DELETE FROM labels WHERE coarse IS NULL AND fine IS NULL"
+                    f" AND tightness IS NULL AND image_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
 
     def label_arrays(self, ids: Sequence[int]) -> LabelArrays:
         """`similarity.LabelArrays` aligned with ``ids`` (labels and palettes)."""
@@ -1080,7 +1090,9 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
 
 
 @contextmanager
-def _file_lock(path: Path, name: str, where: str, wait: bool, poll_s: float) -> Iterator[None]:
+def _file_lock(
+    path: Path, name: str, where: str, wait: bool, poll_s: float, cancel: Any
+) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # Windows: one writer per library folder is the normal case
@@ -1104,6 +1116,7 @@ def _file_lock(path: Path, name: str, where: str, wait: bool, poll_s: float) -> 
                         f"a {name} is already running in {where}{f' (by {by})' if by else ''}:"
                         " one at a time per library"
                     ) from None
+                _check_cancel(cancel)
                 time.sleep(poll_s)
         f.seek(0)
         f.truncate()
@@ -1112,6 +1125,13 @@ def _file_lock(path: Path, name: str, where: str, wait: bool, poll_s: float) -> 
         yield
     finally:
         f.close()
+
+
+def _check_cancel(cancel: Any) -> None:
+    if cancel is not None:
+        from fabricsearch.jobs import check
+
+        check(cancel)
 
 
 def _is_url(location: object) -> bool:

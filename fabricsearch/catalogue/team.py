@@ -153,7 +153,7 @@ def _meta(conn: postgres.PgConnection, key: str) -> str | None:
     return None if row is None else row[0]
 
 
-def create(
+def create_team(
     cls: type[Library],
     url: str,
     taxonomy: Taxonomy | None,
@@ -198,7 +198,7 @@ def create(
     return _library(cls, conn, url, new, False, photos_root)
 
 
-def open(  # noqa: A001 - the module's verb, as Library.open
+def open_team(
     cls: type[Library],
     url: str,
     read_only: bool,

@@ -102,6 +102,16 @@ def _range(key: str, value: str) -> tuple[str, float | None, float | None]:
     return key, lo, hi
 
 
+#: A team library's columns for each text field (the file name: after the last / or \\).
+_PG_COLUMNS = {
+    **{f: f"m.{f}" for f in ("article", "supplier", "composition", "season", "notes", "tags")},
+    "name": "regexp_replace(i.path, '^.*[/\\\\]', '')",
+    "path": "i.path",
+    "coarse": "l.coarse",
+    "fine": "l.fine",
+}
+
+
 def fts_expression(q: TextQuery) -> str | None:
     """The FTS5 MATCH expression of the text terms (None when there are only ranges).
 
@@ -125,7 +135,18 @@ class TextSearchMixin:
         sql = "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
         where: list[str] = []
         params: list[object] = []
-        expr = fts_expression(q)
+        if getattr(self, "team", None) is not None:  # PostgreSQL: no FTS5 index
+            sql += " LEFT JOIN labels l ON l.image_id = i.id"
+            for key, words in q.terms:
+                cols = [key] if key is not None else list(FREE_COLUMNS)
+                # The same rule as the FTS5 phrase: words in order, each starting a word,
+                # the last one possibly a prefix; ~* ignores case.
+                pattern = r"\m" + r"\W+".join(words.split())
+                where.append("(" + " OR ".join(f"{_PG_COLUMNS[c]} ~* ?" for c in cols) + ")")
+                params.extend([pattern] * len(cols))
+            expr = None
+        else:
+            expr = fts_expression(q)
         if expr is not None:
             where.append("i.id IN (SELECT rowid FROM fabric_text WHERE fabric_text MATCH ?)")
             params.append(expr)

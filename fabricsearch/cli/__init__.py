@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "fabricsearch.cli.colour_cmd",  # colour
     "fabricsearch.cli.synth_cmd",  # synth
     "fabricsearch.cli.library_cmd",  # init, import, labels, info, thumbs
+    "fabricsearch.cli.team_cmd",  # library copy, library map
     "fabricsearch.cli.model_cmd",  # train, encode, eval, models
     "fabricsearch.cli.pretrain_cmd",  # pretrain, adapt
     "fabricsearch.cli.search_cmd",  # search

@@ -14,7 +14,7 @@ def open_library(location: str) -> Any:
     lib = Library.open(location)
     if lib.read_only:
         print(
-            f"fabricsearch: {lib.folder} is read-only: opened for search only",
+            f"fabricsearch: {lib.location} is read-only: opened for search only",
             file=sys.stderr,
         )
     return lib

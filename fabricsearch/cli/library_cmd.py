@@ -15,7 +15,18 @@ def add_parsers(subparsers: Any) -> None:
         help="create a new fabric library folder",
         description="Create a library: a folder with catalogue.sqlite, thumbs/, models/, indexes/.",
     )
-    p.add_argument("library", metavar="LIB", help="library folder (created if missing)")
+    p.add_argument(
+        "library",
+        metavar="LIB",
+        help="library folder (created if missing), or postgresql://USER@HOST/DB for a team"
+        " library (an empty database; docs/team-library.md)",
+    )
+    p.add_argument(
+        "--photos-root",
+        metavar="DIR",
+        help="team library: the folder its photos lie under (each computer may map it: "
+        "`fabricsearch library map`)",
+    )
     p.add_argument(
         "--no-default-model",
         action="store_true",
@@ -82,8 +93,13 @@ def _open(path: str) -> Any:
 def run_init(args: argparse.Namespace) -> int:
     from fabricsearch.workflows import create_library
 
-    with create_library(args.library, default_model=not args.no_default_model) as lib:
-        print(f"created library {lib.folder}")
+    with create_library(
+        args.library, default_model=not args.no_default_model, photos_root=args.photos_root
+    ) as lib:
+        if lib.team is not None:
+            print(f"created team library {lib.location} (photos under {lib.team.photos_root})")
+        else:
+            print(f"created library {lib.folder}")
         info = lib.active_model()
         if info is not None:
             print(f"search model: {info.version} (shipped; label or adapt to improve it)")
@@ -180,7 +196,9 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
         return 0
-    print(f"library   {info['folder']}")
+    print(f"library   {info['location']}")
+    if info.get("team"):
+        print(f"photos    {info['photos_root']}  (cache {info['folder']})")
     print(f"images    {info['images']}  (labelled {info['labelled']})")
     if info["splits"]:
         print("splits    " + ", ".join(f"{k} {v}" for k, v in sorted(info["splits"].items())))

@@ -11,7 +11,7 @@ from fabricsearch.cli.common import fail, print_json
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="find the library images most similar to a photo")
-    p.add_argument("library", type=Path, help="library folder")
+    p.add_argument("library", help="library folder or team library URL")
     p.add_argument(
         "image",
         type=Path,
@@ -151,7 +151,8 @@ def _filters(args: argparse.Namespace, lib=None):  # noqa: ANN001, ANN202 - Sear
 
 def _run_batch(args: argparse.Namespace) -> int:
     """Every photo of a folder (sorted, sub-folders included) as a query → one CSV."""
-    from fabricsearch.catalogue import Library, LibraryError
+    from fabricsearch.catalogue import LibraryError
+    from fabricsearch.cli.libraries import open_library
     from fabricsearch.imaging import is_image_path
     from fabricsearch.search import QueryLabels, Searcher, SearchError, parse_crop
 
@@ -161,7 +162,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     results, failed = [], []
     try:
         crop = parse_crop(args.crop) if args.crop else None
-        with Library.open(args.library) as lib:
+        with open_library(args.library) as lib:
             searcher = Searcher(lib)
             filters = _filters(args, lib)
             for q in queries:
@@ -202,7 +203,8 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue import Library, LibraryError
+    from fabricsearch.catalogue import LibraryError
+    from fabricsearch.cli.libraries import open_library
     from fabricsearch.colour import palette_report
     from fabricsearch.search import QueryLabels, Searcher, SearchError, parse_crop
 
@@ -212,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_batch(args)
     try:
         crop = parse_crop(args.crop) if args.crop else None
-        with Library.open(args.library) as lib:
+        with open_library(args.library) as lib:
             result = Searcher(lib).search(
                 args.image,
                 k=args.k,
