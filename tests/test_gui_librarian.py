@@ -291,3 +291,63 @@ def test_labels_csv_in_an_imported_folder_is_offered(
     labelled = [r for r in window.browser.all_records() if r.labelled]
     assert len(window.browser.all_records()) == N_IMAGES
     assert len(labelled) == (N_IMAGES if accept else 0)
+
+
+def test_suggested_labels_are_ghosts_until_accepted(
+    window, trained_library_path: Path, qtbot
+) -> None:
+    from fabricsearch.catalogue import Library
+    from fabricsearch.gui.models import SuggestionRole
+    from fabricsearch.gui.widgets.grid import label_state
+
+    with Library.open(trained_library_path) as lib:
+        cleared = [r.id for r in lib.images()[:4]]
+        lib.set_labels(cleared, coarse=None, fine=None, tightness=None)
+    assert open_library(window, trained_library_path)
+    qtbot.waitUntil(lambda: bool(window.suggesting.suggestions), timeout=60_000)
+    suggestions = window.suggesting.suggestions
+    assert set(suggestions) == set(cleared)  # every unlabelled image, none of the labelled
+    browser = window.browser
+    model = browser.model
+    first = cleared[0]
+    assert label_state(model.record(model.row_of(first)), suggestions[first]) == "suggested"
+    assert model.index(model.row_of(first)).data(SuggestionRole) is suggestions[first]
+    assert "suggested:" in model.tooltip(model.record(model.row_of(first)))
+
+    # Ghost labels: shown for the selection, nothing written.
+    browser.grid.select_ids([first])
+    panel = window.label_panel
+    assert panel.suggestion_label.isVisibleTo(window)
+    assert panel.suggestion_label.text().startswith("Suggested: ")
+    assert window.library.get(first).coarse is None
+
+    # Enter accepts (one undo step); undo brings the ghost back.
+    browser.grid.setFocus()
+    qtbot.keyClick(browser.grid, Qt.Key.Key_Return)
+    rec = window.library.get(first)
+    assert rec.coarse == suggestions[first].coarse
+    assert not panel.suggestion_label.isVisibleTo(window)
+    assert window.undo_stack.text(window.undo_stack.count() - 1).startswith("accept suggestions")
+    window.undo_action.trigger()
+    assert window.library.get(first).coarse is None
+    assert panel.suggestion_label.isVisibleTo(window)
+
+    # Next unlabelled, least confident first (Shift+N); the grid sorts the same way.
+    qtbot.keyClick(browser.grid, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    least = min(cleared, key=lambda i: (suggestions[i].confidence, i))
+    assert browser.grid.selected_ids() == [least]
+    browser.set_sort("confidence")
+    order = [r.id for r in browser.visible_records()[: len(cleared)]]
+    assert order == sorted(cleared, key=lambda i: (suggestions[i].confidence, i))
+
+    # Shift+Enter: every selected image's suggestion at or above the chosen confidence.
+    browser.grid.select_ids(cleared)
+    assert panel.accept_all_button.isVisibleTo(window)
+    threshold = sorted(s.confidence for s in suggestions.values())[1]
+    panel.min_confidence.setValue(int(100 * threshold))
+    browser.grid.setFocus()
+    qtbot.keyClick(browser.grid, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    accepted = [i for i in cleared if window.library.get(i).coarse is not None]
+    expected = [i for i in cleared if suggestions[i].confidence >= int(100 * threshold) / 100]
+    assert sorted(accepted) == sorted(expected)
+    assert 0 < len(accepted) < len(cleared) or len(expected) == len(cleared)

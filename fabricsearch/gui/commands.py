@@ -84,6 +84,30 @@ def apply_labels(
     return SetLabelsCommand(library, ids, changes, old, on_changed)
 
 
+def apply_suggestions(
+    library: Any,
+    suggestions: Sequence[Any],
+    on_changed: Callable[[list[int]], None],
+) -> SetLabelsCommand:
+    """Write the suggested coarse (and fine, where suggested) labels now, as one undoable
+    command. Every group sets both coarse and fine (fine kept where none is suggested), so
+    undo restores both for every image."""
+    ids = [s.image_id for s in suggestions]
+    records = {r.id: r for r in library.images(ids)}
+    old = {i: (r.coarse, r.fine, r.tightness) for i, r in records.items()}
+    by_value: dict[tuple[Any, Any], list[int]] = defaultdict(list)
+    for s in suggestions:
+        by_value[(s.coarse, s.fine or records[s.image_id].fine)].append(s.image_id)
+    groups = [(g, {"coarse": c, "fine": f}) for (c, f), g in by_value.items()]
+    with library.atomic():
+        for group, changes in groups:
+            library.set_labels(group, **changes, who="suggestion")
+    on_changed(ids)
+    n = len(ids)
+    text = f"accept suggestions on {n} image{'s' if n != 1 else ''}"
+    return SetLabelsCommand(library, ids, groups[0][1], old, on_changed, groups, text)
+
+
 def apply_tightness_step(
     library: Any,
     ids: Sequence[int],

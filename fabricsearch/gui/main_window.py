@@ -36,6 +36,7 @@ from fabricsearch.gui import desktop
 from fabricsearch.gui.controllers.labelling import LabellingController
 from fabricsearch.gui.controllers.library import LibraryController
 from fabricsearch.gui.controllers.search import SearchController
+from fabricsearch.gui.controllers.suggestions import SuggestionController
 from fabricsearch.gui.controllers.training import TrainingController
 from fabricsearch.gui.dropping import can_accept
 from fabricsearch.gui.jobs import JobRunner
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.searching = SearchController(self)
         self.labelling = LabellingController(self)
         self.training = TrainingController(self, train_config)
+        self.suggesting = SuggestionController(self)
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -225,6 +227,21 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         self.next_action = self._action(edit, "Next unlabelled", lab.next_unlabelled)
         self.next_action.setShortcut(QKeySequence("N"))  # also in the label panel's help
+        sug = self.suggesting
+        self.next_unsure_action = self._action(
+            edit, "Next unlabelled, least confident first", sug.next_least_confident, "Shift+N"
+        )
+        # Enter on a grid: accept the ghost labels (or open the image when there are none).
+        self.accept_action = self._action(edit, "Accept suggestion", sug.accept_or_open)
+        self.accept_action.setShortcuts([QKeySequence("Return"), QKeySequence("Enter")])
+        self.accept_all_action = self._action(
+            edit,
+            "Accept suggestions above the confidence",
+            lambda: sug.accept(self.label_panel.min_confidence.value() / 100.0),
+            "Shift+Return",
+        )
+        for action in (self.accept_action, self.accept_all_action):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._action(edit, "Select all", self._select_all, QKeySequence.StandardKey.SelectAll)
 
         lib_menu = bar.addMenu("&Library")
@@ -306,7 +323,13 @@ class MainWindow(QMainWindow):
         self.browser.activatedId.connect(self.open_image)
         for grid in (self.browser.grid, self.search_panel.grid):
             grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-            for action in (self.similar_action, self.copy_image_action, self.copy_path_action):
+            for action in (
+                self.similar_action,
+                self.copy_image_action,
+                self.copy_path_action,
+                self.accept_action,
+                self.accept_all_action,
+            ):
                 grid.addAction(action)
         self.search_panel.activatedId.connect(self.open_image)
         self.search_panel.exportCsvRequested.connect(s.export_csv)
@@ -329,6 +352,11 @@ class MainWindow(QMainWindow):
         self.label_panel.labelRequested.connect(lab.label_selection)
         self.label_panel.tightnessStepRequested.connect(lab.step_tightness)
         self.label_panel.nextUnlabelledRequested.connect(lab.next_unlabelled)
+        self.label_panel.acceptRequested.connect(lambda: self.suggesting.accept())
+        self.label_panel.acceptAllRequested.connect(self.suggesting.accept)
+        self.libraries.recordsLoaded.connect(self.suggesting.refresh)
+        self.modelChanged.connect(self.suggesting.refresh)
+        self.labelsChanged.connect(self.suggesting.labels_changed)
         self.training_button.clicked.connect(self.training.show_training)
         self.welcome.new_button.clicked.connect(self.libraries.new_library_dialog)
         self.welcome.open_button.clicked.connect(self.libraries.open_library_dialog)
@@ -373,6 +401,7 @@ class MainWindow(QMainWindow):
         self.update_state()
 
     def library_closed_widgets(self) -> None:
+        self.suggesting.clear()
         if self.loupe is not None:
             self.loupe.close()
         self.stack.setCurrentWidget(self.welcome)
@@ -435,6 +464,7 @@ class MainWindow(QMainWindow):
         self.label_panel.set_selection(records)
         if not records:
             self.detail.show_record(None)
+            self.suggesting.show_for_selection()
             return
         rec = records[0]
         hit = None
@@ -445,6 +475,7 @@ class MainWindow(QMainWindow):
         if image is None and self.cache is not None:
             self.cache.pixmap(rec)  # queue the load; on_thumbnail_ready fills it in
         self.detail.show_record(rec, image, hit)
+        self.suggesting.show_for_selection()
         if self.loupe is not None and self.loupe.isVisible():
             self.loupe.show_pair(self._loupe_query(), rec)
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fabricsearch.gui.models import RecordRole, ThumbnailModel, icon_grid_size
+from fabricsearch.gui.models import RecordRole, SuggestionRole, ThumbnailModel, icon_grid_size
 
 FRAME_WIDTH = 3  # the selection frame around a thumbnail, in device-independent pixels
 ICON_MARGIN = 4  # between the cell's edge and the thumbnail (room for the frame)
@@ -30,17 +30,17 @@ BADGE_COLOURS = {
 }
 
 
-def label_state(record: Any) -> str:
+def label_state(record: Any, suggestion: Any = None) -> str:
     if record.labelled:
         return "labelled"
-    if getattr(record, "suggestion", None):
+    if suggestion is not None:
         return "suggested"
     return "unlabelled"
 
 
-def paint_badge(painter: QPainter, rect: QRectF, record: Any) -> str:
+def paint_badge(painter: QPainter, rect: QRectF, record: Any, suggestion: Any = None) -> str:
     """The record's label state as a small dot in `rect`; returns the state."""
-    state = label_state(record)
+    state = label_state(record, suggestion)
     colour = BADGE_COLOURS[state]
     painter.save()
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -78,7 +78,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             cell = QRectF(opt.rect)
             line = QRectF(cell.left() + 2, picture.bottom() + 4, cell.width() - 4, 16)
             if rec is not None:
-                paint_badge(painter, QRectF(line.left(), line.top() + 3, BADGE, BADGE), rec)
+                badge = QRectF(line.left(), line.top() + 3, BADGE, BADGE)
+                paint_badge(painter, badge, rec, index.data(SuggestionRole))
                 line.adjust(BADGE + 2, 0, 0, 0)
             painter.setPen(opt.palette.text().color())
             painter.setFont(opt.font)

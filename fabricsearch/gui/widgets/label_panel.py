@@ -46,6 +46,8 @@ class LabelPanel(QWidget):
     labelRequested = Signal(dict)  # some of {"coarse", "fine", "tightness"}
     tightnessStepRequested = Signal(int)  # ± percent, each image from its own value
     nextUnlabelledRequested = Signal()
+    acceptRequested = Signal()  # the selection's suggestions (Enter)
+    acceptAllRequested = Signal(float)  # suggestions of the selection at or above a confidence
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +76,26 @@ class LabelPanel(QWidget):
         self.next_button.setToolTip("Select the next image without labels (N)")
         self.clear_button = QPushButton("Clear labels")
         self.clear_button.setToolTip("Remove all labels from the selection (undoable)")
+        # What the model suggests for the selection's unlabelled images, in italics ("ghost"
+        # labels): nothing is written until accepted.
+        self.suggestion_label = QLabel("")
+        self.suggestion_label.setWordWrap(True)
+        self.suggestion_label.setStyleSheet("QLabel { font-style: italic; color: #2f5fb3; }")
+        self.accept_button = QPushButton("Accept (Enter)")
+        self.accept_button.setToolTip("Set the suggested labels on the selected images")
+        self.accept_all_button = QPushButton("Accept all ≥")
+        self.accept_all_button.setToolTip(
+            "Accept the suggestions of every selected image at or above this confidence "
+            "(Shift+Enter)"
+        )
+        self.min_confidence = QSpinBox()
+        self.min_confidence.setRange(0, 100)
+        self.min_confidence.setSuffix(" %")
+        self.min_confidence.setValue(50)
+        self.accept_button.clicked.connect(self.acceptRequested)
+        self.accept_all_button.clicked.connect(
+            lambda: self.acceptAllRequested.emit(self.min_confidence.value() / 100.0)
+        )
 
         tight_row = QHBoxLayout()
         tight_row.addWidget(self.tight_slider, 1)
@@ -91,6 +113,12 @@ class LabelPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.selection_label)
+        suggest_row = QHBoxLayout()
+        suggest_row.addWidget(self.suggestion_label, 1)
+        suggest_row.addWidget(self.accept_button)
+        suggest_row.addWidget(self.accept_all_button)
+        suggest_row.addWidget(self.min_confidence)
+        layout.addLayout(suggest_row)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addStretch(1)
@@ -113,6 +141,15 @@ class LabelPanel(QWidget):
         self.shortcut_actions: list[QAction] = []
         self.set_taxonomy(self.taxonomy)
         self.set_selection([])
+        self.set_suggestion(None)
+
+    def set_suggestion(self, text: str | None, count: int = 0) -> None:
+        """The ghost labels for the selection (None: no suggestion)."""
+        self.suggestion_label.setText(text or "")
+        for w in (self.suggestion_label, self.accept_button):
+            w.setVisible(bool(text))
+        for w in (self.accept_all_button, self.min_confidence):
+            w.setVisible(count > 1)
 
     # --- taxonomy and shortcuts ---------------------------------------------------------
     def set_taxonomy(self, tax: Taxonomy) -> None:

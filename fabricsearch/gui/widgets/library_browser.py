@@ -56,6 +56,8 @@ SORTS: dict[str, tuple[str, Callable[[ImageRecord], Any]]] = {
     "modified": ("Date taken/modified", lambda r: (-r.mtime, r.id)),
     "colour": ("Colour", _colour_key),
     "label": ("Label", _label_key),
+    # Unlabelled images the model is least sure of first (active learning), then the rest.
+    "confidence": ("Suggestion confidence", lambda r: (r.labelled, r.id)),
 }
 
 
@@ -70,6 +72,7 @@ class LibraryBrowser(QWidget):
         super().__init__(parent)
         self._all: list[ImageRecord] = []
         self._loading = False
+        self._suggestions: dict[int, Any] = {}
         self.model: ThumbnailModel | None = None
         self.grid = ThumbnailGrid(self)
         self.facets = FacetBar()
@@ -129,6 +132,18 @@ class LibraryBrowser(QWidget):
     def set_taxonomy(self, tax: Taxonomy) -> None:
         self.facets.set_taxonomy(tax)
 
+    def set_suggestions(self, suggestions: dict[int, Any]) -> None:
+        self._suggestions = suggestions
+        if self.model is not None:
+            self.model.set_suggestions(suggestions)
+        if self.sort_key() == "confidence":
+            self._apply()
+
+    def confidence(self, r: ImageRecord) -> float:
+        """The suggestion's confidence for an unlabelled image (0 without one)."""
+        s = self._suggestions.get(r.id)
+        return float(s.confidence) if s is not None else 0.0
+
     def set_records(self, records: list[ImageRecord], loading: bool = False) -> None:
         self._all = list(records)
         self._loading = loading
@@ -164,7 +179,9 @@ class LibraryBrowser(QWidget):
         selected = self.grid.selected_ids()
         shown = filter_records(self._all, self.current_filter())
         key = self.sort_key()
-        if key != "imported":  # records arrive in import order
+        if key == "confidence":
+            shown.sort(key=lambda r: (r.labelled, self.confidence(r), r.id))
+        elif key != "imported":  # records arrive in import order
             shown.sort(key=SORTS[key][1])
         self.model.set_records(shown)
         if selected:

@@ -22,7 +22,13 @@ from PySide6.QtWidgets import (
 )
 
 from fabricsearch.catalogue import ImageRecord
-from fabricsearch.gui.models import HitRole, RecordRole, ResultsModel, ThumbnailCache
+from fabricsearch.gui.models import (
+    HitRole,
+    RecordRole,
+    ResultsModel,
+    SuggestionRole,
+    ThumbnailCache,
+)
 from fabricsearch.gui.widgets.facets import FacetBar, filter_records
 from fabricsearch.gui.widgets.grid import ThumbnailDelegate, ThumbnailGrid, paint_badge
 from fabricsearch.gui.widgets.palette import paint_chips
@@ -83,7 +89,9 @@ class ResultDelegate(ThumbnailDelegate):
             bold.setBold(True)
             painter.setFont(bold)
             if rec is not None:
-                paint_badge(painter, QRectF(r.left(), y + 3, 10, 10), rec)
+                paint_badge(
+                    painter, QRectF(r.left(), y + 3, 10, 10), rec, index.data(SuggestionRole)
+                )
             painter.drawText(
                 QRectF(r.left() + 14, y, r.width() - 14, 16),
                 Qt.AlignmentFlag.AlignLeft,
