@@ -30,12 +30,16 @@ def pg_server() -> Iterator[str]:
     pytest.importorskip("psycopg", reason='psycopg is not installed (pip install -e ".[dev]")')
     url = os.environ.get(PG_ENV)
     started = False
+    # A server of this session's own (its own state file): stopping it cannot stop anyone
+    # else's.
+    env = {**os.environ, "FABRICSEARCH_PG_STATE": f"/tmp/fabricsearch-pg-{uuid.uuid4().hex}.env"}
     if not url:
         proc = subprocess.run(
             ["bash", str(ROOT / "scripts" / "postgres.sh"), "start"],
             capture_output=True,
             text=True,
             timeout=600,
+            env=env,
         )
         if proc.returncode != 0:
             pytest.skip(
@@ -46,7 +50,9 @@ def pg_server() -> Iterator[str]:
         started = True
     yield url
     if started:
-        subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "stop"], timeout=120)
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "postgres.sh"), "stop"], timeout=120, env=env
+        )
 
 
 def _admin(url: str):  # type: ignore[no-untyped-def]

@@ -210,8 +210,7 @@ def export_labels(lib: Library, csv_path: str | os.PathLike[str]) -> int:
                 except ValueError:
                     path = str(r.path)
                 w.writerow(
-                    [_escape(c) for c in (path, r.coarse or "", r.fine or "")]
-                    + [_fmt(r.tightness)]
+                    [_escape(c) for c in (path, r.coarse or "", r.fine or "")] + [_fmt(r.tightness)]
                 )
 
     atomic_write(csv_path, write)
