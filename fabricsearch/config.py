@@ -42,6 +42,11 @@ class TrainConfig:
     #: > 0: fine-tune the last this many blocks of the pretrained backbone with the method, on
     #: augmented pixels (slow on a CPU; mixed precision on CUDA). 0: frozen, cached features.
     finetune: int = 0
+    #: On cached features steps cost milliseconds: train at least this many steps (a library
+    #: with few labels otherwise stops after a handful), and stop early only when at least
+    #: `min_val_for_early_stop` validation images make the validation mAP worth following.
+    min_steps: int = 600
+    min_val_for_early_stop: int = 50
     feature_views: bool = False  # also train on cached mirrored/zoomed/rotated views (measured: no gain)
     method_options: dict[str, Any] = field(default_factory=dict)  # overrides of the method Config
 

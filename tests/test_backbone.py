@@ -186,7 +186,7 @@ def test_dvsh_trains_on_cached_features_and_beats_untrained_codes() -> None:
         val_idx=np.arange(36, 48),
         features_fn=features_fn,
     )
-    cfg = TrainConfig(backbone=LITE0, bits=16, epochs=8, batch_size=12, patience=0)
+    cfg = TrainConfig(backbone=LITE0, bits=16, epochs=8, batch_size=12, patience=0, min_steps=0)
     result = train(data, cfg)
     assert result.method.on_features
     src = FeatureSource(feats)
@@ -291,7 +291,7 @@ def test_search_explains_a_dropped_photo_with_predicted_labels(tmp_path: Path) -
         import_and_encode(lib, photos, workers=1)
         for rec in lib.images():
             lib.set_labels([rec.id], coarse=truth[rec.path.name])
-        cfg = TrainConfig(backbone=LITE0, bits=16, epochs=15, batch_size=8, patience=0)
+        cfg = TrainConfig(backbone=LITE0, bits=16, epochs=15, batch_size=8, patience=0, min_steps=0)
         train_library(lib, cfg, activate=True)
         out = Searcher(lib).search(photos / "plaid_0.png", k=3).to_json()
         predicted = out["query"]["predicted"]
@@ -369,3 +369,40 @@ def test_finetuning_trains_only_the_last_blocks_and_round_trips(tmp_path: Path) 
     np.testing.assert_array_equal(encode_images(loaded, images[:3]), codes)
     with pytest.raises(ValueError, match="cannot fine-tune"):
         build_method(TrainConfig(method="itq", backbone=LITE0, finetune=1))
+
+
+def test_min_steps_stretch_short_runs_on_features_but_not_validation() -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.data import TrainingData
+    from fabricsearch.hashing.train import train
+    from tests.hashing_helpers import synthetic_labels
+
+    n = 12
+    labels = synthetic_labels(n, seed=0, classes=2)
+    feats = np.random.default_rng(0).uniform(0, 6, (n, 1, 1280)).astype(np.float16)
+
+    def features_fn(backbone, view_ids, progress=None, cancel=None):  # type: ignore[no-untyped-def]
+        return feats, np.ones(n, bool)
+
+    data = TrainingData(
+        images=[None] * n,
+        labels=labels,
+        train_idx=np.arange(8),
+        val_idx=np.arange(8, 12),
+        features_fn=features_fn,
+    )
+    cfg = TrainConfig(backbone=LITE0, bits=16, epochs=2, batch_size=4, min_steps=40, patience=1)
+    result = train(data, cfg)
+    assert result.steps == 40  # 2 steps an epoch, stretched from 4 to 40 steps
+    assert not result.stopped_early  # 4 validation images: too few to stop early on
+    assert sum("val_mAP" in h for h in result.history) == 2  # as many validations as 2 epochs
+
+
+def test_feature_normalisation_is_power_and_unit_length() -> None:
+    from fabricsearch.hashing.networks import normalise_features
+
+    x = torch.tensor([[4.0, 0.0, 9.0, 1.0], [0.0, 0.0, 0.0, 16.0]])
+    y = normalise_features(x)
+    np.testing.assert_allclose(y.norm(dim=1).numpy(), [2.0, 2.0], rtol=1e-5)  # sqrt(D)
+    np.testing.assert_allclose((y[0] / y[0, 3]).numpy(), [2.0, 0.0, 3.0, 1.0], rtol=1e-5)
+    assert torch.equal(normalise_features(x, "none"), x)

@@ -32,6 +32,7 @@ def tiny_train_overrides(**extra: object) -> dict[str, object]:
         "device": "cpu",
         "amp": False,
         "patience": 0,
+        "min_steps": 0,
         **extra,
     }
 

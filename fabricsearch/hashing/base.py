@@ -32,6 +32,10 @@ class MethodConfig:
     #: 0: a pretrained backbone stays frozen and the input is its cached feature; k > 0: its
     #: last k MBConv blocks and head train with the method, on pixels (fine-tuning).
     finetune_blocks: int = 0
+    #: How a pretrained feature enters the method: "sqrt-l2" (power + unit normalisation) or
+    #: "none"; and the dropout on it during training (docs/backbones.md).
+    feature_norm: str = "sqrt-l2"
+    feature_dropout: float = 0.2
 
     def __post_init__(self) -> None:
         if self.bits <= 0 or self.bits % 8:

@@ -80,16 +80,31 @@ class FeatureHead(nn.Module):
     """The base network on a frozen pretrained backbone: its cached pooled feature (N, D) →
     dropout → FC + ReLU → r (N, feature_dim). Plays BaseNet's role for the layers above it."""
 
-    def __init__(self, in_dim: int, feature_dim: int = 512, dropout: float = 0.2) -> None:
+    def __init__(
+        self, in_dim: int, feature_dim: int = 512, dropout: float = 0.2, norm: str = "sqrt-l2"
+    ) -> None:
         super().__init__()
         self.in_dim = int(in_dim)
         self.feature_dim = int(feature_dim)
+        self.norm = norm
         self.fc = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(self.in_dim, self.feature_dim), nn.ReLU(inplace=True)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.float())
+        return self.fc(normalise_features(x.float(), self.norm))
+
+
+def normalise_features(x: torch.Tensor, norm: str = "sqrt-l2") -> torch.Tensor:
+    """Pooled backbone features → the hashing input: "sqrt-l2" (square root, as the features
+    are non-negative ReLU6 averages, then unit length: the power normalisation of CNN-feature
+    retrieval) or "none". Measured in docs/backbones.md."""
+    if norm == "none":
+        return x
+    if norm != "sqrt-l2":
+        raise ValueError(f"unknown feature normalisation {norm!r}")
+    x = x.clamp_min(0).sqrt()
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-6) * (x.shape[1] ** 0.5)
 
 
 class FinetuneBase(nn.Module):
@@ -97,7 +112,14 @@ class FinetuneBase(nn.Module):
     `FeatureHead`: pixels (normalised as `hashing.data.to_tensor` does) → r. The frozen part
     keeps its batch-norm statistics (eval mode) whatever the module's mode."""
 
-    def __init__(self, backbone: str, blocks: int, feature_dim: int = 512) -> None:
+    def __init__(
+        self,
+        backbone: str,
+        blocks: int,
+        feature_dim: int = 512,
+        feature_norm: str = "sqrt-l2",
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, fresh_copy, get_spec
         from fabricsearch.hashing.data import MEAN, STD
@@ -114,7 +136,7 @@ class FinetuneBase(nn.Module):
         shift = (torch.tensor(MEAN) - torch.tensor(LITE_MEAN)) / torch.tensor(LITE_STD)
         self.register_buffer("in_scale", scale.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("in_shift", shift.view(1, 3, 1, 1), persistent=False)
-        self.head = FeatureHead(spec.feature_dim, feature_dim)
+        self.head = FeatureHead(spec.feature_dim, feature_dim, dropout, feature_norm)
         self.feature_dim = self.head.feature_dim
 
     def train(self, mode: bool = True) -> FinetuneBase:
@@ -133,6 +155,8 @@ def make_base(
     widths: Sequence[int] = DEFAULT_WIDTHS,
     feature_dim: int = 512,
     finetune_blocks: int = 0,
+    feature_norm: str = "sqrt-l2",
+    dropout: float = 0.2,
 ) -> nn.Module:
     """`BaseNet` on pixels for the compact backbone; `FeatureHead` on cached features for a
     pretrained one (the method's input is then the backbone feature, see hashing/backbones.py);
@@ -143,5 +167,5 @@ def make_base(
     if not spec.pretrained:
         return BaseNet(widths, feature_dim)
     if finetune_blocks:
-        return FinetuneBase(backbone, finetune_blocks, feature_dim)
-    return FeatureHead(spec.feature_dim, feature_dim)
+        return FinetuneBase(backbone, finetune_blocks, feature_dim, feature_norm, dropout)
+    return FeatureHead(spec.feature_dim, feature_dim, dropout, feature_norm)

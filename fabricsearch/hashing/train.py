@@ -266,6 +266,14 @@ def train(
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     epochs = cfg.epochs if method.trainable else 1
+    patience, val_every = cfg.patience, max(cfg.val_every, 1)
+    if isinstance(source, FeatureSource) and method.trainable:
+        stretched = max(epochs, -(-cfg.min_steps // max(steps_per_epoch, 1)))
+        # As many validations as the configured epochs would have had, not one per short epoch.
+        val_every = max(val_every, -(-stretched // epochs))
+        epochs = stretched
+        if len(val_idx) < cfg.min_val_for_early_stop:
+            patience = 0  # too few validation images to judge: the full budget
     total_steps = epochs * steps_per_epoch
     do_val = len(val_idx) >= 2
 
@@ -338,7 +346,7 @@ def train(
         record: dict[str, Any] = {"epoch": epoch + 1, "step": ctx.step}
         record.update({k: v / max(steps_per_epoch, 1) for k, v in sums.items()})
         last = epoch == epochs - 1
-        if method.trainable and do_val and ((epoch + 1) % max(cfg.val_every, 1) == 0 or last):
+        if method.trainable and do_val and ((epoch + 1) % val_every == 0 or last):
             check(cancel)
             val_map = _validate(method, source, data, val_idx)
             record["val_mAP"] = val_map
@@ -379,7 +387,7 @@ def train(
                     "history": json.dumps(history),
                 },
             )
-        if cfg.patience and method.trainable and do_val and bad >= cfg.patience:
+        if patience and method.trainable and do_val and bad >= patience:
             stopped_early = True
             break
 

@@ -118,7 +118,9 @@ class _FeatureHash(HashMethod):
         """Normalised images → (N, D) float32 hand-crafted features on the input's device; on a
         pretrained backbone the input already is the (N, D) feature."""
         if self.on_features:
-            return x.float()
+            from fabricsearch.hashing.networks import normalise_features
+
+            return normalise_features(x.float(), self.config.feature_norm)
         feats = features.extract_features(images_to_uint8(x), self.config.feature_config())
         return torch.from_numpy(feats).to(x.device)
 

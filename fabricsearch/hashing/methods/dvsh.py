@@ -74,7 +74,14 @@ class DVSH(HashMethod):
     def __init__(self, config: DVSHConfig) -> None:
         super().__init__(config)
         c = config
-        self.base = make_base(c.backbone, c.widths, c.feature_dim, c.finetune_blocks)
+        self.base = make_base(
+            c.backbone,
+            c.widths,
+            c.feature_dim,
+            c.finetune_blocks,
+            c.feature_norm,
+            c.feature_dropout,
+        )
         z_dim = c.feature_dim
         if c.variational:
             self.mu = nn.Linear(c.feature_dim, c.latent_dim)
