@@ -318,6 +318,30 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         with _file_lock(self.folder / f".{name}.lock", name, self.location, wait, poll_s, cancel):
             yield
 
+    def change_token(self) -> tuple[Any, ...]:
+        """A value that changes whenever anyone commits a change to the catalogue (another
+        window, the CLI, another client of a team library); cheap enough to poll every second
+        or two. A library folder: size and mtime of the catalogue and its WAL. A team library:
+        the newest audit row, image, label, metadata and model (the server is not a file)."""
+        if self.team is None:
+            out: list[Any] = []
+            for p in (self.db_path, self.db_path.with_name(self.db_path.name + "-wal")):
+                try:
+                    st = os.stat(p)
+                    out.append((st.st_mtime_ns, st.st_size))
+                except OSError:
+                    out.append((0, 0))
+            return tuple(out)
+        return tuple(
+            self._query(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM label_audit),"
+                " (SELECT COUNT(*) FROM images), (SELECT COALESCE(MAX(added), 0) FROM images),"
+                " (SELECT COALESCE(MAX(at), 0) FROM labels), (SELECT COUNT(*) FROM metadata),"
+                " (SELECT COALESCE(MAX(at), 0) FROM metadata),"
+                " (SELECT COUNT(*) FROM models), (SELECT value FROM meta WHERE key = 'taxonomy')"
+            )[0]
+        )
+
     def label_history(self, image_id: int | None = None) -> list[dict[str, Any]]:
         """Every recorded label change (oldest first), of one image or all: ``image_id, field,
         old, new, who, at`` (values as text; tightness as repr)."""

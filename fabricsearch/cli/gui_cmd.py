@@ -6,10 +6,18 @@ import argparse
 from pathlib import Path
 
 
+def _library_arg(value: str) -> str | Path:
+    # A team library's URL stays a string: Path() would fold its "//".
+    return value if value.startswith(("postgresql://", "postgres://")) else Path(value)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument(
-        "library", nargs="?", type=Path, help="library folder (default: the last one used)"
+        "library",
+        nargs="?",
+        type=_library_arg,
+        help="library folder or team library URL (default: the last one used)",
     )
     p.add_argument(
         "--screenshot",

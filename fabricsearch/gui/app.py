@@ -36,8 +36,10 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 def initial_library(settings: Settings, requested: Path | None) -> tuple[Path | None, bool]:
     """(library to open, create it?) for a start: the requested one, else the last one, else the
     demo library when the application provides one."""
+    if requested is not None and str(requested).startswith(("postgresql://", "postgres://")):
+        return requested, False  # a team library (see docs/team-library.md)
     if requested is not None:
-        requested = requested.expanduser()
+        requested = Path(requested).expanduser()
         create = not (requested / "catalogue.sqlite").exists() and (
             not requested.exists() or (requested.is_dir() and not any(requested.iterdir()))
         )

@@ -259,6 +259,9 @@ class MainWindow(QMainWindow):
             QKeySequence.StandardKey.Open,
             sp.SP_DirOpenIcon,
         )
+        self.connect_team_action = self._action(
+            lib_menu, "Connect to team library…", lib.connect_team_library_dialog
+        )
         self.recent_menu = lib_menu.addMenu("Open recent")
         lib_menu.addSeparator()
         self.import_action = self._action(

@@ -4,7 +4,6 @@ CSV, and noticing changes made by other processes (the CLI) in the open library.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -40,16 +39,11 @@ def record_key(r: ImageRecord) -> tuple[Any, ...]:
     return (r.id, str(r.path), r.sha256, r.coarse, r.fine, r.tightness, r.labelled_at)
 
 
-def catalogue_signature(db_path: Path) -> tuple[tuple[int, int], ...]:
-    """(mtime_ns, size) of the catalogue and its WAL: changes whenever anyone commits."""
-    out = []
-    for p in (db_path, db_path.with_name(db_path.name + "-wal")):
-        try:
-            st = os.stat(p)
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append((0, 0))
-    return tuple(out)
+def catalogue_signature(lib: Library) -> tuple[object, ...]:
+    """Changes whenever anyone commits: the catalogue file's stat, or a team library's newest
+    rows (`Library.change_token`); polled, so two windows on one team library see each other's
+    labels within `WATCH_INTERVAL_MS`."""
+    return lib.change_token()
 
 
 class LibraryController(QObject):
@@ -77,7 +71,8 @@ class LibraryController(QObject):
         from fabricsearch.workflows import create_library
 
         w = self.w
-        path = Path(path).expanduser()
+        if not (isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))):
+            path = Path(path).expanduser()  # else a team library's URL
         if w.training.running() and not w.sink.confirm(
             "Open library",
             "A training is running in this library. Open another library and cancel it?",
@@ -97,7 +92,10 @@ class LibraryController(QObject):
         self.cache = ThumbnailCache(lib, self)
         self.cache.ready.connect(w.on_thumbnail_ready)
         w.library_opened_widgets(lib, self.cache)
-        self.w.settings.add_recent_library(lib.folder)
+        if lib.team is None:  # the recent list holds folders (a URL would need its own entry)
+            self.w.settings.add_recent_library(lib.folder)
+        else:
+            w.setWindowTitle(f"{lib.location} — fabricsearch")
         read_only = " (read-only)" if getattr(lib, "read_only", False) else ""
         log.info("opened library %s%s", lib.folder, read_only)
         if read_only:
@@ -134,7 +132,7 @@ class LibraryController(QObject):
         self._generation += 1
         generation = self._generation
         self._loading = True
-        signature = catalogue_signature(lib.db_path)
+        signature = catalogue_signature(lib)
         self.w.update_state()
 
         def done(records: list[ImageRecord]) -> None:
@@ -170,7 +168,7 @@ class LibraryController(QObject):
             return False
         if self.w.runner.running("import"):
             return False  # the import's end reloads anyway
-        if catalogue_signature(lib.db_path) == self._signature:
+        if catalogue_signature(lib) == self._signature:
             return False
         before = {r.id: record_key(r) for r in self.w.browser.all_records()}
         selected = self.w.active_grid().selected_ids()
@@ -202,6 +200,17 @@ class LibraryController(QObject):
         folder = QFileDialog.getExistingDirectory(self.w, "Open library")
         if folder:
             self.open_library(folder)
+
+    def connect_team_library_dialog(self) -> None:
+        """Library ▸ Connect to team library…: a postgresql:// URL (passwords from libpq's
+        ~/.pgpass or service file, never typed here)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        url, ok = QInputDialog.getText(
+            self.w, "Connect to team library", "Team library URL (postgresql://USER@HOST/DB):"
+        )
+        if ok and url.strip():
+            self.open_library(url.strip())
 
     def open_demo_library(self) -> None:
         from fabricsearch.gui.scripted import ensure_demo_library
