@@ -351,3 +351,57 @@ def test_suggested_labels_are_ghosts_until_accepted(
     expected = [i for i in cleared if suggestions[i].confidence >= int(100 * threshold) / 100]
     assert sorted(accepted) == sorted(expected)
     assert 0 < len(accepted) < len(cleared) or len(expected) == len(cleared)
+
+
+def test_fabric_record_edited_in_bulk_undoable_and_searched_by_text(
+    window, trained_library_path: Path, qtbot
+) -> None:
+    assert open_library(window, trained_library_path)
+    browser, panel = window.browser, window.metadata_panel
+    records = browser.all_records()
+    ids = [records[2].id, records[9].id, records[15].id]
+    browser.grid.select_ids(ids)
+    window.edit_tabs.setCurrentWidget(panel)
+    supplier = panel.edits["supplier"]
+    supplier.setFocus()
+    qtbot.keyClicks(supplier, "Acme Mills")
+    qtbot.keyClick(supplier, Qt.Key.Key_Return)
+    meta = window.library.metadata(ids)
+    assert {m.supplier for m in meta.values()} == {"Acme Mills"}
+    assert window.undo_stack.text(window.undo_stack.count() - 1) == "supplier on 3 images"
+    panel.set_field("weight", "280")
+    assert window.library.metadata([ids[0]])[ids[0]].weight == 280.0
+
+    # A value that does not fit is refused with the reason; nothing is written.
+    panel.set_field("width", "wide")
+    assert "not a number" in window.sink.messages[-1]
+    assert window.library.metadata([ids[0]])[ids[0]].width is None
+
+    # Mixed: one image with a supplier, one without.
+    browser.grid.select_ids([ids[0], records[3].id])
+    assert supplier.text() == ""
+    assert supplier.placeholderText() == "(mixed)"
+
+    # Undo / redo the weight, then the supplier.
+    window.undo_action.trigger()
+    assert window.library.metadata([ids[0]])[ids[0]].weight is None
+    window.redo_action.trigger()
+    assert window.library.metadata([ids[0]])[ids[0]].weight == 280.0
+
+    # Text search over the records in the library grid.
+    browser.text_edit.setFocus()
+    qtbot.keyClicks(browser.text_edit, "supplier:acme")
+    qtbot.keyClick(browser.text_edit, Qt.Key.Key_Return)
+    assert sorted(r.id for r in browser.visible_records()) == sorted(ids)
+    browser.text_edit.clear()
+    assert len(browser.visible_records()) == len(records)
+
+    # Combined with a photo: the top N are the best of the matching fabrics.
+    window.search_panel.text_edit.setText("supplier:acme")
+    outcome = search(window, qtbot, _query(records[0]))
+    assert outcome.request.text == "supplier:acme"
+    assert sorted(h.image_id for h in outcome.result.hits) == sorted(ids)
+    assert "supplier:acme" in window.search_panel.recent_menu.actions()[0].text()
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.search_panel.text_edit.clear()
+    assert len(blocker.args[0].result.hits) > len(ids)

@@ -35,6 +35,7 @@ from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui import desktop
 from fabricsearch.gui.controllers.labelling import LabellingController
 from fabricsearch.gui.controllers.library import LibraryController
+from fabricsearch.gui.controllers.records import RecordsController
 from fabricsearch.gui.controllers.search import SearchController
 from fabricsearch.gui.controllers.suggestions import SuggestionController
 from fabricsearch.gui.controllers.training import TrainingController
@@ -45,6 +46,7 @@ from fabricsearch.gui.settings import THUMB_SIZES, Settings
 from fabricsearch.gui.widgets.detail_panel import DetailPanel
 from fabricsearch.gui.widgets.label_panel import LabelPanel
 from fabricsearch.gui.widgets.library_browser import LibraryBrowser
+from fabricsearch.gui.widgets.metadata_panel import MetadataPanel
 from fabricsearch.gui.widgets.search_panel import SearchPanel
 from fabricsearch.gui.widgets.welcome import WelcomePage
 from fabricsearch.gui.workers import stop_all_workers
@@ -80,6 +82,7 @@ class MainWindow(QMainWindow):
         self.labelling = LabellingController(self)
         self.training = TrainingController(self, train_config)
         self.suggesting = SuggestionController(self)
+        self.records = RecordsController(self)
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -133,6 +136,10 @@ class MainWindow(QMainWindow):
         self.search_panel = SearchPanel()
         self.detail = DetailPanel()
         self.label_panel = LabelPanel()
+        self.metadata_panel = MetadataPanel()
+        self.edit_tabs = QTabWidget()
+        self.edit_tabs.addTab(self.label_panel, "Labels")
+        self.edit_tabs.addTab(self.metadata_panel, "Fabric record")
         self.tabs = QTabWidget()
         self.tabs.addTab(self.browser, self.style().standardIcon(sp.SP_DirIcon), "Library")
         self.tabs.addTab(
@@ -142,7 +149,7 @@ class MainWindow(QMainWindow):
         )
         self.right = QSplitter(Qt.Orientation.Vertical)
         self.right.addWidget(self.detail)
-        self.right.addWidget(self.label_panel)
+        self.right.addWidget(self.edit_tabs)
         self.right.setStretchFactor(0, 3)
         self.right.setStretchFactor(1, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -358,6 +365,9 @@ class MainWindow(QMainWindow):
         self.label_panel.acceptRequested.connect(lambda: self.suggesting.accept())
         self.label_panel.acceptAllRequested.connect(self.suggesting.accept)
         self.libraries.recordsLoaded.connect(self.suggesting.refresh)
+        self.metadata_panel.metadataRequested.connect(self.records.set_metadata)
+        self.browser.set_text_search(self.records.text_ids)
+        self.search_panel.textChanged.connect(lambda _t: s.rerun())
         self.modelChanged.connect(self.suggesting.refresh)
         self.labelsChanged.connect(self.suggesting.labels_changed)
         self.training_button.clicked.connect(self.training.show_training)
@@ -468,6 +478,7 @@ class MainWindow(QMainWindow):
         if not records:
             self.detail.show_record(None)
             self.suggesting.show_for_selection()
+            self.records.show_selection()
             return
         rec = records[0]
         hit = None
@@ -479,6 +490,7 @@ class MainWindow(QMainWindow):
             self.cache.pixmap(rec)  # queue the load; on_thumbnail_ready fills it in
         self.detail.show_record(rec, image, hit)
         self.suggesting.show_for_selection()
+        self.records.show_selection()
         if self.loupe is not None and self.loupe.isVisible():
             self.loupe.show_pair(self._loupe_query(), rec)
 

@@ -37,6 +37,7 @@ class SearchRequest:
     query: QueryInput
     crop: tuple[int, int, int, int] | None = None  # pixels of the original photo
     balance: float | None = None
+    text: str = ""  # only fabrics whose record matches (Library.text_search)
 
 
 @dataclass
@@ -60,7 +61,8 @@ class HistoryEntry:
     @property
     def title(self) -> str:
         crop = " (region)" if self.request.crop else ""
-        return f"{self.request.query.name}{crop} · {self.hits} results"
+        text = f" + “{self.request.text}”" if self.request.text else ""
+        return f"{self.request.query.name}{crop}{text} · {self.hits} results"
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -79,13 +81,24 @@ def run_search(
 ) -> SearchOutcome:
     """Worker body: search, then fetch the hits' records and a preview of the query."""
     from fabricsearch import imaging
-    from fabricsearch.search import QueryLabels
+    from fabricsearch.search import QueryLabels, SearchError, SearchFilters
 
     query = request.query
     report(progress, "search", 0, None, "queries", message=query.name)
     labels = QueryLabels(coarse=query.coarse, fine=query.fine, tightness=query.tightness)
+    filters = None
+    if request.text:
+        try:
+            filters = SearchFilters(image_ids=frozenset(library.text_search(request.text)))
+        except ValueError as exc:  # TextQueryError: the query cannot be understood
+            raise SearchError(f"the text {request.text!r} is not understood: {exc}") from exc
     result = searcher.search(
-        query.source, k=k, query_labels=labels, balance=request.balance, crop=request.crop
+        query.source,
+        k=k,
+        filters=filters,
+        query_labels=labels,
+        balance=request.balance,
+        crop=request.crop,
     )
     check(cancel)
     records = library.images([h.image_id for h in result.hits]) if result.hits else []
@@ -186,7 +199,8 @@ class SearchController(QObject):
     def search(self, query: QueryInput, crop: tuple[int, int, int, int] | None = None) -> Any:
         """Run a search off the GUI thread with the panel's balance; results arrive in the
         search panel."""
-        return self.run(SearchRequest(query, crop, self.w.search_panel.balance()))
+        panel = self.w.search_panel
+        return self.run(SearchRequest(query, crop, panel.balance(), panel.text()))
 
     def search_region(self, crop: tuple[int, int, int, int] | None) -> Any:
         """Search again with a region of the current query (None: the whole photo)."""
@@ -199,7 +213,8 @@ class SearchController(QObject):
         if self.outcome is None or self.outcome.request is None or self.w.library is None:
             return None
         req = self.outcome.request
-        return self.run(dataclasses.replace(req, balance=self.w.search_panel.balance()), True)
+        panel = self.w.search_panel
+        return self.run(dataclasses.replace(req, balance=panel.balance(), text=panel.text()), True)
 
     def run(self, request: SearchRequest, same_entry: bool = False) -> Any:
         w = self.w

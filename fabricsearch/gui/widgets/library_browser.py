@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui.models import ThumbnailCache, ThumbnailModel
@@ -73,6 +81,17 @@ class LibraryBrowser(QWidget):
         self._all: list[ImageRecord] = []
         self._loading = False
         self._suggestions: dict[int, Any] = {}
+        self._text_search: Callable[[str], frozenset[int] | None] | None = None
+        self._text_ids: frozenset[int] | None = None
+        self.text_edit = QLineEdit()
+        self.text_edit.setPlaceholderText("Text: supplier:Acme composition:wool …")
+        self.text_edit.setClearButtonEnabled(True)
+        self.text_edit.setToolTip(
+            "Search the fabric records (article, supplier, composition, season, notes, tags, "
+            "file name, labels); field:value terms and free words; Enter applies"
+        )
+        self.text_edit.returnPressed.connect(self.refresh_text_filter)
+        self.text_edit.textChanged.connect(lambda t: None if t else self.refresh_text_filter())
         self.model: ThumbnailModel | None = None
         self.grid = ThumbnailGrid(self)
         self.facets = FacetBar()
@@ -101,7 +120,7 @@ class LibraryBrowser(QWidget):
         second.setContentsMargins(0, 0, 0, 0)
         second.addWidget(QLabel("Sort by"))
         second.addWidget(self.sort_box)
-        second.addStretch(1)
+        second.addWidget(self.text_edit, 1)
         second.addWidget(self.count_label)
 
         layout = QVBoxLayout(self)
@@ -144,6 +163,22 @@ class LibraryBrowser(QWidget):
         s = self._suggestions.get(r.id)
         return float(s.confidence) if s is not None else 0.0
 
+    def set_text_search(self, fn: Callable[[str], frozenset[int] | None]) -> None:
+        """`fn(text)` → the ids matching a text query (None: no query); raises on a bad one."""
+        self._text_search = fn
+
+    def refresh_text_filter(self) -> None:
+        text = self.text_edit.text()
+        try:
+            ids = self._text_search(text) if self._text_search is not None and text else None
+        except Exception as exc:  # noqa: BLE001 - a query that cannot be understood: say why
+            self.text_edit.setToolTip(f"Not understood: {exc}")
+            self.text_edit.setStyleSheet("QLineEdit { border: 1px solid #b00020; }")
+            return
+        self.text_edit.setStyleSheet("")
+        self._text_ids = ids
+        self._apply()
+
     def set_records(self, records: list[ImageRecord], loading: bool = False) -> None:
         self._all = list(records)
         self._loading = loading
@@ -178,6 +213,8 @@ class LibraryBrowser(QWidget):
             return
         selected = self.grid.selected_ids()
         shown = filter_records(self._all, self.current_filter())
+        if self._text_ids is not None:
+            shown = [r for r in shown if r.id in self._text_ids]
         key = self.sort_key()
         if key == "confidence":
             shown.sort(key=lambda r: (r.labelled, self.confidence(r), r.id))

@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMenu,
     QSlider,
     QSpinBox,
@@ -135,6 +136,7 @@ class SearchPanel(QWidget):
     backRequested = Signal()
     forwardRequested = Signal()
     historyRequested = Signal(int)  # position in the history
+    textChanged = Signal(str)  # the text filter, on Enter (or cleared)
 
     def __init__(self, cache: ThumbnailCache | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -206,6 +208,15 @@ class SearchPanel(QWidget):
         self.balance_slider.valueChanged.connect(
             lambda _v: None if self.balance_slider.isSliderDown() else self._balance_changed()
         )
+        self.text_edit = QLineEdit()
+        self.text_edit.setPlaceholderText("Text: supplier:Acme …")
+        self.text_edit.setClearButtonEnabled(True)
+        self.text_edit.setToolTip(
+            "Only fabrics whose record matches (field:value terms, free words); combined with "
+            "the photo inside the search, so the top N are the best of those. Enter applies."
+        )
+        self.text_edit.returnPressed.connect(lambda: self.textChanged.emit(self.text()))
+        self.text_edit.textChanged.connect(lambda t: None if t else self.textChanged.emit(""))
         self.facets = FacetBar(compact=True)
         self.facets.filterChanged.connect(self._apply_facets)
         self.shown_label = QLabel()
@@ -225,7 +236,7 @@ class SearchPanel(QWidget):
         second = QHBoxLayout()
         second.setContentsMargins(0, 0, 0, 0)
         second.addWidget(self.facets)
-        second.addStretch(1)
+        second.addWidget(self.text_edit, 1)
         second.addWidget(self.shown_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -248,6 +259,9 @@ class SearchPanel(QWidget):
 
     def set_taxonomy(self, tax: Taxonomy) -> None:
         self.facets.set_taxonomy(tax)
+
+    def text(self) -> str:
+        return self.text_edit.text().strip()
 
     def balance(self) -> float:
         return self.balance_slider.value() / 100.0

@@ -1,0 +1,91 @@
+"""The fabric record of the selection: article, supplier, composition, weight, width, price,
+season, notes and tags. Editing a field sets it on every selected image (one undoable step);
+a field whose values differ across the selection shows "(mixed)" until it is typed over."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+
+FIELD_LABELS = {
+    "article": "Article no.",
+    "supplier": "Supplier",
+    "composition": "Composition",
+    "weight": "Weight (g/m²)",
+    "width": "Width (cm)",
+    "price": "Price",
+    "season": "Season",
+    "notes": "Notes",
+    "tags": "Tags",
+}
+MIXED_TEXT = "(mixed)"
+
+
+def shown(value: Any) -> str:
+    if value is None or value == ():
+        return ""
+    if isinstance(value, tuple | list):
+        return ", ".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class MetadataPanel(QWidget):
+    metadataRequested = Signal(dict)  # {field: text or None}, for every selected image
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.selection_label = QLabel("No selection")
+        self.edits: dict[str, QLineEdit] = {}
+        self._shown: dict[str, str] = {}
+        form = QFormLayout()
+        for name, label in FIELD_LABELS.items():
+            edit = QLineEdit()
+            edit.setClearButtonEnabled(True)
+            edit.editingFinished.connect(lambda n=name: self._edited(n))
+            if name == "tags":
+                edit.setToolTip("Comma-separated, e.g. summer, linen look")
+            self.edits[name] = edit
+            form.addRow(label, edit)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.selection_label)
+        layout.addLayout(form)
+        layout.addStretch(1)
+        self.set_selection([], {})
+
+    def set_selection(self, ids: Sequence[int], metadata: Mapping[int, Any]) -> None:
+        n = len(ids)
+        self.selection_label.setText(
+            "No selection" if n == 0 else f"Fabric record of {n} image{'s' if n != 1 else ''}"
+        )
+        for name, edit in self.edits.items():
+            values = {shown(getattr(metadata[i], name)) for i in ids if i in metadata}
+            edit.blockSignals(True)
+            if len(values) > 1:
+                edit.setText("")
+                edit.setPlaceholderText(MIXED_TEXT)
+            else:
+                edit.setText(values.pop() if values else "")
+                edit.setPlaceholderText("")
+            self._shown[name] = edit.text()
+            edit.setEnabled(n > 0)
+            edit.blockSignals(False)
+
+    def set_field(self, name: str, text: str) -> None:
+        """Type `text` into a field and finish editing, as a user does (scripts and tests)."""
+        self.edits[name].setText(text)
+        self._edited(name)
+
+    def _edited(self, name: str) -> None:
+        edit = self.edits[name]
+        text = edit.text().strip()
+        mixed = edit.placeholderText() == MIXED_TEXT
+        if text == self._shown.get(name, "") and not (mixed and text):
+            return  # focus left without a change: nothing to write
+        self._shown[name] = text
+        self.metadataRequested.emit({name: text or None})
