@@ -74,7 +74,8 @@ def test_merge_major_moves_its_minors(lib: Library) -> None:
         "d.jpg": ("stripe/pin-stripe", None, None),
     }
     tax = lib.taxonomy
-    assert tax.is_retired("plaid") and tax.is_retired("plaid/tartan")
+    assert tax.is_retired("plaid")
+    assert tax.is_retired("plaid/tartan")
     assert "stripe/tartan" in tax.active_minors()
     assert len(change.relabelled) == 3
     # The stored form round-trips (the library reloads it from JSON).
