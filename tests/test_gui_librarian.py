@@ -405,3 +405,36 @@ def test_fabric_record_edited_in_bulk_undoable_and_searched_by_text(
     with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
         window.search_panel.text_edit.clear()
     assert len(blocker.args[0].result.hits) > len(ids)
+
+
+def test_watched_folder_imports_photos_as_they_arrive(
+    window, library_path: Path, fabric_folder: Path, tmp_path: Path, qtbot
+) -> None:
+    assert open_library(window, library_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    window.watching.settle = 0.2
+    window.watching.poll = True  # the polling observer: the same on every file system
+    window.watch_action.trigger()
+    dialog = window.last_dialog
+    dialog.add_folder(inbox)
+    dialog.accept()
+    assert window.watching.running
+    assert "Watching 1 folder" in window.watch_label.text()
+    assert window.settings.watched_folders(window.library.folder) == [inbox.resolve()]
+
+    from fabricsearch import synth
+
+    with qtbot.waitSignal(window.watching.batchImported, timeout=60_000) as blocker:
+        synth.write_dataset(inbox, 2, seed=99, size=48)
+    assert blocker.args[0].added >= 1
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == N_IMAGES + 2, timeout=30_000)
+    paths = {r.path.parent.resolve() for r in window.browser.all_records()}
+    assert any(p.is_relative_to(inbox.resolve()) for p in paths)
+
+    # Reopening the library watches the same folders again.
+    assert open_library(window, library_path)
+    assert window.watching.running
+    window.watching.set_folders([])
+    assert not window.watching.running
+    assert window.watch_label.text() == ""

@@ -39,6 +39,7 @@ from fabricsearch.gui.controllers.records import RecordsController
 from fabricsearch.gui.controllers.search import SearchController
 from fabricsearch.gui.controllers.suggestions import SuggestionController
 from fabricsearch.gui.controllers.training import TrainingController
+from fabricsearch.gui.controllers.watching import WatchController
 from fabricsearch.gui.dropping import can_accept
 from fabricsearch.gui.jobs import JobRunner
 from fabricsearch.gui.messages import DialogSink, MessageSink
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self, train_config)
         self.suggesting = SuggestionController(self)
         self.records = RecordsController(self)
+        self.watching = WatchController(self)
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -168,6 +170,8 @@ class MainWindow(QMainWindow):
         self.count_label = QLabel()
         self.model_label = QLabel()
         self.advice_label = QLabel()
+        self.watch_label = QLabel()
+        self.statusBar().addPermanentWidget(self.watch_label)
         self.statusBar().addPermanentWidget(self.advice_label)
         self.statusBar().addPermanentWidget(self.count_label)
         self.statusBar().addPermanentWidget(self.model_label)
@@ -274,6 +278,9 @@ class MainWindow(QMainWindow):
         self.import_action = self._action(
             lib_menu, "Import folder…", lib.import_folder_dialog, "Ctrl+I", sp.SP_DialogOpenButton
         )
+        self.watch_action = self._action(
+            lib_menu, "Watched folders…", lambda: self.watching.dialog()
+        )
         self.import_labels_action = self._action(
             lib_menu, "Import labels CSV…", lib.import_labels_dialog
         )
@@ -315,6 +322,7 @@ class MainWindow(QMainWindow):
             self.paste_action,
             self.similar_action,
             self.import_action,
+            self.watch_action,
             self.import_labels_action,
             self.export_labels_action,
             self.train_action,
@@ -365,6 +373,7 @@ class MainWindow(QMainWindow):
         self.label_panel.acceptRequested.connect(lambda: self.suggesting.accept())
         self.label_panel.acceptAllRequested.connect(self.suggesting.accept)
         self.libraries.recordsLoaded.connect(self.suggesting.refresh)
+        self.libraryOpened.connect(lambda _p: self.watching.library_opened())
         self.metadata_panel.metadataRequested.connect(self.records.set_metadata)
         self.browser.set_text_search(self.records.text_ids)
         self.search_panel.textChanged.connect(lambda _t: s.rerun())
@@ -415,6 +424,8 @@ class MainWindow(QMainWindow):
 
     def library_closed_widgets(self) -> None:
         self.suggesting.clear()
+        self.watching.folders = []
+        self.watch_label.setText("")
         if self.loupe is not None:
             self.loupe.close()
         self.stack.setCurrentWidget(self.welcome)

@@ -84,3 +84,20 @@ class Settings:
     @thumb_size.setter
     def thumb_size(self, size: int) -> None:
         self._qs.setValue("browser/thumb_size", int(size))
+
+    # --- watched folders, per library ---------------------------------------------------------
+    def watched_folders(self, library: Path | str) -> list[Path]:
+        value = self._qs.value(_watch_key(library), [])
+        if isinstance(value, str):  # QSettings returns a one-item list as a plain string
+            value = [value]
+        return [Path(v) for v in value or [] if v]
+
+    def set_watched_folders(self, library: Path | str, folders: list[Path]) -> None:
+        self._qs.setValue(_watch_key(library), [str(f) for f in folders])
+
+
+def _watch_key(library: Path | str) -> str:
+    import hashlib
+
+    # The library's location as a key without the slashes QSettings treats as groups.
+    return "watched/" + hashlib.sha1(str(library).encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,111 @@
+"""Watched folders in the window: photos arriving in them are imported once they have
+settled (`fabricsearch.watch.FolderWatcher`, run in a worker), then shown and searchable.
+The folders are remembered per library."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal
+
+if TYPE_CHECKING:
+    from fabricsearch.gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+class WatchController(QObject):
+    batchImported = Signal(object)  # watch.WatchBatch, on the GUI thread
+    _batch = Signal(object)  # emitted from the worker thread; queued to the GUI thread
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.settle: float | None = None  # None: the watcher's default (seconds)
+        self.poll = False
+        self.folders: list[Path] = []
+        self._batch.connect(self._on_batch)
+
+    def library_opened(self) -> None:
+        lib = self.w.library
+        self.folders = [] if lib is None else self.w.settings.watched_folders(lib.folder)
+        self.folders = [f for f in self.folders if f.is_dir()]
+        self.restart()
+
+    def set_folders(self, folders: list[Path | str]) -> None:
+        """Watch these folders (and remember them for this library)."""
+        lib = self.w.library
+        if lib is None:
+            return
+        self.folders = [Path(f).expanduser().resolve() for f in folders]
+        self.w.settings.set_watched_folders(lib.folder, self.folders)
+        self.restart()
+
+    @property
+    def running(self) -> bool:
+        return self.w.runner.running("watch")
+
+    def stop(self) -> None:
+        self.w.runner.cancel("watch")
+
+    def restart(self) -> None:
+        from fabricsearch.watch import SETTLE_SECONDS, FolderWatcher
+
+        self.stop()
+        lib = self.w.library
+        if lib is None or not self.folders or getattr(lib, "read_only", False):
+            self._show_status()
+            return
+        try:
+            watcher = FolderWatcher(
+                lib,
+                self.folders,
+                settle=SETTLE_SECONDS if self.settle is None else self.settle,
+                poll=self.poll,
+                workers=self.w.libraries.import_workers,
+            )
+        except (OSError, ValueError) as exc:
+            self.w.sink.inform("Watched folders", f"Cannot watch: {exc}", warning=True)
+            return
+        emit = self._batch.emit
+
+        def run(progress: Any = None, cancel: Any = None) -> None:
+            watcher.run(on_batch=emit, cancel=cancel)
+
+        self.w.runner.start(
+            run,
+            name="watch",
+            slot="watch",
+            on_failed=lambda m: self.w.sink.inform(
+                "Watched folders", f"Watching stopped: {m}", warning=True
+            ),
+        )
+        self._show_status()
+
+    def _on_batch(self, batch: Any) -> None:
+        new = batch.added + batch.updated + batch.moved
+        log.info("watched folder %s: %d new or changed photos", batch.folder, new)
+        self.w.searching.invalidate()
+        if new:
+            self.w.statusBar().showMessage(
+                f"{new} new photo{'s' * (new != 1)} from {Path(batch.folder).name} imported",
+                6000,
+            )
+        self.w.libraries.reload_records(then=lambda: self.batchImported.emit(batch))
+
+    def _show_status(self) -> None:
+        n = len(self.folders)
+        self.w.watch_label.setText(f"Watching {n} folder{'s' * (n != 1)}" if n else "")
+        self.w.watch_label.setToolTip("\n".join(str(f) for f in self.folders))
+
+    def dialog(self) -> None:
+        from fabricsearch.gui.dialogs.watch_dialog import WatchDialog
+
+        if self.w.library is None:
+            return
+        dialog = WatchDialog(self.folders, self.w)
+        dialog.accepted.connect(lambda: self.set_folders(dialog.folders()))
+        self.w.runner.last_dialog = dialog
+        dialog.open()
