@@ -9,7 +9,15 @@ All SQL lives in this package. Public API (other packages use only this):
                                             # changes raise ReadOnlyLibraryError
     with Library.open(folder) as lib: ...   # closes its connection(s)
 
+    lib = Library.create("postgresql://USER@HOST/DB", photos_root="/mnt/archive")  # team library
+    lib = Library.open("postgresql://USER@HOST/DB", photos_root=None)  # on PostgreSQL; see
+                                            # catalogue/team.py and docs/team-library.md
     lib.folder, lib.db_path, lib.models_dir, lib.thumbs_dir, lib.indexes_dir
+    lib.location                            # the folder, or the URL (without password)
+    lib.team                                # TeamInfo (url, uuid, photos_root) or None
+    with lib.exclusive("training"): ...     # one holder per library across processes/clients
+    lib.label_history(image_id=None) -> list[dict]   # label_audit: image_id, field, old, new, who, at
+    lib.change_token() -> tuple             # changes whenever anyone commits (poll it)
     with lib.atomic(): ...                  # one transaction (nested blocks are savepoints)
     lib.taxonomy -> Taxonomy                # stored in the library; extended by add_categories()
     lib.add_categories(coarse_ids=(), fine_ids=()) -> list[str]   # the ids that were new
