@@ -325,3 +325,31 @@ def test_cli_on_a_team_library(
     assert Path(hits[0]["path"]) == query.resolve()
     assert cli_main(["init", pg_database, "--photos-root", str(photos)]) == 1
     assert "already holds a library" in capsys.readouterr().err
+
+
+def test_remove_and_relocate_on_both_backends(location: str, tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder in (old, new):
+        folder.mkdir()
+        for i in range(2):
+            (folder / f"{i}.jpg").write_bytes(f"photo {i}".encode())
+    with create_library(location) as lib:
+        with lib.atomic():
+            ids = [
+                lib.add_image(
+                    str(old / f"{i}.jpg"),
+                    hashlib.sha256(f"photo {i}".encode()).hexdigest(),
+                    7,
+                    1.0,
+                    8,
+                    8,
+                    _palette(i),
+                )
+                for i in range(2)
+            ]
+        rep = lib.relocate(old, new)
+        assert len(rep.moved) == 2
+        assert lib.get(ids[0]).path == new / "0.jpg"
+        rep = lib.remove_paths([new / "1.jpg"])
+        assert [r["id"] for r in rep.removed] == [ids[1]]
+        assert lib.image_ids() == [ids[0]]

@@ -71,7 +71,10 @@ class EditsMixin:
         """Forget the images at ``paths`` (a file, or a folder: every image under it) in one
         transaction; the files stay on disk. Paths with no image are listed in ``not_found``."""
         rep = RemoveReport()
-        rows = self._query("SELECT id, path FROM images ORDER BY path")  # type: ignore[attr-defined]
+        rows = [
+            (i, self._path_from_db(p))  # type: ignore[attr-defined]
+            for i, p in self._query("SELECT id, path FROM images ORDER BY path")  # type: ignore[attr-defined]
+        ]
         chosen: dict[int, str] = {}
         for p in paths:
             target = _prefix(p)
@@ -109,12 +112,14 @@ class EditsMixin:
         or is already another image's path stay where they are and are listed."""
         old, new = _prefix(old_prefix), _prefix(new_prefix)
         rep = RelocateReport()
+        # Paths as this client sees them (a team library stores them relative to its root).
+        absolute = self._path_from_db  # type: ignore[attr-defined]
         rows = [
-            (int(i), p, sha)
+            (int(i), absolute(p), sha)
             for i, p, sha in self._query("SELECT id, path, sha256 FROM images ORDER BY path")  # type: ignore[attr-defined]
-            if _under(p, old)
+            if _under(absolute(p), old)
         ]
-        taken = {p: int(i) for i, p in self._query("SELECT id, path FROM images")}  # type: ignore[attr-defined]
+        taken = {absolute(p): int(i) for i, p in self._query("SELECT id, path FROM images")}  # type: ignore[attr-defined]
         moving = {i for i, _p, _s in rows}
         plan: dict[int, tuple[str, str, os.stat_result]] = {}
         report(progress, "verify", 0, len(rows), "files")
@@ -136,7 +141,8 @@ class EditsMixin:
             with self.atomic():  # type: ignore[attr-defined]
                 # Out of the way first: with nested prefixes a target may be a mover's old path.
                 for i in plan:
-                    self.update_image(i, path=f"\0relocating/{i}")  # type: ignore[attr-defined]
+                    # \x01, not \0: PostgreSQL text cannot hold NUL (team libraries).
+                    self.update_image(i, path=f"\x01relocating/{i}")  # type: ignore[attr-defined]
                 for i, (_path, target, st) in plan.items():
                     self.update_image(i, path=target, size=st.st_size, mtime=st.st_mtime)  # type: ignore[attr-defined]
         rep.moved = [{"from": p, "to": t} for p, t, _st in plan.values()]
