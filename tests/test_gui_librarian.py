@@ -438,3 +438,50 @@ def test_watched_folder_imports_photos_as_they_arrive(
     window.watching.set_folders([])
     assert not window.watching.running
     assert window.watch_label.text() == ""
+
+
+def test_remove_from_library_and_relocate_a_moved_folder(
+    window, fabric_folder: Path, tmp_path: Path, qtbot
+) -> None:
+    import shutil
+
+    # A library of its own photos, so the test can move them.
+    photos = tmp_path / "photos"
+    shutil.copytree(fabric_folder, photos)
+    assert open_library(window, tmp_path / "own", create=True)
+    with qtbot.waitSignal(window.importEnded, timeout=120_000):
+        window.libraries.import_folder(photos)
+    browser = window.browser
+    records = browser.all_records()
+    assert len(records) == N_IMAGES
+
+    # Remove asks first; "No" keeps everything; Delete on the grid removes the selection.
+    gone = [records[0].id, records[1].id]
+    browser.grid.select_ids(gone)
+    window.sink.answer = False
+    assert window.libraries.remove_selected() is None
+    assert window.library.count() == N_IMAGES
+    window.sink.answer = True
+    window.activateWindow()  # back from the import's progress dialog
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    browser.grid.setFocus()
+    qtbot.keyClick(browser.grid, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: len(browser.all_records()) == N_IMAGES - 2, timeout=10_000)
+    assert "cannot be undone" in window.sink.questions[-1]
+    assert records[0].path.exists()  # the file stays on disk
+    assert not {r.id for r in browser.all_records()} & set(gone)
+
+    # The photos' folder moves; relocating points the rows at the new place, labels kept.
+    moved = tmp_path / "moved"
+    shutil.move(str(photos), str(moved))
+    target = browser.all_records()[0]
+    old_folder = target.path.parent
+    new_folder = moved / old_folder.relative_to(photos)
+    with qtbot.waitSignal(window.libraries.recordsLoaded, timeout=60_000):
+        window.libraries.relocate(old_folder, new_folder)
+    qtbot.waitUntil(lambda: "now point into" in (window.sink.messages or [""])[-1], timeout=10_000)
+    after = window.library.get(target.id)
+    assert after.path == new_folder / target.path.name
+    assert after.coarse == target.coarse
+    shown = browser.model.record(browser.model.row_of(target.id))
+    assert shown.path == after.path

@@ -278,6 +278,11 @@ class MainWindow(QMainWindow):
         self.import_action = self._action(
             lib_menu, "Import folder…", lib.import_folder_dialog, "Ctrl+I", sp.SP_DialogOpenButton
         )
+        self.remove_action = self._action(
+            lib_menu, "Remove from library…", lib.remove_selected, QKeySequence.StandardKey.Delete
+        )
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.relocate_action = self._action(lib_menu, "Relocate moved folder…", lib.relocate_dialog)
         self.watch_action = self._action(
             lib_menu, "Watched folders…", lambda: self.watching.dialog()
         )
@@ -323,6 +328,8 @@ class MainWindow(QMainWindow):
             self.similar_action,
             self.import_action,
             self.watch_action,
+            self.remove_action,
+            self.relocate_action,
             self.import_labels_action,
             self.export_labels_action,
             self.train_action,
@@ -347,6 +354,7 @@ class MainWindow(QMainWindow):
                 self.copy_path_action,
                 self.accept_action,
                 self.accept_all_action,
+                self.remove_action,
             ):
                 grid.addAction(action)
         self.search_panel.activatedId.connect(self.open_image)

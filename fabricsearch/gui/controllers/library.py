@@ -340,3 +340,75 @@ class LibraryController(QObject):
             return None
         self.w.statusBar().showMessage(f"Saved the labels of {n} images to {path}", 5000)
         return n
+
+    # --- remove and relocate --------------------------------------------------------------------
+    def remove_selected(self) -> Any:
+        """Forget the selected images (the files stay on disk), after asking."""
+        w = self.w
+        records = w.selected_records()
+        if self.library is None or not records:
+            w.statusBar().showMessage("Select the images to remove first.", 4000)
+            return None
+        n = len(records)
+        labelled = sum(1 for r in records if r.labelled)
+        lost = f" {labelled} of them are labelled; their labels go too." if labelled else ""
+        if not w.sink.confirm(
+            "Remove from library",
+            f"Remove {n} image{'s' * (n != 1)} from the library? The files stay on disk; "
+            f"this cannot be undone.{lost}",
+        ):
+            return None
+        try:
+            rep = self.library.remove_paths([r.path for r in records])
+        except Exception as exc:  # noqa: BLE001 - e.g. a read-only library: say why
+            w.sink.inform("Remove from library", f"Cannot remove: {exc}", warning=True)
+            return None
+        w.undo_stack.clear()  # the commands refer to images that are gone
+        w.searching.invalidate()
+        w.searching.clear()
+        w.statusBar().showMessage(f"Removed {len(rep.removed)} images from the library", 6000)
+        self.reload_records()
+        return rep
+
+    def relocate_dialog(self) -> None:
+        records = self.w.selected_records()
+        if self.library is None or not records:
+            self.w.statusBar().showMessage("Select an image of the moved folder first.", 4000)
+            return
+        old = Path(records[0].path).parent
+        new = QFileDialog.getExistingDirectory(self.w, f"Where is {old} now?")
+        if new:
+            self.relocate(old, new)
+
+    def relocate(self, old: str | Path, new: str | Path) -> Any:
+        """Point the images under `old` at the same files under `new` (content checked), in a
+        worker with a progress dialog; a report at the end."""
+        lib = self.library
+        if lib is None:
+            return None
+
+        def work(progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Any:
+            return lib.relocate(old, new, progress=progress, cancel=cancel)
+
+        def done(rep: Any) -> None:
+            lines = [f"{len(rep.moved)} images now point into {new}."]
+            for what, items in (
+                ("not found there", rep.missing),
+                ("with other content there", rep.different),
+                ("already in the library under the new path", rep.taken),
+            ):
+                if items:
+                    lines.append(f"{len(items)} {what}")
+            self.w.searching.invalidate()
+            self.reload_records(
+                then=lambda: self.w.sink.inform("Relocate", "\n".join(lines), not rep.moved)
+            )
+
+        return self.w.runner.start(
+            work,
+            name="relocate",
+            slot="relocate",
+            dialog=f"Relocating {Path(old).name}",
+            on_finished=done,
+            on_failed=lambda m: self.w.sink.inform("Relocate", f"Cannot relocate: {m}", True),
+        )
