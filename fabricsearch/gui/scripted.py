@@ -204,3 +204,47 @@ def self_test(window: Any, path: Path | None) -> int:
         else:
             print("self-test: the library has no search model; search skipped")
     return 0 if ok else 1
+
+
+def grab_suggestions_and_records(window: Any, folder: Path) -> int:
+    """Screenshots of the label suggestions (ghost labels, blue badges) and of the fabric
+    record panel with a text search; the library needs unlabelled images and a model with
+    classification heads."""
+    code = 0
+    suggesting = window.suggesting
+    suggesting.refresh()
+    if not process_events_until(lambda: bool(suggesting.suggestions), 300_000):
+        print("fabricsearch: error: no label suggestions", file=sys.stderr)
+        return 1
+    browser = window.browser
+    browser.set_sort("confidence")
+    # As "Next unlabelled, least confident first" does: the image the model is least sure of.
+    window.suggesting.next_least_confident()
+    process_events_until(lambda: window.cache is not None and not window.cache.is_pending(), 60_000)
+    process_events_until(lambda: window.detail.selected.image.has_image(), 10_000)
+    QApplication.processEvents()
+    code |= _save(window, folder / "suggestions.png")
+
+    # Fabric records: three fabrics of one supplier, found again by text.
+    browser.set_sort("imported")
+    records = [r for r in browser.all_records() if r.labelled][:3]
+    browser.grid.select_ids([r.id for r in records])
+    window.edit_tabs.setCurrentWidget(window.metadata_panel)
+    panel = window.metadata_panel
+    for name, value in (
+        ("supplier", "Acme Weaving"),
+        ("composition", "80% wool, 20% polyamide"),
+        ("weight", "320"),
+        ("season", "AW27"),
+        ("tags", "coat, melange"),
+    ):
+        panel.set_field(name, value)
+    browser.grid.select_ids([records[0].id])
+    panel.set_field("article", "AC-4471")
+    browser.text_edit.setText("supplier:acme wool")
+    browser.refresh_text_filter()
+    browser.grid.select_ids([records[0].id])
+    process_events_until(lambda: window.detail.selected.image.has_image(), 10_000)
+    QApplication.processEvents()
+    code |= _save(window, folder / "records.png")
+    return code

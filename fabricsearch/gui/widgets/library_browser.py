@@ -65,7 +65,7 @@ SORTS: dict[str, tuple[str, Callable[[ImageRecord], Any]]] = {
     "colour": ("Colour", _colour_key),
     "label": ("Label", _label_key),
     # Unlabelled images the model is least sure of first (active learning), then the rest.
-    "confidence": ("Suggestion confidence", lambda r: (r.labelled, r.id)),
+    "confidence": ("Least confident", lambda r: (r.labelled, r.id)),
 }
 
 
@@ -109,7 +109,7 @@ class LibraryBrowser(QWidget):
         self.sort_box.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.sort_box.setMinimumContentsLength(8)
+        self.sort_box.setMinimumContentsLength(13)
         self.count_label = QLabel()
 
         bar = QHBoxLayout()
