@@ -36,7 +36,9 @@ from fabricsearch.codes import pack_codes  # noqa: E402
 from fabricsearch.search import Searcher  # noqa: E402
 
 
-def build_large_library(folder: Path, n: int, bits: int, seed: int = 0) -> list[Path]:
+def build_large_library(
+    folder: Path, n: int, bits: int, seed: int = 0, backbone: str = "efficientnet-lite0"
+) -> list[Path]:
     """N rows whose palettes/labels come from a pool of generated fabrics; returns query files."""
     import cv2
 
@@ -71,7 +73,7 @@ def build_large_library(folder: Path, n: int, bits: int, seed: int = 0) -> list[
             groups.setdefault((s.coarse, s.fine, round(s.tightness, 1)), []).append(iid)
         for (c, f, t), members in groups.items():
             lib.set_labels(members, coarse=c, fine=f, tightness=t, who="bench")
-        method = create_method("dvsh", bits=bits)
+        method = create_method("dvsh", bits=bits, backbone=backbone)
         method.eval()
         path = lib.models_dir / f"bench-dvsh-{bits}.safetensors"
         save_checkpoint(path, method, build_metadata(method))
@@ -88,7 +90,7 @@ def latency(args: argparse.Namespace) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        queries = build_large_library(Path(tmp), args.n, args.bits)
+        queries = build_large_library(Path(tmp), args.n, args.bits, backbone=args.backbone)
         build_s = time.perf_counter() - t0
         with Library.open(Path(tmp) / "lib") as lib:
             s = Searcher(lib)
@@ -112,6 +114,7 @@ def latency(args: argparse.Namespace) -> dict:
     return {
         "n": args.n,
         "bits": args.bits,
+        "backbone": args.backbone,
         "queries": args.queries,
         "build_s": build_s,
         "first_query_s": warm_s,
@@ -170,6 +173,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--bits", type=int, default=64)
+    ap.add_argument(
+        "--backbone",
+        default="efficientnet-lite0",
+        help="image network of the model (the product default; 'compact' for the old one)",
+    )
     ap.add_argument(
         "--quality",
         type=Path,

@@ -338,7 +338,13 @@ def train(
             elapsed = time.perf_counter() - t_loop
             rate = seen / max(elapsed, 1e-9)
             remaining = (total_steps - ctx.step) * bs / max(rate, 1e-9)
-            info = {"epoch": epoch + 1, **terms, "samples/s": rate, "eta_s": remaining}
+            info = {
+                "epoch": epoch + 1,
+                "epochs": epochs,  # after stretching to `min_steps` on features
+                **terms,
+                "samples/s": rate,
+                "eta_s": remaining,
+            }
             if best_epoch >= 0:
                 info["val_mAP"] = best_val
             report(progress, "train", ctx.step, total_steps, "step", info=info)

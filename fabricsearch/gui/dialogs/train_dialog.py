@@ -227,6 +227,7 @@ NOT_LOSS = {
     "val_mAP",
     "lr",
     "img/s",
+    "images",  # LSH/ITQ count the images they collect: not a loss
 }
 
 
@@ -253,7 +254,16 @@ class TrainingProgressDialog(QDialog):
         self.setWindowTitle("Training")
         self.resize(640, 480)
         epochs = f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}"
-        self.header = QLabel(f"Training <b>{config.method}</b> · {config.bits} bits · {epochs}")
+        if not needs_labels(config.method):
+            epochs = "fitted in one pass, no labels needed"  # LSH/ITQ have no epochs
+            self.epochs = 1
+        from fabricsearch.hashing.backbones import BACKBONE_LABELS
+
+        network = BACKBONE_LABELS.get(getattr(config, "backbone", ""), "")
+        network = f" · on {network.split(',')[0].split(' (')[0]}" if network else ""
+        self.header = QLabel(
+            f"Training <b>{config.method}</b> · {config.bits} bits · {epochs}{network}"
+        )
         self.stage_label = QLabel("Preparing…")
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)
