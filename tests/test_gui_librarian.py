@@ -485,3 +485,63 @@ def test_remove_from_library_and_relocate_a_moved_folder(
     assert after.coarse == target.coarse
     shown = browser.model.record(browser.model.row_of(target.id))
     assert shown.path == after.path
+
+
+def test_categories_renamed_merged_added_and_retired_undoably(
+    window, library_path: Path, qtbot, monkeypatch
+) -> None:
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    assert open_library(window, library_path)
+    window.taxonomy_action.trigger()
+    dialog = window.last_dialog
+    assert dialog.isVisible()
+    tax = window.library.taxonomy
+    plaid_name = tax.display_coarse("plaid")
+
+    # Rename: the id stays, the name changes everywhere.
+    assert dialog.select("coarse", "plaid")
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Checks", True))
+    with qtbot.waitSignal(window.categories.taxonomyChanged, timeout=10_000):
+        dialog.rename_button.click()
+    assert window.library.taxonomy.display_coarse("plaid") == "Checks"
+    assert window.label_panel.major_box.findText("Checks", Qt.MatchFlag.MatchStartsWith) >= 0
+    assert window.browser.coarse_box.findText("Checks") >= 0
+    assert dialog.tree.currentItem().text(0) == "Checks"
+
+    # Merge: every twill image becomes plain; twill is no longer offered.
+    twill = [r.id for r in window.browser.all_records() if r.fine == "twill"]
+    assert twill
+    assert dialog.select("fine", "twill")
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("plain", True))
+    with qtbot.waitSignal(window.categories.taxonomyChanged, timeout=10_000):
+        dialog.merge_button.click()
+    assert {window.library.get(i).fine for i in twill} == {"plain"}
+    assert window.label_panel.fine_box.findData("twill") < 0
+    assert "twill" not in dialog.ids("fine")
+    shown = window.browser.model.record(window.browser.model.row_of(twill[0]))
+    assert shown.fine == "plain"
+
+    # Add, then retire (labels cleared, after asking).
+    answers = iter([("crepe", True), ("Crêpe", True)])
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: next(answers))
+    assert dialog.select("fine", "plain")
+    with qtbot.waitSignal(window.categories.taxonomyChanged, timeout=10_000):
+        dialog.add_button.click()
+    assert window.label_panel.fine_box.findData("crepe") >= 0
+    assert dialog.select("fine", "crepe")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.categories.taxonomyChanged, timeout=10_000):
+        dialog.retire_button.click()
+    assert window.label_panel.fine_box.findData("crepe") < 0
+
+    # Each edit is one undo step: undo the retire, the add, the merge, the rename.
+    for _ in range(4):
+        with qtbot.waitSignal(window.categories.taxonomyChanged, timeout=10_000):
+            window.undo_action.trigger()
+    assert {window.library.get(i).fine for i in twill} == {"twill"}
+    assert window.library.taxonomy.display_coarse("plaid") == plaid_name
+    assert window.label_panel.fine_box.findData("twill") >= 0
+    # A refused edit says why and changes nothing.
+    assert not window.categories.edit("fine", "merge", ("twill", "twill"))
+    assert "cannot be merged into itself" in window.sink.messages[-1]

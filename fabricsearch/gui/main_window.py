@@ -38,6 +38,7 @@ from fabricsearch.gui.controllers.library import LibraryController
 from fabricsearch.gui.controllers.records import RecordsController
 from fabricsearch.gui.controllers.search import SearchController
 from fabricsearch.gui.controllers.suggestions import SuggestionController
+from fabricsearch.gui.controllers.taxonomy import TaxonomyController
 from fabricsearch.gui.controllers.training import TrainingController
 from fabricsearch.gui.controllers.watching import WatchController
 from fabricsearch.gui.dropping import can_accept
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
         self.suggesting = SuggestionController(self)
         self.records = RecordsController(self)
         self.watching = WatchController(self)
+        self.categories = TaxonomyController(self)
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -286,6 +288,9 @@ class MainWindow(QMainWindow):
         self.watch_action = self._action(
             lib_menu, "Watched folders…", lambda: self.watching.dialog()
         )
+        self.taxonomy_action = self._action(
+            lib_menu, "Categories…", lambda: self.categories.dialog()
+        )
         self.import_labels_action = self._action(
             lib_menu, "Import labels CSV…", lib.import_labels_dialog
         )
@@ -328,6 +333,7 @@ class MainWindow(QMainWindow):
             self.similar_action,
             self.import_action,
             self.watch_action,
+            self.taxonomy_action,
             self.remove_action,
             self.relocate_action,
             self.import_labels_action,
@@ -415,13 +421,7 @@ class MainWindow(QMainWindow):
         self.browser.set_cache(cache)
         self.search_panel.set_cache(cache)
         self.set_thumb_size(self.settings.thumb_size, save=False)
-        self.browser.set_taxonomy(lib.taxonomy)
-        self.search_panel.set_taxonomy(lib.taxonomy)
-        for model in (self.browser.model, self.search_panel.model):
-            model.taxonomy = lib.taxonomy
-        self.detail.taxonomy = lib.taxonomy
-        self.label_panel.set_taxonomy(lib.taxonomy)
-        self.addActions(self.label_panel.shortcut_actions)
+        self.set_taxonomy(lib.taxonomy)
         self.browser.set_records([], loading=True)
         self._fill_recent()
         read_only = " (read-only)" if getattr(lib, "read_only", False) else ""
@@ -429,6 +429,19 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.splitter)
         self.tabs.setCurrentIndex(0)
         self.update_state()
+
+    def set_taxonomy(self, tax: Any) -> None:
+        """Category names and pickers everywhere (a library opened, a category edited)."""
+        for action in self.label_panel.shortcut_actions:
+            self.removeAction(action)
+        self.browser.set_taxonomy(tax)
+        self.search_panel.set_taxonomy(tax)
+        for model in (self.browser.model, self.search_panel.model):
+            if model is not None:
+                model.taxonomy = tax
+        self.detail.taxonomy = tax
+        self.label_panel.set_taxonomy(tax)
+        self.addActions(self.label_panel.shortcut_actions)
 
     def library_closed_widgets(self) -> None:
         self.suggesting.clear()

@@ -21,6 +21,11 @@ ANY = ""
 LABELLED_CHOICES = {"labelled": True, "unlabelled": False}
 
 
+def current_minors(tax: Taxonomy, major: str) -> list[str]:
+    """The minors of `major` that can still be chosen (retired ones hidden from pickers)."""
+    return [m for m in tax.minors_of(major) if not tax.is_retired(m)]
+
+
 @dataclass(frozen=True)
 class BrowseFilter:
     coarse: str | None = None  # a major ("plaid") or a minor ("plaid/tartan")
@@ -124,12 +129,12 @@ class FacetBar(QWidget):
             box.blockSignals(True)
             box.clear()
         self.coarse_box.addItem("All categories", ANY)
-        for major in tax.majors:
+        for major in tax.active_majors():
             self.coarse_box.addItem(tax.display_coarse(major), major)
-            for minor in tax.minors_of(major):
+            for minor in current_minors(tax, major):
                 self.coarse_box.addItem("    " + tax.minor_names.get(minor, minor), minor)
         self.fine_box.addItem("All textures", ANY)
-        for fine in tax.fine:
+        for fine in tax.active_fine():
             self.fine_box.addItem(tax.fine_names.get(fine, fine), fine)
         for box in (self.coarse_box, self.fine_box):
             box.blockSignals(False)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from fabricsearch.catalogue import ImageRecord
+from fabricsearch.gui.widgets.facets import current_minors
 from fabricsearch.taxonomy import Taxonomy, split_coarse
 
 MIXED = "(mixed)"
@@ -157,12 +158,12 @@ class LabelPanel(QWidget):
         self._updating = True
         self.major_box.clear()
         self.major_box.addItem("—", NO_LABEL)
-        for i, major in enumerate(tax.majors):
+        for i, major in enumerate(tax.active_majors()):
             key = f"  ({i + 1})" if i < 9 else ""
             self.major_box.addItem(tax.major_names.get(major, major) + key, major)
         self.fine_box.clear()
         self.fine_box.addItem("—", NO_LABEL)
-        for i, fine in enumerate(tax.fine):
+        for i, fine in enumerate(tax.active_fine()):
             key = f"  (F{i + 1})" if i < 12 else ""
             self.fine_box.addItem(tax.fine_names.get(fine, fine) + key, fine)
         self._fill_minors(None)
@@ -173,9 +174,13 @@ class LabelPanel(QWidget):
     def shortcut_help(self) -> str:
         tax = self.taxonomy
         lines = ["Keyboard labelling (applies to the selected images):"]
-        lines += [f"  {i + 1}: {tax.major_names.get(m, m)}" for i, m in enumerate(tax.majors[:9])]
+        lines += [
+            f"  {i + 1}: {tax.major_names.get(m, m)}" for i, m in enumerate(tax.active_majors()[:9])
+        ]
         lines.append("  Alt+1…9: minor category of the current major")
-        lines += [f"  F{i + 1}: {tax.fine_names.get(f, f)}" for i, f in enumerate(tax.fine[:12])]
+        lines += [
+            f"  F{i + 1}: {tax.fine_names.get(f, f)}" for i, f in enumerate(tax.active_fine()[:12])
+        ]
         lines.append("  [ / ]: tightness −5 / +5 %")
         lines.append("  N: next unlabelled · Ctrl+Z / Ctrl+Shift+Z: undo / redo")
         return "\n".join(lines)
@@ -197,11 +202,11 @@ class LabelPanel(QWidget):
             action.triggered.connect(lambda _checked=False: slot())
             actions.append(action)
 
-        for i, major in enumerate(tax.majors[:9]):
+        for i, major in enumerate(tax.active_majors()[:9]):
             make(f"Coarse: {major}", str(i + 1), lambda m=major: self.label_major(m))
         for i in range(9):
             make(f"Minor {i + 1}", f"Alt+{i + 1}", lambda n=i: self.label_minor(n))
-        for i, fine in enumerate(tax.fine[:12]):
+        for i, fine in enumerate(tax.active_fine()[:12]):
             make(f"Fine: {fine}", f"F{i + 1}", lambda f=fine: self._request({"fine": f}))
         make("Tightness −5 %", "[", lambda: self.step_tightness(-TIGHTNESS_STEP))
         make("Tightness +5 %", "]", lambda: self.step_tightness(TIGHTNESS_STEP))
@@ -263,7 +268,7 @@ class LabelPanel(QWidget):
         self.minor_box.clear()
         self.minor_box.addItem("— (major only)", NO_LABEL)
         if major:
-            for i, minor in enumerate(self.taxonomy.minors_of(major)):
+            for i, minor in enumerate(current_minors(self.taxonomy, major)):
                 key = f"  (Alt+{i + 1})" if i < 9 else ""
                 self.minor_box.addItem(self.taxonomy.minor_names.get(minor, minor) + key, minor)
 
@@ -275,7 +280,7 @@ class LabelPanel(QWidget):
         major = self.current_major()
         if major is None:
             return
-        minors = self.taxonomy.minors_of(major)
+        minors = current_minors(self.taxonomy, major)
         if n < len(minors):
             self._request({"coarse": minors[n]})
 

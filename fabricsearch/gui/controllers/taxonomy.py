@@ -1,0 +1,98 @@
+"""Taxonomy edits from the window, each one undoable step (its relabelling included)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand
+
+if TYPE_CHECKING:
+    from fabricsearch.gui.main_window import MainWindow
+
+
+class TaxonomyCommand(QUndoCommand):
+    def __init__(self, controller: TaxonomyController, edit: Callable[[], Any], change: Any):
+        super().__init__(change.description)
+        self.controller = controller
+        self.edit = edit
+        self.change = change
+        self._applied = True  # done before push(), which calls redo() once
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self.change = self.edit()
+        self.controller.changed_taxonomy()
+
+    def undo(self) -> None:
+        self.controller.w.library.undo_taxonomy_change(self.change)
+        self.controller.changed_taxonomy()
+
+
+class TaxonomyController(QObject):
+    taxonomyChanged = Signal()
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.dialog_: Any = None
+
+    def dialog(self) -> Any:
+        from fabricsearch.gui.dialogs.taxonomy_dialog import TaxonomyDialog, label_counts
+
+        w = self.w
+        if w.library is None:
+            return None
+        dialog = TaxonomyDialog(w.library.taxonomy, label_counts(w.browser.all_records()), w)
+        dialog.editRequested.connect(self.edit)
+        self.dialog_ = dialog
+        w.runner.last_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def edit(self, kind: str, action: str, args: tuple) -> bool:
+        """`action` one of add / rename / merge / retire on the library's taxonomy."""
+        w = self.w
+        lib = w.library
+        if lib is None:
+            return False
+        method = {
+            "add": lib.taxonomy_add,
+            "rename": lib.taxonomy_rename,
+            "merge": lib.taxonomy_merge,
+            "retire": lib.taxonomy_retire,
+        }[action]
+
+        def do() -> Any:
+            return method(kind, *args)
+
+        try:
+            change = do()
+        except Exception as exc:  # noqa: BLE001 - refused (unknown id, in use, read-only)
+            w.sink.inform("Categories", f"Cannot {action} {args[0]}: {exc}", warning=True)
+            return False
+        w.undo_stack.push(TaxonomyCommand(self, do, change))
+        self.changed_taxonomy()
+        w.statusBar().showMessage(change.description, 5000)
+        return True
+
+    def changed_taxonomy(self) -> None:
+        """New names and categories everywhere; relabelled images reloaded."""
+        from fabricsearch.gui.dialogs.taxonomy_dialog import label_counts
+
+        w = self.w
+        lib = w.library
+        if lib is None:
+            return
+        w.set_taxonomy(lib.taxonomy)
+        w.searching.invalidate_labels()
+
+        def refreshed() -> None:
+            if self.dialog_ is not None:
+                self.dialog_.set_taxonomy(lib.taxonomy, label_counts(w.browser.all_records()))
+            self.taxonomyChanged.emit()
+
+        w.libraries.reload_records(then=refreshed)
