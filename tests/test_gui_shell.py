@@ -109,3 +109,18 @@ def test_window_shows_labels_changed_by_the_cli(window, library_path: Path, qtbo
     assert window.browser.grid.selected_ids() == [rec.id]
     assert window.label_panel.tight_spin.value() == 12
     assert "changed outside" in window.statusBar().currentMessage()
+
+
+def test_the_core_runs_without_qt() -> None:
+    """Only fabricsearch/gui imports PySide6: the CLI and the core load without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import fabricsearch.cli, fabricsearch.search, fabricsearch.suggest, fabricsearch.watch\n"
+        "import fabricsearch.catalogue, fabricsearch.workflows\n"
+        "from fabricsearch.cli import search_cmd\n"
+        "assert not [m for m in sys.modules if m.startswith('PySide6')], 'Qt loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
