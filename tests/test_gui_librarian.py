@@ -545,3 +545,20 @@ def test_categories_renamed_merged_added_and_retired_undoably(
     # A refused edit says why and changes nothing.
     assert not window.categories.edit("fine", "merge", ("twill", "twill"))
     assert "cannot be merged into itself" in window.sink.messages[-1]
+
+
+def test_results_csv_has_labels_as_they_are_now_and_the_fabric_record(
+    window, searched, qtbot, tmp_path: Path
+) -> None:
+    _rec, _outcome = searched
+    first = window.search_panel.model.hits()[0]
+    window.search_panel.grid.select_ids([first.image_id])
+    assert window.labelling.label_selection({"fine": "satin"})
+    assert window.records.set_metadata({"supplier": "=Acme", "weight": 280})
+    out = window.searching.export_csv(tmp_path / "results.csv")
+    with out.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    row = next(r for r in rows if int(r["image_id"]) == first.image_id)
+    assert row["fine"] == "satin"  # not the label it had when searched
+    assert row["supplier"] == "'=Acme"  # formula-like cells escaped, as in every CSV export
+    assert float(row["weight"]) == 280.0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QMarginsF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
@@ -35,12 +36,21 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def write_csv(path: Path, hits: Sequence[SearchHit], records: Sequence[ImageRecord]) -> None:
-    """One row per hit, in rank order."""
+def write_csv(
+    path: Path,
+    hits: Sequence[SearchHit],
+    records: Sequence[ImageRecord],
+    metadata: Mapping[int, Any] | None = None,
+) -> None:
+    """One row per hit, in rank order; labels as they are now (the records), then each
+    fabric's record (`metadata`: image id → `FabricMetadata`) when given."""
+    from fabricsearch.catalogue.metadata import FIELDS, FabricMetadata
+    from fabricsearch.catalogue.metadata_csv import metadata_cells
+
     by_id = {r.id: r for r in records}
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(CSV_FIELDS)
+        writer.writerow(CSV_FIELDS + (tuple(FIELDS) if metadata is not None else ()))
         for hit in hits:
             rec = by_id.get(hit.image_id)
             colours = palette_entries(rec.palette if rec else None, 0.05)
@@ -57,12 +67,21 @@ def write_csv(path: Path, hits: Sequence[SearchHit], records: Sequence[ImageReco
                     _fmt(b.get("coarse")),
                     _fmt(b.get("fine")),
                     _fmt(b.get("tightness")),
-                    hit.coarse or "",
-                    hit.fine or "",
-                    "" if hit.tightness is None else f"{hit.tightness:.1f}",
+                    (rec.coarse if rec else hit.coarse) or "",
+                    (rec.fine if rec else hit.fine) or "",
+                    _tight(rec.tightness if rec else hit.tightness),
                     " ".join(f"{n}:{p:.2f}" for n, _c, p in colours),
                 ]
+                + (
+                    metadata_cells(metadata.get(hit.image_id, FabricMetadata()))
+                    if metadata is not None
+                    else []
+                )
             )
+
+
+def _tight(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def write_contact_sheet(

@@ -348,7 +348,10 @@ class SearchController(QObject):
             )
             if not path:
                 return None
-        write_csv(Path(path), panel.model.hits(), panel.model.records())
+        hits = panel.model.hits()
+        lib = self.w.library
+        metadata = lib.metadata([h.image_id for h in hits]) if hasattr(lib, "metadata") else None
+        write_csv(Path(path), hits, panel.model.records(), metadata)
         self.w.statusBar().showMessage(f"Saved {path}", 5000)
         return Path(path)
 
