@@ -57,6 +57,7 @@ class LabellingController(QObject):
         if w.library is None:
             return
         w.searching.invalidate_labels()
+        w.libraries.note_own_write()
         records = w.library.images(ids)
         w.browser.update_records(records)
         if w.search_panel.model is not None:

@@ -160,6 +160,13 @@ class LibraryController(QObject):
         )
 
     # --- changes by other processes -------------------------------------------------------
+    def note_own_write(self) -> None:
+        """The window wrote (labels, a fabric record) and shows it already: take the catalogue
+        as it is now as seen, so the poll does not reload every record after each edit. (A
+        change by another process in the same second is then seen with its next change.)"""
+        if self.library is not None and not self._loading and self._signature is not None:
+            self._signature = catalogue_signature(self.library)
+
     def check_external_changes(self) -> bool:
         """If the catalogue changed on disk (the CLI, another window), reload the records and
         refresh what changed; the window's own writes find nothing to refresh."""

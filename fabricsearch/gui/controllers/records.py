@@ -79,6 +79,7 @@ class RecordsController(QObject):
             self.after_write()
 
     def after_write(self) -> None:
+        self.w.libraries.note_own_write()
         self.w.searching.invalidate_labels()
         self.show_selection()
         self.w.browser.refresh_text_filter()
