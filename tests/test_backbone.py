@@ -406,3 +406,28 @@ def test_feature_normalisation_is_power_and_unit_length() -> None:
     np.testing.assert_allclose(y.norm(dim=1).numpy(), [2.0, 2.0], rtol=1e-5)  # sqrt(D)
     np.testing.assert_allclose((y[0] / y[0, 3]).numpy(), [2.0, 0.0, 3.0, 1.0], rtol=1e-5)
     assert torch.equal(normalise_features(x, "none"), x)
+
+
+def test_cli_train_presets_set_the_network_and_flags_win(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from fabricsearch.catalogue import Library
+    from fabricsearch.cli import main
+    from fabricsearch.hashing import train as train_mod
+
+    Library.create(tmp_path / "lib").close()
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train_library(lib, cfg, *a, **kw):  # type: ignore[no-untyped-def]
+        seen.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr(train_mod, "train_library", fake_train_library)
+    for argv in (["--preset", "thorough"], ["--preset", "thorough", "--epochs", "3"], []):
+        with pytest.raises(Stop):
+            main(["train", str(tmp_path / "lib"), *argv])
+    thorough, explicit, plain = seen
+    assert (thorough.finetune, thorough.epochs, thorough.backbone) == (3, 15, LITE0)
+    assert (explicit.finetune, explicit.epochs) == (3, 3)
+    assert (plain.finetune, plain.epochs, plain.backbone, plain.method) == (0, 30, LITE0, "dvsh")

@@ -40,3 +40,31 @@ def test_retrain_dialog_defaults_to_the_pretrained_network_and_offers_finetuning
     _select(dialog.method_box, "dvsh")
     _select(dialog.backbone_box, "compact")
     assert dialog.config().backbone == "compact"
+
+
+def test_training_presets_in_plain_words_fill_the_settings(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
+    from fabricsearch.presets import describe, estimate_seconds, get_preset
+
+    dialog = TrainOptionsDialog([], None, TrainConfig(epochs=7))
+    qtbot.addWidget(dialog)
+    assert dialog.preset_box.currentData() == "quick"
+    assert dialog.preset_box.currentText().startswith("Quick — about ")
+    assert dialog.config().finetune == 0
+    assert dialog.config().epochs == 7  # quick keeps the configured epochs
+    _select(dialog.preset_box, "thorough")
+    assert "GPU recommended" in dialog.preset_box.currentText()
+    cfg = dialog.config()
+    assert cfg.finetune == 3
+    assert cfg.backbone == DEFAULT_BACKBONE
+    assert cfg.epochs == 15
+    # Editing a field by hand makes the settings Custom.
+    dialog.epochs_spin.setValue(4)
+    assert dialog.preset_box.currentData() == "custom"
+    assert dialog.config().epochs == 4
+    # Estimates grow with the library and shrink on a GPU; fine-tuning costs far more.
+    quick, thorough = get_preset("quick"), get_preset("thorough")
+    assert estimate_seconds(quick, 5000) > estimate_seconds(quick, 100)
+    assert estimate_seconds(thorough, 1000) > 10 * estimate_seconds(quick, 1000)
+    assert estimate_seconds(thorough, 1000, gpu=True) < estimate_seconds(thorough, 1000)
+    assert "about" in describe(quick, 1000)

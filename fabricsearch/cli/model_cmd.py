@@ -35,10 +35,12 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.add_argument("library", metavar="LIB", help="library folder")
     p.add_argument(
-        "--method", default="dvsh", help="hashing method (see `fabricsearch models --methods`)"
+        "--method",
+        default=None,
+        help="hashing method, default dvsh (see `fabricsearch models --methods`)",
     )
     p.add_argument("--bits", type=int, default=64, help="code length K (32, 64, 128, 256)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (thorough preset: 15)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--input-size", type=int, default=112, help="network input side, px (compact)")
@@ -48,6 +50,13 @@ def add_parsers(subparsers: Any) -> None:
         help="image network under the method: efficientnet-lite0 (default, ImageNet-pretrained, "
         "frozen; trains on cached features in seconds), efficientnet-lite1/-lite2, or compact "
         "(the paper's BaseNet, trained from scratch on pixels)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=("quick", "thorough"),
+        help="quick: the pretrained network stays, only the search layers train (seconds); "
+        "thorough: also fine-tunes its last blocks (GPU recommended). Flags given explicitly "
+        "win over the preset",
     )
     p.add_argument(
         "--finetune",
@@ -145,6 +154,17 @@ def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.hashing.train import train_library
     from fabricsearch.pretrain import resolve_init
 
+    ch: dict[str, Any] = {}
+    if args.preset:
+        from fabricsearch.presets import get_preset
+
+        ch = get_preset(args.preset).changes
+    # Explicit flags win over the preset, the preset over the defaults.
+    args.method = args.method or ch.get("method", "dvsh")
+    args.epochs = args.epochs or int(ch.get("epochs", 30))
+    args.backbone = args.backbone or ch.get("backbone")
+    if not args.finetune:
+        args.finetune = int(ch.get("finetune", 0))
     get_method_class(args.method)
     cfg = build_config(
         TrainConfig,

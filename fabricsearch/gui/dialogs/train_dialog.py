@@ -104,6 +104,14 @@ class TrainOptionsDialog(QDialog):
         self.labels_text = text
         self.info = QLabel(text)
         self.info.setWordWrap(True)
+        from fabricsearch.presets import describe, presets
+
+        # Presets in plain words with a time estimate; choosing one sets the fields below.
+        self.preset_box = QComboBox()
+        gpu = cuda_available()
+        for key, preset in presets().items():
+            self.preset_box.addItem(describe(preset, max(labelled, 2), 0, gpu), key)
+        self.preset_box.addItem("Custom — choose the settings below", "custom")
         self.method_box = QComboBox()
         for name in available_methods():
             self.method_box.addItem(name, name)
@@ -150,6 +158,7 @@ class TrainOptionsDialog(QDialog):
         )
         self.device_note.setStyleSheet("color: palette(placeholder-text);")
         form = QFormLayout()
+        form.addRow("Preset", self.preset_box)
         form.addRow("Method", self.method_box)
         form.addRow("Image network", self.backbone_box)
         form.addRow("Advanced", self.finetune_box)
@@ -168,12 +177,52 @@ class TrainOptionsDialog(QDialog):
         form.addRow("", self.method_note)
         self.method_box.currentIndexChanged.connect(self._method_changed)
         self._method_changed()
+        self.preset_box.currentIndexChanged.connect(self._preset_changed)
+        for signal in (
+            self.method_box.currentIndexChanged,
+            self.backbone_box.currentIndexChanged,
+            self.finetune_box.toggled,
+            self.epochs_spin.valueChanged,
+        ):
+            signal.connect(self._settings_edited)
+        from fabricsearch.hashing.backbones import DEFAULT_BACKBONE
+
+        default_preset = "quick" if self.backbone_box.findData(DEFAULT_BACKBONE) >= 0 else "custom"
+        _select_data(self.preset_box, default_preset)
+        self._preset_changed()
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.info)
         layout.addLayout(form)
         layout.addWidget(buttons)
+
+    def _preset_changed(self) -> None:
+        """A preset fills in method, image network, fine-tuning and epochs (Custom: no change)."""
+        from fabricsearch.presets import get_preset
+
+        key = self.preset_box.currentData()
+        if not key or key == "custom":
+            return
+        ch = get_preset(key).changes
+        self._applying_preset = True
+        try:
+            _select_data(self.method_box, ch["method"])
+            self._method_changed()
+            _select_data(self.backbone_box, ch["backbone"])
+            self.finetune_box.setChecked(bool(ch.get("finetune")))
+            if "epochs" in ch:
+                self.epochs_spin.setValue(int(ch["epochs"]))
+        finally:
+            self._applying_preset = False
+
+    def _settings_edited(self) -> None:
+        """A field changed by hand: the settings are no longer the preset's, say Custom."""
+        if getattr(self, "_applying_preset", False) or not hasattr(self, "preset_box"):
+            return
+        self.preset_box.blockSignals(True)
+        _select_data(self.preset_box, "custom")
+        self.preset_box.blockSignals(False)
 
     def _method_changed(self) -> None:
         from fabricsearch.hashing.backbones import default_backbone_for
@@ -203,6 +252,14 @@ class TrainOptionsDialog(QDialog):
                 "" if self.labelled >= 2 else "Label at least two images to train this method."
             )
 
+    def _preset_finetune(self) -> int | None:
+        from fabricsearch.presets import get_preset
+
+        key = self.preset_box.currentData()
+        if not key or key == "custom":
+            return None
+        return int(get_preset(key).changes.get("finetune") or 0) or None
+
     def config(self) -> Any:
         return dataclasses.replace(
             self.base_config,
@@ -211,7 +268,7 @@ class TrainOptionsDialog(QDialog):
             epochs=int(self.epochs_spin.value()),
             device=self.device_box.currentData(),
             backbone=self.backbone_box.currentData() or "compact",
-            finetune=3
+            finetune=(3 if self._preset_finetune() is None else self._preset_finetune())
             if self.finetune_box.isChecked() and self.backbone_box.currentData() != "compact"
             else 0,
         )
