@@ -307,7 +307,7 @@ def compute_features(
 
     spec = get_spec(backbone)
     dev = torch.device(device)
-    net = load_backbone(backbone, dev)
+    net = load_backbone(backbone, dev, fused=True)
     size = spec.input_size
     n = len(items)
     views = len(view_ids)

@@ -431,3 +431,13 @@ def test_cli_train_presets_set_the_network_and_flags_win(tmp_path: Path, monkeyp
     assert (thorough.finetune, thorough.epochs, thorough.backbone) == (3, 15, LITE0)
     assert (explicit.finetune, explicit.epochs) == (3, 3)
     assert (plain.finetune, plain.epochs, plain.backbone, plain.method) == (0, 30, LITE0, "dvsh")
+
+
+def test_the_fused_inference_network_computes_the_same_features() -> None:
+    plain = bb.load_backbone(LITE0)
+    fused = bb.load_backbone(LITE0, fused=True)
+    assert fused is not plain
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = _reference_input()
+    with torch.no_grad():
+        np.testing.assert_allclose(fused(x).numpy(), plain(x).numpy(), atol=1e-4)

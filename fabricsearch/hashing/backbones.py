@@ -357,24 +357,56 @@ def ensure_weights(spec: BackboneSpec) -> Path:
     return convert_weights(spec, path)
 
 
+def fuse_for_inference(net: EfficientNetLite) -> EfficientNetLite:
+    """A copy of `net` (eval mode) with every batch norm folded into the convolution before it:
+    the same function in fewer operations (faster encoding; outputs equal to float rounding)."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(net).eval()
+
+    def fold(seq: nn.Sequential) -> None:
+        conv, bn = seq[0], seq[1]
+        seq[0] = fuse_conv_bn_eval(conv, bn)
+        seq[1] = nn.Identity()
+
+    fold(fused.stem)
+    fold(fused.head)
+    for block in fused.blocks:
+        assert isinstance(block, MBConv)
+        if block.expand is not None:
+            fold(block.expand)
+        block.depthwise = fuse_conv_bn_eval(block.depthwise, block.bn_dw)
+        block.bn_dw = nn.Identity()  # type: ignore[assignment]
+        fold(block.project)
+    return fused.requires_grad_(False)
+
+
 _CACHE: dict[str, EfficientNetLite] = {}
 
 
-def load_backbone(name: str, device: torch.device | str = "cpu") -> EfficientNetLite:
-    """The pretrained backbone `name`, in eval mode with frozen weights (shared per process)."""
+def load_backbone(
+    name: str, device: torch.device | str = "cpu", fused: bool = False
+) -> EfficientNetLite:
+    """The pretrained backbone `name`, in eval mode with frozen weights (shared per process);
+    `fused`: its inference form with batch norms folded into the convolutions (encoding)."""
     from safetensors.torch import load_file
 
     spec = get_spec(name)
     if not spec.pretrained:
         raise BackboneError(f"{name} has no pretrained weights (it trains with the method)")
-    key = f"{spec.version}@{device}"
+    key = f"{spec.version}@{device}" + ("/fused" if fused else "")
     net = _CACHE.get(key)
     if net is None:
-        net = build_network(spec)
-        state = load_file(str(ensure_weights(spec)))
-        net.load_state_dict(state, strict=True)
-        net.eval().requires_grad_(False)
-        net = net.to(device)
+        if fused:
+            net = fuse_for_inference(load_backbone(name, "cpu")).to(device)
+        else:
+            net = build_network(spec)
+            state = load_file(str(ensure_weights(spec)))
+            net.load_state_dict(state, strict=True)
+            net.eval().requires_grad_(False)
+            net = net.to(device)
         _CACHE[key] = net
     return net
 
