@@ -68,3 +68,31 @@ def test_training_presets_in_plain_words_fill_the_settings(qtbot) -> None:  # ty
     assert estimate_seconds(thorough, 1000) > 10 * estimate_seconds(quick, 1000)
     assert estimate_seconds(thorough, 1000, gpu=True) < estimate_seconds(thorough, 1000)
     assert "about" in describe(quick, 1000)
+
+
+def test_a_plain_text_path_on_the_clipboard_is_a_query(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QMimeData
+
+    from fabricsearch.gui.dropping import can_accept, query_from_mime
+
+    photo = tmp_path / "swatch one.jpg"
+    photo.write_bytes(b"not decoded here")
+    for text in (str(photo), f'"{photo}"', f"  {photo}\nsecond line"):
+        mime = QMimeData()
+        mime.setText(text)
+        assert can_accept(mime)
+        assert query_from_mime(mime).path == photo
+    mime = QMimeData()
+    mime.setText(str(tmp_path / "missing.jpg"))
+    assert query_from_mime(mime).path is None
+
+
+def test_methods_are_named_in_plain_words(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
+
+    dialog = TrainOptionsDialog([], None, TrainConfig())
+    qtbot.addWidget(dialog)
+    box = dialog.method_box
+    texts = [box.itemText(i) for i in range(box.count())]
+    assert all(" " in t for t in texts)  # never a bare acronym
+    assert box.itemText(box.findData("dvsh")).startswith("DVSH — ")

@@ -70,10 +70,15 @@ def can_accept(mime: QMimeData) -> bool:
 def _text_url(mime: QMimeData) -> QUrl | None:
     if not mime.hasText():
         return None
-    text = mime.text().strip().splitlines()[0] if mime.text().strip() else ""
+    text = mime.text().strip().splitlines()[0].strip() if mime.text().strip() else ""
+    text = text.strip('"').strip("'")  # a path copied from a file manager may be quoted
     url = QUrl(text)
     if url.scheme() in ("file", "http", "https"):
         return url
+    # A plain path copied as text (a terminal, a spreadsheet of file names).
+    path = Path(text).expanduser() if text else None
+    if path is not None and path.is_absolute() and path.is_file():
+        return QUrl.fromLocalFile(str(path))
     return None
 
 

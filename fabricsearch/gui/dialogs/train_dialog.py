@@ -114,7 +114,7 @@ class TrainOptionsDialog(QDialog):
         self.preset_box.addItem("Custom — choose the settings below", "custom")
         self.method_box = QComboBox()
         for name in available_methods():
-            self.method_box.addItem(name, name)
+            self.method_box.addItem(METHOD_LABELS.get(name, name.upper()), name)
         _select_data(self.method_box, getattr(active, "method", None) or base_config.method)
         self.bits_box = QComboBox()
         for bits in CODE_LENGTHS:
@@ -273,6 +273,20 @@ class TrainOptionsDialog(QDialog):
             else 0,
         )
 
+
+#: Plain words for the method choice (the acronyms alone say nothing to a librarian).
+METHOD_LABELS = {
+    "dvsh": "DVSH — deep variational and structural hashing (recommended)",
+    "dvsh1a": "DVSH without the variational module (comparison)",
+    "dvsh1b": "DVSH without the structural module (comparison)",
+    "dvsh2a": "DVSH without either module (comparison)",
+    "dnnh": "DNNH — deep neural network hashing (comparison, compact network)",
+    "dsah": "DSaH — saliency-guided hashing (comparison, compact network)",
+    "tsn": "TSN — texture-synthesis-guided hashing (comparison, compact network)",
+    "dshgan": "DSH-GANs — hashing with generated images (comparison, compact network)",
+    "itq": "ITQ — label-free, fitted in seconds",
+    "lsh": "LSH — label-free random projections (baseline)",
+}
 
 NOT_LOSS = {
     "epoch",
