@@ -58,3 +58,52 @@ def test_two_windows_see_each_others_labels(
     assert history[-1] == ("fine", "twill", "plain")
     for win in (a, b):
         win.close()
+
+
+def _with_password(url: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    user, host = rest.split("@", 1)
+    return f"{scheme}://{user}:{password}@{host}"
+
+
+def test_team_library_is_remembered_without_its_password(
+    qtbot, gui_env, pg_database: str, fabric_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QInputDialog
+
+    from fabricsearch.catalogue import Library, LibraryError
+    from fabricsearch.gui.settings import Settings
+
+    Library.create(pg_database, photos_root=fabric_folder).close()
+    typed = _with_password(pg_database, "s3cret")  # the test server trusts: ignored by it
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (typed, True)))
+    win = _window(qtbot)
+    with qtbot.waitSignal(win.libraries.recordsLoaded, timeout=20_000):
+        win.libraries.connect_team_library_dialog()
+    assert win.settings.recent_libraries()[0] == pg_database
+    win.settings.sync()
+    assert "s3cret" not in Path(win.settings.file_name).read_text()
+    entries = [a.text() for a in win.recent_menu.actions()]
+    assert entries[0] == pg_database
+
+    # Reopened from the Library menu; a server that wants a password asks for it.
+    win.close_library()
+    real_open = Library.open.__func__  # type: ignore[attr-defined]
+
+    def needs_password(cls, location, *a, **k):  # type: ignore[no-untyped-def]
+        if isinstance(location, str) and "password=" not in location:
+            raise LibraryError("connection failed: fe_sendauth: no password supplied")
+        return real_open(cls, location, *a, **k)
+
+    monkeypatch.setattr(Library, "open", classmethod(needs_password))
+    asked: list[str] = []
+    monkeypatch.setattr(win.libraries, "ask_password", lambda url: asked.append(url) or "t0p-pw-9")
+    with qtbot.waitSignal(win.libraries.recordsLoaded, timeout=20_000):
+        win.recent_menu.actions()[0].trigger()
+    assert asked == [pg_database]
+    assert win.libraries.library is not None
+    assert win.libraries.library.location == pg_database
+    assert pg_database in win.windowTitle()
+    assert Settings().recent_libraries()[0] == pg_database
+    assert "t0p-pw-9" not in Path(win.settings.file_name).read_text()
+    win.close()

@@ -62,15 +62,22 @@ def is_url(location: object) -> bool:
 
 
 def display_url(url: str) -> str:
-    """The URL without its password (for messages, logs, settings)."""
+    """The URL without its password, in the user part or as a ``password=`` parameter (for
+    messages, logs, settings)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = parts.query
+    if query:
+        kept = [kv for kv in query.split("&") if kv.split("=", 1)[0].lower() != "password"]
+        query = "&".join(kept)
+    if parts.password is None and query == parts.query:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = (
+            f"{userinfo.split(':', 1)[0]}@{hostport}" if userinfo.split(":", 1)[0] else hostport
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def translate(sql: str) -> str:

@@ -39,18 +39,29 @@ class Settings:
     def last_library(self, path: Path | None) -> None:
         self._qs.setValue("library/last", str(path) if path else "")
 
-    def recent_libraries(self) -> list[Path]:
+    def recent_libraries(self) -> list[Path | str]:
+        """Library folders (paths) and team libraries (``postgresql://`` URLs, strings: a
+        `Path` would fold the ``//``), newest first."""
         value = self._qs.value("library/recent", [])
         if isinstance(value, str):  # QSettings returns a bare string for one-item lists
             value = [value]
-        return [Path(v) for v in value or [] if v]
+        return [v if _is_url(v) else Path(v) for v in value or [] if v]
 
-    def add_recent_library(self, path: Path) -> None:
-        path = Path(path).resolve()
-        recent = [p for p in self.recent_libraries() if p != path]
-        recent.insert(0, path)
+    def add_recent_library(self, path: Path | str) -> None:
+        """Put a library first in the recent list. A team library's URL is saved without its
+        password (libpq's ~/.pgpass, a service file or the window's prompt supplies it); only
+        a folder becomes the library reopened at start (a server may be out of reach)."""
+        if _is_url(path):
+            from fabricsearch.catalogue.postgres import display_url
+
+            entry: Path | str = display_url(str(path))
+        else:
+            entry = Path(path).resolve()
+        recent = [p for p in self.recent_libraries() if p != entry]
+        recent.insert(0, entry)
         self._qs.setValue("library/recent", [str(p) for p in recent[:MAX_RECENT]])
-        self.last_library = path
+        if isinstance(entry, Path):
+            self.last_library = entry
 
     # --- window -------------------------------------------------------------------------
     def geometry(self) -> QByteArray | None:
@@ -94,6 +105,10 @@ class Settings:
 
     def set_watched_folders(self, library: Path | str, folders: list[Path]) -> None:
         self._qs.setValue(_watch_key(library), [str(f) for f in folders])
+
+
+def _is_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
 
 
 def _watch_key(library: Path | str) -> str:

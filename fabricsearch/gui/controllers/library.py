@@ -79,8 +79,12 @@ class LibraryController(QObject):
         ):
             return False
         try:
-            lib = create_library(path) if create else Library.open(path)
+            lib = create_library(path) if create else self._open_asking_password(path)
         except (LibraryError, OSError) as exc:
+            if isinstance(path, str):
+                from fabricsearch.catalogue.postgres import display_url
+
+                path = display_url(path)  # a password typed into the URL stays out of sight
             if self.library is None:
                 w.welcome.problem.setText(f"Cannot open {path}:\n{exc}")
                 w.welcome.problem.setVisible(True)
@@ -91,10 +95,11 @@ class LibraryController(QObject):
         self.library = lib
         self.cache = ThumbnailCache(lib, self)
         self.cache.ready.connect(w.on_thumbnail_ready)
+        # A team library by its URL without the password (Settings strips one too); before
+        # the widgets, which fill the Library menu's recent entries.
+        self.w.settings.add_recent_library(lib.folder if lib.team is None else lib.location)
         w.library_opened_widgets(lib, self.cache)
-        if lib.team is None:  # the recent list holds folders (a URL would need its own entry)
-            self.w.settings.add_recent_library(lib.folder)
-        else:
+        if lib.team is not None:
             w.setWindowTitle(f"{lib.location} — fabricsearch")
         read_only = " (read-only)" if getattr(lib, "read_only", False) else ""
         log.info("opened library %s%s", lib.folder, read_only)
@@ -103,6 +108,37 @@ class LibraryController(QObject):
         self.reload_records(then=lambda: w.libraryOpened.emit(str(lib.folder)))
         self.watch_timer.start()
         return True
+
+    def _open_asking_password(self, path: str | Path) -> Library:
+        """`Library.open`; a team library whose server wants a password that libpq's own means
+        (~/.pgpass, a service file, PGPASSWORD) did not supply asks for it (`ask_password`),
+        once, and connects with it; it is kept in memory only (never in settings or logs)."""
+        try:
+            return Library.open(path)
+        except LibraryError as exc:
+            if not isinstance(path, str) or "password" not in str(exc).lower():
+                raise
+            from urllib.parse import quote
+
+            from fabricsearch.catalogue.postgres import display_url
+
+            password = self.ask_password(display_url(path))
+            if not password:
+                raise
+            sep = "&" if "?" in path else "?"
+            return Library.open(f"{display_url(path)}{sep}password={quote(password, safe='')}")
+
+    def ask_password(self, url: str) -> str | None:
+        """The password for ``url`` from the user (None: cancelled)."""
+        from PySide6.QtWidgets import QInputDialog, QLineEdit
+
+        text, ok = QInputDialog.getText(
+            self.w,
+            "Team library password",
+            f"Password for {url}:\n(kept for this session only; ~/.pgpass avoids the question)",
+            QLineEdit.EchoMode.Password,
+        )
+        return text if ok and text else None
 
     def close_library(self) -> None:
         w = self.w
