@@ -55,8 +55,10 @@ class TrainConfig:
             raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2 (the list-wise loss needs pairs)")
-        if self.input_size < 16:
-            raise ValueError("input_size must be at least 16 px")
+        if not 16 <= self.input_size <= 1024:
+            raise ValueError(f"input_size must be between 16 and 1024 px, got {self.input_size}")
+        if self.bits > 4096:
+            raise ValueError(f"bits must be at most 4096, got {self.bits}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(
                 f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"

@@ -441,3 +441,30 @@ def test_the_fused_inference_network_computes_the_same_features() -> None:
     x = _reference_input()
     with torch.no_grad():
         np.testing.assert_allclose(fused(x).numpy(), plain(x).numpy(), atol=1e-4)
+
+
+def test_absurd_model_configurations_are_refused(tmp_path: Path) -> None:
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.checkpoint import (
+        CheckpointError,
+        build_metadata,
+        load_checkpoint,
+        save_checkpoint,
+    )
+    from fabricsearch.hashing.registry import create_method
+
+    with pytest.raises(ValueError, match="input_size"):
+        TrainConfig(input_size=100_000)
+    with pytest.raises(ValueError, match="input_size"):
+        create_method("dvsh", bits=16, input_size=100_000)
+    # A model file whose metadata claims an absurd input size is refused on load.
+    method = create_method("itq", bits=16, backbone=LITE0)
+    path = save_checkpoint(tmp_path / "m.safetensors", method, build_metadata(method))
+    from fabricsearch.hashing.checkpoint import metadata_path
+
+    meta_path = metadata_path(path)
+    meta = json.loads(meta_path.read_text())
+    meta["method_config"]["input_size"] = 100_000
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="not valid"):
+        load_checkpoint(path)

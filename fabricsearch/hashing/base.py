@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from fabricsearch.config import TrainConfig
 
 
+MAX_BITS = 4096
+MIN_INPUT, MAX_INPUT = 8, 1024
+
+
 @dataclass(frozen=True)
 class MethodConfig:
     """Base of every method's frozen `Config`; subclasses add their own fields."""
@@ -40,6 +44,13 @@ class MethodConfig:
     def __post_init__(self) -> None:
         if self.bits <= 0 or self.bits % 8:
             raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+        # Bounds that keep a foreign or damaged model file from asking for terabytes.
+        if self.bits > MAX_BITS:
+            raise ValueError(f"bits must be at most {MAX_BITS}, got {self.bits}")
+        if not MIN_INPUT <= self.input_size <= MAX_INPUT:
+            raise ValueError(
+                f"input_size must be between {MIN_INPUT} and {MAX_INPUT} px, got {self.input_size}"
+            )
         from fabricsearch.hashing.backbones import BackboneError, get_spec
 
         try:
