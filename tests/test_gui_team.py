@@ -107,3 +107,27 @@ def test_team_library_is_remembered_without_its_password(
     assert Settings().recent_libraries()[0] == pg_database
     assert "t0p-pw-9" not in Path(win.settings.file_name).read_text()
     win.close()
+
+
+def test_training_by_another_client_shows_in_the_status_bar(
+    qtbot, gui_env, pg_database: str, fabric_folder: Path
+) -> None:
+    from fabricsearch.catalogue import Library, jobprogress, team
+    from fabricsearch.jobs import Progress
+
+    Library.create(pg_database, photos_root=fabric_folder).close()
+    win = _window(qtbot)
+    with qtbot.waitSignal(win.libraries.recordsLoaded, timeout=20_000):
+        assert win.open_library(pg_database)
+    expected = f"Training by {team.holder()}: 45 %"
+    now = [0.0]
+    with (
+        Library.open(pg_database) as other,
+        other.exclusive("training"),
+        jobprogress.recording(other, "training", None, clock=lambda: now[0]) as record,
+    ):
+        now[0] = 2.0
+        record(Progress("epoch", 9, 20))
+        qtbot.waitUntil(lambda: win.statusBar().currentMessage() == expected, timeout=10_000)
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage() != expected, timeout=10_000)
+    win.close()

@@ -353,3 +353,79 @@ def test_remove_and_relocate_on_both_backends(location: str, tmp_path: Path) -> 
         rep = lib.remove_paths([new / "1.jpg"])
         assert [r["id"] for r in rep.removed] == [ids[1]]
         assert lib.image_ids() == [ids[0]]
+
+
+def test_training_progress_is_shared_with_other_clients(
+    pg_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    from fabricsearch import synth
+    from fabricsearch.catalogue import jobprogress, team
+    from fabricsearch.catalogue.importer import import_folder
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.train import train_library
+    from fabricsearch.jobs import Progress
+
+    photos = tmp_path / "archive"
+    synth.write_dataset(photos, 8, seed=3, size=48)
+    with create_library(pg_database) as a, Library.open(pg_database) as b:
+        # Recorded at most once per INTERVAL_S (a clock of our own), read by another client
+        # and by `info --json`; cleared at the end.
+        now = [0.0]
+        writes: list[str] = []
+        real_write = jobprogress.write
+        monkeypatch.setattr(
+            jobprogress,
+            "write",
+            lambda lib, n, stage, *r: (writes.append(stage), real_write(lib, n, stage, *r)),
+        )
+        with (
+            a.exclusive("training"),
+            jobprogress.recording(a, "training", None, clock=lambda: now[0]) as record,
+        ):
+            assert record is not None
+            assert b.job_progress("training")["stage"] == "start"
+            for k in range(20):  # a burst within one second: not written
+                now[0] = 0.01 * k
+                record(Progress("epoch", k, 20))
+            now[0] = 1.5
+            record(Progress("epoch", 9, 20))
+            assert writes == ["start", "epoch"]
+            seen = b.job_progress("training")
+            assert (seen["stage"], seen["done"], seen["total"], seen["percent"]) == (
+                "epoch",
+                9,
+                20,
+                45,
+            )
+            assert seen["who"] == team.holder()
+            assert cli_main(["info", pg_database, "--json"]) == 0
+            assert json.loads(capsys.readouterr().out)["training"]["percent"] == 45
+        assert b.job_progress("training") is None
+        assert b.info()["training"] is None
+
+        # A row left by a client killed mid-training (no lock held) is not reported.
+        jobprogress.write(a, "training", "epoch", 1, 2, "gone@nowhere", 0.0)
+        assert b.job_progress("training") is None
+        jobprogress.clear(a, "training")
+
+        # The training workflow records through its progress callback, and clears the row
+        # also when it fails.
+        import_folder(a, photos, workers=0)
+        during: list[object] = []
+
+        def progress(p: Progress) -> None:
+            during.append(b.job_progress("training"))
+
+        train_library(a, TrainConfig(method="lsh", backbone="compact", bits=16), progress)
+        assert during
+        assert all(d is not None and d["who"] == team.holder() for d in during)
+        assert b.job_progress("training") is None
+
+        def failing(p: Progress) -> None:
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            train_library(a, TrainConfig(method="lsh", backbone="compact", bits=16), failing)
+        assert b.job_progress("training") is None
+        with b.exclusive("training"):  # and the lock is free again
+            pass

@@ -318,6 +318,13 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         with _file_lock(self.folder / f".{name}.lock", name, self.location, wait, poll_s, cancel):
             yield
 
+    def job_progress(self, name: str) -> dict[str, Any] | None:
+        """The recorded progress of the job holding the lock ``name`` (``"training"``) on a
+        team library, from whichever client runs it; None when none runs (or for a folder)."""
+        from fabricsearch.catalogue import jobprogress
+
+        return jobprogress.read(self, name)
+
     def change_token(self) -> tuple[Any, ...]:
         """A value that changes whenever anyone commits a change to the catalogue (another
         window, the CLI, another client of a team library); cheap enough to poll every second
@@ -975,6 +982,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             **({"photos_root": str(self.team.photos_root)} if self.team is not None else {}),
             "read_only": self.read_only,
             "schema_version": self.schema_version(),
+            # A team library's training in progress (any client): stage, done, total,
+            # percent, who, started; None when there is none (catalogue/jobprogress.py).
+            "training": self.job_progress("training"),
             "images": self.count(),
             "labelled": self.count(labelled=True),
             "labelled_per_category": self.label_counts(),

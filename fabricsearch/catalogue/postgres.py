@@ -44,6 +44,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "metadata": ("image_id",),
     "models": ("version",),
     "model_files": ("version", "name"),
+    "job_progress": ("name",),
 }
 #: Tables whose id the server assigns (``INSERT`` gets ``RETURNING id``).
 IDENTITY_TABLES = ("images", "label_audit")

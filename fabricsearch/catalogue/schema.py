@@ -147,6 +147,25 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX label_audit_image ON label_audit(image_id, id);
         """,
     ),
+    (
+        4,
+        "job progress",
+        # The progress of a job holding one of the library's locks (`Library.exclusive`:
+        # "training"), one row per lock, written at most about once a second and deleted at
+        # its end, so a team library's other clients can show it (catalogue/jobprogress.py).
+        # Its PostgreSQL twin is in schema_pg.py.
+        """
+        CREATE TABLE job_progress (
+            name    TEXT PRIMARY KEY,
+            stage   TEXT NOT NULL,
+            done    INTEGER NOT NULL,
+            total   INTEGER,
+            who     TEXT,
+            started REAL NOT NULL,
+            updated REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -120,6 +120,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX label_audit_image ON label_audit(image_id, id)
         """,
     ),
+    (
+        4,
+        "job progress",
+        """
+        CREATE TABLE job_progress (
+            name    TEXT PRIMARY KEY,
+            stage   TEXT NOT NULL,
+            done    BIGINT NOT NULL,
+            total   BIGINT,
+            who     TEXT,
+            started DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL
+        )
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -497,9 +497,12 @@ def train_library(
     """`_train_library` holding the library's training lock: one training at a time per
     library, across processes and a team library's clients (`LibraryError` names the one
     running)."""
+    from fabricsearch.catalogue import jobprogress
+
     lib.require_writable("train a model")
-    with lib.exclusive("training"):
-        return _train_library(lib, cfg, progress, cancel, resume, note, activate)
+    # Its progress recorded in the catalogue for a team library's other clients.
+    with lib.exclusive("training"), jobprogress.recording(lib, "training", progress) as shared:
+        return _train_library(lib, cfg, shared, cancel, resume, note, activate)
 
 
 def _train_library(

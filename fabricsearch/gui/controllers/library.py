@@ -207,6 +207,8 @@ class LibraryController(QObject):
         """If the catalogue changed on disk (the CLI, another window), reload the records and
         refresh what changed; the window's own writes find nothing to refresh."""
         lib = self.library
+        if lib is not None:
+            self.show_shared_training(lib)
         if lib is None or self._loading or self._signature is None:
             return False
         if self.w.runner.running("import"):
@@ -232,6 +234,24 @@ class LibraryController(QObject):
 
         self.reload_records(then=refreshed)
         return True
+
+    def show_shared_training(self, lib: Library) -> str | None:
+        """A team library's training run by another client (or another window): "Training by
+        ann@desk3 (pid 4711): 45 %" in the status bar, refreshed by each poll and gone a
+        moment after it ends. This window's own training shows its own progress."""
+        if lib.team is None or self.w.training.running():
+            return None
+        try:
+            p = lib.job_progress("training")
+        except Exception:  # noqa: BLE001 - a lost connection: the next poll tries again
+            log.debug("cannot read the training progress", exc_info=True)
+            return None
+        if p is None:
+            return None
+        done = f"{p['percent']} %" if p["percent"] is not None else p["stage"]
+        text = f"Training by {p['who']}: {done}"
+        self.w.statusBar().showMessage(text, 2 * WATCH_INTERVAL_MS)
+        return text
 
     # --- dialogs ----------------------------------------------------------------------------
     def new_library_dialog(self) -> None:
