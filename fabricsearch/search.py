@@ -162,6 +162,7 @@ class _State:
     coarse: list[str | None]
     fine: list[str | None]
     tightness: list[float | None]
+    synced: int = -1  # the library's image count when the index was last brought up to date
 
 
 def index_file(lib: Library, version: str) -> Path:
@@ -193,10 +194,6 @@ class Searcher:
                 self._load_labels(self._state)
 
     def _ensure(self) -> _State:
-        from fabricsearch.catalogue import LibraryError
-        from fabricsearch.hashing.checkpoint import CheckpointError, load_checkpoint
-        from fabricsearch.index import HammingIndex
-
         info = self.library.active_model()
         if info is None:
             raise SearchError(
@@ -204,20 +201,28 @@ class Searcher:
                 "`fabricsearch train`) or install the default model (`fabricsearch encode`)"
             )
         st = self._state
-        same_model = st is not None and st.info.version == info.version
-        # Images added since the state was loaded (an import, another process) reload it.
-        if same_model and len(st.ids) == self.library.count():
+        if st is not None and st.info.version == info.version:
+            # Same model: images added or removed since (an import, another process, another
+            # client of a team library) update the open index in place.
+            if st.synced != self.library.count():
+                self._update_incrementally(st)
             return st
-        if same_model:
-            method = st.method
-        else:
-            try:
-                method, _meta = load_checkpoint(info.path, device=self.device)
-            except (CheckpointError, OSError) as exc:
-                raise SearchError(
-                    f"the active model {info.version} cannot be loaded: {exc}"
-                ) from exc
-            method.eval()
+        return self._full_load(info)
+
+    def _full_load(self, info: ModelInfo) -> _State:
+        """Load the active model, its index (from the index file, else from every code in the
+        catalogue) and the label arrays: when the active model changes (or after
+        `invalidate`)."""
+        from fabricsearch.catalogue import LibraryError
+        from fabricsearch.hashing.checkpoint import CheckpointError, load_checkpoint
+        from fabricsearch.index import HammingIndex
+
+        try:
+            method, _meta = load_checkpoint(info.path, device=self.device)
+        except (CheckpointError, OSError) as exc:
+            raise SearchError(f"the active model {info.version} cannot be loaded: {exc}") from exc
+        method.eval()
+        synced = self.library.count()
         self._complete_codes(info, method)
 
         def rebuild() -> tuple[np.ndarray, np.ndarray]:
@@ -239,8 +244,36 @@ class Searcher:
             info, method, index, np.zeros(0, np.int64), LabelArrays.empty(), {}, {}, [], [], []
         )
         self._load_labels(st)
+        st.synced = synced
         self._state = st
         return st
+
+    def _update_incrementally(self, st: _State) -> None:
+        """Images were added or removed under the same active model: encode the new ones
+        that have no code yet, add just their codes to the open index, remove the gone ones,
+        and refresh the label arrays; no full reload of the codes."""
+        from fabricsearch.catalogue import LibraryError
+
+        version = st.info.version
+        synced = self.library.count()
+        self._complete_codes(st.info, st.method)
+        try:
+            now = np.asarray(self.library.image_ids(), dtype=np.int64)
+            gone = np.setdiff1d(st.index.ids(), now)
+            new = np.setdiff1d(now, st.index.ids())
+            if len(gone):
+                st.index.remove(gone)
+            if len(new):
+                ids, packed = self.library.load_codes(version, ids=new.tolist())
+                st.index.add(ids, packed)
+            self._load_labels(st)
+        except LibraryError as exc:
+            self._state = None  # a half-updated state is not kept
+            raise SearchError(str(exc)) from exc
+        st.synced = synced
+        log.info("index of %s updated: %d added, %d removed", version, len(new), len(gone))
+        if len(new) or len(gone):
+            _save_index_quietly(st.index, index_file(self.library, version))
 
     def _complete_codes(self, info: ModelInfo, method: HashMethod) -> None:
         """Every image must have a code under the active model, or search can never return it.

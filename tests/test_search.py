@@ -219,3 +219,41 @@ def test_cli_search_without_model(tmp_path: Path, capsys: pytest.CaptureFixture[
     cv2.imwrite(str(img), np.full((64, 64, 3), 120, np.uint8))
     assert main(["search", str(tmp_path / "empty"), str(img)]) == 1
     assert "no search model" in capsys.readouterr().err
+
+
+def test_index_updates_incrementally_when_images_arrive(
+    trained_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "lib"
+    shutil.copytree(trained_library, copy)
+    full_loads: list[str] = []
+    real = Searcher._full_load
+
+    def counting(self, info):  # type: ignore[no-untyped-def]
+        full_loads.append(info.version)
+        return real(self, info)
+
+    monkeypatch.setattr(Searcher, "_full_load", counting)
+    with Library.open(copy) as lib, Library.open(copy) as other:  # another client
+        searcher = Searcher(lib)
+        first = lib.images()[0]
+        assert searcher.search(first.path, k=3).hits[0].image_id == first.id
+        assert len(full_loads) == 1
+        for seed in (101, 102):
+            extra = tmp_path / f"extra{seed}"
+            write_dataset(extra, count=2, seed=seed, size=64)
+            import_folder(other, extra, workers=0)  # no codes yet: encoded by the searcher
+            for photo in sorted(extra.rglob("*.jpg")):
+                new = lib.find_by_path(photo)
+                hit = searcher.search(new.path, k=3).hits[0]
+                assert (hit.image_id, hit.exact) == (new.id, True)
+        assert len(full_loads) == 1  # the new images joined the open index
+        gone = lib.find_by_path(next((tmp_path / "extra101").rglob("*.jpg")))
+        other.remove_paths([gone.path])
+        hits = searcher.search(first.path, k=100).hits
+        assert gone.id not in {h.image_id for h in hits}
+        assert len(hits) == lib.count()
+        assert len(full_loads) == 1
+        searcher.invalidate()  # what a new active model does
+        searcher.search(first.path, k=3)
+        assert len(full_loads) == 2

@@ -889,16 +889,27 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 )
         self._drop_index_files(version)
 
-    def load_codes(self, version: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids int64 ascending, packed uint8 (N, bits/8)) for model ``version``."""
+    def load_codes(
+        self, version: str, ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 ascending, packed uint8 (N, bits/8)) for model ``version``; with ``ids``,
+        only those images' codes (the ones that have one)."""
         rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
         if not rows:
             raise LibraryError(f"no model {version!r}")
         nbytes = (int(rows[0][0]) + 7) // 8
-        data = self._query(
-            "SELECT image_id, code FROM codes WHERE model_version = ? ORDER BY image_id",
-            (version,),
-        )
+        sql = "SELECT image_id, code FROM codes WHERE model_version = ?"
+        if ids is None:
+            data = self._query(sql + " ORDER BY image_id", (version,))
+        else:
+            wanted = sorted({int(i) for i in ids})
+            data = []
+            for k in range(0, len(wanted), 500):  # bounded parameter lists
+                chunk = wanted[k : k + 500]
+                marks = ", ".join("?" * len(chunk))
+                data += self._query(
+                    f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
+                )
         ids = np.array([r[0] for r in data], dtype=np.int64)
         packed = np.frombuffer(b"".join(r[1] for r in data), dtype=np.uint8).reshape(
             len(data), nbytes

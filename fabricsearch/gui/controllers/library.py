@@ -225,7 +225,9 @@ class LibraryController(QObject):
             if not changed:
                 return
             log.info("library changed by another process: %d records", len(changed))
-            self.w.searching.invalidate()
+            # Labels reloaded; added or removed images update the open index incrementally
+            # at the next query (a new active model reloads it: the searcher notices).
+            self.w.searching.invalidate_labels()
             self.w.active_grid().select_ids(selected)
             self.w.statusBar().showMessage(
                 f"{len(changed)} images changed outside this window: refreshed", 6000
@@ -328,7 +330,8 @@ class LibraryController(QObject):
 
         report_ = outcome.report
         self.last_import_report = report_
-        self.w.searching.invalidate()  # new images: reload the index on the next query
+        # New images join the open index at the next query; their labels are read now.
+        self.w.searching.invalidate_labels()
         dialog = ImportReportDialog(report_, folder, self.w)
         self.w.runner.last_dialog = dialog
         self.w.sink.present(dialog)
