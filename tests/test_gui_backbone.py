@@ -96,3 +96,32 @@ def test_methods_are_named_in_plain_words(qtbot) -> None:  # type: ignore[no-unt
     texts = [box.itemText(i) for i in range(box.count())]
     assert all(" " in t for t in texts)  # never a bare acronym
     assert box.itemText(box.findData("dvsh")).startswith("DVSH — ")
+
+
+def test_the_query_panel_shows_predicted_labels_as_predictions(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    from fabricsearch.gui.widgets.detail_panel import DetailPanel
+    from fabricsearch.taxonomy import Taxonomy
+
+    panel = DetailPanel()
+    qtbot.addWidget(panel)
+    panel.taxonomy = Taxonomy.default()
+    image = QImage(8, 8, QImage.Format.Format_RGB888)
+    palette = np.zeros((10, 4), np.float32)
+    predicted = {
+        "coarse": "plaid/tartan",
+        "coarse_confidence": 0.87,
+        "fine": "twill",
+        "fine_confidence": 0.4,
+    }
+    panel.set_query(image, palette, "q.jpg", predicted=predicted)
+    assert "(predicted, 87%)" in panel.query.coarse.text()
+    assert "(predicted, 40%)" in panel.query.fine.text()
+    assert "predicted by the model" in panel.query.extra.text()
+    # Labels the user gave win: no prediction shown.
+    panel.set_query(image, palette, "q.jpg", coarse="stripe", predicted=predicted)
+    assert "predicted" not in panel.query.coarse.text()
+    panel.set_query(image, palette, "q.jpg")
+    assert panel.query.extra.text() == "colour measured; labels unknown"

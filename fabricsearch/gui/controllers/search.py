@@ -255,7 +255,15 @@ class SearchController(QObject):
         w.search_panel.set_result(result, outcome.records, q.name)
         if outcome.preview is not None:
             w.search_panel.set_query_pixmap(QPixmap.fromImage(outcome.preview))
-        w.detail.set_query(outcome.preview, result.palette, q.name, q.coarse, q.fine, q.tightness)
+        w.detail.set_query(
+            outcome.preview,
+            result.palette,
+            q.name,
+            q.coarse,
+            q.fine,
+            q.tightness,
+            predicted=getattr(result, "predicted", None),
+        )
         crop = outcome.request.crop if outcome.request else None
         w.detail.set_query_region(crop, outcome.original_size)
         if not navigating:

@@ -260,16 +260,37 @@ class DetailPanel(QWidget):
         coarse: str | None = None,
         fine: str | None = None,
         tightness: float | None = None,
+        predicted: dict[str, Any] | None = None,
     ) -> None:
-        """Show the query: its image, measured palette and whatever labels are known."""
+        """Show the query: its image, measured palette and whatever labels are known; where
+        they are unknown, what the model predicts (marked as predicted, with its confidence)."""
         self.query.setVisible(image is not None)
         self.query.setTitle(f"Query · {name}" if name else "Query")
         self.query.image.set_image(image)
         self.query.palette_bar.set_palette(palette)
         self._show_labels(self.query, coarse, fine, tightness)
-        self.query.extra.setText(
-            "" if coarse or fine or tightness is not None else "colour measured; labels unknown"
-        )
+        known = coarse or fine or tightness is not None
+        guessed = []
+        tax = self.taxonomy
+        if not known and predicted:
+            pc, pf = predicted.get("coarse"), predicted.get("fine")
+            if pc:
+                text = tax.display_coarse(pc) if tax else pc
+                conf = float(predicted.get("coarse_confidence") or 0.0)
+                self.query.coarse.setText(f"{text}  (predicted, {conf:.0%})")
+                guessed.append("coarse")
+            if pf:
+                text = tax.fine_names.get(pf, pf) if tax else pf
+                conf = float(predicted.get("fine_confidence") or 0.0)
+                self.query.fine.setText(f"{text}  (predicted, {conf:.0%})")
+                guessed.append("fine")
+        if known:
+            extra = ""
+        elif guessed:
+            extra = "colour measured; texture predicted by the model"
+        else:
+            extra = "colour measured; labels unknown"
+        self.query.extra.setText(extra)
 
     def set_query_region(self, region: Any, original_size: tuple[int, int] | None) -> None:
         """Show which part of the query photo was searched with (None: all of it)."""
