@@ -468,3 +468,15 @@ def test_absurd_model_configurations_are_refused(tmp_path: Path) -> None:
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="not valid"):
         load_checkpoint(path)
+
+
+def test_warm_up_loads_the_inference_network_and_never_raises(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    bb._CACHE.clear()
+    bb.warm_up()
+    assert any(key.endswith("/fused") for key in bb._CACHE)
+
+    def broken(*a, **kw):  # type: ignore[no-untyped-def]
+        raise bb.BackboneError("weights damaged")
+
+    monkeypatch.setattr(bb, "load_backbone", broken)
+    bb.warm_up()  # logged, not raised: the first query reports real errors

@@ -57,6 +57,15 @@ def initial_library(settings: Settings, requested: Path | None) -> tuple[Path | 
     return demo, False
 
 
+def _warm_up_backbone() -> None:
+    """Runs in a background thread: the import of torch happens here, not in the GUI thread."""
+    try:
+        from fabricsearch.hashing.backbones import warm_up
+    except Exception:  # noqa: BLE001 - best effort; the first query does the work itself
+        return
+    warm_up()
+
+
 def run(
     library: Path | None = None,
     screenshot: Path | None = None,
@@ -98,6 +107,11 @@ def run(
         window.resize(1440, 900)
     window.show()
     if not scripted:
+        import threading
+
+        # The first dropped photo should not wait for torch's import and the network's load:
+        # both happen in the background while the window comes up.
+        threading.Thread(target=_warm_up_backbone, name="backbone-warm-up", daemon=True).start()
         return app.exec()
     try:
         script.process_events_until(lambda: window.isVisible(), 5_000)

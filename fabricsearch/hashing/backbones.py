@@ -411,6 +411,20 @@ def load_backbone(
     return net
 
 
+def warm_up(name: str = DEFAULT_BACKBONE) -> None:
+    """Import torch and load the inference network ahead of the first query (the window calls
+    this in a background thread at start: importing torch alone takes about 2 s, which the
+    first dropped photo would otherwise wait for). Never raises: a failure here only means the
+    first query does the work itself."""
+    try:
+        if backbone_available(name):
+            load_backbone(name, "cpu", fused=True)
+    except Exception:  # noqa: BLE001 - best effort; the query path reports real errors
+        import logging
+
+        logging.getLogger(__name__).debug("backbone warm-up failed", exc_info=True)
+
+
 def fresh_copy(name: str, device: torch.device | str = "cpu") -> EfficientNetLite:
     """A private, trainable copy of the backbone (fine-tuning)."""
     import copy
