@@ -48,11 +48,9 @@ from fabricsearch.config import TrainConfig  # noqa: E402
 from fabricsearch.featurestore import (  # noqa: E402
     MAIN_VIEWS,
     compute_features,
-    prepare_square,
-    to_input,
 )
 from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec, load_backbone  # noqa: E402
-from fabricsearch.hashing.data import TrainingData  # noqa: E402
+from fabricsearch.hashing.data import TrainingData, prepare_image, to_tensor  # noqa: E402
 from fabricsearch.hashing.encode import encode_tensor  # noqa: E402
 from fabricsearch.hashing.metrics import evaluate_codes  # noqa: E402
 from fabricsearch.hashing.train import library_training_data, train  # noqa: E402
@@ -262,10 +260,10 @@ def eager_pipeline_rate(paths: list[Path], backbone: str) -> float:
     def go() -> None:
         batch = []
         for p in paths:
-            batch.append(prepare_square(load_rgb(p), size))
+            batch.append(prepare_image(load_rgb(p), size))
             if len(batch) == 32 or p is paths[-1]:
                 with torch.no_grad():
-                    net(to_input(np.stack(batch), LITE_MEAN, LITE_STD))
+                    net(to_tensor(np.stack(batch), LITE_MEAN, LITE_STD))
                 batch = []
 
     return len(paths) / _time(go, 1)
@@ -286,7 +284,7 @@ def features_variant(
 
     def prep(p: Any) -> np.ndarray | None:
         try:
-            return prepare_square(load_rgb(p, max_side=max_side), size)
+            return prepare_image(load_rgb(p, max_side=max_side), size)
         except (ImageError, OSError, ValueError):
             return None
 
@@ -297,7 +295,7 @@ def features_variant(
         for i in range(s, min(len(paths), s + 32)):
             ok[i] = prepared[i] is not None
         if idx:
-            x = to_input(np.stack([prepared[i] for i in idx]), LITE_MEAN, LITE_STD)
+            x = to_tensor(np.stack([prepared[i] for i in idx]), LITE_MEAN, LITE_STD)
             out[idx, 0] = net(x.contiguous(memory_format=torch.channels_last)).numpy()
     return out.astype(np.float16).astype(np.float32), ok  # as stored (float16)
 

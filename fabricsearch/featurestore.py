@@ -45,24 +45,6 @@ DEFAULT_VIEWS = 1
 # --------------------------------------------------------------------------- input recipe
 
 
-def prepare_square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Shorter side resized to `size` (area filter when shrinking), centre crop → (size, size, 3)."""
-    import cv2
-
-    rgb = np.asarray(rgb)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    rgb = rgb[:, :, :3]
-    h, w = rgb.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    if (nh, nw) != (h, w):
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        rgb = cv2.resize(np.ascontiguousarray(rgb), (nw, nh), interpolation=interp)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return np.ascontiguousarray(rgb[top : top + size, left : left + size])
-
-
 def view_images(square: np.ndarray, view_ids: Sequence[int] = MAIN_VIEWS) -> np.ndarray:
     """Views (see `VIEW_NAMES`) of one prepared square (S, S, 3) → (len(view_ids), S, S, 3)."""
     import cv2
@@ -85,20 +67,13 @@ def view_images(square: np.ndarray, view_ids: Sequence[int] = MAIN_VIEWS) -> np.
     return np.stack([np.ascontiguousarray(v) for v in out])
 
 
-def to_input(batch: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 (N, S, S, 3) → normalised float32 (N, 3, S, S)."""
-    t = torch.as_tensor(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
-    return (t - m) / s
-
-
 def input_tensor(rgb: np.ndarray, backbone: str) -> torch.Tensor:
     """The one input recipe: an RGB photo → the backbone's (1, 3, S, S) input (view 0)."""
     from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec
+    from fabricsearch.hashing.data import prepare_image, to_tensor
 
     size = get_spec(backbone).input_size
-    return to_input(prepare_square(rgb, size)[None], LITE_MEAN, LITE_STD)
+    return to_tensor(prepare_image(rgb, size)[None], LITE_MEAN, LITE_STD)
 
 
 def decode_for(path: Any, size: int) -> np.ndarray:
@@ -186,9 +161,7 @@ class FeatureStore:
             )
         return self._mm
 
-    def get(
-        self, shas: Sequence[str], views: bool = True, dtype: Any = np.float32
-    ) -> np.ndarray:
+    def get(self, shas: Sequence[str], views: bool = True, dtype: Any = np.float32) -> np.ndarray:
         """(N, views, dim) (or (N, dim) of view 0) in `dtype` (float16 is the stored type and
         costs no conversion); raises KeyError for a missing hash."""
         rows = self.rows(shas)
@@ -236,9 +209,9 @@ class FeatureStore:
                     os.truncate(path, size)
             self._index = None
             index = self._load_index()
-            keep = [i for i, s in enumerate(shas) if bytes.fromhex(s) not in index]
-            seen: set[str] = set()
-            keep = [i for i in keep if not (shas[i] in seen or seen.add(shas[i]))]  # type: ignore[func-returns-value]
+            # Rows for hashes not stored yet, each once (the first occurrence).
+            first = {sha: i for i, sha in reversed(list(enumerate(shas)))}
+            keep = sorted(i for sha, i in first.items() if bytes.fromhex(sha) not in index)
             if not keep:
                 return
             try:
@@ -303,6 +276,7 @@ def compute_features(
     Decoding runs in two threads ahead of the network; `sink(indices, feats)` receives each
     finished batch (the store appends it, so a killed run keeps what it computed)."""
     from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec, load_backbone
+    from fabricsearch.hashing.data import prepare_image, to_tensor
     from fabricsearch.imaging import ImageError
 
     spec = get_spec(backbone)
@@ -317,7 +291,7 @@ def compute_features(
 
     def prep(i: int) -> np.ndarray | None:
         try:
-            return view_images(prepare_square(load(items[i]), size), view_ids)
+            return view_images(prepare_image(load(items[i]), size), view_ids)
         except (ImageError, OSError, ValueError):
             return None
 
@@ -336,7 +310,7 @@ def compute_features(
             if good:
                 arr = np.concatenate([p for p in prepared if p is not None])
                 x = (
-                    to_input(arr, LITE_MEAN, LITE_STD)
+                    to_tensor(arr, LITE_MEAN, LITE_STD)
                     .to(dev)
                     .contiguous(memory_format=torch.channels_last)
                 )
@@ -365,8 +339,9 @@ def ensure_features(
     longer decodes (its rows are zero). The centre view and the training views are kept in
     two stores, so encoding never pays for the training views."""
     view_ids = tuple(view_ids)
-    groups = [g for g in (MAIN_VIEWS, tuple(v for v in view_ids if v not in MAIN_VIEWS)) if g]
-    groups = [g for g in groups if set(g) & set(view_ids)]
+    main = tuple(v for v in view_ids if v in MAIN_VIEWS)
+    extra = tuple(v for v in view_ids if v not in MAIN_VIEWS)
+    groups = [g for g in (main, extra) if g]
     parts, ok = [], np.ones(len(shas), dtype=bool)
     for group in groups:
         feats, ok_g = _ensure_group(

@@ -354,7 +354,7 @@ class Searcher:
             st = self._ensure()
             t1 = time.perf_counter()
             # On a pretrained backbone the file goes through the library's own input recipe
-            # (featurestore.decode_for → prepare_square), so a library photo used as a query
+            # (featurestore.decode_for → data.prepare_image), so a library photo used as a query
             # gets exactly its stored code.
             source = image if st.method.on_features and sha is not None and crop is None else rgb
             code, predicted = _encode_query(st.method, source, self.library)

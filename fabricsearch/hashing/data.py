@@ -92,15 +92,20 @@ def build_cache(
     return cache, ok
 
 
-def to_tensor(batch: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W, 3) → normalised float32 (N, 3, H, W)."""
+def to_tensor(
+    batch: np.ndarray | torch.Tensor,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
+) -> torch.Tensor:
+    """uint8 (N, H, W, 3) → normalised float32 (N, 3, H, W) (the compact network's fixed
+    normalisation by default; a pretrained backbone passes its own)."""
     t = torch.as_tensor(batch)
     if t.ndim == 3:
         t = t[None]
     t = t.permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(MEAN, device=t.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=t.device).view(1, 3, 1, 1)
-    return (t - mean) / std
+    m = torch.tensor(mean, device=t.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=t.device).view(1, 3, 1, 1)
+    return (t - m) / s
 
 
 def center_crop(batch: np.ndarray, size: int) -> np.ndarray:
