@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -116,18 +116,51 @@ def encode_records(
     cancel: CancelToken | None = None,
     stage: str = "encode",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The one way library images become codes (training's evaluation view of each photo) →
-    (ids int64, packed uint8). On a pretrained backbone the cached features are used (and
-    filled in); on the compact one the photos are decoded at a bounded size. Images that can
-    no longer be decoded are left out (logged)."""
+    """The one way library images become codes (training's evaluation view of each photo,
+    `record_inputs`) → (ids int64, packed uint8). Images that can no longer be decoded are
+    left out (logged)."""
+    ids: list[int] = []
+    codes: list[np.ndarray] = []
+    for chunk_ids, x in record_inputs(lib, method, records, batch_size, progress, cancel, stage):
+        codes.append(encode_tensor(method, x, batch_size))
+        ids.extend(chunk_ids)
+    packed = (
+        pack_codes(np.concatenate(codes)) if codes else np.zeros((0, method.bits // 8), np.uint8)
+    )
+    return np.asarray(ids, dtype=np.int64), packed
+
+
+def record_inputs(
+    lib: Library,
+    method: HashMethod,
+    records: Sequence[Any],
+    batch_size: int = 64,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    stage: str = "encode",
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Library records → batches of (ids, network input): on a pretrained backbone the cached
+    features (filled in where missing), on the compact network the photos decoded at a bounded
+    size, prepared at work size and centre-cropped. Shared by encoding and label prediction,
+    so both see the same input. Images that can no longer be decoded are skipped (logged)."""
     from fabricsearch.imaging import ImageError, load_rgb
 
     if method.on_features:
-        return _encode_records_features(lib, method, records, progress, cancel)
+        feats, ok = library_features(
+            lib, method.backbone, records, _device_of(method), progress, cancel
+        )
+        for rec, good in zip(records, ok, strict=True):
+            if not good:
+                log.warning("skipping %s: cannot be decoded", rec.path)
+        good = np.flatnonzero(ok)
+        for start in range(0, len(good), batch_size):
+            check(cancel)
+            idx = good[start : start + batch_size]
+            x = torch.from_numpy(feats[idx].astype(np.float32))
+            yield [records[i].id for i in idx], x
+        return
     ws = work_size_for(method.input_size)
     n = len(records)
-    ids: list[int] = []
-    codes: list[np.ndarray] = []
     skipped = 0
     t0 = time.perf_counter()
     report(progress, stage, 0, n, "img")
@@ -145,15 +178,10 @@ def encode_records(
             chunk.append(prepare_image(rgb, ws))
             chunk_ids.append(rec.id)
         if chunk:
-            codes.append(encode_cached(method, np.stack(chunk), batch_size))
-            ids.extend(chunk_ids)
+            yield chunk_ids, to_tensor(center_crop(np.stack(chunk), method.input_size))
         done = min(n, start + batch_size)
         rate = done / max(time.perf_counter() - t0, 1e-9)
         report(progress, stage, done, n, "img", info={"img/s": rate, "skipped": skipped})
-    packed = (
-        pack_codes(np.concatenate(codes)) if codes else np.zeros((0, method.bits // 8), np.uint8)
-    )
-    return np.asarray(ids, dtype=np.int64), packed
 
 
 def library_features(
@@ -178,26 +206,6 @@ def library_features(
         cancel=cancel,
     )
     return feats[:, 0], ok
-
-
-def _encode_records_features(
-    lib: Library,
-    method: HashMethod,
-    records: Sequence[Any],
-    progress: ProgressFn | None,
-    cancel: CancelToken | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    feats, ok = library_features(
-        lib, method.backbone, records, _device_of(method), progress, cancel
-    )
-    for rec, good in zip(records, ok, strict=True):
-        if not good:
-            log.warning("skipping %s: cannot be decoded", rec.path)
-    check(cancel)
-    codes = encode_tensor(method, torch.from_numpy(feats[ok].astype(np.float32)))
-    packed = pack_codes(codes) if len(codes) else np.zeros((0, method.bits // 8), np.uint8)
-    id_arr = np.asarray([r.id for r, g in zip(records, ok, strict=True) if g], dtype=np.int64)
-    return id_arr, packed
 
 
 def find_model(lib: Library, version: str | None = None) -> ModelInfo:

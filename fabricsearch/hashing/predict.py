@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.jobs import CancelToken, ProgressFn
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import ImageRecord, Library
@@ -94,62 +93,15 @@ def predict_labels(
 ) -> list[Prediction]:
     """Predictions of the active model (or `method`) for library images, in `records` order.
     Images that cannot be decoded get no prediction (coarse and fine None, confidence 0)."""
-    from fabricsearch.hashing.data import center_crop, prepare_image, to_tensor, work_size_for
-    from fabricsearch.hashing.encode import library_features, load_library_model
-    from fabricsearch.imaging import ImageError, load_rgb
+    from fabricsearch.hashing.encode import load_library_model, record_inputs
 
     if method is None:
         method, _info, _meta = load_library_model(lib)
     taxonomy = lib.taxonomy
     empty = (None, 0.0, None, 0.0)
-    if not can_predict(method) or not records:
-        results = [empty] * len(records)
-    elif method.on_features:
-        feats, ok = library_features(
-            lib, method.backbone, records, progress=progress, cancel=cancel
-        )
-        check(cancel)
-        got = predict_inputs(method, torch.from_numpy(feats[ok].astype(np.float32)), taxonomy)
-        it = iter(got)
-        results = [next(it) if good else empty for good in ok]
-    else:
-        ws = work_size_for(method.input_size)
-        results = []
-        for n, rec in enumerate(records):
-            check(cancel)
-            try:
-                rgb = load_rgb(rec.path, max_side=max(4 * ws, 512))
-            except ImageError:
-                results.append(empty)
-                continue
-            x = to_tensor(center_crop(prepare_image(rgb, ws)[None], method.input_size))
-            results.append(predict_inputs(method, x, taxonomy)[0])
-            report(progress, "predict", n + 1, len(records), "img")
-    return [
-        Prediction(rec.id, rec.path, c, cc, f, fc)
-        for rec, (c, cc, f, fc) in zip(records, results, strict=True)
-    ]
-
-
-def predict_image(method: HashMethod, image: Any, taxonomy: Taxonomy) -> Prediction | None:
-    """Prediction for one photo (a path or an RGB array), through the same input recipe as
-    encoding; None when the model has no classification heads."""
-    from fabricsearch.hashing.data import preprocess
-
-    if not can_predict(method):
-        return None
-    if method.on_features:
-        from fabricsearch.featurestore import compute_features
-
-        feats, ok = compute_features([image], method.backbone)
-        if not ok[0]:
-            return None
-        x = torch.from_numpy(feats[:, 0].astype(np.float32))
-    else:
-        if not isinstance(image, np.ndarray):
-            from fabricsearch.imaging import load_rgb
-
-            image = load_rgb(image)
-        x = preprocess([image], method.input_size)
-    c, cc, f, fc = predict_inputs(method, x, taxonomy)[0]
-    return Prediction(None, None, c, cc, f, fc)
+    found: dict[int, tuple[str | None, float, str | None, float]] = {}
+    if can_predict(method) and records:
+        # The same input as encoding (cached features, or the decoded photo's centre crop).
+        for ids, x in record_inputs(lib, method, records, 256, progress, cancel, "predict"):
+            found.update(zip(ids, predict_inputs(method, x, taxonomy), strict=True))
+    return [Prediction(rec.id, rec.path, *found.get(rec.id, empty)) for rec in records]
