@@ -50,9 +50,11 @@ def fit_auto_head(
     bits: int = AUTO_BITS,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    backbone: str | None = None,
 ) -> ModelInfo | None:
-    """Fit and activate the label-free head on every image of the library (None if fewer than
-    two images). Earlier automatic heads that are not active are removed."""
+    """Fit and activate the label-free head on every image of the library, on `backbone`'s
+    features (the default network unless given; None if fewer than two images). Earlier
+    automatic heads that are not active are removed."""
     from fabricsearch.config import TrainConfig
     from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, get_spec
     from fabricsearch.hashing.train import (
@@ -65,8 +67,9 @@ def fit_auto_head(
     n = lib.count()
     if n < 2:
         return None
-    bits = min(bits, get_spec(DEFAULT_BACKBONE).feature_dim)
-    cfg = TrainConfig(method="itq", bits=bits, backbone=DEFAULT_BACKBONE, augment=False)
+    backbone = backbone or DEFAULT_BACKBONE
+    bits = min(bits, get_spec(backbone).feature_dim)
+    cfg = TrainConfig(method="itq", bits=bits, backbone=backbone, augment=False)
     data = library_training_data(lib, labelled_only=False, fit_all=True)
     t0 = time.perf_counter()
     try:

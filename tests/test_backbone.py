@@ -326,6 +326,17 @@ def test_cli_adapt_fits_the_label_free_head_on_pretrained_features(tmp_path: Pat
     assert out["active"] is True
     with Library.open(tmp_path / "lib") as lib2:
         assert lib2.count_codes(out["version"]) == 6
+        assert lib2.active_model().version == out["version"]
+    from fabricsearch.hashing.checkpoint import read_metadata
+
+    meta = read_metadata(Path(out["path"]))
+    assert meta.method_config["backbone"] == LITE0  # the network chosen (the default here)
+    from fabricsearch.autohead import fit_auto_head
+
+    with Library.open(tmp_path / "lib") as lib3:  # another network, when one is asked for
+        other = fit_auto_head(lib3, bits=16, backbone="compact")
+        assert other is not None
+        assert read_metadata(other.path).method_config["backbone"] == "compact"
 
 
 def test_the_bundle_carries_converted_weights(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

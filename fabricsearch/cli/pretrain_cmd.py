@@ -156,7 +156,9 @@ def run_adapt(args: argparse.Namespace) -> int:
         if pretrained:
             from fabricsearch.autohead import fit_auto_head
 
-            fitted = fit_auto_head(lib, bits=args.bits, progress=progress, cancel=cancel)
+            fitted = fit_auto_head(
+                lib, bits=args.bits, progress=progress, cancel=cancel, backbone=backbone
+            )
             if fitted is None:
                 raise UserError("the library needs at least two photos that decode")
             info = fitted
