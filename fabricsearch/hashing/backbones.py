@@ -301,10 +301,6 @@ def safetensors_path(spec: BackboneSpec) -> Path:
     return weights_dir() / f"{spec.version}.safetensors"
 
 
-def _expected_sha_file(spec: BackboneSpec) -> Path:
-    return safetensors_path(spec).with_suffix(".sha256")
-
-
 def convert_weights(spec: BackboneSpec, dest: Path | None = None) -> Path:
     """Check the package's ``.pth`` by hash, map its keys and write safetensors (atomically)."""
     from safetensors.torch import save_file
@@ -345,16 +341,18 @@ def ensure_weights(spec: BackboneSpec) -> Path:
     """The safetensors file of `spec`, converted on first use and verified by hash every time
     (the bundle's own copy first, when running from the desktop bundle)."""
     bundled = bundled_weights_dir()
-    if bundled is not None:
-        path = bundled / f"{spec.version}.safetensors"
-        sha = path.with_suffix(".sha256")
-        if path.is_file() and sha.is_file() and _sha256(path) == sha.read_text().strip():
-            return path
+    if bundled is not None and _verified(bundled / f"{spec.version}.safetensors"):
+        return bundled / f"{spec.version}.safetensors"
     path = safetensors_path(spec)
-    sha_file = _expected_sha_file(spec)
-    if path.is_file() and sha_file.is_file() and _sha256(path) == sha_file.read_text().strip():
+    if _verified(path):
         return path
     return convert_weights(spec, path)
+
+
+def _verified(path: Path) -> bool:
+    """A converted weights file whose bytes match the hash written beside it."""
+    sha = path.with_suffix(".sha256")
+    return path.is_file() and sha.is_file() and _sha256(path) == sha.read_text().strip()
 
 
 def fuse_for_inference(net: EfficientNetLite) -> EfficientNetLite:
