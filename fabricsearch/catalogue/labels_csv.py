@@ -15,6 +15,7 @@ import csv
 import io
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,28 @@ COLUMNS = ("path", "coarse", "fine", "tightness")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 #: Cells a spreadsheet would run as a formula (CSV injection); export prefixes them with "'".
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def open_csv(
+    csv_path: Path, error: type[ValueError], expected: str
+) -> tuple[list[str], Iterator[list[str]]]:
+    """A UTF-8 CSV file (Excel's byte-order mark allowed) → (header, reader of the other rows);
+    `error` with a plain message when it cannot be read, is not text or is empty (`expected`
+    names the header that was wanted). Shared by the labels and metadata CSVs."""
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")  # utf-8-sig: Excel writes a BOM
+    except UnicodeDecodeError as exc:
+        raise error(f"{csv_path} is not a UTF-8 text CSV file") from exc
+    except OSError as exc:
+        raise error(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise error(f"{csv_path} is not a readable CSV file: {exc}") from exc
+    if header is None:
+        raise error(f"{csv_path} is empty; expected {expected}")
+    return header, reader
 
 
 class LabelsCsvError(ValueError):
@@ -75,19 +98,7 @@ def import_labels(
     base = csv_path.resolve().parent
     who = who if who is not None else f"csv:{csv_path.name}"
     rep = LabelsReport()
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")  # utf-8-sig: Excel writes a BOM
-    except UnicodeDecodeError as exc:
-        raise LabelsCsvError(f"{csv_path} is not a UTF-8 text CSV file") from exc
-    except OSError as exc:
-        raise LabelsCsvError(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise LabelsCsvError(f"{csv_path} is not a readable CSV file: {exc}") from exc
-    if header is None:
-        raise LabelsCsvError(f"{csv_path} is empty; expected a header {','.join(COLUMNS)}")
+    header, reader = open_csv(csv_path, LabelsCsvError, f"a header {','.join(COLUMNS)}")
     names = [h.strip().lower() for h in header]
     if sorted(names) != sorted(COLUMNS):
         raise LabelsCsvError(

@@ -13,13 +13,12 @@ cells a spreadsheet would run as a formula (as the labels CSV does).
 from __future__ import annotations
 
 import csv
-import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fabricsearch.catalogue.labels_csv import _escape, _fmt, _unescape
+from fabricsearch.catalogue.labels_csv import _escape, _fmt, _unescape, open_csv
 from fabricsearch.catalogue.library import Library, normalise_path
 from fabricsearch.catalogue.metadata import FIELDS, MetadataError, check_value
 
@@ -47,19 +46,7 @@ def import_metadata(
     csv_path = Path(csv_path)
     base = csv_path.resolve().parent
     who = who if who is not None else f"csv:{csv_path.name}"
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MetadataCsvError(f"{csv_path} is not a UTF-8 text CSV file") from exc
-    except OSError as exc:
-        raise MetadataCsvError(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise MetadataCsvError(f"{csv_path} is not a readable CSV file: {exc}") from exc
-    if header is None:
-        raise MetadataCsvError(f"{csv_path} is empty; expected a header with a path column")
+    header, reader = open_csv(csv_path, MetadataCsvError, "a header with a path column")
     names = [h.strip().lower() for h in header]
     unknown = [h for h, n in zip(header, names, strict=True) if n != "path" and n not in FIELDS]
     if "path" not in names or unknown or len(set(names)) != len(names):
