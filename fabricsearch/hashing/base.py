@@ -193,13 +193,20 @@ class HashMethod(nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Binary codes ±1 (sign of the relaxed code; exactly 0 maps to +1)."""
+        with self.evaluating():
+            u = self.encode_continuous(x).float()
+        return torch.where(u >= 0, 1.0, -1.0)
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode (no dropout, no sampling, running batch-norm statistics) for the block,
+        then the mode the method was in."""
         was_training = self.training
         self.eval()
         try:
-            u = self.encode_continuous(x).float()
+            yield
         finally:
             self.train(was_training)
-        return torch.where(u >= 0, 1.0, -1.0)
 
     def configure_optimizers(self, train_cfg: TrainConfig) -> list[torch.optim.Optimizer]:
         """Default: one Adam over all parameters with the paper's lr and weight decay."""

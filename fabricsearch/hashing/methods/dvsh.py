@@ -180,12 +180,8 @@ class DVSH(HashMethod):
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Class probabilities from the classification heads (coarse minor, fine texture): the
         mean of the head on r and the head on the relaxed code u; empty without heads."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             out = self(x)
-        finally:
-            self.train(was_training)
         probs: dict[str, torch.Tensor] = {}
         u = out["u"].float() * CODE_LOGIT_SCALE
         r = out["r"].float()
