@@ -125,3 +125,36 @@ def test_the_query_panel_shows_predicted_labels_as_predictions(qtbot) -> None:  
     assert "predicted" not in panel.query.coarse.text()
     panel.set_query(image, palette, "q.jpg")
     assert panel.query.extra.text() == "colour measured; labels unknown"
+
+
+def test_retrain_header_counts_every_label_as_new_for_a_label_free_model(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from fabricsearch.catalogue import ImageRecord, ModelInfo
+    from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
+
+    palette = np.zeros((10, 4), np.float32)
+    records = [
+        ImageRecord(
+            i,
+            Path(f"{i}.jpg"),
+            f"{i:064x}",
+            1,
+            0.0,
+            8,
+            8,
+            0.0,
+            palette,
+            coarse="plaid/tartan",
+            labelled_at=0.0,
+        )
+        for i in range(3)
+    ]  # labelled long before the label-free model was fitted
+    auto = ModelInfo("auto-20261201-000000-itq-64", "itq", 64, Path("m.safetensors"), time.time())
+    dialog = TrainOptionsDialog(records, auto, TrainConfig())
+    qtbot.addWidget(dialog)
+    assert "No trained model yet" in dialog.labels_text
+    assert "<b>3</b> labelled images" in dialog.labels_text

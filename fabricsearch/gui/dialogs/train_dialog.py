@@ -94,8 +94,16 @@ class TrainOptionsDialog(QDialog):
         labelled = sum(1 for r in records if r.labelled)
         self.labelled, self.images = labelled, len(records)
         new = new_labelled_count(records, active)
+        from fabricsearch.autohead import is_automatic
+
         if active is None:
             text = f"No model yet. <b>{labelled:,}</b> labelled images will be used for training."
+        elif is_automatic(active.version):
+            # The shipped or label-free model has seen no label: every label is new to it.
+            text = (
+                "No trained model yet (search uses a label-free model). "
+                f"<b>{labelled:,}</b> labelled images will be used for training."
+            )
         else:
             text = (
                 f"<b>{new:,}</b> labelled images are new or changed since the current model "
