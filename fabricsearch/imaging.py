@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fabricsearch import livefiles
+
 #: Refuse images with more pixels than this before decoding (80 megapixels: larger than any
 #: camera we expect, small enough that a decode cannot exhaust a laptop's memory).
 MAX_PIXELS = 80_000_000
@@ -67,6 +69,9 @@ def read_bytes(path: str | os.PathLike[str], max_bytes: int | None = None) -> by
     cannot hang either) and its type checked on the open descriptor, so a file swapped for a
     FIFO between a check and the open is still refused."""
     limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    if livefiles.is_held(path):
+        # Opening and closing it here would drop this process's SQLite locks on it.
+        raise ImageError("is a library's open catalogue, not a photo; not read")
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except PermissionError as exc:

@@ -177,7 +177,7 @@ def test_degenerate_codes_are_not_activated(lib: Library, fake_encoder: SetQuali
     assert lib.active_model().version == good.version
     decision = read_decision(flat)
     assert not decision.activate
-    assert "degenerate" in decision.reason
+    assert "degenerate: 1 distinct code" in decision.reason
     assert flat.metrics["distinct_codes"] == 1
 
 
@@ -201,15 +201,21 @@ def test_one_class_library_cannot_judge_a_model(tmp_path: Path, photos: Path) ->
 
 
 def test_diverged_lr_1000_run_is_not_activated(lib: Library) -> None:
-    """A real diverged run (every code equal after 3 epochs at lr 1000) stays inactive."""
+    """A real diverged run (3 epochs at lr 1000) stays inactive, whatever its codes turned
+    out to be: how many distinct codes a diverged network leaves depends on the platform's
+    arithmetic (1 on one machine, 10 on another), so only the decision is asserted here; the
+    exact degenerate case is constructed in `test_degenerate_codes_are_not_activated`."""
     good = train_library(lib, _cfg(epochs=2), activate=True)
     bad = train_library(lib, _cfg(lr=1000.0, epochs=3, seed=1))
     _, packed = lib.load_codes(bad.version)
-    assert CodeStats.of(packed, BITS).distinct == 1
+    distinct = CodeStats.of(packed, BITS).distinct
     assert lib.active_model().version == good.version
     decision = read_decision(bad)
     assert not decision.activate
-    assert "degenerate: 1 distinct code" in decision.reason
+    assert "degenerate" in decision.reason or "below the active model" in decision.reason, (
+        decision.reason,
+        distinct,
+    )
 
 
 def test_rule_boundaries() -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fabricsearch import atomicio
+from fabricsearch import atomicio, livefiles
 from fabricsearch.catalogue import schema
 from fabricsearch.catalogue.edits import EditsMixin
 from fabricsearch.catalogue.metadata import MetadataMixin
@@ -170,6 +170,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         self._lock = threading.RLock()
         self._depth = 0  # atomic() nesting
         self._taxonomy: Taxonomy | None = None
+        # While the connection is open nothing else in this process may open and close the
+        # catalogue file (that drops SQLite's POSIX locks on it; `livefiles`).
+        self._held = livefiles.hold(self.db_path) if team is None else None
 
     # --- opening and closing ------------------------------------------------------------
     @classmethod
@@ -226,16 +229,17 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         db = folder / DB_NAME
         if not db.is_file():
             raise LibraryError(f"{folder} is not a fabricsearch library (no {DB_NAME})")
-        _check_catalogue_file(db)
         if read_only is None:
             read_only = os.environ.get(READ_ONLY_ENV, "") not in ("", "0") or not (
                 os.access(folder, os.W_OK) and os.access(db, os.W_OK)
             )
-        try:
-            conn = _connect(db, read_only=read_only)
-        except sqlite3.Error as exc:
-            raise _damaged(db, exc) from exc
-        lib = cls(folder, conn, read_only=read_only)
+        with livefiles.guard():  # no other thread opens or reads it between check and connect
+            _check_catalogue_file(db)
+            try:
+                conn = _connect(db, read_only=read_only)
+            except sqlite3.Error as exc:
+                raise _damaged(db, exc) from exc
+            lib = cls(folder, conn, read_only=read_only)
         try:
             lib._check_schema()
             lib._setup()
@@ -375,6 +379,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                     self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._conn.close()
                 self._conn = None
+                livefiles.release(self._held)
+                self._held = None
 
     def __enter__(self) -> Library:
         return self
@@ -1027,12 +1033,23 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 def _check_catalogue_file(db: Path) -> None:
     """Refuse, without writing, a catalogue that is empty or not an SQLite file: opening an
-    empty file would silently create a new, empty catalogue in place of the lost one."""
+    empty file would silently create a new, empty catalogue in place of the lost one.
+
+    A catalogue this process already holds open is only checked through `os.stat` (it is an
+    SQLite file: a connection has it): a second descriptor of it, once closed, would drop
+    the open connection's locks (`livefiles`). Call under `livefiles.guard`."""
     try:
-        with open(db, "rb") as f:
-            head = f.read(len(_SQLITE_MAGIC))
+        size = os.stat(db).st_size
     except OSError as exc:
         raise LibraryError(f"cannot read {db}: {exc.strerror or exc}") from exc
+    if livefiles.is_held(db):
+        head = _SQLITE_MAGIC if size else b""
+    else:
+        try:
+            with open(db, "rb") as f:
+                head = f.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise LibraryError(f"cannot read {db}: {exc.strerror or exc}") from exc
     if not head:
         raise DamagedCatalogueError(
             f"{db} is empty (0 bytes): the catalogue was lost; it was left unchanged:"

@@ -73,6 +73,11 @@ class LibraryController(QObject):
         w = self.w
         if not (isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))):
             path = Path(path).expanduser()  # else a team library's URL
+        if not create and self._is_open(path):
+            # Already open: nothing to do. (Opening it a second time used to touch the live
+            # catalogue through a second descriptor; issue 20 item 1.)
+            w.statusBar().showMessage(f"{self.library.location} is already open", 5000)
+            return True
         if w.training.running() and not w.sink.confirm(
             "Open library",
             "A training is running in this library. Open another library and cancel it?",
@@ -108,6 +113,24 @@ class LibraryController(QObject):
         self.reload_records(then=lambda: w.libraryOpened.emit(str(lib.folder)))
         self.watch_timer.start()
         return True
+
+    def _is_open(self, path: str | Path) -> bool:
+        """Whether ``path`` names the library this window has open."""
+        lib = self.library
+        if lib is None or lib.closed:
+            return False
+        if isinstance(path, str):
+            if lib.team is None:
+                return False
+            from fabricsearch.catalogue.postgres import display_url
+
+            return display_url(path) == display_url(lib.location)
+        if lib.team is not None:
+            return False
+        try:
+            return path.resolve() == lib.folder.resolve()
+        except OSError:
+            return False
 
     def _open_asking_password(self, path: str | Path) -> Library:
         """`Library.open`; a team library whose server wants a password that libpq's own means
