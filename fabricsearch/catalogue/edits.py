@@ -127,6 +127,10 @@ class EditsMixin:
             if cancel is not None and cancel.cancelled:
                 raise Cancelled()
             target = new + path[len(old) :]
+            if os.path.isfile(target):
+                # The stored form (symlinks resolved, as an import stores it): a link path
+                # stored here would make a later import of the real folder a duplicate.
+                target = str(Path(target).resolve())
             owner = taken.get(target)
             if owner is not None and owner != i and owner not in moving:
                 rep.taken.append(path)
