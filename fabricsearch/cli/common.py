@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -11,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -32,6 +33,32 @@ def build_config(cls: Callable[..., T], **values: Any) -> T:
         return cls(**values)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, names: Sequence[str], helps: dict[str, str] | None = None
+) -> None:
+    """One ``--flag-name`` per dataclass field in ``names`` (of `TrainConfig`), typed and
+    documented from the field; its default is None (= the dataclass's, shown in --help), so
+    `config_values` tells what was given from what was not."""
+    from fabricsearch.config import TrainConfig
+
+    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in names:
+        f = known[name]
+        default = f.default
+        text = (helps or {}).get(name, name.replace("_", " "))
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(default),
+            default=None,
+            help=f"{text} (default {default})",
+        )
+
+
+def config_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The configuration fields the user gave on the command line (not None)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def print_json(obj: Any) -> None:

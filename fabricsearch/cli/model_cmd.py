@@ -11,10 +11,27 @@ from typing import Any
 
 from fabricsearch.cli.common import (
     UserError,
+    add_config_flags,
     build_config,
+    config_values,
     print_json,
     tqdm_progress,
     user_errors,
+)
+
+#: The train command's flags that set `TrainConfig` fields of the same name; their defaults
+#: (shown in --help) are the dataclass's, the one place every default lives (the window's
+#: retrain dialog starts from `TrainConfig()` too).
+TRAIN_FLAGS = (
+    "method",
+    "bits",
+    "epochs",
+    "batch_size",
+    "lr",
+    "input_size",
+    "patience",
+    "seed",
+    "device",
 )
 
 
@@ -34,16 +51,21 @@ def add_parsers(subparsers: Any) -> None:
         ),
     )
     p.add_argument("library", metavar="LIB", help="library folder")
-    p.add_argument(
-        "--method",
-        default=None,
-        help="hashing method, default dvsh (see `fabricsearch models --methods`)",
+    add_config_flags(
+        p,
+        TRAIN_FLAGS,
+        {
+            "method": "hashing method (see `fabricsearch models --methods`)",
+            "bits": "code length K (32, 64, 128, 256)",
+            "epochs": "passes over the training images (thorough preset: 15)",
+            "input_size": "network input side, px (compact)",
+            "patience": "early-stopping patience (0: off)",
+            "batch_size": "training batch size",
+            "lr": "learning rate",
+            "seed": "random seed (initialisation, split order, batches)",
+            "device": "auto | cpu | cuda | cuda:N | mps",
+        },
     )
-    p.add_argument("--bits", type=int, default=64, help="code length K (32, 64, 128, 256)")
-    p.add_argument("--epochs", type=int, default=None, help="default 30 (thorough preset: 15)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--input-size", type=int, default=112, help="network input side, px (compact)")
     p.add_argument(
         "--backbone",
         default=None,
@@ -63,23 +85,26 @@ def add_parsers(subparsers: Any) -> None:
         type=int,
         nargs="?",
         const=3,
-        default=0,
+        default=None,
         metavar="BLOCKS",
         help="also train the last BLOCKS (default 3) blocks of the pretrained network, on "
         "augmented photos (minutes to hours on a CPU; a GPU is recommended)",
     )
     p.add_argument(
-        "--no-views",
-        action="store_true",
-        help="train on the centre crop only (no cached mirrored/zoomed/rotated views)",
+        "--views",
+        dest="feature_views",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also train on cached mirrored/zoomed/rotated views of each photo (measured: no "
+        "gain, several times the time; default: off, as in the window)",
     )
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience (0: off)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument(
+        "--no-amp", dest="amp", action="store_false", default=None,
+        help="no mixed precision on CUDA",
+    )  # fmt: skip
     p.add_argument(
         "--init",
-        default="scratch",
+        default=None,
         help="start from: 'scratch', 'pretrained' (the shipped synthetic-pretrained network), "
         "'adapted' (this library's newest adapted model) or a path to weights",
     )
@@ -154,38 +179,25 @@ def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.hashing.train import train_library
     from fabricsearch.pretrain import resolve_init
 
-    ch: dict[str, Any] = {}
+    preset: dict[str, Any] = {}
     if args.preset:
         from fabricsearch.presets import get_preset
 
-        ch = get_preset(args.preset).changes
-    # Explicit flags win over the preset, the preset over the defaults.
-    args.method = args.method or ch.get("method", "dvsh")
-    args.epochs = args.epochs or int(ch.get("epochs", 30))
-    args.backbone = args.backbone or ch.get("backbone")
-    if not args.finetune:
-        args.finetune = int(ch.get("finetune", 0))
-    get_method_class(args.method)
-    cfg = build_config(
-        TrainConfig,
-        method=args.method,
-        bits=args.bits,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        input_size=args.input_size,
-        patience=args.patience,
-        seed=args.seed,
-        device=args.device,
-        amp=not args.no_amp,
-        init=args.init,
-        backbone=args.backbone or _default_backbone(args.method),
-        feature_views=not args.no_views,
-        finetune=args.finetune,
-        method_options=_method_options(args.method, args.option),
-    )
+        preset = get_preset(args.preset).changes
+    # The dataclass's defaults, then the preset, then the flags given explicitly.
+    values = {
+        **preset,
+        **config_values(
+            args, (*TRAIN_FLAGS, "finetune", "feature_views", "amp", "init", "backbone")
+        ),
+    }
+    method = values.setdefault("method", TrainConfig.method)
+    get_method_class(method)
+    values.setdefault("backbone", _default_backbone(method))
+    values["method_options"] = _method_options(method, args.option)
+    cfg = build_config(TrainConfig, **values)
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
-        init = resolve_init(args.init, lib)
+        init = resolve_init(cfg.init, lib)
         cfg = replace(cfg, init=str(init) if init is not None else "scratch")
         try:
             info = train_library(

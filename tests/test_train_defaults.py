@@ -1,0 +1,84 @@
+"""One default, one place (issue 21 item 7, issue 22's last point): `fabricsearch train`'s
+defaults are `TrainConfig`'s, as the window's retrain dialog's are; `--epochs 0` is refused
+rather than silently becoming 30; cached training views are off unless asked for."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabricsearch.catalogue import Library
+from fabricsearch.cli import main as cli_main
+from fabricsearch.config import TrainConfig
+from fabricsearch.hashing import train as train_mod
+from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, backbone_available
+
+
+class Captured(Exception):
+    pass
+
+
+@pytest.fixture
+def captured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[TrainConfig]]:
+    Library.create(tmp_path / "lib").close()
+    seen: list[TrainConfig] = []
+
+    def fake_train(lib: Any, cfg: TrainConfig, *args: Any, **kw: Any) -> Any:
+        seen.append(cfg)
+        raise Captured
+
+    monkeypatch.setattr(train_mod, "train_library", fake_train)
+    return str(tmp_path / "lib"), seen
+
+
+def _cli_config(captured: tuple[str, list[TrainConfig]], *flags: str) -> TrainConfig:
+    lib, seen = captured
+    with pytest.raises(Captured):
+        cli_main(["train", lib, *flags])
+    return seen[-1]
+
+
+def test_cli_defaults_are_the_dataclass_defaults(captured) -> None:  # type: ignore[no-untyped-def]
+    cfg = _cli_config(captured)
+    base = TrainConfig()
+    differs = {
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(cfg, f.name) != getattr(base, f.name)
+    }
+    # The image network is the method's default pretrained one (`default_backbone_for`),
+    # in the CLI and in the window alike; every other field is the dataclass's.
+    assert differs <= {"backbone"}
+    assert cfg.backbone == DEFAULT_BACKBONE
+    assert cfg.feature_views is False  # was True from the CLI: minutes instead of seconds
+
+
+def test_explicit_flags_win_over_preset_and_defaults(captured) -> None:  # type: ignore[no-untyped-def]
+    cfg = _cli_config(captured, "--preset", "thorough", "--epochs", "4", "--views", "--no-amp")
+    assert (cfg.epochs, cfg.finetune, cfg.feature_views, cfg.amp) == (4, 3, True, False)
+    cfg = _cli_config(captured, "--preset", "thorough", "--finetune", "1", "--lr", "0.01")
+    assert (cfg.epochs, cfg.finetune, cfg.lr) == (15, 1, 0.01)
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "0"], ["--bits", "12"], ["--batch-size", "1"]])
+def test_bad_values_are_refused_not_replaced(captured, capsys, flags: list[str]) -> None:  # type: ignore[no-untyped-def]
+    lib, seen = captured
+    assert cli_main(["train", lib, *flags]) == 1
+    assert not seen  # refused before any training
+    assert "fabricsearch: error:" in capsys.readouterr().err
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(not backbone_available(DEFAULT_BACKBONE), reason="no pretrained weights")
+def test_window_and_cli_share_every_default(captured, qtbot) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("PySide6")
+    from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
+
+    dialog = TrainOptionsDialog([], None, TrainConfig())
+    qtbot.addWidget(dialog)
+    window = dialog.config()
+    cli = _cli_config(captured)
+    assert dataclasses.asdict(window) == dataclasses.asdict(cli)
