@@ -342,3 +342,67 @@ def colour_similarity_matrix(
                 s = np.where(norm > 0, k / np.where(norm > 0, norm, 1.0), 0.0)
             out[r0:r1, c0:c1] = np.clip(s, 0.0, 1.0)
     return out
+
+
+# --- a colour comparison that survives a camera -----------------------------------------
+#
+# A photo of an archive fabric taken with another camera differs from the archive photo by the
+# camera's white balance and exposure: to a good approximation a gain per RGB channel (von
+# Kries) and a tone curve (gamma). Such a shift moves pixels across the Table 1 thresholds
+# (a warm cast turns light greys into "orange"), and S_C penalises the split proportions hard.
+# So the query is quantised as it is *and* under a small grid of plausible camera corrections
+# (warm ↔ cool gains × three tone curves), each with the paper's quantisation unchanged, and a
+# candidate's colour similarity is the best S_C over them. Gains stay within what white
+# balance does (±12 % on red and blue), so a red colourway never becomes a blue one.
+# Measured in benchmarks/bench_same_fabric.py and tests/test_similarity.py; docs/search.md.
+
+#: Warm ↔ cool steps of the correction grid: red × STEP^t, blue × STEP^−t.
+CAMERA_WB_STEP = 1.06
+CAMERA_WB_STEPS = (-2, -1, 0, 1, 2)
+#: Tone curves of the grid: v' = v^γ on 0–1 values (γ < 1 brightens).
+CAMERA_GAMMAS = (1.0, 0.85, 1.0 / 0.85)
+#: Pixels sampled for each corrected quantisation (the uncorrected palette uses the usual ones).
+CAMERA_PIXELS = 1 << 16
+
+
+def camera_corrections() -> list[tuple[float, float, float, float]]:
+    """The correction grid as (red gain, green gain, blue gain, gamma); the identity first."""
+    out = [(1.0, 1.0, 1.0, 1.0)]
+    for gamma in CAMERA_GAMMAS:
+        for t in CAMERA_WB_STEPS:
+            g = (CAMERA_WB_STEP**t, 1.0, CAMERA_WB_STEP ** (-t), gamma)
+            if g != out[0]:
+                out.append(g)
+    return out
+
+
+def correct_pixels(rgb: np.ndarray, gains: tuple[float, float, float], gamma: float) -> np.ndarray:
+    """RGB uint8 with the tone curve v^γ, then the channel gains applied (clipped to 0–255)."""
+    x = np.arange(256, dtype=np.float64) / 255.0
+    lut = np.stack(
+        [np.clip(np.rint(255.0 * g * x**gamma), 0, 255).astype(np.uint8) for g in gains], axis=-1
+    )
+    out = np.empty_like(rgb)
+    for c in range(3):
+        out[..., c] = lut[rgb[..., c], c]
+    return out
+
+
+def camera_palettes(rgb: np.ndarray, max_pixels: int = CAMERA_PIXELS) -> np.ndarray:
+    """Palettes ``(G, 10, 4)`` of an RGB photo under every `camera_corrections` entry: row 0 is
+    `quantise(rgb)` itself, the others quantise a fixed pixel sample after the correction."""
+    base = quantise(rgb)
+    pixels = working_pixels(np.asarray(rgb), max_pixels)
+    out = [base]
+    for r, g, b, gamma in camera_corrections()[1:]:
+        out.append(quantise(correct_pixels(pixels, (r, g, b), gamma), max_pixels=None))
+    return np.stack(out)
+
+
+def camera_tolerant_similarity(
+    query_palettes: np.ndarray, palettes: np.ndarray, sigma: float = COLOUR_SIGMA
+) -> np.ndarray:
+    """S_C of each of ``palettes (M, 10, 4)`` to the query under its best camera correction:
+    ``query_palettes (G, 10, 4)`` from `camera_palettes` → ``(M,)`` float32."""
+    s = colour_similarity_matrix(query_palettes, palettes, sigma)
+    return s.max(axis=0) if len(s) else np.zeros(len(palettes), np.float32)

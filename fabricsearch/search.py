@@ -1,5 +1,11 @@
 """Query pipeline: image → colour + code → Hamming candidates → re-rank → explained results.
 
+Two stages: the Hamming index gives the candidates; their order comes from float similarity —
+the cached backbone features (cosine; "this very fabric", a near-duplicate is marked
+`same_fabric` and comes first), the label components (predicted ones weighed by their
+confidence; "this kind of fabric") and a camera-tolerant colour similarity. Candidates without
+a cached feature keep the Hamming + fine-grained score. See docs/search.md.
+
 `Searcher(library)` keeps the active model, its Hamming index and the library's label arrays in
 memory, so a query costs one decode, one forward pass and one index scan. It notices when the
 active model changes; after labels change, call `invalidate_labels()`.
@@ -7,6 +13,7 @@ active model changes; after labels change, call `invalidate_labels()`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -20,7 +27,7 @@ import numpy as np
 
 from fabricsearch import colour
 from fabricsearch.codes import pack_codes
-from fabricsearch.jobs import CancelToken, ProgressFn
+from fabricsearch.jobs import CancelToken, Progress, ProgressFn
 from fabricsearch.similarity import LabelArrays, combine_components, fine_grained_components
 
 if TYPE_CHECKING:
@@ -35,8 +42,19 @@ MIN_QUERY_SIDE = 24
 #: Queries are decoded exactly as the importer decodes library images (bounded side), so the
 #: query's palette is measured the same way as the library's palettes.
 QUERY_MAX_SIDE = 512  # equals catalogue.importer.WORK_SIDE; a test checks it
-#: Candidates re-ranked by the fine-grained similarity (top R of the Hamming ranking).
-RERANK_DEPTH = 100
+#: Candidates re-ranked (top R of the Hamming ranking). Chosen by measurement: the original
+#: of a re-photographed library fabric must be among them (benchmarks/bench_same_fabric.py).
+RERANK_DEPTH = 200
+#: Cosine of the cached backbone features at or above which a candidate is the query's fabric
+#: itself ("same fabric"), ranked first. Chosen by measurement on dtd10, confirmed on batik6:
+#: different fabrics of one class stay below it (benchmarks/bench_same_fabric.py).
+SAME_FABRIC_COSINE = 0.85
+#: The feature similarity in the score is the cosine rescaled from [FEATURE_FLOOR, 1] to
+#: [0, 1] (unrelated photos have cosines around 0.4–0.6 on the pretrained backbone).
+FEATURE_FLOOR = 0.5
+#: Weight of the feature similarity in the re-rank score, against RERANK_HAMMING_WEIGHT for
+#: the Hamming similarity and 1 - RERANK_HAMMING_WEIGHT for S (docs/search.md).
+FEATURE_WEIGHT = 1.0
 #: Weight of the Hamming similarity (1 - d/K) in the re-rank score; the rest is S.
 #: Chosen by measurement, see docs/search.md.
 RERANK_HAMMING_WEIGHT = 0.5
@@ -50,6 +68,8 @@ COMPONENTS = ("colour", "coarse", "fine", "tightness")
 #: At most this many images lacking a code are encoded inside a query (about a second each 100
 #: on a laptop CPU); more are left to `fabricsearch encode` with a warning.
 MAX_INLINE_ENCODE = 500
+#: `encode_missing` commits the codes of this many images at a time (a kill loses at most these).
+ENCODE_COMMIT_EVERY = 256
 
 
 class SearchError(Exception):
@@ -108,6 +128,18 @@ class SearchHit:
     fine: str | None = None
     tightness: float | None = None
     exact: bool = False  # the query file itself (same content hash)
+    #: Cosine of the cached backbone features of the query and this image (None: not cached).
+    feature_similarity: float | None = None
+    #: The query's fabric itself in a new photo (feature cosine ≥ SAME_FABRIC_COSINE).
+    same_fabric: bool = False
+    #: Components whose query label the model predicted: component → its confidence (each
+    #: weighs that much in S); a label the user gave weighs 1 and is not listed.
+    predicted: dict[str, float] = field(default_factory=dict)
+
+    def explain(self) -> str:
+        """'same fabric 97 · colour 92 · texture ~ predicted 64 % · tight 95' (unknown parts
+        left out): what the ranking saw, in percent."""
+        return explain_hit(self)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -122,6 +154,11 @@ class SearchHit:
             },
             "labels": {"coarse": self.coarse, "fine": self.fine, "tightness": self.tightness},
             "exact": self.exact,
+            "same_fabric": self.same_fabric,
+            "feature_similarity": (
+                None if self.feature_similarity is None else round(self.feature_similarity, 6)
+            ),
+            "predicted": {k: round(v, 4) for k, v in self.predicted.items()},
         }
 
 
@@ -162,6 +199,7 @@ class _State:
     coarse: list[str | None]
     fine: list[str | None]
     tightness: list[float | None]
+    shas: list[str] = field(default_factory=list)  # content hash of each row of `ids`
     synced: int = -1  # the library's image count when the index was last brought up to date
 
 
@@ -314,6 +352,7 @@ class Searcher:
         st.labels = self.library.label_arrays(st.ids.tolist())
         st.paths = {r.id: Path(r.path) for r in records}
         st.sha = {r.sha256: r.id for r in records}
+        st.shas = [r.sha256 for r in records]
         st.coarse = [r.coarse for r in records]
         st.fine = [r.fine for r in records]
         st.tightness = [r.tightness for r in records]
@@ -357,7 +396,7 @@ class Searcher:
             # (featurestore.decode_for → data.prepare_image), so a library photo used as a query
             # gets exactly its stored code.
             source = image if st.method.on_features and sha is not None and crop is None else rgb
-            code, predicted = _encode_query(st.method, source, self.library)
+            code, predicted, qfeat = _encode_query(st.method, source, self.library)
             times["encode"] = (time.perf_counter() - t1) * 1e3
 
             t2 = time.perf_counter()
@@ -382,12 +421,13 @@ class Searcher:
 
             t3 = time.perf_counter()
             rows = np.searchsorted(st.ids, cand)
-            # A dropped photo has no labels: where the model predicts them, its predicted coarse
-            # and fine labels stand in (measured: dtd10 mAP +0.02 over colour alone,
-            # benchmarks/bench_rerank.py); labels the caller gives always win.
+            # A dropped photo has no labels: where the model predicts them, each predicted
+            # label stands in for the unknown one and weighs its confidence in S; labels the
+            # caller gives weigh 1 and always win.
             q_coarse, q_fine = query_labels.coarse, query_labels.fine
-            if predicted is not None and q_coarse is None and q_fine is None:
-                q_coarse, q_fine = _confident_labels(predicted)
+            weights: dict[str, float] = {}
+            if predicted is not None:
+                q_coarse, q_fine, weights = _predicted_labels(predicted, q_coarse, q_fine)
             qlab = LabelArrays.from_records(
                 self.library.taxonomy,
                 [q_coarse],
@@ -396,18 +436,34 @@ class Searcher:
                 [palette],
             )
             comps = fine_grained_components(qlab, st.labels.subset(rows))
-            s = combine_components(comps)[0] if len(rows) else np.zeros(0, np.float32)
+            if rerank and len(rows):
+                # Colour that survives a camera: the best S_C over plausible corrections of the
+                # query's white balance and exposure (colour.camera_palettes).
+                known = comps["colour"][0] == comps["colour"][0]  # not NaN
+                tolerant = colour.camera_tolerant_similarity(
+                    colour.camera_palettes(rgb), st.labels.palette[rows]
+                )
+                comps["colour"][0] = np.where(known, tolerant, np.nan)
+            s = combine_components(comps, weights)[0] if len(rows) else np.zeros(0, np.float32)
             hsim = 1.0 - dist.astype(np.float64) / bits
-            if rerank and balance != BALANCE_DEFAULT and len(rows):
-                score = _balanced_score(comps, hsim, balance)
-            elif rerank:
-                score = RERANK_HAMMING_WEIGHT * hsim + (1.0 - RERANK_HAMMING_WEIGHT) * s
+            fcos = self._feature_cosines(st, rows, qfeat) if rerank else None
+            if rerank and len(rows):
+                score = _rerank_score(comps, weights, hsim, fcos, balance)
             else:
                 score = hsim
+            same = (
+                np.nan_to_num(fcos, nan=-1.0) >= SAME_FABRIC_COSINE
+                if fcos is not None
+                else np.zeros(len(cand), bool)
+            )
+            # The same fabric in a new photo ranks before every other candidate, by its cosine.
+            if fcos is not None:
+                score = np.where(same, 1.0 + np.nan_to_num(fcos, nan=0.0), score)
             exact_id = st.sha.get(sha) if sha else None
             # Sort by score (desc), then Hamming distance, then id; the query file itself first.
             is_exact = (cand == exact_id) if exact_id is not None else np.zeros(len(cand), bool)
             order = np.lexsort((cand, dist, -score, ~is_exact))[:k]
+            shown_predicted = {c: weights[c] for c in ("coarse", "fine") if c in weights}
             hits = []
             for rank, j in enumerate(order, start=1):
                 row = int(rows[j])
@@ -429,6 +485,13 @@ class Searcher:
                         fine=st.fine[row],
                         tightness=st.tightness[row],
                         exact=bool(is_exact[j]),
+                        feature_similarity=(
+                            None if fcos is None or math.isnan(float(fcos[j])) else float(fcos[j])
+                        ),
+                        same_fabric=bool(same[j]),
+                        predicted={
+                            c: w for c, w in shown_predicted.items() if breakdown[c] is not None
+                        },
                     )
                 )
             times["rerank"] = (time.perf_counter() - t3) * 1e3
@@ -443,6 +506,33 @@ class Searcher:
                 reranked=rerank,
                 predicted=predicted,
             )
+
+    def _feature_cosines(
+        self, st: _State, rows: np.ndarray, qfeat: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Cosine of the query's backbone feature and each candidate's cached one (NaN where a
+        candidate has none cached); None when the model is not on a pretrained backbone's
+        features (nothing to compare: the candidates keep the Hamming + S score)."""
+        if qfeat is None or not st.method.on_features or not len(rows):
+            return None
+        from fabricsearch.featurestore import store_for
+
+        try:
+            store = store_for(self.library.folder, st.method.backbone)
+            shas = [st.shas[int(r)] for r in rows]
+            have = store.rows(shas) >= 0
+            out = np.full(len(rows), np.nan, np.float64)
+            if have.any():
+                feats = store.get([s for s, h in zip(shas, have, strict=True) if h], views=False)
+                q = qfeat.astype(np.float64)
+                q /= np.linalg.norm(q) + 1e-12
+                f = feats.astype(np.float64)
+                f /= np.linalg.norm(f, axis=1, keepdims=True) + 1e-12
+                out[have] = f @ q
+        except (OSError, ValueError, KeyError) as exc:  # an unreadable store: old ranking
+            log.warning("cached features unavailable for re-ranking: %s", exc)
+            return None
+        return out
 
     def _filter_mask(self, st: _State, f: SearchFilters) -> np.ndarray | None:
         if not f.active:
@@ -498,22 +588,69 @@ def search(
     return Searcher(library).search(image, k, filters, query_labels, rerank, balance, crop)
 
 
-def _balanced_score(comps: dict[str, np.ndarray], hsim: np.ndarray, balance: float) -> np.ndarray:
-    """The re-rank score with colour weighted min(1, 2b) and each texture part (the Hamming
-    similarity, coarse, fine, tightness) min(1, 2(1 - b)); at b = 0.5 every weight is 1 and
-    this equals the default score (0.5 · Hamming + 0.5 · mean of the known components)."""
+def _rerank_score(
+    comps: dict[str, np.ndarray],
+    weights: dict[str, float],
+    hsim: np.ndarray,
+    fcos: np.ndarray | None,
+    balance: float,
+) -> np.ndarray:
+    """The re-rank score: a weighted mean of the Hamming similarity (RERANK_HAMMING_WEIGHT),
+    S (1 - RERANK_HAMMING_WEIGHT; itself the weighted mean of the known components, predicted
+    labels weighing their confidence) and, where the candidate's backbone feature is cached,
+    the rescaled feature cosine (FEATURE_WEIGHT).
+
+    The balance weighs colour min(1, 2b) and each texture part (Hamming, features, coarse,
+    fine, tightness) min(1, 2(1 - b)); at b = 0.5 every balance weight is 1. Without features
+    and predictions this is today's 0.5 · Hamming + 0.5 · S."""
     wc, wt = min(1.0, 2.0 * balance), min(1.0, 2.0 * (1.0 - balance))
     num = np.zeros(hsim.shape, np.float64)
     den = np.zeros(hsim.shape, np.float64)
     for c in COMPONENTS:
         v = comps[c][0].astype(np.float64)
         known = ~np.isnan(v)
-        w = wc if c == "colour" else wt
+        w = (wc if c == "colour" else wt) * float(weights.get(c, 1.0))
         num += np.where(known, w * np.nan_to_num(v), 0.0)
         den += np.where(known, w, 0.0)
     s = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
     h = RERANK_HAMMING_WEIGHT * wt
-    return (h * hsim + (1.0 - RERANK_HAMMING_WEIGHT) * s) / (h + 1.0 - RERANK_HAMMING_WEIGHT)
+    ws = 1.0 - RERANK_HAMMING_WEIGHT
+    total = h * hsim + ws * s
+    norm = np.full(hsim.shape, h + ws)
+    if fcos is not None:
+        have = ~np.isnan(fcos)
+        fsim = np.clip((np.nan_to_num(fcos) - FEATURE_FLOOR) / (1.0 - FEATURE_FLOOR), 0.0, 1.0)
+        wf = FEATURE_WEIGHT * wt
+        total = total + np.where(have, wf * fsim, 0.0)
+        norm = norm + np.where(have, wf, 0.0)
+    return total / np.maximum(norm, 1e-12)
+
+
+def explain_hit(hit: SearchHit) -> str:
+    """'same fabric 97 · colour 92 · texture ~ predicted 64 % · tight 95' from a hit (parts
+    unknown for the pair left out): a predicted label is shown with the confidence it weighs
+    (a match with a 64 %-confident guess is never "texture 100")."""
+    b = hit.breakdown
+    parts = []
+    if hit.same_fabric and hit.feature_similarity is not None:
+        parts.append(f"same fabric {100 * hit.feature_similarity:.0f}")
+    elif hit.feature_similarity is not None:
+        parts.append(f"look {100 * hit.feature_similarity:.0f}")
+    if b.get("colour") is not None:
+        parts.append(f"colour {100 * b['colour']:.0f}")
+    given = [b[k] for k in ("coarse", "fine") if b.get(k) is not None and k not in hit.predicted]
+    guessed = [
+        b[k] * hit.predicted[k]
+        for k in ("coarse", "fine")
+        if b.get(k) is not None and k in hit.predicted
+    ]
+    if given:
+        parts.append(f"texture {100 * sum(given) / len(given):.0f}")
+    if guessed:
+        parts.append(f"texture ~ predicted {100 * sum(guessed) / len(guessed):.0f} %")
+    if b.get("tightness") is not None:
+        parts.append(f"tight {100 * b['tightness']:.0f}")
+    return " · ".join(parts) or f"Hamming {hit.hamming}"
 
 
 def parse_crop(text: str) -> tuple[int, int, int, int]:
@@ -533,40 +670,45 @@ def _crop(rgb: np.ndarray, crop: tuple[int, int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(rgb[y : min(height, y + h), x : min(width, x + w)])
 
 
-#: Predicted labels below this confidence do not enter the re-ranking (a guess that is more
-#: likely wrong than right would push true matches down).
-PREDICTION_MIN_CONFIDENCE = 0.5
-
-
-def _confident_labels(predicted: dict[str, object]) -> tuple[str | None, str | None]:
-    """The predicted (coarse, fine) labels confident enough to stand in for unknown ones."""
-    out: list[str | None] = []
+def _predicted_labels(
+    predicted: dict[str, object], coarse: str | None, fine: str | None
+) -> tuple[str | None, str | None, dict[str, float]]:
+    """(coarse, fine, weights): each label the caller did not give is the model's prediction,
+    weighing its confidence in S (a given label weighs 1); `weights` lists the predicted ones."""
+    given = {"coarse": coarse, "fine": fine}
+    weights: dict[str, float] = {}
     for key in ("coarse", "fine"):
         value, conf = predicted.get(key), predicted.get(f"{key}_confidence") or 0.0
-        ok = isinstance(value, str) and float(conf) >= PREDICTION_MIN_CONFIDENCE  # type: ignore[arg-type]
-        out.append(value if ok else None)  # type: ignore[arg-type]
-    return out[0], out[1]
+        if given[key] is None and isinstance(value, str):
+            given[key] = value
+            weights[key] = min(1.0, max(0.0, float(conf)))  # type: ignore[arg-type]
+    return given["coarse"], given["fine"], weights
 
 
 def _encode_query(
     method: HashMethod, source: Path | str | np.ndarray, library: Library
-) -> tuple[np.ndarray, dict[str, object] | None]:
-    """The query's packed code and, where the model has classification heads, its predicted
-    labels — from one pass of the network (the same input recipe as the library's images)."""
+) -> tuple[np.ndarray, dict[str, object] | None, np.ndarray | None]:
+    """The query's packed code, its predicted labels where the model has classification heads,
+    and its backbone feature where the model is on a pretrained backbone's features — all from
+    one pass of the network (the same input recipe as the library's images)."""
     import torch
 
     from fabricsearch.hashing.encode import encode_images, encode_tensor
     from fabricsearch.hashing.predict import can_predict, predict_inputs
 
-    if not can_predict(method):
-        return pack_codes(encode_images(method, [source]))[0], None
+    feature = None
     if method.on_features:
         from fabricsearch.featurestore import compute_features
 
         feats, ok = compute_features([source], method.backbone)
         if not ok[0]:
             raise SearchError("the query image cannot be decoded")
+        feature = feats[0, 0].astype(np.float32)
         x = torch.from_numpy(feats[:, 0].astype(np.float32))
+        if not can_predict(method):
+            return pack_codes(encode_tensor(method, x))[0], None, feature
+    elif not can_predict(method):
+        return pack_codes(encode_images(method, [source]))[0], None, None
     else:
         from fabricsearch.hashing.data import preprocess
 
@@ -580,7 +722,7 @@ def _encode_query(
         "fine": f,
         "fine_confidence": round(fc, 4),
     }
-    return code, predicted
+    return code, predicted, feature
 
 
 def _load_query(
@@ -638,18 +780,53 @@ def encode_missing(
     version: str | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    chunk: int = 0,
 ) -> int:
     """Encode the images that have no code under the model `version` (the active one by default),
-    add their codes, and drop the saved index so it is rebuilt. Returns how many were encoded."""
+    add their codes, and drop the saved index so it is rebuilt. Returns how many were encoded.
+
+    The codes are committed every ``chunk`` images (`ENCODE_COMMIT_EVERY` when 0), so a kill
+    or a cancel loses at most one chunk's work, and images become searchable while a long
+    encode runs. A cancel after a chunk was committed raises `jobs.Cancelled` saying so
+    (``partial``: how many were encoded)."""
     from fabricsearch.hashing.encode import encode_records, load_library_model
+    from fabricsearch.jobs import Cancelled
 
     method, info, _meta = load_library_model(lib, version)
     have, _ = lib.load_codes(info.version)
     have_set = set(have.tolist())
     todo = [r for r in lib.images() if r.id not in have_set]
-    if not todo:
-        return 0
-    ids, packed = encode_records(lib, method, todo, 32, progress, cancel)
-    if len(ids):
-        lib.add_codes(info.version, ids.tolist(), packed)  # also drops the stale index
-    return len(ids)
+    step = chunk if chunk > 0 else ENCODE_COMMIT_EVERY
+    encoded = 0
+    for start in range(0, len(todo), step):
+        part = todo[start : start + step]
+        report = _chunk_progress(progress, start, len(part), len(todo))
+        try:
+            ids, packed = encode_records(lib, method, part, 32, report, cancel)
+        except Cancelled as exc:
+            if not encoded:
+                raise
+            raise Cancelled(
+                f"{encoded} of {len(todo)} images were encoded; encode again to finish",
+                partial=encoded,
+            ) from exc
+        if len(ids):
+            lib.add_codes(info.version, ids.tolist(), packed)  # also drops the stale index
+        encoded += len(ids)
+    return encoded
+
+
+def _chunk_progress(
+    progress: ProgressFn | None, offset: int, size: int, total: int
+) -> ProgressFn | None:
+    """A chunk's reports (``size`` images after ``offset``) as parts of the whole encode;
+    reports of other totals (features computed for the uncached images) pass unchanged."""
+    if progress is None or size == total:
+        return progress
+
+    def forward(p: Progress) -> None:
+        if p.total == size:
+            p = dataclasses.replace(p, done=offset + p.done, total=total)
+        progress(p)
+
+    return forward

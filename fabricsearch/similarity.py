@@ -242,13 +242,23 @@ def fine_grained_components(a: LabelArrays, b: LabelArrays) -> dict[str, np.ndar
     return {"colour": col, "coarse": coarse, "fine": fine, "tightness": tight}
 
 
-def combine_components(components: dict[str, np.ndarray]) -> np.ndarray:
-    """Mean of the known (non-NaN) components; 0 where none is known."""
+def combine_components(
+    components: dict[str, np.ndarray], weights: dict[str, float] | None = None
+) -> np.ndarray:
+    """Mean of the known (non-NaN) components; 0 where none is known.
+
+    `weights` (component → weight, 1 where not given) makes it a weighted mean: a label the
+    model *predicts* with confidence c weighs c, a label the user gives weighs 1 (search.py).
+    Without weights this is Eq. 6 exactly."""
     stack = np.stack([components[k].astype(np.float64) for k in COMPONENTS])
     known = ~np.isnan(stack)
-    count = known.sum(axis=0)
-    total = np.where(known, stack, 0.0).sum(axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32)
+    w = np.ones(len(COMPONENTS), np.float64)
+    if weights:
+        w = np.array([float(weights.get(k, 1.0)) for k in COMPONENTS], np.float64)
+    w = w.reshape((len(COMPONENTS),) + (1,) * (stack.ndim - 1))
+    den = np.where(known, w, 0.0).sum(axis=0)
+    total = np.where(known, w * np.nan_to_num(stack), 0.0).sum(axis=0)
+    return np.where(den > 0, total / np.maximum(den, 1e-12), 0.0).astype(np.float32)
 
 
 def fine_grained_matrix(a: LabelArrays, b: LabelArrays) -> np.ndarray:
