@@ -1,0 +1,74 @@
+"""How many CPU threads torch uses for one call: a policy per call, not a process setting.
+
+Measured (docs/benchmarks.md, "Thread policy"; `benchmarks/bench_threads.py`): for a single
+query image the network's layers are too small to split well, and beside a busy process a
+second thread mostly waits for a core: two threads were 6.3–6.9× *slower* than one on the busy
+2-core machine, and hardly faster when it was quiet. Batches (import, encoding) do gain from
+more threads, but only from cores that are actually free. So:
+
+* one image (a query): one thread;
+* a batch: the cores not busy with other work (`os.getloadavg`, this process's own work
+  excluded as far as it can be), less one for the decoding threads that feed the network
+  (`featurestore.compute_features` decodes ahead in two threads), at least one. On a 2-core
+  laptop that is one thread: measured, two were 1.6–2.6× slower than one for a batch of 32
+  even with only the decoders beside them (OpenMP's workers spin while they wait for a core).
+
+`torch_threads(n)` applies ``n`` for the duration of a call in the calling thread only: with
+OpenMP the thread count is a per-thread setting, so a query in the window's worker thread does
+not change the pool of a training running in another. Leaf module: no project imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+#: A batch below this many images is encoded like a single query (one thread).
+SMALL_BATCH = 4
+
+
+def cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def busy_elsewhere() -> float:
+    """Runnable tasks on this machine that are not ours (1-minute load average minus one for
+    this process's own work; 0 where the OS has no load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+    return max(0.0, load - 1.0)
+
+
+def threads_for(images: int, n_cores: int | None = None, busy: float | None = None) -> int:
+    """Threads for encoding ``images`` images now (see the module docstring)."""
+    n_cores = cores() if n_cores is None else n_cores
+    if images < SMALL_BATCH:
+        return 1
+    busy = busy_elsewhere() if busy is None else busy
+    free = int(n_cores - busy + 0.5)
+    return max(1, min(n_cores - 1, free - 1))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the body with ``n`` torch intra-op threads in this thread, then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+__all__ = ["SMALL_BATCH", "cores", "threads_for", "torch_threads"]
