@@ -167,6 +167,11 @@ def test_spec_is_python_and_names_the_entry_and_resources() -> None:
     assert (PACKAGING / "entry.py").is_file()
     assert '"entry.py"' in text
     assert '"resources"' in text
+    # The licences of what the bundle ships travel with it (LGPL-3.0 and MPL-2.0 notices).
+    assert '"THIRD_PARTY_NOTICES.md"' in text
+    notices = (ROOT / "THIRD_PARTY_NOTICES.md").read_text(encoding="utf-8")
+    for name in ("PySide6", "shiboken6", "psycopg", "tqdm", "LGPL-3.0", "MPL-2.0"):
+        assert name in notices
     assert "freeze_support()" in (PACKAGING / "entry.py").read_text(encoding="utf-8")
     # Every CLI command group must be importable in the frozen app: they are found by name.
     from fabricsearch.cli import COMMAND_MODULES
