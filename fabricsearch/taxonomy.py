@@ -40,16 +40,16 @@ class Taxonomy:
         tax = cls(version=int(data.get("version", 1)))
         try:
             for major in data["coarse"]:
-                tax.add_major(major["id"], major.get("name"))
+                tax.add_major(major["id"], major.get("name"), stored=True)
                 if major.get("retired"):
                     tax.retired_coarse[major["id"]] = major.get("merged_into")
                 for minor in major.get("minors", []):
                     cid = f"{major['id']}/{minor['id']}"
-                    tax.add_minor(cid, minor.get("name"))
+                    tax.add_minor(cid, minor.get("name"), stored=True)
                     if minor.get("retired"):
                         tax.retired_coarse[cid] = minor.get("merged_into")
             for fine in data["fine"]:
-                tax.add_fine(fine["id"], fine.get("name"))
+                tax.add_fine(fine["id"], fine.get("name"), stored=True)
                 if fine.get("retired"):
                     tax.retired_fine[fine["id"]] = fine.get("merged_into")
             order = data.get("minor_order")
@@ -110,25 +110,28 @@ class Taxonomy:
         return out
 
     # --- extension ----------------------------------------------------------------------
-    def add_major(self, major: str, name: str | None = None) -> None:
-        _check_id(major)
+    # ``stored``: an id read back from a saved taxonomy, checked only as strictly as when it
+    # was added (a library saved by an older version must still open).
+    def add_major(self, major: str, name: str | None = None, *, stored: bool = False) -> None:
         if major not in self.majors:
+            _check_id(major, stored)
             self.majors.append(major)
         self.major_names[major] = name or self.major_names.get(major) or major
 
-    def add_minor(self, coarse_id: str, name: str | None = None) -> None:
+    def add_minor(self, coarse_id: str, name: str | None = None, *, stored: bool = False) -> None:
         major, minor = split_coarse(coarse_id)
         if minor is None:
             raise TaxonomyError(f"{coarse_id!r} is not a major/minor id")
-        _check_id(minor)
-        self.add_major(major)
+        if coarse_id not in self.minors:
+            _check_id(minor, stored)  # before the major: a refused minor adds nothing
+        self.add_major(major, stored=stored)
         if coarse_id not in self.minors:
             self.minors.append(coarse_id)
         self.minor_names[coarse_id] = name or self.minor_names.get(coarse_id) or minor
 
-    def add_fine(self, fine_id: str, name: str | None = None) -> None:
-        _check_id(fine_id)
+    def add_fine(self, fine_id: str, name: str | None = None, *, stored: bool = False) -> None:
         if fine_id not in self.fine:
+            _check_id(fine_id, stored)
             self.fine.append(fine_id)
         self.fine_names[fine_id] = name or self.fine_names.get(fine_id) or fine_id
 
@@ -213,6 +216,23 @@ def split_coarse(coarse_id: str) -> tuple[str, str | None]:
     return coarse_id, None
 
 
-def _check_id(value: str) -> None:
+def _check_id(value: str, stored: bool = False) -> None:
+    """An id is refused when empty, with a ``/``, with spaces around it or (a new one) with a
+    line break, tab or other control character (it would break CSV rows and listings)."""
     if not value or "/" in value or value != value.strip():
         raise TaxonomyError(f"invalid category id {value!r}")
+    if not stored and not value.isprintable():
+        raise TaxonomyError(
+            f"invalid category id {value!r}: no line breaks, tabs or control characters"
+        )
+
+
+def check_name(name: str) -> str:
+    """A display name as stored: runs of spaces (line breaks, tabs) become one space;
+    `TaxonomyError` when nothing is left or a control character remains."""
+    name = " ".join(name.split())
+    if not name:
+        raise TaxonomyError("a category needs a non-empty name")
+    if not name.isprintable():
+        raise TaxonomyError(f"invalid category name {name!r}: no control characters")
+    return name

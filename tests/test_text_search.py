@@ -144,6 +144,18 @@ def test_cli_text_listing(lib: Library, capsys) -> None:
     assert cli_main(["search", lib_dir, "--text", "wool", "--coarse", "plaid"]) == 1
 
 
+def test_cli_text_may_start_with_a_dash(lib: Library, capsys) -> None:
+    lib_dir = str(lib.folder)
+    lib.close()
+    for args in (["--text", "-wool"], ["--text=-wool"], ["--text", "-wool", "-k", "1"]):
+        assert cli_main(["search", lib_dir, *args, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["text"], out["matches"]) == ("-wool", 2)
+    with pytest.raises(SystemExit):  # the text left out: still argparse's own message
+        cli_main(["search", lib_dir, "--text", "--json"])
+    assert "expected one argument" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def trained_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fabricsearch.catalogue.importer import import_folder

@@ -7,6 +7,12 @@ repeated path) are reported with their line number and nothing of them is writte
 a category they would add with ``--add-categories``; all good rows are applied in one
 transaction. Tightness is a plain ASCII number (`parse_tightness`). Export escapes cells that a
 spreadsheet would run as a formula (leading ``'``), and import undoes that escape.
+
+A file that cannot be read as a whole is refused with `LabelsCsvError` and nothing is applied:
+not a regular file (a folder, pipe or device), over `MAX_CSV_BYTES`, not UTF-8 text, a NUL
+byte, a malformed row (an unclosed quote, reported on the line it opens), or a quoted cell
+running over several lines (no label has a line break: it would have swallowed the rows after
+it).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import csv
 import io
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,26 +41,114 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def open_csv(
-    csv_path: Path, error: type[ValueError], expected: str
-) -> tuple[list[str], Iterator[list[str]]]:
-    """A UTF-8 CSV file (Excel's byte-order mark allowed) → (header, reader of the other rows);
-    `error` with a plain message when it cannot be read, is not text or is empty (`expected`
-    names the header that was wanted). Shared by the labels and metadata CSVs."""
+#: Largest CSV file read (a labels CSV of a million photos is about 60 MB). A single cell is
+#: bounded by the csv module's field limit (131,072 characters), reported as a bad line.
+MAX_CSV_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One CSV record: the physical lines it starts and ends on (more than one only when a
+    quoted cell holds a line break) and its cells."""
+
+    line: int
+    end: int
+    cells: list[str]
+
+
+def read_csv_text(csv_path: Path, error: type[ValueError]) -> str:
+    """The text of a UTF-8 CSV file (Excel's byte-order mark allowed); `error` with a plain
+    message for a path that is not a regular file (a folder, a pipe, a device: checked before
+    opening, so a FIFO cannot hang the import), a file over `MAX_CSV_BYTES`, one that is not
+    UTF-8 text, or one holding a NUL byte (a binary or UTF-16 file)."""
+    data = b""
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")  # utf-8-sig: Excel writes a BOM
-    except UnicodeDecodeError as exc:
-        raise error(f"{csv_path} is not a UTF-8 text CSV file") from exc
+        st = os.stat(csv_path)
+        if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_CSV_BYTES:
+            # O_NONBLOCK: should the path become a FIFO after the check, opening it does not
+            # wait for a writer (the fstat below then refuses it).
+            fd = os.open(csv_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                data = fh.read(MAX_CSV_BYTES + 1) if stat.S_ISREG(st.st_mode) else b""
     except OSError as exc:
         raise error(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{csv_path} is a folder, not a CSV file")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{csv_path} is not a regular file (a pipe or a device?); give a CSV file")
+    if st.st_size > MAX_CSV_BYTES or len(data) > MAX_CSV_BYTES:
+        raise error(
+            f"{csv_path} is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB: "
+            "too large for a labels or metadata CSV"
+        )
+    try:
+        text = data.decode("utf-8-sig")  # utf-8-sig: Excel writes a BOM
+    except UnicodeDecodeError as exc:
+        raise error(f"{csv_path} is not a UTF-8 text CSV file") from exc
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise error(
+            f"{csv_path} line {line}: holds a NUL byte, which a text CSV never has "
+            "(saved as UTF-16 or binary?); save it as CSV UTF-8"
+        )
+    return text
+
+
+def open_csv(
+    csv_path: Path, error: type[ValueError], expected: str
+) -> tuple[list[str], Iterator[CsvRow]]:
+    """A UTF-8 CSV file → (header, its other rows as `CsvRow`); `error` with a plain message
+    when it cannot be read (`read_csv_text`) or is empty (`expected` names the header that
+    was wanted). Reading the rows raises `error` with the line number for a malformed CSV,
+    such as a quote that is never closed (reported on the line the quoted cell starts on).
+    Shared by the labels and metadata CSVs."""
+    text = read_csv_text(csv_path, error)
+    # strict: a stray quote after a closing one, or a quoted cell still open at the end of the
+    # file, is an error rather than text silently taken into one cell.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+
+    def fail(exc: csv.Error, line: int) -> ValueError:
+        hint = ""
+        if "end of data" in str(exc) or "expected after" in str(exc):
+            hint = " (is a closing quote missing in the cell that starts there?)"
+        return error(f"{csv_path} line {line}: not a well-formed CSV row: {exc}{hint}")
+
     try:
         header = next(reader, None)
     except csv.Error as exc:
-        raise error(f"{csv_path} is not a readable CSV file: {exc}") from exc
+        raise fail(exc, 1) from exc
     if header is None:
         raise error(f"{csv_path} is empty; expected {expected}")
-    return header, reader
+
+    def rows() -> Iterator[CsvRow]:
+        while True:
+            start = reader.line_num + 1
+            try:
+                cells = next(reader, None)
+            except csv.Error as exc:
+                raise fail(exc, start) from exc
+            if cells is None:
+                return
+            yield CsvRow(start, max(start, reader.line_num), cells)
+
+    return header, rows()
+
+
+def find_image(lib: Library, base: Path, cell: str) -> tuple[Any, str]:
+    """(the library's image named by a CSV path cell, relative to ``base``, the CSV's folder,
+    or absolute; "") or (None, the reason for the report) when there is none: not in the
+    library, or not a path at all (``~nosuchuser/x``, a name too long)."""
+    p = Path(cell)
+    full = p if p.is_absolute() else base / p
+    try:
+        rec = lib.find_by_path(full)
+    except (OSError, ValueError, RuntimeError) as exc:
+        return None, f"not a usable path: {exc}"
+    if rec is None:
+        return None, f"image not in the library: {normalise_path(full)}"
+    return rec, ""
 
 
 class LabelsCsvError(ValueError):
@@ -106,16 +201,22 @@ def import_labels(
         )
     col = {name: names.index(name) for name in COLUMNS}
     raw: list[tuple[int, dict[str, str]]] = []
-    try:
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue  # blank line
-            if len(cells) != len(names):
-                raw.append((reader.line_num, {"_error": f"{len(cells)} cells, expected 4"}))
-                continue
-            raw.append((reader.line_num, {k: _unescape(cells[i].strip()) for k, i in col.items()}))
-    except csv.Error as exc:
-        raise LabelsCsvError(f"{csv_path} line {reader.line_num}: {exc}") from exc
+    for row in reader:
+        cells = row.cells
+        if row.end > row.line:
+            # No label has a line break: a quoted cell running over lines is a missing
+            # closing quote that took the next rows into it.
+            raise LabelsCsvError(
+                f"{csv_path} line {row.line}: a quoted cell runs on to line {row.end} "
+                "(is its closing quote missing?); labels have no line breaks, "
+                "so nothing was imported"
+            )
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        if len(cells) != len(names):
+            raw.append((row.line, {"_error": f"{len(cells)} cells, expected 4"}))
+            continue
+        raw.append((row.line, {k: _unescape(cells[i].strip()) for k, i in col.items()}))
 
     tax = lib.taxonomy
     rows: list[_Row] = []
@@ -133,10 +234,9 @@ def import_labels(
         if not cells["path"]:
             bad("empty path")
             continue
-        p = Path(cells["path"])
-        rec = lib.find_by_path(p if p.is_absolute() else base / p)
+        rec, missing = find_image(lib, base, cells["path"])
         if rec is None:
-            bad(f"image not in the library: {normalise_path(p if p.is_absolute() else base / p)}")
+            bad(missing)
             continue
         tightness: float | None = None
         if cells["tightness"]:

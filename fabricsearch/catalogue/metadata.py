@@ -33,6 +33,9 @@ NUMBER_FIELDS = tuple(k for k, v in FIELDS.items() if v == "number")
 UNITS = {"weight": "g/m²", "width": "cm", "price": ""}
 #: Longest text we keep in one field (a pasted document in "notes" is a mistake).
 MAX_TEXT = 10_000
+#: Largest number kept per field: far above any real fabric (and any currency's price), far
+#: below where sums, averages and displays of floats go wrong (``price=1e308``).
+MAX_NUMBER = {"weight": 100_000.0, "width": 100_000.0, "price": 1e12}
 
 #: A number cell: plain ASCII decimal (as labels_csv's tightness: no "5_0", "inf", "nan").
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -91,10 +94,18 @@ def check_value(name: str, value: Any) -> Any:
             raise MetadataError(f"{name}: longer than {MAX_TEXT} characters")
         return value or None
     if isinstance(value, str):
-        return parse_number(name, value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+        number = parse_number(name, value)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
         raise MetadataError(f"{name}: {value!r} is not a number")
-    return _check_range(name, float(value))
+    else:
+        try:
+            number = _check_range(name, float(value))
+        except OverflowError:  # an int beyond any float
+            raise MetadataError(f"{name}: {value} is more than {MAX_NUMBER[name]:g}") from None
+    if number is not None and number > MAX_NUMBER[name]:
+        unit = f" {UNITS[name]}" if UNITS.get(name) else ""
+        raise MetadataError(f"{name}: {number:g} is more than {MAX_NUMBER[name]:g}{unit}")
+    return number
 
 
 def parse_number(name: str, text: str) -> float | None:

@@ -8,6 +8,12 @@ library, a repeated image, or a value that does not fit its field (``weight`` no
 a negative price) is reported with its line number and nothing of it is written; every other
 row is applied in one transaction. Export writes the images that have metadata, escaping
 cells a spreadsheet would run as a formula (as the labels CSV does).
+
+A text cell may hold line breaks (quoted, as export writes them), but a file is refused with
+`MetadataCsvError`, nothing applied, when a quoted cell runs on over lines that look like rows
+of their own (they name an image of the library: a missing closing quote swallowed them) or
+over the path column, and for the same unreadable files as the labels CSV
+(`labels_csv.read_csv_text`).
 """
 
 from __future__ import annotations
@@ -18,8 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fabricsearch.catalogue.labels_csv import _escape, _fmt, _unescape, open_csv
-from fabricsearch.catalogue.library import Library, normalise_path
+from fabricsearch.catalogue.labels_csv import (
+    CsvRow,
+    _escape,
+    _fmt,
+    _unescape,
+    find_image,
+    open_csv,
+)
+from fabricsearch.catalogue.library import Library
 from fabricsearch.catalogue.metadata import FIELDS, MetadataError, check_value
 
 
@@ -43,6 +56,7 @@ def import_metadata(
     lib: Library, csv_path: str | os.PathLike[str], who: str | None = None
 ) -> MetadataReport:
     """Apply a metadata CSV to ``lib``; see the module docstring for the rules."""
+    lib.require_writable("import metadata")
     csv_path = Path(csv_path)
     base = csv_path.resolve().parent
     who = who if who is not None else f"csv:{csv_path.name}"
@@ -63,47 +77,74 @@ def import_metadata(
     rep = MetadataReport(fields=[n for n in names if n != "path"])
     rows: dict[int, dict[str, Any]] = {}
     first_line: dict[int, int] = {}
-    try:
-        for cells in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            path_cell = _unescape(cells[names.index("path")].strip()) if cells else ""
+    at = names.index("path")
+    for row in reader:
+        cells, line = row.cells, row.line
+        if row.end > row.line:
+            _check_line_breaks(lib, csv_path, base, names, row)
+        if not any(c.strip() for c in cells):
+            continue
+        path_cell = _unescape(cells[at].strip()) if at < len(cells) else ""
 
-            def bad(reason: str, line: int = line, path: str = path_cell) -> None:
-                rep.errors.append({"line": line, "path": path, "reason": reason})
+        def bad(reason: str, line: int = line, path: str = path_cell) -> None:
+            rep.errors.append({"line": line, "path": path, "reason": reason})
 
-            if len(cells) != len(names):
-                bad(f"{len(cells)} cells, expected {len(names)}")
-                continue
-            if not path_cell:
-                bad("empty path")
-                continue
-            p = Path(path_cell)
-            full = p if p.is_absolute() else base / p
-            rec = lib.find_by_path(full)
-            if rec is None:
-                bad(f"image not in the library: {normalise_path(full)}")
-                continue
-            if rec.id in first_line:
-                bad(f"image already given on line {first_line[rec.id]}")
-                continue
-            values: dict[str, Any] = {}
-            try:
-                for name, cell in zip(names, cells, strict=True):
-                    if name != "path":
-                        values[name] = check_value(name, _unescape(cell.strip()))
-            except MetadataError as exc:
-                bad(str(exc))
-                continue
-            first_line[rec.id] = line
-            rows[rec.id] = values
-    except csv.Error as exc:
-        raise MetadataCsvError(f"{csv_path} line {reader.line_num}: {exc}") from exc
+        if len(cells) != len(names):
+            bad(f"{len(cells)} cells, expected {len(names)}")
+            continue
+        if not path_cell:
+            bad("empty path")
+            continue
+        rec, missing = find_image(lib, base, path_cell)
+        if rec is None:
+            bad(missing)
+            continue
+        if rec.id in first_line:
+            bad(f"image already given on line {first_line[rec.id]}")
+            continue
+        values: dict[str, Any] = {}
+        try:
+            for name, cell in zip(names, cells, strict=True):
+                if name != "path":
+                    values[name] = check_value(name, _unescape(cell.strip()))
+        except MetadataError as exc:
+            bad(str(exc))
+            continue
+        first_line[rec.id] = line
+        rows[rec.id] = values
     if rows:
         rep.replaced = lib.set_metadata_rows(rows, who=who)
     rep.applied = len(rows)
     return rep
+
+
+def _check_line_breaks(
+    lib: Library, csv_path: Path, base: Path, names: list[str], row: CsvRow
+) -> None:
+    """Refuse a row whose quoted cells run over lines when that cannot be a note with line
+    breaks: the path cell has one, or a line inside a cell reads as a row naming an image of
+    the library (a closing quote is missing and the rows after it were taken in)."""
+    at = names.index("path")
+    where = f"{csv_path} line {row.line}: a quoted cell runs on to line {row.end}"
+    if at < len(row.cells) and any(ch in row.cells[at] for ch in "\r\n"):
+        raise MetadataCsvError(
+            f"{where} across the path column (is its closing quote missing?); nothing was imported"
+        )
+    for name, cell in zip(names, row.cells, strict=False):
+        for text in cell.splitlines()[1:]:
+            try:
+                parts = next(csv.reader([text]), [])
+            except csv.Error:
+                continue
+            # A row has a path and at least one field: a note line naming one photo is not.
+            if len(parts) < 2 or at >= len(parts) or not parts[at].strip():
+                continue
+            rec, _ = find_image(lib, base, _unescape(parts[at].strip()))
+            if rec is not None:
+                raise MetadataCsvError(
+                    f"{where}, and its {name} takes in what looks like the row of "
+                    f"{parts[at].strip()} (is a closing quote missing?); nothing was imported"
+                )
 
 
 def export_metadata(lib: Library, csv_path: str | os.PathLike[str]) -> int:

@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from fabricsearch.cli.search_cmd import glue_text_value
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(glue_text_value(list(argv)))
     if args.command is None:
         args = parser.parse_args(["gui", *argv])
     func = getattr(args, "func", None)

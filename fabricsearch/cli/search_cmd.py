@@ -46,7 +46,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--text",
         help="only fabrics matching this text: field:value terms and free words, e.g. "
-        '"supplier:Acme composition:wool" (without a photo: list them)',
+        '"supplier:Acme composition:wool" (without a photo: list them); a text starting '
+        "with '-' is taken too (--text -wool, or --text=-wool)",
     )
     p.add_argument(
         "--csv",
@@ -55,6 +56,42 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
+    _OPTIONS.update(p._option_string_actions)
+
+
+#: The search command's option strings (`add_parsers` fills it), for `glue_text_value`.
+_OPTIONS: set[str] = set()
+
+
+def glue_text_value(argv: list[str]) -> list[str]:
+    """``search … --text -wool`` → ``--text=-wool``: argparse takes a value that starts with
+    '-' for an option and stops with "expected one argument", but a search text may start
+    with one. A value that is one of the search options (``--text --json``: the text was
+    left out) is left alone, so that mistake is still reported."""
+    if "search" not in argv or "--text" not in argv:
+        return argv
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg, value = argv[i], argv[i + 1] if i + 1 < len(argv) else ""
+        if arg == "--":
+            out += argv[i:]
+            break
+        if arg == "--text" and value[:1] == "-" and len(value) > 1 and not _is_option(value):
+            out.append(f"--text={value}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _is_option(arg: str) -> bool:
+    name = arg.split("=", 1)[0]
+    if name in _OPTIONS:
+        return True
+    # argparse also takes an unambiguous start of a long option (--js for --json).
+    return name.startswith("--") and any(o.startswith(name) for o in _OPTIONS)
 
 
 CSV_FIELDS = (

@@ -28,7 +28,14 @@ class TaxonomyCommand(QUndoCommand):
         self.controller.changed_taxonomy()
 
     def undo(self) -> None:
-        self.controller.w.library.undo_taxonomy_change(self.change)
+        from fabricsearch.taxonomy import TaxonomyError
+
+        try:
+            self.controller.w.library.undo_taxonomy_change(self.change)
+        except TaxonomyError as exc:  # changed since (another window, the CLI, a colleague)
+            self.controller.w.sink.inform("Categories", str(exc), warning=True)
+            self.setObsolete(True)  # the stack drops it: there is nothing to redo
+            return
         self.controller.changed_taxonomy()
 
 
