@@ -2,15 +2,24 @@
 
 Layout, one folder per backbone version inside the library folder::
 
-    features/<backbone version>/meta.json   {"dim": 1280, "views": 4, "dtype": "float16"}
+    features/<backbone version>/meta.json   {"dim": 1280, "views": 4, "dtype": "float16",
+                                             "format": 2, "checksum": "crc32"}
     features/<backbone version>/keys.bin    32-byte SHA-256 digests, one per row
     features/<backbone version>/feats.bin   float16 rows of views × dim values
+    features/<backbone version>/sums.bin    CRC-32 of each row's bytes, uint32 little-endian
 
 Rows are keyed by the image's content hash, so a renamed or moved photo keeps its feature and
 a path whose bytes changed gets a new one (the row describes bytes, not paths). The files are
-append-only: features are written first, then the key, each batch flushed and fsynced, so a
-killed process leaves at most a ragged tail that the next writer trims. Reading is a memory map
-of both files (100k images: well under a second; `benchmarks/bench_features.py`).
+append-only: features are written first, then the checksum, then the key, each batch flushed
+and fsynced, so a killed process leaves at most a ragged tail that the next writer trims.
+Reading is a memory map of the features (100k images: well under a second;
+`benchmarks/bench_features.py`; the row checks below add about 0.2 s, once per row and store).
+
+A row is used only if its bytes match its checksum and every value is finite: a damaged row
+(a flipped bit, a NaN) counts as missing, so it is computed again and appended; the key's
+newest row wins. Format 1 stores (no ``sums.bin``, written before checksums existed, or rows
+appended by such a version) stay readable: their rows are checked for finite values only until
+the next write gives them checksums.
 
 `input_tensor` is the one input recipe of a pretrained backbone: the same photo gives the same
 tensor in training, encoding and search (view 0 is the centre crop of the shorter side resized
@@ -21,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +45,11 @@ import torch
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 KEY_BYTES = 32
+SUM_BYTES = 4
+FORMAT = 2  # 1: keys + rows; 2: + a CRC-32 per row (sums.bin)
+_VERIFY_CHUNK = 4096  # rows checked per block (a few MB read at a time)
+
+log = logging.getLogger(__name__)
 #: Views of a photo: 0 centre crop (encoding and search), then the training views: mirrored, a
 #: 0.8 zoom, rotated 90° (geometry only, never colour: colour is a label, §3.2).
 VIEW_NAMES = ("centre", "mirror", "zoom", "rot90")
@@ -97,6 +113,9 @@ class StoreMeta:
     dtype: str = "float16"
 
 
+_UNKNOWN, _GOOD, _BAD = 0, 1, 2
+
+
 class FeatureStore:
     """Append-only feature rows keyed by content hash (see the module docstring)."""
 
@@ -104,20 +123,33 @@ class FeatureStore:
         self.folder = Path(folder)
         self.dim = int(dim)
         self.views = int(views)
-        self._keys_path = self.folder / "keys.bin"
-        self._feats_path = self.folder / "feats.bin"
-        self._meta_path = self.folder / "meta.json"
+        self._set_paths()
         self._index: dict[bytes, int] | None = None
         self._mm: np.ndarray | None = None
+        self._sums = np.zeros(0, np.uint32)
+        self._state = np.zeros(0, np.uint8)  # per row: unknown / good / bad (damaged)
         self._n = 0
         if self._meta_path.exists():
-            meta = json.loads(self._meta_path.read_text())
-            if int(meta.get("dim", -1)) != self.dim or int(meta.get("views", -1)) != self.views:
-                # Another layout (older version): start a fresh folder beside it.
+            meta = self._read_meta()
+            if meta is None or meta.get("dim") != self.dim or meta.get("views") != self.views:
+                # Another layout (older version) or an unreadable meta.json: start a fresh
+                # folder beside it.
                 self.folder = self.folder.with_name(f"{self.folder.name}-v{self.views}")
-                self._keys_path = self.folder / "keys.bin"
-                self._feats_path = self.folder / "feats.bin"
-                self._meta_path = self.folder / "meta.json"
+                self._set_paths()
+
+    def _set_paths(self) -> None:
+        self._keys_path = self.folder / "keys.bin"
+        self._feats_path = self.folder / "feats.bin"
+        self._sums_path = self.folder / "sums.bin"
+        self._meta_path = self.folder / "meta.json"
+
+    def _read_meta(self) -> dict[str, Any] | None:
+        try:
+            meta = json.loads(self._meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("feature cache %s has an unreadable meta.json (%s)", self.folder, exc)
+            return None
+        return meta if isinstance(meta, dict) else None
 
     @property
     def row_bytes(self) -> int:
@@ -139,17 +171,56 @@ class FeatureStore:
         if n:
             keys = np.fromfile(self._keys_path, dtype=np.uint8, count=n * KEY_BYTES)
             keys = keys.reshape(n, KEY_BYTES)
-            index = {keys[i].tobytes(): i for i in range(n)}
-        self._index, self._n, self._mm = index, n, None
+            index = {keys[i].tobytes(): i for i in range(n)}  # a key's newest row wins
+        try:
+            sums = np.fromfile(self._sums_path, dtype="<u4", count=n)
+        except FileNotFoundError:
+            sums = np.zeros(0, np.uint32)
+        # Rows keep their verdict while the store grows (rows are never rewritten in place).
+        state = np.zeros(n, np.uint8)
+        keep = min(n, len(self._state), len(sums), len(self._sums))
+        state[:keep] = self._state[:keep]
+        self._index, self._n, self._mm, self._sums, self._state = index, n, None, sums, state
         return index
 
     def __len__(self) -> int:
         return len(self._load_index())
 
     def rows(self, shas: Sequence[str]) -> np.ndarray:
-        """Row of each hash, −1 where not cached."""
+        """Row of each hash, −1 where not cached or where the cached row is damaged (its
+        checksum does not match, or it holds NaN/infinity): such a row is computed again."""
         index = self._load_index()
-        return np.array([index.get(bytes.fromhex(s), -1) for s in shas], dtype=np.int64)
+        rows = np.array([index.get(bytes.fromhex(s), -1) for s in shas], dtype=np.int64)
+        found = rows >= 0
+        if found.any():
+            good = self._verified(rows[found])
+            rows[np.flatnonzero(found)[~good]] = -1
+        return rows
+
+    def _verified(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each row is intact (checked once per row and store object)."""
+        todo = np.unique(rows[self._state[rows] == _UNKNOWN])
+        if len(todo):
+            mm = self._memmap()
+            bad = 0
+            for start in range(0, len(todo), _VERIFY_CHUNK):
+                chunk = todo[start : start + _VERIFY_CHUNK]
+                block = np.ascontiguousarray(mm[chunk])
+                # float16 is finite unless all five exponent bits are set (inf, NaN)
+                ok = ((block.view(np.uint16) & 0x7C00) != 0x7C00).all(axis=(1, 2))
+                for j, r in enumerate(chunk.tolist()):
+                    if ok[j] and r < len(self._sums):
+                        ok[j] = zlib.crc32(block[j]) == int(self._sums[r])
+                self._state[chunk] = np.where(ok, _GOOD, _BAD)
+                bad += int((~ok).sum())
+            if bad:
+                log.warning(
+                    "%d cached features in %s are damaged (checksum or NaN); "
+                    "they are computed again",
+                    bad,
+                    self.folder,
+                )
+        return self._state[rows] == _GOOD
 
     def _memmap(self) -> np.ndarray:
         self._load_index()
@@ -163,10 +234,10 @@ class FeatureStore:
 
     def get(self, shas: Sequence[str], views: bool = True, dtype: Any = np.float32) -> np.ndarray:
         """(N, views, dim) (or (N, dim) of view 0) in `dtype` (float16 is the stored type and
-        costs no conversion); raises KeyError for a missing hash."""
+        costs no conversion); raises KeyError for a missing hash or a damaged row."""
         rows = self.rows(shas)
         if (rows < 0).any():
-            raise KeyError(f"{int((rows < 0).sum())} images have no cached feature")
+            raise KeyError(f"{int((rows < 0).sum())} images have no (intact) cached feature")
         mm = self._memmap()
         out = mm[rows] if views else mm[rows, 0]
         return np.asarray(out, dtype=dtype)
@@ -174,7 +245,18 @@ class FeatureStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        lock = open(self.folder / "lock", "a+b")  # noqa: SIM115 - closed below
+        path = self.folder / "lock"
+        try:
+            if path.exists() and not path.is_file():
+                raise IsADirectoryError(path)
+            lock = open(path, "a+b")  # noqa: SIM115 - closed below
+        except IsADirectoryError as exc:
+            from fabricsearch.catalogue import LibraryError
+
+            raise LibraryError(
+                f"cannot lock the feature cache: {path} is a folder (or another thing that is "
+                "not a file); remove it and try again"
+            ) from exc
         try:
             try:
                 import fcntl
@@ -186,59 +268,91 @@ class FeatureStore:
         finally:
             lock.close()
 
+    def _write_meta(self) -> None:
+        from fabricsearch.atomicio import write_text_atomic
+
+        meta = {"dim": self.dim, "views": self.views, "dtype": "float16"}
+        meta.update({"format": FORMAT, "checksum": "crc32"})
+        write_text_atomic(self._meta_path, json.dumps(meta))
+
+    def _repair_tail(self, n: int) -> None:
+        """Under the lock: trim a killed writer's ragged tail, so rows, checksums and keys
+        line up again, and give checksums to rows that have none (a format 1 store, or rows
+        appended by a version before checksums); those rows are trusted as they are."""
+        for path, size in (
+            (self._feats_path, n * self.row_bytes),
+            (self._keys_path, n * KEY_BYTES),
+        ):
+            if path.exists() and path.stat().st_size != size:
+                os.truncate(path, size)
+        ns = self._sums_path.stat().st_size // SUM_BYTES if self._sums_path.exists() else 0
+        if self._sums_path.exists() and self._sums_path.stat().st_size != min(ns, n) * SUM_BYTES:
+            os.truncate(self._sums_path, min(ns, n) * SUM_BYTES)
+        if ns < n:
+            mm = np.memmap(self._feats_path, dtype=np.uint8, mode="r", shape=(n, self.row_bytes))
+            sums = np.fromiter((zlib.crc32(mm[r]) for r in range(ns, n)), "<u4", n - ns)
+            del mm
+            self._append(self._sums_path, sums.tobytes())
+            log.info("feature cache %s: checksums given to %d older rows", self.folder, n - ns)
+        meta = (self._read_meta() if self._meta_path.exists() else None) or {}
+        if meta.get("format") != FORMAT:
+            self._write_meta()
+
+    @staticmethod
+    def _append(path: Path, data: bytes) -> None:
+        with open(path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
     def add(self, shas: Sequence[str], feats: np.ndarray) -> None:
-        """Append rows (N, views, dim) for hashes not yet stored (concurrent writers are safe)."""
+        """Append rows (N, views, dim) for hashes not yet stored, or whose stored row is
+        damaged (concurrent writers are safe). Rows that are not finite are not stored."""
         feats = np.asarray(feats, dtype=np.float16).reshape(len(shas), self.views, self.dim)
         if not len(shas):
             return
         with self._locked():
-            if not self._meta_path.exists():
-                from fabricsearch.atomicio import write_text_atomic
-
-                write_text_atomic(
-                    self._meta_path,
-                    json.dumps({"dim": self.dim, "views": self.views, "dtype": "float16"}),
-                )
             n = self._rows_on_disk()
-            # Trim a ragged tail left by a killed writer, so rows and keys line up again.
-            for path, size in (
-                (self._feats_path, n * self.row_bytes),
-                (self._keys_path, n * KEY_BYTES),
-            ):
-                if path.exists() and path.stat().st_size != size:
-                    os.truncate(path, size)
+            try:
+                self._repair_tail(n)
+            except OSError as exc:
+                self._give_back(n, exc)
+                raise
             self._index = None
-            index = self._load_index()
+            rows = self.rows(shas)  # −1: not stored, or damaged
+            finite = np.isfinite(feats).all(axis=(1, 2))
             # Rows for hashes not stored yet, each once (the first occurrence).
             first = {sha: i for i, sha in reversed(list(enumerate(shas)))}
-            keep = sorted(i for sha, i in first.items() if bytes.fromhex(sha) not in index)
+            keep = sorted(i for i in first.values() if rows[i] < 0 and finite[i])
             if not keep:
                 return
+            block = np.ascontiguousarray(feats[keep])
+            sums = np.array([zlib.crc32(row) for row in block], dtype="<u4")
             try:
-                with open(self._feats_path, "ab") as f:
-                    f.write(np.ascontiguousarray(feats[keep]).tobytes())
-                    f.flush()
-                    os.fsync(f.fileno())
-                with open(self._keys_path, "ab") as f:
-                    f.write(b"".join(bytes.fromhex(shas[i]) for i in keep))
-                    f.flush()
-                    os.fsync(f.fileno())
+                self._append(self._feats_path, block.tobytes())
+                self._append(self._sums_path, sums.tobytes())
+                self._append(self._keys_path, b"".join(bytes.fromhex(shas[i]) for i in keep))
             except OSError as exc:
-                # Give the space back at once (a full disk stays full otherwise).
-                from fabricsearch.atomicio import DiskFullError, failed_for_space
-
-                for path, size in (
-                    (self._feats_path, n * self.row_bytes),
-                    (self._keys_path, n * KEY_BYTES),
-                ):
-                    with contextlib.suppress(OSError):
-                        if path.exists():
-                            os.truncate(path, size)
-                if failed_for_space(exc, self.folder):
-                    raise DiskFullError(self.folder) from exc
+                self._give_back(n, exc)
                 raise
             finally:
                 self._index = None
+
+    def _give_back(self, n: int, exc: OSError) -> None:
+        """After a failed write: cut the files back to `n` rows at once (a full disk stays
+        full otherwise) and raise `DiskFullError` where the disk is full."""
+        from fabricsearch.atomicio import DiskFullError, failed_for_space
+
+        for path, size in (
+            (self._feats_path, n * self.row_bytes),
+            (self._sums_path, n * SUM_BYTES),
+            (self._keys_path, n * KEY_BYTES),
+        ):
+            with contextlib.suppress(OSError):
+                if path.exists() and path.stat().st_size > size:
+                    os.truncate(path, size)
+        if failed_for_space(exc, self.folder):
+            raise DiskFullError(self.folder) from exc
 
 
 def store_for(
@@ -376,7 +490,7 @@ def _ensure_group(
             store.add([miss_shas[i] for i in idx], f)
 
         stage = "features" if view_ids == MAIN_VIEWS else "training views"
-        _, ok_m = compute_features(
+        feats_m, ok_m = compute_features(
             miss_paths,
             backbone,
             view_ids,
@@ -386,7 +500,12 @@ def _ensure_group(
             sink=sink,
             stage=stage,
         )
-        ok[missing] = ok_m
+        # A feature that is not finite is not stored (`FeatureStore.add`): the photo counts
+        # as one that does not decode.
+        finite = np.isfinite(feats_m).all(axis=(1, 2))
+        if (ok_m & ~finite).any():
+            log.warning("%d photos gave features that are not finite", int((ok_m & ~finite).sum()))
+        ok[missing] = ok_m & finite
     out = np.zeros((len(shas), len(view_ids), store.dim), dtype=np.float16)
     good = np.flatnonzero(ok)
     if len(good):

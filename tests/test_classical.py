@@ -231,3 +231,16 @@ def test_trainer_fits_itq_in_one_pass_without_optimisers() -> None:
     assert len(result.history) == 1
     assert int(result.method.fitted) == 1
     assert 0.0 <= result.best_val_map <= 1.0
+
+
+@pytest.mark.parametrize("name", ["lsh", "itq"])
+def test_non_finite_features_are_refused_with_a_clear_error(name: str) -> None:
+    """A damaged feature (a NaN row) must not reach the PCA/SVD as a LinAlgError traceback."""
+    m = create_method(name, bits=16, backbone="efficientnet-lite0")
+    feats = torch.rand(8, 1280)
+    feats[3, 5] = float("nan")
+    batch = _batch(_textures(8, 32))
+    m.training_step(Batch(feats, batch.labels, batch.S), _ctx())
+    with pytest.raises(ValueError, match="1 of 8 .*not finite"):
+        m.finalize()
+    assert int(m.fitted) == 0

@@ -9,6 +9,11 @@ methods (LSH, ITQ) accumulate features in `training_step` and fit in `finalize()
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import math
+import numbers
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,11 +27,83 @@ if TYPE_CHECKING:
 
 MAX_BITS = 4096
 MIN_INPUT, MAX_INPUT = 8, 1024
+FEATURE_NORMS = ("sqrt-l2", "none")
+
+# Caps shared by the methods' `BOUNDS`: far above any configuration that trains on this
+# program's hardware, far below one that asks for gigabytes before a weight is read.
+MAX_DIM = 16384  # feature, latent, hidden and noise dimensions
+MAX_WIDTH = 4096  # channels of one convolution stage
+MAX_CLASSES = 100_000  # class slots of a classification head
+MAX_WEIGHT = 1e6  # loss weights, margins, temperatures
+MAX_SEED = 2**63 - 1
+#: Tuple fields (network widths): at least one entry, at most this many.
+MAX_ITEMS = 16
+MAX_TEXT = 64
+#: Bounds of fields a `Config` subclass adds without declaring them (third-party methods).
+DEFAULT_INT_BOUNDS = (0, 1_000_000)
+
+
+@functools.cache
+def _field_kinds(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_config_fields(cfg: MethodConfig) -> None:
+    """Type and bounds of every field of a method `Config`, before anything is built from it:
+    booleans are booleans, text is short text, numbers are finite and within
+    `MethodConfig.field_bounds()` (tuples: 1–`MAX_ITEMS` entries, each within the bounds).
+    Raises ValueError naming the field."""
+    bounds = type(cfg).field_bounds()
+    kinds = _field_kinds(type(cfg))
+    for f in dataclasses.fields(cfg):
+        name, value, kind = f.name, getattr(cfg, f.name), kinds.get(f.name)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r:.40}")
+        elif kind is str:
+            if not isinstance(value, str) or len(value) > MAX_TEXT:
+                raise ValueError(f"{name} must be a short text, got {value!r:.40}")
+        elif kind in (int, float):
+            _check_number(name, value, kind, bounds.get(name))
+        elif typing.get_origin(kind) is tuple:
+            (inner, *_rest) = typing.get_args(kind) or (int,)
+            if not isinstance(value, tuple) or not 1 <= len(value) <= MAX_ITEMS:
+                size = len(value) if isinstance(value, (tuple, list, str)) else "no"
+                raise ValueError(f"{name} must be a list of 1 to {MAX_ITEMS} values, got {size}")
+            for item in value:
+                _check_number(name, item, inner, bounds.get(name))
+
+
+def _check_number(name: str, value: Any, kind: Any, bound: tuple[float, float] | None) -> None:
+    if isinstance(value, bool) or not isinstance(
+        value, numbers.Integral if kind is int else numbers.Real
+    ):
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, got {value!r:.40}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    lo, hi = (
+        bound if bound is not None else DEFAULT_INT_BOUNDS if kind is int else (-math.inf, math.inf)
+    )
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """Base of every method's frozen `Config`; subclasses add their own fields."""
+    """Base of every method's frozen `Config`; subclasses add their own fields.
+
+    Every field is checked when a `Config` is made (`check_config_fields`), so a foreign or
+    damaged model file, or a command-line option, is refused before a network is built from
+    it: each class declares in `BOUNDS` the (lowest, highest) value of its numeric fields and
+    of every entry of its tuple fields (merged along the class hierarchy)."""
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "bits": (8, MAX_BITS),
+        "input_size": (MIN_INPUT, MAX_INPUT),
+        "finetune_blocks": (0, 64),
+        "feature_dropout": (0.0, 1.0),
+    }
 
     bits: int = 64
     input_size: int = 112
@@ -41,7 +118,20 @@ class MethodConfig:
     feature_norm: str = "sqrt-l2"
     feature_dropout: float = 0.2
 
+    @classmethod
+    def field_bounds(cls) -> dict[str, tuple[float, float]]:
+        """`BOUNDS` of this class and its bases (a subclass may narrow a base's bound)."""
+        out: dict[str, tuple[float, float]] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(vars(klass).get("BOUNDS", {}))
+        return out
+
     def __post_init__(self) -> None:
+        check_config_fields(self)
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(
+                f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, got {self.feature_norm!r}"
+            )
         if self.bits <= 0 or self.bits % 8:
             raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
         # Bounds that keep a foreign or damaged model file from asking for terabytes.

@@ -7,16 +7,27 @@
 A file that is not safetensors (e.g. a pickled ``.pt``), or whose metadata does not name a
 fabricsearch model of a registered method, is refused with `CheckpointError` before any
 tensor is read. Resume state (``*.partial.pt``) is loaded with ``torch.load(weights_only=True)``.
+
+A model file may come from anyone, so nothing in it is trusted before it is checked: only
+regular files are read (a FIFO or device, also behind a link, is refused without blocking);
+the header's tensor sizes must add up within the file; every field of the method configuration
+must be of its type and within the method's bounds (`base.check_config_fields`); the network
+the configuration describes is first sized on PyTorch's "meta" device (no memory) and must
+match the file's tensors name for name and shape for shape before it is built; and weights
+that are not finite (NaN, infinity) are refused.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import stat
 import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -28,6 +39,16 @@ FORMAT = "fabricsearch-model"
 FORMAT_VERSION = 1
 _META_KEY = "fabricsearch"
 _MAX_HEADER = 100 * 1024 * 1024
+_MAX_SIDE_JSON = 16 * 1024 * 1024
+#: Bytes per element of the safetensors dtypes.
+_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+    "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+    "U32": 4, "I32": 4, "F32": 4,
+    "U64": 8, "I64": 8, "F64": 8,
+}  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(Exception):
@@ -56,27 +77,39 @@ class CheckpointMeta:
     def from_dict(cls, data: dict[str, Any]) -> CheckpointMeta:
         if data.get("format") != FORMAT:
             raise CheckpointError("not a fabricsearch model (metadata does not say so)")
-        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        version = data.get("format_version", 0)
+        if isinstance(version, str) and version.isdigit():
+            version = int(version)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise CheckpointError(f"model file format version {version!r:.40} is not understood")
+        if version > FORMAT_VERSION:
             raise CheckpointError(
-                f"model file format {data.get('format_version')} is newer than this program supports"
+                f"model file format {version} is newer than this program supports"
             )
         try:
+            taxonomy_version = data.get("taxonomy_version")
             return cls(
                 method=str(data["method"]),
                 bits=int(data["bits"]),
-                method_config=dict(data["method_config"]),
-                train_config=dict(data.get("train_config") or {}),
-                taxonomy_version=data.get("taxonomy_version"),
+                method_config=_object(data["method_config"], "method_config"),
+                train_config=_object(data.get("train_config") or {}, "train_config"),
+                taxonomy_version=None if taxonomy_version is None else int(taxonomy_version),
                 training_fingerprint=str(data.get("training_fingerprint", "")),
                 metrics={k: float(v) for k, v in (data.get("metrics") or {}).items()},
                 created=float(data.get("created", 0.0)),
                 fabricsearch_version=str(data.get("fabricsearch_version", "")),
                 version=str(data.get("version", "")),
                 base_prefix=str(data.get("base_prefix", "")),
-                extra=dict(data.get("extra") or {}),
+                extra=_object(data.get("extra") or {}, "extra"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"model metadata is incomplete: {exc}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise CheckpointError(f"model metadata is incomplete or malformed: {exc}") from exc
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} is not an object")
+    return dict(value)
 
 
 def metadata_path(weights_path: str | Path) -> Path:
@@ -125,87 +158,209 @@ def save_checkpoint(path: str | Path, method: HashMethod, meta: CheckpointMeta) 
     return path
 
 
-def _read_safetensors_header(path: Path) -> dict[str, Any]:
-    """Validate the safetensors framing without touching any tensor (or any pickle)."""
+def _open_regular(path: Path, what: str) -> BinaryIO:
+    """`path` opened for reading if it is a regular file. A FIFO, device or folder (also
+    behind a symbolic link) is refused without being opened for long: the open does not
+    block, and what was opened is checked again, so a swap in between is caught too."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise CheckpointError(f"{path.name} is not a model file (too short)")
-            (n,) = struct.unpack("<Q", head)
-            if n < 2 or n > min(size - 8, _MAX_HEADER):
-                raise CheckpointError(
-                    f"{path.name} is not a fabricsearch model file (not safetensors; "
-                    "pickled PyTorch files are refused for safety)"
-                )
-            raw = f.read(n)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CheckpointError(f"{what} {path} is not a regular file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise CheckpointError(f"cannot read model file {path}: {exc}") from exc
+        raise CheckpointError(f"cannot read {what} {path}: {exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CheckpointError(f"{what} {path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_header(f: BinaryIO, path: Path) -> dict[str, Any]:
+    """The safetensors header of the open file `f`, its framing and tensor table validated
+    without touching any tensor (or any pickle)."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(8)
+    if len(head) < 8:
+        raise CheckpointError(f"{path.name} is not a model file (too short)")
+    (n,) = struct.unpack("<Q", head)
+    if n < 2 or n > min(size - 8, _MAX_HEADER):
+        raise CheckpointError(
+            f"{path.name} is not a fabricsearch model file (not safetensors; "
+            "pickled PyTorch files are refused for safety)"
+        )
+    raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(
             f"{path.name} is not a valid safetensors file (corrupt header)"
         ) from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{path.name} is not a valid safetensors file")
+    _check_tensor_table(header, size - 8 - n, path)
     return header
+
+
+def _check_tensor_table(header: dict[str, Any], data_size: int, path: Path) -> None:
+    """Every tensor's dtype is known and its shape fits its byte range inside the file: what
+    a header claims can never ask for more memory than the file holds."""
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            shape, (begin, end) = entry["shape"], entry["data_offsets"]
+            item = _DTYPE_BYTES[entry["dtype"]]
+            ints = [*shape, begin, end]
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
+                raise ValueError
+            numel = 1
+            for d in shape:
+                numel *= d
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(
+                f"{path.name} is not a valid safetensors file (tensor {name!r:.60} is malformed)"
+            ) from None
+        if not begin <= end <= data_size or end - begin != numel * item:
+            raise CheckpointError(
+                f"{path.name} is damaged (tensor {name!r:.60} does not fit in the file)"
+            )
+
+
+def _read_safetensors_header(path: Path) -> dict[str, Any]:
+    """Validate the safetensors framing without touching any tensor (or any pickle)."""
+    with _open_regular(path, "model file") as f:
+        try:
+            return _read_header(f, path)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read model file {path}: {exc}") from exc
+
+
+def _parse_metadata(raw: bytes | str, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, TypeError) as exc:
+        raise CheckpointError(f"model metadata in {where} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"model metadata in {where} is not an object")
+    return data
 
 
 def read_metadata(path: str | Path) -> CheckpointMeta:
     """Metadata of a model file (from the side JSON, else from the safetensors header)."""
-    path = Path(path)
+    return _read_metadata(Path(path))[0]
+
+
+def _read_metadata(path: Path) -> tuple[CheckpointMeta, dict[str, Any]]:
+    """(metadata, safetensors header) of a model file."""
     header = _read_safetensors_header(path)
     side = metadata_path(path)
-    data: Any = None
     if side.exists():
-        try:
-            data = json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"model metadata {side.name} is corrupt: {exc}") from exc
+        with _open_regular(side, "model metadata") as f:
+            try:
+                raw = f.read(_MAX_SIDE_JSON + 1)
+            except OSError as exc:
+                raise CheckpointError(f"model metadata {side.name} is corrupt: {exc}") from exc
+        if len(raw) > _MAX_SIDE_JSON:
+            raise CheckpointError(f"model metadata {side.name} is too large")
+        data = _parse_metadata(raw, side.name)
     else:
-        embedded = (header.get("__metadata__") or {}).get(_META_KEY)
+        block = header.get("__metadata__")
+        embedded = block.get(_META_KEY) if isinstance(block, dict) else None
         if embedded is None:
             raise CheckpointError(f"{path.name} is not a fabricsearch model (no metadata)")
-        data = json.loads(embedded)
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path.name}: metadata is not an object")
-    return CheckpointMeta.from_dict(data)
+        data = _parse_metadata(embedded, path.name)
+    return CheckpointMeta.from_dict(data), header
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors model file (validated framing, no pickle)."""
+    """All tensors of a safetensors model file (validated framing, no pickle, all finite)."""
     return _load_tensors(Path(path))
 
 
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
-    _read_safetensors_header(path)
+    with _open_regular(path, "model file") as f:
+        try:
+            _read_header(f, path)
+            f.seek(0)
+            data = f.read()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read model file {path}: {exc}") from exc
     try:
-        return load_file(str(path), device="cpu")
+        state = load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path.name} is corrupt: {exc}") from exc
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{path.name} is damaged: weights are not finite (NaN or infinity) in {name}"
+            )
+    return state
+
+
+def _check_fits_file(meta: CheckpointMeta, cfg: Any, header: dict[str, Any], path: Path) -> None:
+    """Size the network `cfg` describes on the meta device (no memory) and compare its state
+    dict with the file's tensor table, so a configuration that asks for more than the file
+    holds is refused before anything is allocated."""
+    from fabricsearch.hashing.backbones import is_pretrained
+    from fabricsearch.hashing.registry import create_method
+
+    if cfg.finetune_blocks and is_pretrained(cfg.backbone):
+        return  # the backbone's own weights are loaded while building: sized by the real build
+    try:
+        with torch.device("meta"):
+            skeleton = create_method(meta.method, config=cfg)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"model configuration is not valid: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a network that cannot be sized without memory
+        log.debug("cannot size %s on the meta device (%s); the real build checks it", path, exc)
+        return
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    have = {k: tuple(e["shape"]) for k, e in header.items() if k != "__metadata__"}
+    if want == have:
+        return
+    problems = []
+    if missing := sorted(want.keys() - have.keys()):
+        problems.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+    if unexpected := sorted(have.keys() - want.keys()):
+        problems.append(
+            f"{len(unexpected)} tensors the method does not have (e.g. {unexpected[0]!r:.60})"
+        )
+    if wrong := sorted(k for k in want.keys() & have.keys() if want[k] != have[k]):
+        k = wrong[0]
+        problems.append(
+            f"{len(wrong)} tensors of another shape (e.g. {k}: {list(have[k])} in the file, "
+            f"{list(want[k])} for its configuration)"
+        )
+    raise CheckpointError(f"model weights do not fit method {meta.method!r}: {'; '.join(problems)}")
 
 
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[HashMethod, CheckpointMeta]:
-    """Rebuild the method from its metadata and load its weights; the method is in eval mode."""
+    """Rebuild the method from its metadata and load its weights; the method is in eval mode.
+    Everything in the file is checked before it is used (see the module docstring)."""
     from fabricsearch.hashing.registry import UnknownMethodError, create_method, method_config_class
 
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"model file {path} does not exist")
-    meta = read_metadata(path)
+    meta, header = _read_metadata(path)
     try:
+        # The Config checks every field's type and bounds (base.check_config_fields).
         cfg = config_from_dict(method_config_class(meta.method), meta.method_config)
-        method = create_method(meta.method, config=cfg)
     except UnknownMethodError as exc:
         raise CheckpointError(f"model uses unknown method {meta.method!r}") from exc
     except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"model configuration is not valid: {exc}") from exc
+    _check_fits_file(meta, cfg, header, path)
+    try:
+        method = create_method(meta.method, config=cfg)
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"model configuration is not valid: {exc}") from exc
     state = _load_tensors(path)
     try:

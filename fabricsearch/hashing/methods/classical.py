@@ -22,13 +22,20 @@ codes. Before `finalize`, ITQ behaves like LSH on a seeded orthonormal projectio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from fabricsearch import features
-from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
+from fabricsearch.hashing.base import (
+    MAX_SEED,
+    MAX_WEIGHT,
+    Batch,
+    HashMethod,
+    MethodConfig,
+    TrainContext,
+)
 from fabricsearch.hashing.data import MEAN, STD
 from fabricsearch.hashing.registry import register_method
 
@@ -40,6 +47,13 @@ class ClassicalConfig(MethodConfig):
     lbp_weight: float = 1.0
     gabor_weight: float = 1.0
 
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "seed": (0, MAX_SEED),
+        "colour_weight": (0.0, MAX_WEIGHT),
+        "lbp_weight": (0.0, MAX_WEIGHT),
+        "gabor_weight": (0.0, MAX_WEIGHT),
+    }
+
     def feature_config(self) -> features.FeatureConfig:
         return features.FeatureConfig(self.colour_weight, self.lbp_weight, self.gabor_weight)
 
@@ -47,6 +61,8 @@ class ClassicalConfig(MethodConfig):
 @dataclass(frozen=True)
 class ITQConfig(ClassicalConfig):
     iterations: int = 50  # Gong & Lazebnik §3: 50 iterations suffice
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {"iterations": (0, 10_000)}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -142,6 +158,14 @@ class _FeatureHash(HashMethod):
             return
         x = torch.from_numpy(np.concatenate(self._collected)).to(torch.float64)
         self._collected = []
+        bad = int((~torch.isfinite(x).all(dim=1)).sum())
+        if bad:
+            # A damaged input (a cached feature row of NaN) would fail deep inside the
+            # PCA/SVD (a LinAlgError) or give NaN codes: refuse it plainly instead.
+            raise ValueError(
+                f"cannot fit {self.name}: {bad} of {len(x)} image features are not finite "
+                "(NaN or infinity); the feature cache may be damaged"
+            )
         mean = x.mean(dim=0)
         projection = self._fit(x - mean)
         device = self.mean.device

@@ -20,12 +20,19 @@ few hundred to a few thousand steps, so the default is 100 (see docs/methods.md)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
+from fabricsearch.hashing.base import (
+    MAX_WEIGHT,
+    MAX_WIDTH,
+    Batch,
+    HashMethod,
+    MethodConfig,
+    TrainContext,
+)
 from fabricsearch.hashing.registry import register_method
 
 
@@ -43,6 +50,18 @@ class DNNHConfig(MethodConfig):
     margin: float = 1.0  # triplet hinge margin (Eq. 2)
     triplet_delta: float = 0.05  # S[a, p] must exceed S[a, n] by this to form a triplet
     max_triplets: int = 0  # 0 = every mined triplet
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "nin_widths": (1, MAX_WIDTH),
+        "slice_len": (1, 1024),
+        "beta": (0.0, MAX_WEIGHT),
+        "eps_start": (0.0, 0.5),
+        "eps_decay": (0.0, 1.0),
+        "eps_decay_steps": (0, 10**9),
+        "margin": (0.0, MAX_WEIGHT),
+        "triplet_delta": (0.0, 1.0),
+        "max_triplets": (0, 10**9),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -27,13 +27,22 @@ Alternating optimisation (Algorithm 1, attention first, §4.3) inside every trai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
+from fabricsearch.hashing.base import (
+    MAX_BITS,
+    MAX_DIM,
+    MAX_WEIGHT,
+    MAX_WIDTH,
+    Batch,
+    HashMethod,
+    MethodConfig,
+    TrainContext,
+)
 from fabricsearch.hashing.networks import DEFAULT_WIDTHS, BaseNet
 from fabricsearch.hashing.registry import register_method
 
@@ -54,6 +63,17 @@ class DSaHConfig(MethodConfig):
     similar: str = "label"
     similar_threshold: float = 0.5
     attention_lr_scale: float = 1.0  # attention optimizer lr = train lr × this
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "widths": (1, MAX_WIDTH),
+        "feature_dim": (1, MAX_DIM),
+        "attention_widths": (1, MAX_WIDTH),
+        "lambda_sem": (0.0, MAX_WEIGHT),
+        "alpha_sal": (0.0, MAX_WEIGHT),
+        "margin_bits": (0.0, MAX_BITS),
+        "similar_threshold": (0.0, 1.0),
+        "attention_lr_scale": (0.0, MAX_WEIGHT),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

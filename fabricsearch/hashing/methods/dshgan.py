@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,16 @@ from torch import nn
 
 from fabricsearch.hashing import gan_blocks as gb
 from fabricsearch.hashing import losses
-from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
+from fabricsearch.hashing.base import (
+    MAX_CLASSES,
+    MAX_DIM,
+    MAX_WEIGHT,
+    MAX_WIDTH,
+    Batch,
+    HashMethod,
+    MethodConfig,
+    TrainContext,
+)
 from fabricsearch.hashing.networks import DEFAULT_WIDTHS, BaseNet
 from fabricsearch.hashing.registry import register_method
 
@@ -56,6 +65,20 @@ class DSHGANConfig(MethodConfig):
     stage1_fraction: float = 0.5
     warmup_hash: bool = True
     hash_bn: bool = True  # BatchNorm (no affine) on the hash stream's pre-sigmoid activations
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "widths": (1, MAX_WIDTH),
+        "feature_dim": (1, MAX_DIM),
+        "n_classes": (2, MAX_CLASSES),
+        "noise_dim": (1, MAX_DIM),
+        "gen_base": (1, MAX_WIDTH),
+        "gen_max": (1, MAX_WIDTH),
+        "gen_levels": (1, 8),
+        "margin": (0.0, MAX_WEIGHT),
+        "gan_lr": (0.0, MAX_WEIGHT),
+        "gan_beta1": (0.0, 1.0),
+        "stage1_fraction": (0.0, 1.0),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -18,13 +18,22 @@ u = tanh(Linear(z))), dvsh2a (neither).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from fabricsearch.hashing import losses
-from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
+from fabricsearch.hashing.base import (
+    MAX_CLASSES,
+    MAX_DIM,
+    MAX_WEIGHT,
+    MAX_WIDTH,
+    Batch,
+    HashMethod,
+    MethodConfig,
+    TrainContext,
+)
 from fabricsearch.hashing.networks import DEFAULT_WIDTHS, make_base
 from fabricsearch.hashing.registry import register_method
 
@@ -51,6 +60,22 @@ class DVSHConfig(MethodConfig):
     lambda_code_cls: float = 20.0  # λ5, classification from the relaxed code u (0 = off)
     num_minor: int = 0  # classes of the coarse-minor head (0 = no head; set by the trainer)
     num_fine: int = 0  # classes of the fine-texture head (0 = no head; set by the trainer)
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "widths": (1, MAX_WIDTH),
+        "feature_dim": (1, MAX_DIM),
+        "latent_dim": (1, MAX_DIM),
+        "hidden_dim": (1, MAX_DIM),
+        "block_len": (1, 16),
+        "lambda_kld": (0.0, MAX_WEIGHT),
+        "lambda_q": (0.0, MAX_WEIGHT),
+        "lambda_list": (0.0, MAX_WEIGHT),
+        "tau": (0.0, MAX_WEIGHT),
+        "lambda_cls": (0.0, MAX_WEIGHT),
+        "lambda_code_cls": (0.0, MAX_WEIGHT),
+        "num_minor": (0, MAX_CLASSES),
+        "num_fine": (0, MAX_CLASSES),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

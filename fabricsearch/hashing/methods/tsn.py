@@ -25,14 +25,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fabricsearch.hashing import gan_blocks as gb
-from fabricsearch.hashing.base import Batch, HashMethod, MethodConfig, TrainContext
+from fabricsearch.hashing.base import (
+    MAX_CLASSES,
+    MAX_DIM,
+    MAX_SEED,
+    MAX_WEIGHT,
+    MAX_WIDTH,
+    Batch,
+    HashMethod,
+    MethodConfig,
+    TrainContext,
+)
 from fabricsearch.hashing.registry import register_method
 
 if TYPE_CHECKING:
@@ -64,6 +74,29 @@ class TSNConfig(MethodConfig):
     quant_weight: float = 55.0  # η of DSDH: ‖b − u‖²
     ref_set_size: int = 5000  # DSDH sums J over this many items per anchor (CIFAR-10 setting)
     dcc_iters: int = 2  # discrete cyclic coordinate descent sweeps over the bits per batch
+
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {
+        "gen_base": (1, MAX_WIDTH),
+        "gen_max": (1, MAX_WIDTH),
+        "gen_levels": (1, 8),
+        "res_blocks": (0, 64),
+        "disc_widths": (1, MAX_WIDTH),
+        "style_widths": (1, MAX_WIDTH),
+        "style_seed": (0, MAX_SEED),
+        "feature_dim": (1, MAX_DIM),
+        "gamma_style": (0.0, MAX_WEIGHT),
+        "gamma_l1": (0.0, MAX_WEIGHT),
+        "gan_lr": (0.0, MAX_WEIGHT),
+        "gan_beta1": (0.0, 1.0),
+        "stage1_fraction": (0.0, 1.0),
+        "n_classes": (1, MAX_CLASSES),
+        "n_fine_classes": (1, MAX_CLASSES),
+        "cls_weight": (0.0, MAX_WEIGHT),
+        "w_reg": (0.0, MAX_WEIGHT),
+        "quant_weight": (0.0, MAX_WEIGHT),
+        "ref_set_size": (1, 10_000_000),
+        "dcc_iters": (0, 1000),
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
