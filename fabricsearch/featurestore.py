@@ -35,7 +35,6 @@ import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.threads import threads_for, torch_threads
 
 KEY_BYTES = 32
 SUM_BYTES = 4
@@ -104,13 +104,6 @@ def decode_for(path: Any, size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the store
-
-
-@dataclass
-class StoreMeta:
-    dim: int
-    views: int
-    dtype: str = "float16"
 
 
 _UNKNOWN, _GOOD, _BAD = 0, 1, 2
@@ -411,7 +404,9 @@ def compute_features(
 
     report(progress, stage, 0, n, "img")
     amp = dev.type == "cuda"
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # One torch thread for a query, the free cores for a batch, in this thread only
+    # (fabricsearch/threads.py: more threads were several times slower on a busy laptop).
+    with torch_threads(threads_for(n)), ThreadPoolExecutor(max_workers=2) as pool:
         starts = list(range(0, n, batch_size))
         pending = pool.map(lambda s: [prep(i) for i in range(s, min(n, s + batch_size))], starts)
         for start, prepared in zip(starts, pending, strict=True):

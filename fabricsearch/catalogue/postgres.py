@@ -58,10 +58,6 @@ _IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\s+(.*)$", re.IGNORECASE |
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)\b", re.IGNORECASE)
 
 
-def is_url(location: object) -> bool:
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
-
-
 def display_url(url: str) -> str:
     """The URL without its password, in the user part or as a ``password=`` parameter (for
     messages, logs, settings)."""

@@ -120,10 +120,6 @@ def is_pretrained(name: str) -> bool:
     return get_spec(name).pretrained
 
 
-def available_backbones() -> list[str]:
-    return list(BACKBONES)
-
-
 def backbone_available(name: str) -> bool:
     """True when `name` can be used here (compact always; a pretrained one when its weights
     package is installed or its converted weights are already in the weights folder)."""

@@ -153,8 +153,3 @@ def init_dcgan(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
-
-
-def set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
