@@ -456,9 +456,10 @@ class Searcher:
                 if fcos is not None
                 else np.zeros(len(cand), bool)
             )
-            # The same fabric in a new photo ranks before every other candidate, by its cosine.
+            # The same fabric in a new photo ranks before every other candidate (among them by
+            # the score: features, colour and code together tell duplicates apart best).
             if fcos is not None:
-                score = np.where(same, 1.0 + np.nan_to_num(fcos, nan=0.0), score)
+                score = np.where(same, 1.0 + score, score)
             exact_id = st.sha.get(sha) if sha else None
             # Sort by score (desc), then Hamming distance, then id; the query file itself first.
             is_exact = (cand == exact_id) if exact_id is not None else np.zeros(len(cand), bool)

@@ -327,9 +327,22 @@ class ResultsModel(ThumbnailModel):
             f"similarity {hit.similarity:.3f}",
             f"Hamming {hit.hamming}",
         ]
+        if hit.feature_similarity is not None:
+            mark = "same fabric" if hit.same_fabric else "features"
+            parts.append(f"{mark} {hit.feature_similarity:.2f}")
         for key, value in hit.breakdown.items():
-            parts.append(f"{key} {'unknown' if value is None else f'{value:.2f}'}")
+            parts.append(f"{key} {breakdown_text(hit, key, value, 'unknown')}")
         return text + "\n" + " · ".join(parts)
+
+
+def breakdown_text(hit: SearchHit, key: str, value: float | None, unknown: str) -> str:
+    """A component's value; a predicted label's as "~ predicted 64 %" (the confidence it
+    weighs when it matches), never as a plain 1.00."""
+    if value is None:
+        return unknown
+    if key in hit.predicted:
+        return f"~ predicted {100 * value * hit.predicted[key]:.0f} %"
+    return f"{value:.2f}"
 
 
 def icon_grid_size(px: int, text_lines: int = 1, extra: int = 0) -> QSize:

@@ -335,13 +335,18 @@ class DetailPanel(QWidget):
         side.palette_bar.set_palette(record.palette)
         self._show_labels(side, record.coarse, record.fine, record.tightness)
         if hit is not None:
+            from fabricsearch.gui.models import breakdown_text
+
             parts = [
                 f"score {hit.score:.3f}",
                 f"similarity {hit.similarity:.3f}",
                 f"Hamming {hit.hamming}",
             ]
+            if hit.feature_similarity is not None:
+                mark = "same fabric" if hit.same_fabric else "features"
+                parts.insert(0, f"{mark} {hit.feature_similarity:.2f}")
             for key, value in hit.breakdown.items():
-                parts.append(f"{key} {'?' if value is None else f'{value:.2f}'}")
+                parts.append(f"{key} {breakdown_text(hit, key, value, '?')}")
             side.extra.setText(" · ".join(parts))
         else:
             side.extra.setText(f"{record.width} × {record.height} px")

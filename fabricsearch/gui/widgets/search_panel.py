@@ -44,17 +44,9 @@ PROMPT = (
 
 
 def explanation(hit: SearchHit) -> str:
-    """'colour 92 · texture 80 · tight 95' from the re-ranking breakdown (unknown parts left out)."""
-    b = hit.breakdown
-    parts = []
-    if b.get("colour") is not None:
-        parts.append(f"colour {100 * b['colour']:.0f}")
-    texture = [b[k] for k in ("coarse", "fine") if b.get(k) is not None]
-    if texture:
-        parts.append(f"texture {100 * sum(texture) / len(texture):.0f}")
-    if b.get("tightness") is not None:
-        parts.append(f"tight {100 * b['tightness']:.0f}")
-    return " · ".join(parts) or f"Hamming {hit.hamming}"
+    """'same fabric 97 · colour 92 · texture ~ predicted 64 % · tight 95' from the re-ranking
+    (unknown parts left out; a predicted label shows the confidence it weighs)."""
+    return hit.explain()
 
 
 def search_time_ms(result: SearchResult) -> float:
