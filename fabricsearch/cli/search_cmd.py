@@ -280,14 +280,31 @@ def run(args: argparse.Namespace) -> int:
     for h in result.hits:
         b = h.breakdown
 
-        def f(x: float | None) -> str:
-            return "  -  " if x is None else f"{x:.2f}"
+        def f(key: str, hit=h, b=b) -> str:  # noqa: ANN001 - the loop's hit
+            x = b[key]
+            if x is None:
+                return "  -  "
+            if key in hit.predicted:  # a predicted label: what it weighs, marked "~"
+                return f"~{x * hit.predicted[key]:.2f}"
+            return f"{x:.2f}"
 
+        mark = ""
+        if h.exact:
+            mark = "  (this photo)"
+        elif h.same_fabric and h.feature_similarity is not None:
+            mark = f"  (same fabric, {h.feature_similarity:.2f})"
         print(
-            f"{h.rank:>3}  {h.hamming:>4}  {h.similarity:5.3f}  {f(b['colour']):>6} "
-            f"{f(b['coarse']):>6} {f(b['fine']):>5} {f(b['tightness']):>5}  {h.path}"
-            + ("  (this photo)" if h.exact else "")
+            f"{h.rank:>3}  {h.hamming:>4}  {h.similarity:5.3f}  {f('colour'):>6} "
+            f"{f('coarse'):>6} {f('fine'):>5} {f('tightness'):>5}  {h.path}" + mark
         )
+    if result.predicted and any(h.predicted for h in result.hits):
+        p = result.predicted
+        guesses = [
+            f"{k} {p[k]} ({float(p[f'{k}_confidence'] or 0):.0%})"  # type: ignore[arg-type]
+            for k in ("coarse", "fine")
+            if p.get(k)
+        ]
+        print("~ predicted by the model, weighed by its confidence: " + ", ".join(guesses))
     t = result.elapsed_ms
     print(f"{len(result.hits)} results in {t.get('total', 0):.0f} ms")
     return 0
