@@ -5,19 +5,35 @@ user made: images (same ids, so codes and caches keyed by id stay valid), labels
 metadata, the label audit, models (rows, codes and files) and the failed-files list. Photo
 paths are rewritten between the forms of the two backends: absolute in a folder, relative to
 the photos root in a team library (a photo outside the destination's photos root stops the
-copy before anything is written). DEST must not hold a library yet; the copy is one
-transaction, so a failed or interrupted copy leaves DEST empty.
+copy before anything is written). DEST must not hold a library yet.
+
+A copy stopped at any point (an error, Ctrl-C, ``kill -9``, a power cut) never leaves
+something that looks like a finished library, and running it again starts it over:
+
+* **a folder**: the library is built in a hidden folder beside DEST (``.NAME.copying``) and
+  renamed to DEST at the end (into an existing DEST folder: its parts are moved in, the
+  catalogue last), so DEST holds no catalogue until the copy is complete. A rerun clears what
+  an interrupted one left there; a lock on that folder keeps two copies apart.
+* **a team library**: the rows are one transaction, and the library is created with a
+  ``copy unfinished`` meta key that the same final transaction deletes. Opening a library that
+  still has it says it is an unfinished copy; a rerun forgets it and starts over (a PostgreSQL
+  advisory lock keeps two copies into one database apart).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fabricsearch.catalogue.library import Library, LibraryError
+from fabricsearch.catalogue.library import DB_NAME, Library, LibraryError
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 #: (table, columns) in the order rows must be written (foreign keys).
@@ -36,8 +52,11 @@ TABLES: list[tuple[str, tuple[str, ...]]] = [
     ("codes", ("model_version", "image_id", "code")),
     ("failed", ("path", "reason", "time")),
 ]  # fmt: skip
+#: The meta key of a team library whose copy has not finished (catalogue/team.py refuses to
+#: open it); written with the library's uuid, deleted by the copy's final transaction.
+UNFINISHED = "copy unfinished"
 #: meta keys that belong to one library, not to its content.
-OWN_META = ("uuid", "photos_root", "taxonomy")
+OWN_META = ("uuid", "photos_root", "taxonomy", UNFINISHED)
 BATCH = 2000
 
 
@@ -65,20 +84,167 @@ def copy_library(
     cancel: CancelToken | None = None,
 ) -> CopyReport:
     """Copy the library at ``source`` into a new library at ``destination`` (a folder or a
-    ``postgresql://`` URL; ``photos_root`` for a new team library, default: the source's)."""
+    ``postgresql://`` URL; ``photos_root`` for a new team library, default: the source's).
+    Interrupted at any point, ``destination`` is no library (a folder) or one that refuses to
+    open as an unfinished copy (a team library), and the same call again starts it over."""
     with Library.open(source, read_only=True) as src:
-        if photos_root is None and src.team is not None:
-            photos_root = src.team.recorded_root
-        dest = Library.create(destination, taxonomy=src.taxonomy, photos_root=photos_root)
+        if _is_url(destination):
+            if photos_root is None and src.team is not None:
+                photos_root = src.team.recorded_root
+            return _copy_to_team(src, str(destination), photos_root, progress, cancel)
+        return _copy_to_folder(src, Path(destination), progress, cancel)
+
+
+def staging_folder(destination: str | os.PathLike[str]) -> Path:
+    """Where a copy into the folder ``destination`` is built before it is renamed."""
+    final = Path(destination).expanduser().resolve()
+    return final.with_name(f".{final.name}.copying")
+
+
+def _copy_to_folder(
+    src: Library, destination: Path, progress: ProgressFn | None, cancel: CancelToken | None
+) -> CopyReport:
+    final = destination.expanduser().resolve()
+    if (final / DB_NAME).exists():
+        raise LibraryError(f"{final} already holds a library")
+    if final.exists() and not final.is_dir():
+        raise LibraryError(f"{final} is not a folder")
+    staging = staging_folder(final)
+    with _locked(staging, final):
+        _empty(staging)  # what an interrupted copy left
+        try:
+            dest = Library.create(staging, taxonomy=src.taxonomy)
+            try:
+                rep = CopyReport(src.location, str(final))
+                _copy(src, dest, rep, progress, cancel)
+            finally:
+                dest.close()
+            for name in (f"{DB_NAME}-wal", f"{DB_NAME}-shm"):  # empty after a clean close
+                (staging / name).unlink(missing_ok=True)
+            _move_into_place(staging, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _empty(staging)
+                staging.rmdir()
+            raise
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # still there when DEST existed (its parts were moved in)
+    return rep
+
+
+@contextmanager
+def _locked(staging: Path, final: Path) -> Iterator[None]:
+    """One copy at a time into ``final``: an exclusive lock on the staging folder (released
+    by the OS when the copy dies, so a rerun after a kill finds it free)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; two copies into one folder at once are not guarded
+        yield
+        return
+    fd = os.open(staging, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            same = os.fstat(fd).st_ino == os.stat(staging).st_ino
+        except OSError:
+            same = False
+        if not same:  # busy, or renamed to DEST by a copy that just finished
+            raise LibraryError(f"another `library copy` into {final} is running")
+        yield
+    finally:
+        os.close(fd)
+
+
+def _empty(folder: Path) -> None:
+    for entry in list(folder.iterdir()) if folder.is_dir() else []:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _move_into_place(staging: Path, final: Path) -> None:
+    """Give the finished copy its name: rename the staging folder to ``final``, or, when
+    ``final`` is a folder that already holds something, move each part in, the catalogue
+    last (until then ``final`` is no library)."""
+    if (final / DB_NAME).exists():
+        raise LibraryError(f"{final} already holds a library")
+    if final.is_dir() and not any(final.iterdir()):
+        final.rmdir()
+    if not final.exists():
+        os.rename(staging, final)
+        return
+    for entry in sorted(staging.iterdir()):
+        if entry.name != DB_NAME:
+            _merge(entry, final / entry.name)
+    _publish(staging / DB_NAME, final / DB_NAME)
+
+
+def _merge(src: Path, dst: Path) -> None:
+    if src.is_dir() and not src.is_symlink() and dst.is_dir():
+        for child in sorted(src.iterdir()):
+            _merge(child, dst / child.name)
+        src.rmdir()
+    else:
+        os.replace(src, dst)
+
+
+def _publish(catalogue: Path, target: Path) -> None:
+    """The step that makes the copy a library."""
+    os.replace(catalogue, target)
+
+
+def _copy_to_team(
+    src: Library,
+    url: str,
+    photos_root: str | os.PathLike[str] | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> CopyReport:
+    from fabricsearch.catalogue import team
+
+    guard = team._connect(url, read_only=False)
+    try:
+        # Held on its own connection for the whole copy; the server drops it when we die.
+        if not guard.execute("SELECT pg_try_advisory_lock(?)", (_team_lock(),)).fetchone()[0]:
+            raise LibraryError(
+                f"another `library copy` into {team.postgres.display_url(url)} is running"
+            )
+        _forget_unfinished(guard)
+        note = json.dumps({"source": src.location, "started": time.time(), "by": team.holder()})
+        dest = team.create_team(
+            Library, url, src.taxonomy, photos_root, extra_meta={UNFINISHED: note}
+        )
         try:
             rep = CopyReport(src.location, dest.location)
             _copy(src, dest, rep, progress, cancel)
         except BaseException:
             dest.close()
-            _discard(destination)
+            _discard(url)
             raise
         dest.close()
+    finally:
+        guard.close()
     return rep
+
+
+def _team_lock() -> int:
+    from fabricsearch.catalogue import team
+
+    return team.lock_key("", "library copy")
+
+
+def _forget_unfinished(conn: Any) -> None:
+    """An interrupted copy into this database: forget it (its rows were never committed) so
+    the copy starts over. A finished library is left alone (the create refuses it)."""
+    from fabricsearch.catalogue import schema, team
+
+    if schema.current_version(conn) == 0 or team._meta(conn, UNFINISHED) is None:
+        return
+    if conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]:
+        return  # not what a copy leaves: never delete a library with images
+    conn.execute("DELETE FROM meta")
 
 
 def _copy(
@@ -109,6 +275,8 @@ def _copy(
         for key, value in src._query("SELECT key, value FROM meta"):
             if key not in OWN_META and not key.startswith("lock:"):
                 dest._put_meta(key, value)
+        # A team library opens only once this commits (with everything above).
+        dest._execute("DELETE FROM meta WHERE key = ?", (UNFINISHED,))
         if dest.team is not None:  # explicit ids: move the id sequences past them
             for table in ("images", "label_audit"):
                 dest._query(
@@ -155,28 +323,23 @@ def _copy_model_files(dest: Library, models: dict[str, Any]) -> int:
     return n
 
 
-def _discard(destination: str | os.PathLike[str]) -> None:
-    """Remove what a failed copy created (the transaction already left the rows out)."""
-    if isinstance(destination, str) and destination.startswith(("postgresql://", "postgres://")):
-        # The copy's rows were rolled back; forget the library itself (its uuid) so the
-        # copy can be retried. The empty schema stays.
-        import contextlib
-        import sqlite3
+def _discard(url: str) -> None:
+    """Forget a team library whose copy failed (its rows were rolled back): its uuid and
+    meta, so the copy can be retried. The empty schema stays."""
+    import sqlite3
 
-        from fabricsearch.catalogue.postgres import PgConnection
+    from fabricsearch.catalogue.postgres import PgConnection
 
-        with contextlib.suppress(sqlite3.Error):
-            conn = PgConnection(destination)
-            try:
-                conn.execute("DELETE FROM meta")
-            finally:
-                conn.close()
-        return
-    folder = Path(destination).expanduser().resolve()
-    with_catalogue = folder / "catalogue.sqlite"
-    if with_catalogue.exists():
-        for name in ("catalogue.sqlite", "catalogue.sqlite-wal", "catalogue.sqlite-shm"):
-            (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(sqlite3.Error):
+        conn = PgConnection(url)
+        try:
+            conn.execute("DELETE FROM meta")
+        finally:
+            conn.close()
 
 
-__all__ = ["CopyReport", "LibraryError", "copy_library"]
+def _is_url(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+__all__ = ["UNFINISHED", "CopyReport", "LibraryError", "copy_library", "staging_folder"]

@@ -2,15 +2,22 @@
 
 Both are `Library` methods through `EditsMixin`. Removing a row takes its labels, metadata
 and codes with it (foreign keys cascade); the photo file is not touched, and importing its
-folder again adds it back as a new, unlabelled image. Relocating points the rows under one
+folder again adds it back as a new, unlabelled image. Before the rows go, everything about
+them (image rows, labels, metadata, codes, label history) is written to a JSON file in the
+library's ``removed/`` folder, committed only together with the removal;
+`Library.restore_removed` (``fabricsearch restore LIB FILE``) puts them back, under the same
+ids where those are free. Relocating points the rows under one
 folder prefix at another (a folder moved on a shared drive) and checks, by content hash, that
 each new file is the photo the row describes before it moves anything.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +25,54 @@ from typing import Any
 
 from fabricsearch.jobs import Cancelled, CancelToken, ProgressFn, report
 
+#: The folder of a library (a team library: this computer's cache folder of it) where
+#: `remove_paths` keeps what it removed.
+REMOVED_DIR = "removed"
+RECORD_FORMAT = "fabricsearch removed images"
+RECORD_VERSION = 1
+# fmt: off
+_IMAGE_COLS = ("id", "path", "sha256", "size", "mtime", "width", "height", "added", "palette", "split")
+_LABEL_COLS = ("coarse", "fine", "tightness", "who", "at")
+_META_COLS = (
+    "article", "supplier", "composition", "weight", "width", "price", "season", "notes", "tags",
+    "who", "at",
+)
+_AUDIT_COLS = ("id", "image_id", "field", "old", "new", "who", "at")
+# fmt: on
+
 
 @dataclass
 class RemoveReport:
     removed: list[dict[str, Any]] = field(default_factory=list)  # {"id", "path", "labelled"}
     not_found: list[str] = field(default_factory=list)  # asked-for paths with no image
+    #: The file that puts the removed images back (`Library.restore_removed`); None when
+    #: nothing was removed (or for a dry run).
+    record: str | None = None
+
+    @property
+    def labelled(self) -> int:
+        return sum(1 for r in self.removed if r["labelled"])
 
     def to_json(self) -> dict[str, Any]:
-        return {"removed": list(self.removed), "not_found": list(self.not_found)}
+        return {
+            "removed": list(self.removed),
+            "not_found": list(self.not_found),
+            "record": self.record,
+        }
+
+
+@dataclass
+class RestoreReport:
+    restored: list[dict[str, Any]] = field(default_factory=list)  # {"id", "path", "labelled"}
+    renumbered: list[dict[str, int]] = field(default_factory=list)  # {"from", "to"}: id taken
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "restored": list(self.restored),
+            "renumbered": list(self.renumbered),
+            "skipped": list(self.skipped),
+        }
 
 
 @dataclass
@@ -53,6 +100,25 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix.rstrip(os.sep) + os.sep)
 
 
+def _read_record(path: Path) -> dict[str, Any]:
+    from fabricsearch.catalogue.library import LibraryError
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LibraryError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise LibraryError(f"{path} is not a record of removed images ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != RECORD_FORMAT:
+        raise LibraryError(
+            f"{path} is not a record of removed images (the files in a library's"
+            f" {REMOVED_DIR}/ folder are)"
+        )
+    if int(doc.get("version", 0)) > RECORD_VERSION:
+        raise LibraryError(f"{path} was written by a newer fabricsearch: update to restore it")
+    return doc
+
+
 def file_sha256(path: str) -> str | None:
     """sha256 of a regular file, or None when it cannot be read."""
     from fabricsearch import imaging
@@ -67,9 +133,13 @@ def file_sha256(path: str) -> str | None:
 class EditsMixin:
     """`Library.remove_paths` and `Library.relocate` (uses `atomic`, `_query`, `images`)."""
 
-    def remove_paths(self, paths: Sequence[str | os.PathLike[str]]) -> RemoveReport:
+    def remove_paths(
+        self, paths: Sequence[str | os.PathLike[str]], dry_run: bool = False
+    ) -> RemoveReport:
         """Forget the images at ``paths`` (a file, or a folder: every image under it) in one
-        transaction; the files stay on disk. Paths with no image are listed in ``not_found``."""
+        transaction; the files stay on disk. Paths with no image are listed in ``not_found``.
+        What is removed is first written to ``removed/<time>-<n>-images.json`` (``record``),
+        which `restore_removed` puts back. ``dry_run``: only report what would be removed."""
         rep = RemoveReport()
         rows = [
             (i, self._path_from_db(p))  # type: ignore[attr-defined]
@@ -89,14 +159,179 @@ class EditsMixin:
         if not chosen:
             return rep
         ids = sorted(chosen)
-        with self.atomic():  # type: ignore[attr-defined]
+        if dry_run:
             records = self.images(ids)  # type: ignore[attr-defined]
-            self.remove_images(ids)  # type: ignore[attr-defined]
+        else:
+            self.require_writable("remove images")  # type: ignore[attr-defined]
+            with self.atomic():  # type: ignore[attr-defined]
+                records = self.images(ids)  # type: ignore[attr-defined]
+                # Written (and synced by the rename) before the rows go; removed again if
+                # the removal does not commit.
+                record = self._write_removal_record(ids, [str(p) for p in paths])
+                try:
+                    self.remove_images(ids)  # type: ignore[attr-defined]
+                except BaseException:
+                    record.unlink(missing_ok=True)
+                    raise
+            rep.record = str(record)
         rep.removed = [
             {"id": r.id, "path": str(r.path), "labelled": r.labelled}
             for r in sorted(records, key=lambda r: str(r.path))
         ]
         return rep
+
+    def _write_removal_record(self, ids: list[int], asked: list[str]) -> Path:
+        from fabricsearch import atomicio
+        from fabricsearch.catalogue.library import _user_name
+
+        images = {
+            int(r[0]): dict(zip(_IMAGE_COLS, r, strict=True))
+            for r in self._rows_of("images", _IMAGE_COLS, "id", ids)
+        }
+        for img in images.values():
+            img["path"] = self._path_from_db(img["path"])  # type: ignore[attr-defined]
+            img["palette"] = base64.b64encode(bytes(img["palette"])).decode("ascii")
+            img["labels"] = img["metadata"] = None
+            img["codes"] = {}
+        for r in self._rows_of("labels", ("image_id", *_LABEL_COLS), "image_id", ids):
+            images[int(r[0])]["labels"] = dict(zip(_LABEL_COLS, r[1:], strict=True))
+        for r in self._rows_of("metadata", ("image_id", *_META_COLS), "image_id", ids):
+            images[int(r[0])]["metadata"] = dict(zip(_META_COLS, r[1:], strict=True))
+        for r in self._rows_of("codes", ("image_id", "model_version", "code"), "image_id", ids):
+            images[int(r[0])]["codes"][r[1]] = bytes(r[2]).hex()
+        audit = [
+            dict(zip(_AUDIT_COLS, r, strict=True))
+            for r in self._rows_of("label_audit", _AUDIT_COLS, "image_id", ids)
+        ]
+        now = time.time()
+        doc = {
+            "format": RECORD_FORMAT,
+            "version": RECORD_VERSION,
+            "library": self.location,  # type: ignore[attr-defined]
+            "removed_at": now,
+            "who": _user_name(),
+            "asked": asked,
+            "images": [images[i] for i in sorted(images)],
+            "label_audit": sorted(audit, key=lambda a: a["id"]),
+        }
+        folder = self.folder / REMOVED_DIR  # type: ignore[attr-defined]
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{len(images)}-images"
+        path, k = folder / f"{stem}.json", 1
+        while path.exists():
+            k += 1
+            path = folder / f"{stem}-{k}.json"
+        atomicio.write_text_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        return path
+
+    def _rows_of(
+        self, table: str, cols: Sequence[str], key: str, ids: Sequence[int]
+    ) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for k in range(0, len(ids), 500):  # bounded parameter lists
+            chunk = [int(i) for i in ids[k : k + 500]]
+            marks = ", ".join("?" * len(chunk))
+            out += self._query(  # type: ignore[attr-defined]
+                f"SELECT {', '.join(cols)} FROM {table} WHERE {key} IN ({marks}) ORDER BY 1",
+                chunk,
+            )
+        return out
+
+    def restore_removed(self, record: str | os.PathLike[str]) -> RestoreReport:
+        """Put back the images a `remove_paths` wrote to ``record`` (its ``removed/`` file), in
+        one transaction: image rows (under the same ids where free), labels, metadata, codes of
+        models the library still has, and label history rows it lacks. An image whose path or
+        content is in the library again (re-imported since) is skipped and listed."""
+        from fabricsearch.catalogue.library import LibraryError
+
+        self.require_writable("restore images")  # type: ignore[attr-defined]
+        doc = _read_record(Path(record))
+        rep = RestoreReport()
+        versions = {
+            str(v): (int(b) + 7) // 8
+            for v, b in self._query("SELECT version, bits FROM models")  # type: ignore[attr-defined]
+        }
+        new_ids: dict[int, int] = {}
+        touched: set[str] = set()
+        with self.atomic():  # type: ignore[attr-defined]
+            for img in doc["images"]:
+                path = str(img["path"])
+                try:
+                    stored = self._db_path_of(path)  # type: ignore[attr-defined]
+                except LibraryError as exc:
+                    rep.skipped.append({"path": path, "reason": str(exc)})
+                    continue
+                reason = self._restore_conflict(stored, str(img["sha256"]))
+                if reason:
+                    rep.skipped.append({"path": path, "reason": reason})
+                    continue
+                old = int(img["id"])
+                free = not self._query("SELECT 1 FROM images WHERE id = ?", (old,))  # type: ignore[attr-defined]
+                cols = [c for c in _IMAGE_COLS if c != "id" or free]
+                row = {**img, "path": stored, "palette": base64.b64decode(img["palette"])}
+                cur = self._execute(  # type: ignore[attr-defined]
+                    f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [row[c] for c in cols],
+                )
+                new = old if free else int(cur.lastrowid or 0)
+                new_ids[old] = new
+                if new != old:
+                    rep.renumbered.append({"from": old, "to": new})
+                for table, cols_of, values in (
+                    ("labels", _LABEL_COLS, img.get("labels")),
+                    ("metadata", _META_COLS, img.get("metadata")),
+                ):
+                    if values:
+                        self._execute(  # type: ignore[attr-defined]
+                            f"INSERT INTO {table} (image_id, {', '.join(cols_of)})"
+                            f" VALUES (?, {', '.join('?' * len(cols_of))})",
+                            [new, *(values.get(c) for c in cols_of)],
+                        )
+                for version, hexcode in (img.get("codes") or {}).items():
+                    code = bytes.fromhex(hexcode)
+                    if versions.get(version) == len(code):
+                        self._execute(  # type: ignore[attr-defined]
+                            "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
+                            (version, new, code),
+                        )
+                        touched.add(version)
+                rep.restored.append({"id": new, "path": path, "labelled": bool(img.get("labels"))})
+            for a in doc.get("label_audit", []):
+                image_id = new_ids.get(int(a["image_id"]))
+                if image_id is None or self._query(  # type: ignore[attr-defined]
+                    "SELECT 1 FROM label_audit WHERE id = ?", (int(a["id"]),)
+                ):
+                    continue
+                self._execute(  # type: ignore[attr-defined]
+                    f"INSERT INTO label_audit ({', '.join(_AUDIT_COLS)})"
+                    f" VALUES ({', '.join('?' * len(_AUDIT_COLS))})",
+                    [a[c] if c != "image_id" else image_id for c in _AUDIT_COLS],
+                )
+            if self.team is not None and rep.restored:  # type: ignore[attr-defined]
+                self._advance_sequences()
+        for version in touched:
+            self._drop_index_files(version)  # type: ignore[attr-defined]
+        return rep
+
+    def _restore_conflict(self, stored_path: str, sha256: str) -> str:
+        rows = self._query("SELECT id FROM images WHERE path = ?", (stored_path,))  # type: ignore[attr-defined]
+        if rows:
+            return f"already in the library (id {rows[0][0]})"
+        rows = self._query("SELECT path FROM images WHERE sha256 = ?", (sha256,))  # type: ignore[attr-defined]
+        if rows:
+            other = self._path_from_db(rows[0][0])  # type: ignore[attr-defined]
+            return f"the same photo is in the library as {other}"
+        return ""
+
+    def _advance_sequences(self) -> None:
+        """A team library: move the id sequences past explicitly inserted ids (a record of
+        another library may hold ids the sequence has not reached)."""
+        for table in ("images", "label_audit"):
+            seq = self._query(f"SELECT pg_get_serial_sequence('{table}', 'id')")[0][0]  # type: ignore[attr-defined]
+            top = self._query(f"SELECT COALESCE(MAX(id), 0) FROM {table}")[0][0]  # type: ignore[attr-defined]
+            last = self._query(f"SELECT last_value FROM {seq}")[0][0]  # type: ignore[attr-defined]
+            if int(top) > int(last):
+                self._query("SELECT setval(?, ?)", (seq, int(top)))  # type: ignore[attr-defined]
 
     def relocate(
         self,

@@ -158,8 +158,10 @@ def create_team(
     url: str,
     taxonomy: Taxonomy | None,
     photos_root: str | os.PathLike[str] | None,
+    extra_meta: dict[str, str] | None = None,
 ) -> Library:
-    """A new team library in the (empty) database at ``url``."""
+    """A new team library in the (empty) database at ``url``; ``extra_meta`` is written in
+    the same transaction as its uuid (`copying` marks a copy unfinished so)."""
     from fabricsearch.catalogue.library import LibraryError
 
     if photos_root is None:
@@ -186,6 +188,7 @@ def create_team(
                 ("taxonomy", json.dumps(tax.to_dict())),
                 ("created", repr(time.time())),
                 ("photos_root", str(photos_root)),
+                *(extra_meta or {}).items(),
             ):
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
             conn.execute("COMMIT")
@@ -222,10 +225,32 @@ def open_team(
                 f" schema {have}; this version reads up to {schema.SCHEMA_VERSION}):"
                 " update fabricsearch to open it"
             )
+        _refuse_unfinished_copy(conn, url)
     except BaseException:
         conn.close()
         raise
     return _library(cls, conn, url, uuid, read_only, photos_root)
+
+
+def _refuse_unfinished_copy(conn: postgres.PgConnection, url: str) -> None:
+    """A `library copy` into this database was stopped before its final commit: it holds an
+    empty library that must not pass for the copy."""
+    from fabricsearch.catalogue.copying import UNFINISHED
+    from fabricsearch.catalogue.library import LibraryError
+
+    raw = _meta(conn, UNFINISHED)
+    if raw is None:
+        return
+    try:
+        note = json.loads(raw)
+        source = f" of {note['source']}"
+        when = f", started {time.ctime(float(note['started']))}"
+    except (ValueError, TypeError, KeyError):
+        source = when = ""
+    raise LibraryError(
+        f"{postgres.display_url(url)} holds an unfinished copy{source}{when}: `fabricsearch"
+        " library copy` was interrupted; run the same copy again to start it over"
+    )
 
 
 def _library(

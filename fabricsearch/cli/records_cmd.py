@@ -1,8 +1,11 @@
-"""Fabric records: ``meta import|export|show``, ``remove``, ``relocate``, ``taxonomy``."""
+"""Fabric records: ``meta import|export|show``, ``remove``, ``restore``, ``relocate``,
+``taxonomy``."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from typing import Any
 
 from fabricsearch.cli.common import UserError, print_json, tqdm_progress, user_errors
@@ -29,13 +32,28 @@ def add_parsers(subparsers: Any) -> None:
         "remove",
         help="remove images from the library (the files stay on disk)",
         description="Forget the images at PATH (a photo, or a folder: every image under it): "
-        "their labels, metadata and codes go with them. Files are never deleted; importing "
-        "their folder again adds them back, unlabelled.",
+        "their labels, metadata and codes go with them. Files are never deleted. Removing "
+        f"more than {CONFIRM_ABOVE} images or any labelled one asks first (--yes: do not "
+        "ask; without a terminal, only --yes removes them). What is removed is saved in the "
+        "library's removed/ folder: `fabricsearch restore LIB FILE` puts it back.",
     )
     p.add_argument("library", metavar="LIB")
     p.add_argument("paths", metavar="PATH", nargs="+")
+    p.add_argument("--yes", action="store_true", help="remove without asking")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_remove)
+
+    p = subparsers.add_parser(
+        "restore",
+        help="put back images that `remove` removed (from its file in LIB/removed/)",
+        description="Restore the images, labels, metadata, codes and label history saved by a "
+        "`remove` in FILE (in the library's removed/ folder), under their old ids where "
+        "those are free. Images whose path or photo is in the library again are skipped.",
+    )
+    p.add_argument("library", metavar="LIB")
+    p.add_argument("record", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_restore)
 
     p = subparsers.add_parser(
         "relocate",
@@ -86,6 +104,10 @@ def add_parsers(subparsers: Any) -> None:
         q.set_defaults(func=run_taxonomy_edit, action=action)
 
 
+#: `remove` asks before removing more images than this, or any labelled one.
+CONFIRM_ABOVE = 10
+
+
 def _open(path: str) -> Any:
     from fabricsearch.catalogue import Library
 
@@ -126,15 +148,93 @@ def run_meta_export(args: argparse.Namespace) -> int:
 @user_errors
 def run_remove(args: argparse.Namespace) -> int:
     with _open(args.library) as lib:
-        rep = lib.remove_paths(args.paths)
+        rep = lib.remove_paths(args.paths, dry_run=True)
+        n, labelled = len(rep.removed), rep.labelled
+        if n and (n > CONFIRM_ABOVE or labelled) and not args.yes:
+            what = f"{n} image{'s' * (n != 1)} ({labelled} labelled)"
+            if not _can_ask():
+                if args.json:
+                    print_json({**rep.to_json(), "removed": [], "would_remove": rep.removed})
+                else:
+                    _list("would remove", [r["path"] for r in rep.removed])
+                raise UserError(
+                    f"nothing removed: this would remove {what} from {lib.location};"
+                    " run again with --yes to remove them (they can be restored afterwards"
+                    " with `fabricsearch restore`)"
+                )
+            _list("to remove", [r["path"] for r in rep.removed], sys.stderr)
+            if not _ask(f"Remove {what} from {lib.location}? The files stay on disk."):
+                raise UserError("nothing removed")
+        if n:
+            rep = lib.remove_paths(args.paths)
     if args.json:
         print_json(rep.to_json())
     else:
-        labelled = sum(1 for r in rep.removed if r["labelled"])
-        print(f"removed {len(rep.removed)} images ({labelled} labelled); files left on disk")
+        print(f"removed {len(rep.removed)} images ({rep.labelled} labelled); files left on disk")
+        if rep.record:
+            print(f"  saved to {rep.record}; to undo:")
+            print(f"  fabricsearch restore {shlex.quote(args.library)} {shlex.quote(rep.record)}")
         for p in rep.not_found:
             print(f"  not in the library: {p}")
     return 0 if not rep.not_found else 1
+
+
+def _can_ask() -> bool:
+    return _is_terminal(sys.stdin) and _is_terminal(sys.stderr)
+
+
+def _ask(question: str) -> bool:
+    """y/N on the terminal."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _list(label: str, paths: list[str], stream: Any = None) -> None:
+    for p in paths[:20]:
+        print(f"  {label}: {p}", file=stream or sys.stdout)
+    if len(paths) > 20:
+        print(f"  … and {len(paths) - 20} more", file=stream or sys.stdout)
+
+
+@user_errors
+def run_restore(args: argparse.Namespace) -> int:
+    with _open(args.library) as lib:
+        rep = lib.restore_removed(args.record)
+        # Codes come back from the record; a model trained since has none for them: encode
+        # those now, as an import does, so every restored image is searchable at once.
+        active = lib.active_model()
+        missing = (
+            set(lib.ids_without_codes(active.version)) & {r["id"] for r in rep.restored}
+            if active is not None
+            else set()
+        )
+        encoded = 0
+        if missing:
+            from fabricsearch.search import encode_missing
+
+            with tqdm_progress(not args.json) as (prog, cancel):
+                encoded = encode_missing(lib, progress=prog, cancel=cancel)
+    if args.json:
+        print_json({**rep.to_json(), "encoded": encoded})
+    else:
+        labelled = sum(1 for r in rep.restored if r["labelled"])
+        print(
+            f"restored {len(rep.restored)} images ({labelled} labelled), "
+            f"{len(rep.renumbered)} under new ids, {len(rep.skipped)} skipped, encoded {encoded}"
+        )
+        for s in rep.skipped[:20]:
+            print(f"  skipped: {s['path']}: {s['reason']}")
+        if len(rep.skipped) > 20:
+            print(f"  … and {len(rep.skipped) - 20} more skipped (--json lists all)")
+    return 0 if not rep.skipped else 1
 
 
 @user_errors

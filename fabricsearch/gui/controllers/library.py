@@ -444,7 +444,8 @@ class LibraryController(QObject):
         if not w.sink.confirm(
             "Remove from library",
             f"Remove {n} image{'s' * (n != 1)} from the library? The files stay on disk; "
-            f"this cannot be undone.{lost}",
+            "this cannot be undone in the window (what is removed is saved in the library's "
+            f"removed/ folder, for `fabricsearch restore`).{lost}",
         ):
             return None
         try:
@@ -455,7 +456,9 @@ class LibraryController(QObject):
         w.undo_stack.clear()  # the commands refer to images that are gone
         w.searching.invalidate()
         w.searching.clear()
-        w.statusBar().showMessage(f"Removed {len(rep.removed)} images from the library", 6000)
+        w.statusBar().showMessage(
+            f"Removed {len(rep.removed)} images from the library (saved in {rep.record})", 6000
+        )
         self.reload_records()
         return rep
 
