@@ -15,7 +15,7 @@ ships a DVSH model pretrained on an endless stream of procedurally generated fab
   are positives, every other photo of the batch a negative.
 
 The result is written as a normal fabricsearch checkpoint (safetensors + JSON), stored in
-float16 to keep the shipped file small. `resources/models/README.md` gives the command that
+float16 to keep the shipped file small. `fabricsearch/resources/models/README.md` gives the command that
 reproduces it.
 """
 
@@ -470,7 +470,7 @@ def install_default_model(
     active. `bits` below the file's (e.g. 32) installs the nested code prefix (`truncate_bits`).
 
     Returns the model (also when it was already installed), or None when no shipped model is
-    available (a bare checkout without ``resources/models``). Codes are not computed here:
+    available (a bare checkout without ``fabricsearch/resources/models``). Codes are not computed here:
     call `search.encode_missing(lib)` after importing images."""
     from fabricsearch.catalogue import ModelInfo
 

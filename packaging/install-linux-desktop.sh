@@ -10,7 +10,7 @@ icons="${XDG_DATA_HOME:-$HOME/.local/share}/icons/hicolor"
 mkdir -p "$apps"
 for s in 32 64 128 256; do
     mkdir -p "$icons/${s}x${s}/apps"
-    cp "resources/icons/fabricsearch-$s.png" "$icons/${s}x${s}/apps/fabricsearch.png"
+    cp "fabricsearch/resources/icons/fabricsearch-$s.png" "$icons/${s}x${s}/apps/fabricsearch.png"
 done
 # Quoted: the Desktop Entry Specification splits Exec on spaces, and install paths may have some.
 sed "s|^Exec=fabricsearch|Exec=\"$exe\"|" packaging/fabricsearch.desktop >"$apps/fabricsearch.desktop"

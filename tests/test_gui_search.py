@@ -171,7 +171,7 @@ def test_new_library_gets_the_shipped_model_and_advice(window, tmp_path: Path) -
     from fabricsearch.pretrain import shipped_model_path
 
     if not shipped_model_path().exists():
-        pytest.skip("no shipped model in resources/models")
+        pytest.skip("no shipped model in fabricsearch/resources/models")
     assert open_library(window, tmp_path / "fresh", create=True)
     active = window.library.active_model()
     assert active is not None

@@ -341,7 +341,7 @@ def test_cli_init_installs_the_shipped_model_and_import_encodes(
     from fabricsearch.pretrain import shipped_model_path
 
     if not shipped_model_path().exists():
-        pytest.skip("no shipped model in resources/models")
+        pytest.skip("no shipped model in fabricsearch/resources/models")
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(3):

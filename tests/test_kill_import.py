@@ -152,7 +152,7 @@ def test_interrupted_encode_is_finished_by_a_rerun(tmp_path: Path, how: str) -> 
     from fabricsearch.workflows import create_library
 
     if not shipped_model_path().exists():
-        pytest.skip("no shipped model in resources/models")
+        pytest.skip("no shipped model in fabricsearch/resources/models")
     n = 192  # six encode batches: the first progress report comes long before the end
     photos = tmp_path / "photos"
     photos.mkdir()

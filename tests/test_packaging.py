@@ -17,7 +17,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"
-ICONS = ROOT / "resources" / "icons"
+ICONS = ROOT / "fabricsearch" / "resources" / "icons"
 ICON_SIZES = (32, 64, 128, 256)
 
 # Keys of the freedesktop Desktop Entry Specification 1.5 (the ones a Type=Application may use).
@@ -166,7 +166,7 @@ def test_spec_is_python_and_names_the_entry_and_resources() -> None:
     assert {"Analysis", "PYZ", "EXE", "COLLECT"} <= calls
     assert (PACKAGING / "entry.py").is_file()
     assert '"entry.py"' in text
-    assert '"resources"' in text
+    assert 'collect_data_files("fabricsearch.resources")' in text
     # The licences of what the bundle ships travel with it (LGPL-3.0 and MPL-2.0 notices).
     assert '"THIRD_PARTY_NOTICES.md"' in text
     notices = (ROOT / "THIRD_PARTY_NOTICES.md").read_text(encoding="utf-8")

@@ -148,7 +148,9 @@ def test_shipped_model_loads_safely_and_encodes() -> None:
     from fabricsearch.synth import generate_batch
 
     path = pretrain.shipped_model_path()
-    assert path.exists(), "resources/models must hold the shipped model (see its README)"
+    assert path.exists(), (
+        "fabricsearch/resources/models must hold the shipped model (see its README)"
+    )
     with safe_open(str(path), framework="pt") as f:  # safetensors: nothing is unpickled
         assert "fabricsearch" in f.metadata()
     assert path.stat().st_size < 10 * 2**20

@@ -23,8 +23,8 @@ def add_parsers(subparsers: Any) -> None:
             "Pretrain DVSH on a stream of procedurally generated fabrics (exact labels, list-wise "
             "loss with the fine-grained similarity, plus instance discrimination between photos "
             "of the same fabric). Writes OUT/pretrained-dvsh-<bits>.safetensors and its JSON. "
-            "The shipped model is made by `fabricsearch pretrain resources/models --steps N "
-            "--seed S` (see resources/models/README.md)."
+            "The shipped model is made by `fabricsearch pretrain fabricsearch/resources/models --steps N "
+            "--seed S` (see fabricsearch/resources/models/README.md)."
         ),
     )
     p.add_argument("out", metavar="OUT", help="output folder")
