@@ -83,18 +83,47 @@ def import_and_encode(
 
 
 def _refit_auto_head(
-    lib: Library, report: ImportReport, progress: ProgressFn | None, cancel: CancelToken | None
+    lib: Library,
+    report: ImportReport | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
 ) -> None:
     """While no trained model is active, the pretrained backbone + a label-free head fitted on
-    the library's own features is the search model: refit it when photos arrive (autohead.py)."""
+    the library's own features is the search model: refit it when photos arrive (autohead.py),
+    or (``report`` None) only when it is not the active model yet."""
     from fabricsearch.autohead import AUTO_PREFIX, fit_auto_head, wants_auto_head
 
     if not wants_auto_head(lib):
         return
     active = lib.active_model()
     stale = active is None or not active.version.startswith(AUTO_PREFIX)
-    if stale or report.added or report.updated or report.moved:
+    arrived = report is not None and (report.added or report.updated or report.moved)
+    if stale or arrived:
         fit_auto_head(lib, progress=progress, cancel=cancel)
+
+
+def encode_catalogued(
+    lib: Library, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+) -> int:
+    """Finish what an interrupted import left undone: when some catalogued image has no code
+    under the active model (an import or a watcher killed or cancelled after committing its
+    rows, before or during encoding), fit the label-free head if it should be the model and
+    is not yet, then encode every image lacking a code. Returns how many images got a code
+    under the model active at the end (0 when nothing was missing)."""
+    from fabricsearch.search import encode_missing
+
+    if lib.count() == 0:
+        return 0
+    active = lib.active_model()
+    if active is not None and not lib.ids_without_codes(active.version):
+        return 0
+    before = {m.version: lib.count_codes(m.version) for m in lib.models()}
+    _refit_auto_head(lib, None, progress, cancel)
+    active = lib.active_model()
+    if active is None:
+        return 0
+    encode_missing(lib, progress=progress, cancel=cancel)
+    return max(0, lib.count_codes(active.version) - before.get(active.version, 0))
 
 
 def _summary(report: ImportReport) -> str:

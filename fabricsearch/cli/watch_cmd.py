@@ -16,9 +16,11 @@ def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "watch",
         help="import new and changed photos from folders as they arrive (Ctrl-C stops)",
-        description="Catch up on photos added since the last import, then import every new "
-        "or changed photo once it has stopped growing, and make it searchable. Nothing is "
-        "imported twice; deleted files are left in the library.",
+        description="Catch up on photos added since the last import (and encode catalogued "
+        "photos an interrupted import left without codes), then import every new or changed "
+        "photo once it has stopped growing, and make it searchable. Nothing is imported "
+        "twice; deleted files are left in the library. Sub-folders that are links are not "
+        "followed (one leaving the watched folders is reported).",
     )
     p.add_argument("library", metavar="LIB")
     p.add_argument("folders", metavar="DIR", nargs="+")
@@ -52,18 +54,29 @@ def run_watch(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(b.to_json(), ensure_ascii=False), flush=True)
             return
-        print(
-            f"{b.folder}: added {b.added}, updated {b.updated}, moved {b.moved}, "
-            f"unchanged {b.unchanged}, failed {len(b.failed)}, encoded {b.encoded}",
-            flush=True,
-        )
+        if b.folder:
+            print(
+                f"{b.folder}: added {b.added}, updated {b.updated}, moved {b.moved}, "
+                f"unchanged {b.unchanged}, failed {len(b.failed)}, encoded {b.encoded}",
+                flush=True,
+            )
+        else:  # the catch-up encode of photos already catalogued
+            print(
+                f"encoded {b.encoded} catalogued photos that had no code, failed {len(b.failed)}",
+                flush=True,
+            )
         for f in b.failed:
             print(f"  failed: {f['path']}: {f['reason']}", flush=True)
 
     with Library.open(args.library) as lib:
         try:
             watcher = FolderWatcher(
-                lib, args.folders, settle=args.settle, poll=args.poll, workers=args.workers
+                lib,
+                args.folders,
+                settle=args.settle,
+                poll=args.poll,
+                workers=args.workers,
+                on_problem=lambda m: print(f"warning: {m}", file=sys.stderr, flush=True),
             )
         except FileNotFoundError as exc:
             return fail(str(exc))
