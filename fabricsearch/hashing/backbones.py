@@ -9,8 +9,8 @@
   cached (`fabricsearch.featurestore`), and the method's layers train on those features.
 
 Weights: the package ships a PyTorch ``.pth`` file. On first use it is checked against the
-SHA-256 recorded here, converted to safetensors in the user's data folder (or a folder given by
-``FABRICSEARCH_WEIGHTS_DIR``, which the bundle sets) and from then on only the safetensors file
+SHA-256 recorded here, converted to safetensors in the user's cache folder (or a folder given
+by ``FABRICSEARCH_WEIGHTS_DIR``) and from then on only the safetensors file
 is read, again checked by hash. The one conversion reads the hash-verified file with
 ``torch.load(weights_only=True)`` (tensors only, no code).
 
@@ -288,9 +288,9 @@ def weights_dir() -> Path:
     override = os.environ.get("FABRICSEARCH_WEIGHTS_DIR")
     if override:
         return Path(override)
-    from fabricsearch.logging_setup import data_dir
+    from fabricsearch.logging_setup import cache_folder
 
-    return data_dir() / "weights"
+    return cache_folder("weights")
 
 
 def safetensors_path(spec: BackboneSpec) -> Path:
