@@ -218,6 +218,33 @@ def test_diverged_lr_1000_run_is_not_activated(lib: Library) -> None:
     )
 
 
+def test_a_model_with_non_finite_weights_is_never_published(lib: Library) -> None:
+    """Weights that became NaN would make a model file no loader accepts: publishing stops
+    before anything is written, with a message, and the active model stays."""
+    import torch
+
+    from fabricsearch.hashing.train import (
+        DivergedTrainingError,
+        library_training_data,
+        publish_model,
+        train,
+    )
+
+    good = train_library(lib, _cfg(), activate=True)
+    files = sorted(p.name for p in lib.models_dir.iterdir())
+    result = train(library_training_data(lib), _cfg(seed=2))
+    with torch.no_grad():
+        next(p for p in result.method.parameters() if p.is_floating_point()).fill_(float("nan"))
+    with pytest.raises(DivergedTrainingError, match="diverged.*lower learning rate"):
+        publish_model(
+            lib, result.method, "nan-model", metrics={}, train_config={}, fingerprint="",
+            extra={}, note="",
+        )  # fmt: skip
+    assert [m.version for m in lib.models()] == [good.version]
+    assert lib.active_model().version == good.version
+    assert sorted(p.name for p in lib.models_dir.iterdir()) == files
+
+
 def test_rule_boundaries() -> None:
     def assessment(m: float, queries: int = 20, classes: int = 3, distinct: int = 50) -> Assessment:
         result = EvalResult(m, 0.5, 50, {10: 0.5}, BITS, queries, 100, queries)

@@ -566,6 +566,27 @@ def _active_codes(
     return lib.load_codes(active.version)
 
 
+class DivergedTrainingError(ValueError):
+    """Training left weights that are not finite numbers: nothing is published."""
+
+
+def _refuse_non_finite(method: HashMethod) -> None:
+    """A run whose weights became NaN or infinite (a learning rate far too high) would publish
+    a model file that no loader accepts (`checkpoint` refuses non-finite weights): stop here,
+    before anything is written, with a message the user can act on."""
+    bad = [
+        name
+        for name, t in method.state_dict().items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise DivergedTrainingError(
+            f"training diverged: {len(bad)} weight tensors are not finite numbers (e.g. "
+            f"{bad[0]}); nothing was saved and the active model stays. Train again with a "
+            "lower learning rate (--lr)"
+        )
+
+
 def publish_model(
     lib: Library,
     method: HashMethod,
@@ -596,6 +617,7 @@ def publish_model(
 
     lib.models_dir.mkdir(parents=True, exist_ok=True)
     path = lib.models_dir / f"{version}.safetensors"
+    _refuse_non_finite(method)
     recorded = False
     try:
         check(cancel)
