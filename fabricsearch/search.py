@@ -32,6 +32,7 @@ from fabricsearch.similarity import LabelArrays, combine_components, fine_graine
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library, ModelInfo
+    from fabricsearch.featurestore import FeatureStore
     from fabricsearch.hashing.base import HashMethod
     from fabricsearch.index import HammingIndex
 
@@ -194,13 +195,56 @@ class _State:
     index: HammingIndex
     ids: np.ndarray  # int64, the library's image ids (ascending), aligned with labels
     labels: LabelArrays
-    paths: dict[int, Path]
-    sha: dict[str, int]
+    paths: _PathsById | dict[int, Path]  # image id → path
+    sha: _ShaColumn | dict[str, int]  # `.get(content hash)` → image id
     coarse: list[str | None]
     fine: list[str | None]
     tightness: list[float | None]
-    shas: list[str] = field(default_factory=list)  # content hash of each row of `ids`
+    shas: _ShaColumn | list[str] = field(default_factory=list)  # content hash of each row
     synced: int = -1  # the library's image count when the index was last brought up to date
+    features: FeatureStore | None = None  # the cached features re-ranking reads (kept open)
+
+
+class _PathsById:
+    """Image id → `Path` over the loaded rows: a dict of a million `Path`s costs seconds and
+    half a gigabyte; this keeps the path texts and makes the `Path` of a hit when asked."""
+
+    def __init__(self, ids: np.ndarray, paths: list[str]) -> None:
+        self._ids, self._paths = ids, paths
+
+    def __getitem__(self, image_id: int) -> Path:
+        row = int(np.searchsorted(self._ids, image_id))
+        if row >= len(self._ids) or self._ids[row] != image_id:
+            raise KeyError(image_id)
+        return Path(self._paths[row])
+
+
+class _ShaColumn:
+    """The content hash of each loaded row (``[row]`` → hex text) and the image of a content
+    hash (``.get(hex)`` → id), over the 32-byte digests (no dict of a million texts)."""
+
+    def __init__(self, ids: np.ndarray, digests: np.ndarray) -> None:
+        self._ids, self._digests = ids, digests
+        # The first 8 bytes as one integer: a lookup compares N integers, then the few hits.
+        self._head = np.ascontiguousarray(digests[:, :8]).view(np.uint64).reshape(-1)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, row: int) -> str:
+        return self._digests[row].tobytes().hex()
+
+    def get(self, sha: str, default: int | None = None) -> int | None:
+        try:
+            q = np.frombuffer(bytes.fromhex(sha), np.uint8)
+        except (ValueError, TypeError):
+            return default
+        if len(q) != 32:
+            return default
+        for row in np.flatnonzero(self._head == q[:8].view(np.uint64)[0]).tolist():
+            if np.array_equal(self._digests[row], q):
+                return int(self._ids[row])
+        return default
 
 
 def index_file(lib: Library, version: str) -> Path:
@@ -323,6 +367,10 @@ class Searcher:
         from fabricsearch.hashing.activation import complete_codes
 
         failed = self._unencodable.setdefault(info.version, set())
+        # Codes belong to images (a foreign key, removed with them): as many codes as images
+        # means none is missing, found by two counts instead of a list of every image.
+        if self.library.count_codes(info.version) >= self.library.count():
+            return
         missing = len(self.library.ids_without_codes(info.version)) - len(failed)
         if missing <= 0:
             return
@@ -347,15 +395,22 @@ class Searcher:
             )
 
     def _load_labels(self, st: _State) -> None:
-        records = self.library.images()
-        st.ids = np.array([r.id for r in records], dtype=np.int64)
-        st.labels = self.library.label_arrays(st.ids.tolist())
-        st.paths = {r.id: Path(r.path) for r in records}
-        st.sha = {r.sha256: r.id for r in records}
-        st.shas = [r.sha256 for r in records]
-        st.coarse = [r.coarse for r in records]
-        st.fine = [r.fine for r in records]
-        st.tightness = [r.tightness for r in records]
+        # Columns in one read (no ImageRecord per image): 100k images in well under a second.
+        cols = self.library.columns()
+        st.ids = cols.ids
+        st.labels = cols.label_arrays(self.library.taxonomy)
+        st.paths = _PathsById(cols.ids, cols.paths)
+        st.sha = st.shas = _ShaColumn(cols.ids, cols.sha)
+        st.coarse, st.fine, st.tightness = cols.coarse, cols.fine, cols.tightness
+
+    def _feature_store(self, st: _State) -> FeatureStore:
+        """The model's feature store, opened once per loaded state: its key index and its
+        rows' checksum verdicts are kept between queries (it notices rows appended since)."""
+        if st.features is None:
+            from fabricsearch.featurestore import store_for
+
+            st.features = store_for(self.library.folder, st.method.backbone)
+        return st.features
 
     # --- query --------------------------------------------------------------------------------
     def search(
@@ -516,10 +571,8 @@ class Searcher:
         features (nothing to compare: the candidates keep the Hamming + S score)."""
         if qfeat is None or not st.method.on_features or not len(rows):
             return None
-        from fabricsearch.featurestore import store_for
-
         try:
-            store = store_for(self.library.folder, st.method.backbone)
+            store = self._feature_store(st)
             shas = [st.shas[int(r)] for r in rows]
             have = store.rows(shas) >= 0
             out = np.full(len(rows), np.nan, np.float64)

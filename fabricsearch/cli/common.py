@@ -166,23 +166,11 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     says what it kept (`jobs.Cancelled.user_message`) and exits 130; a second Ctrl-C exits
     130; a closed pipe (``| head``) ends quietly. Anything else is a bug: its traceback
     reaches the crash log."""
-    from fabricsearch.catalogue import LibraryError
-    from fabricsearch.catalogue.labels_csv import LabelsCsvError
-    from fabricsearch.hashing.checkpoint import CheckpointError
-    from fabricsearch.hashing.device import DeviceError
-    from fabricsearch.hashing.registry import UnknownMethodError
     from fabricsearch.jobs import Cancelled
 
     try:
         return int(func(args) or 0)
-    except (
-        LibraryError,
-        LabelsCsvError,
-        CheckpointError,
-        DeviceError,
-        UnknownMethodError,
-        UserError,
-    ) as exc:
+    except _user_error_types() as exc:  # evaluated only when an exception gets here
         return fail(str(exc))
     except Cancelled as exc:
         print(f"fabricsearch: {exc.user_message()}", file=sys.stderr)
@@ -203,6 +191,27 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         if not is_disk_full(exc):
             raise
         return fail(disk_full_message(exc.filename))
+
+
+#: Modules whose errors are meant for the user, and the names of those errors. Those of a
+#: module not imported yet cannot have been raised: a command that needs no model (``info``)
+#: never imports torch (seconds) just to name an exception class.
+_USER_ERRORS = (
+    ("fabricsearch.catalogue.library", "LibraryError"),
+    ("fabricsearch.catalogue.labels_csv", "LabelsCsvError"),
+    ("fabricsearch.hashing.checkpoint", "CheckpointError"),
+    ("fabricsearch.hashing.device", "DeviceError"),
+    ("fabricsearch.hashing.registry", "UnknownMethodError"),
+)
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [UserError]
+    for module, name in _USER_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            found.append(getattr(loaded, name))
+    return tuple(found)
 
 
 def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
