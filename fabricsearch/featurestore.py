@@ -239,27 +239,22 @@ class FeatureStore:
     def _locked(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / "lock"
-        try:
-            if path.exists() and not path.is_file():
-                raise IsADirectoryError(path)
-            lock = open(path, "a+b")  # noqa: SIM115 - closed below
-        except IsADirectoryError as exc:
-            from fabricsearch.catalogue import LibraryError
+        from fabricsearch import locks
 
-            raise LibraryError(
-                f"cannot lock the feature cache: {path} is a folder (or another thing that is "
-                "not a file); remove it and try again"
-            ) from exc
-        try:
+        with contextlib.ExitStack() as stack:
             try:
-                import fcntl
+                if path.exists() and not path.is_file():
+                    raise IsADirectoryError(path)
+                # One writer at a time, across processes, on every OS (`locks`).
+                stack.enter_context(locks.hold(path, wait=True, poll_s=0.01, note=False))
+            except IsADirectoryError as exc:
+                from fabricsearch.catalogue import LibraryError
 
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            except ImportError:  # Windows: one writer per library is the normal case
-                pass
+                raise LibraryError(
+                    f"cannot lock the feature cache: {path} is a folder (or another thing that "
+                    "is not a file); remove it and try again"
+                ) from exc
             yield
-        finally:
-            lock.close()
 
     def _write_meta(self) -> None:
         from fabricsearch.atomicio import write_text_atomic

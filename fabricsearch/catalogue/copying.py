@@ -134,26 +134,21 @@ def _copy_to_folder(
 
 @contextmanager
 def _locked(staging: Path, final: Path) -> Iterator[None]:
-    """One copy at a time into ``final``: an exclusive lock on the staging folder (released
-    by the OS when the copy dies, so a rerun after a kill finds it free)."""
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; two copies into one folder at once are not guarded
-        yield
-        return
-    fd = os.open(staging, os.O_RDONLY)
-    try:
+    """One copy at a time into ``final``: an exclusive lock on ``.NAME.copying.lock`` beside
+    the staging folder (`locks`, Windows too; released by the OS when the copy dies, so a rerun
+    after a kill finds it free; removed when the copy ends)."""
+    from fabricsearch import locks
+
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            same = os.fstat(fd).st_ino == os.stat(staging).st_ino
-        except OSError:
-            same = False
-        if not same:  # busy, or renamed to DEST by a copy that just finished
-            raise LibraryError(f"another `library copy` into {final} is running")
+            stack.enter_context(locks.hold(staging.with_name(staging.name + ".lock"), remove=True))
+        except locks.LockBusy:
+            raise LibraryError(f"another `library copy` into {final} is running") from None
+        if (final / DB_NAME).exists():  # made by a copy that finished while we waited to look
+            raise LibraryError(f"{final} already holds a library")
+        staging.mkdir(exist_ok=True)
         yield
-    finally:
-        os.close(fd)
 
 
 def _empty(folder: Path) -> None:

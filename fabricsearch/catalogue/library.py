@@ -1252,38 +1252,22 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
 def _file_lock(
     path: Path, name: str, where: str, wait: bool, poll_s: float, cancel: Any
 ) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # Windows: one writer per library folder is the normal case
+    from fabricsearch import locks
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(
+                locks.hold(path, wait=wait, poll_s=poll_s, on_wait=lambda: _check_cancel(cancel))
+            )
+        except locks.LockBusy as busy:
+            by = busy.holder
+            raise LibraryError(
+                f"a {name} is already running in {where}{f' (by {by})' if by else ''}:"
+                " one at a time per library"
+            ) from None
+        except OSError:  # a read-only folder: nothing in it can change anyway
+            pass
         yield
-        return
-    try:
-        f = open(path, "a+")  # noqa: SIM115 - closed below
-    except OSError:  # a read-only folder: nothing in it can change anyway
-        yield
-        return
-    try:
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                if not wait:
-                    f.seek(0)
-                    by = f.read().strip()
-                    raise LibraryError(
-                        f"a {name} is already running in {where}{f' (by {by})' if by else ''}:"
-                        " one at a time per library"
-                    ) from None
-                _check_cancel(cancel)
-                time.sleep(poll_s)
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} since {time.ctime()}")
-        f.flush()
-        yield
-    finally:
-        f.close()
 
 
 def _check_cancel(cancel: Any) -> None:
