@@ -865,9 +865,10 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                     )
                 shas.append(_digests(csha))
                 pals.append(_palettes(cpal))
-                coarse.extend(names.setdefault(v, v) for v in cco)
-                fine.extend(names.setdefault(v, v) for v in cfi)
-                tight.extend(None if v is None else float(v) for v in cti)
+                coarse.extend(map(names.setdefault, cco, cco))  # C loops, no frame per row
+                fine.extend(map(names.setdefault, cfi, cfi))
+                # REAL column: floats already (a team library's server may give numbers)
+                tight.extend(cti if self.team is None else (_float_or_none(v) for v in cti))
                 if not fetch:
                     break
         return CatalogueColumns(
@@ -1375,9 +1376,9 @@ def _label_arrays(
     from fabricsearch.similarity import LabelArrays
 
     def codes(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
-        distinct: dict[Any, int] = {}
-        at = np.fromiter((distinct.setdefault(v, len(distinct)) for v in values), np.int64)
-        return at, list(distinct)
+        distinct = list(dict.fromkeys(values))
+        where = {v: i for i, v in enumerate(distinct)}
+        return np.fromiter(map(where.__getitem__, values), np.int64, len(values)), distinct
 
     n = len(coarse)
     if not (len(fine) == len(tightness) == len(palettes) == n):
@@ -1390,9 +1391,13 @@ def _label_arrays(
         major=c_idx[c_at, 0],
         minor=c_idx[c_at, 1],
         fine=f_idx[f_at],
-        tightness=np.array([np.nan if t is None else t for t in tightness], np.float32),
+        tightness=np.array(tightness, np.float64).astype(np.float32),  # None → NaN
         palette=np.asarray(palettes, np.float32).reshape(n, *PALETTE_SHAPE),
     )
+
+
+def _float_or_none(v: Any) -> float | None:
+    return None if v is None else float(v)
 
 
 def _palettes(blobs: Sequence[bytes]) -> np.ndarray:

@@ -76,6 +76,12 @@ def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("info", help="counts of images, labels, failures and models")
     p.add_argument("library", metavar="LIB")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="also read every page of the catalogue (SQLite's integrity check; opening a large"
+        " library checks only part of it); exit 1 when it finds damage",
+    )
     p.set_defaults(func=run_info)
 
     p = subparsers.add_parser("thumbs", help="regenerate missing thumbnails")
@@ -193,9 +199,12 @@ def run_labels_export(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     with _open(args.library) as lib:
         info = lib.info()
+        if getattr(args, "check", False):
+            info["integrity"] = lib.integrity_check()
+    damaged = info.get("integrity", "ok") != "ok"
     if args.json:
         print_json(info)
-        return 0
+        return 1 if damaged else 0
     print(f"library   {info['location']}")
     if info.get("team"):
         print(f"photos    {info['photos_root']}  (cache {info['folder']})")
@@ -213,7 +222,9 @@ def run_info(args: argparse.Namespace) -> int:
     for m in info["models"]:
         mark = "*" if m["active"] else " "
         print(f" {mark} {m['version']}  {m['method']} {m['bits']} bits")
-    return 0
+    if "integrity" in info:
+        print(f"integrity {info['integrity']}")
+    return 1 if damaged else 0
 
 
 @user_errors
