@@ -47,7 +47,9 @@ class TrainConfig:
     #: `min_val_for_early_stop` validation images make the validation mAP worth following.
     min_steps: int = 600
     min_val_for_early_stop: int = 50
-    feature_views: bool = False  # also train on cached mirrored/zoomed/rotated views (measured: no gain)
+    feature_views: bool = (
+        False  # also train on cached mirrored/zoomed/rotated views (measured: no gain)
+    )
     method_options: dict[str, Any] = field(default_factory=dict)  # overrides of the method Config
 
     def __post_init__(self) -> None:

@@ -71,7 +71,11 @@ def test_heads_add_classification_terms_and_lambda_zero_removes_each() -> None:
     torch.manual_seed(0)
     plain = create_method("dvsh", bits=16, input_size=32, **TINY_OPTIONS)
     plain.load_state_dict(
-        {k: v for k, v in with_heads.state_dict().items() if not k.startswith(DVSH.label_head_prefixes)}
+        {
+            k: v
+            for k, v in with_heads.state_dict().items()
+            if not k.startswith(DVSH.label_head_prefixes)
+        }
     )
     assert torch.equal(plain.encode(batch.images), with_heads.encode(batch.images))
 

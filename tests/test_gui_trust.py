@@ -379,7 +379,12 @@ def blocking_training(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_training_window_can_be_hidden_and_brought_back_and_asks_before_stopping(
-    window, library_path: Path, qtbot, blocking_training, monkeypatch: pytest.MonkeyPatch
+    window,
+    library_path: Path,
+    qtbot,
+    blocking_training,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     import dataclasses
 
@@ -427,7 +432,12 @@ def test_training_window_can_be_hidden_and_brought_back_and_asks_before_stopping
     window.sink.questions.clear()
     assert not window.close()
     assert window.isVisible()
-    assert not window.open_library(library_path)
+    # Re-opening the library already open is a no-op (issue 20 item 1): no question, the
+    # training goes on.
+    assert window.open_library(library_path)
+    assert len(window.sink.questions) == 1
+    Library.create(tmp_path / "other").close()
+    assert not window.open_library(tmp_path / "other")
     assert [q.split(".")[0] for q in window.sink.questions] == [
         "A training is running",
         "A training is running in this library",
