@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen
 .venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 # A server that cannot be started (no PostgreSQL and no way to install it) leaves
 # FABRICSEARCH_TEST_PG unset: the PostgreSQL tests then try once more and skip, saying why.
 # A server of this run's own (its own state file), so parallel runs never stop each other's.
