@@ -336,7 +336,7 @@ ROWS = [
     ("query", "torch_import_s", "import torch (once per process) (s)"),
     ("query", "first_query_s", "first query: open + load + query (s)"),
     ("query", "later_query_ms", "later query, median (ms)"),
-    ("query", "rss_open_mb", "RSS after open (MB)"),
+    ("open", "rss_open_mb", "RSS after open, no torch (MB)"),
     ("query", "rss_first_query_mb", "RSS after first query (MB)"),
     ("records", "records_s", "all records, grid load (s)"),
     ("records", "rss_records_mb", "RSS with all records (MB)"),

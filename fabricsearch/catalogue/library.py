@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import os
@@ -842,6 +843,18 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             " l.coarse, l.fine, l.tightness"
             " FROM images i LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id"
         )
+        names: dict[Any, Any] = {None: None}  # one str object per distinct label value
+        # Millions of short-lived row tuples would trigger the cyclic collector again and
+        # again (a third of the time at 1M images); they hold no cycles.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._columns(sql, paths, names)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _columns(self, sql: str, paths: bool, names: dict[Any, Any]) -> CatalogueColumns:
         ids: list[np.ndarray] = []
         path_col: list[str] = []
         shas: list[np.ndarray] = []
@@ -849,7 +862,6 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         coarse: list[str | None] = []
         fine: list[str | None] = []
         tight: list[float | None] = []
-        names: dict[Any, Any] = {None: None}  # one str object per distinct label value
         with self._lock:
             cur = self._run(self._c.execute, sql)
             fetch = getattr(cur, "fetchmany", None)
@@ -1404,7 +1416,7 @@ def _palettes(blobs: Sequence[bytes]) -> np.ndarray:
     """Palette blobs → float32 (N, 10, 4) in one copy (a blob of another size raises, as in
     `_record`)."""
     size = 4 * PALETTE_SHAPE[0] * PALETTE_SHAPE[1]
-    if all(len(b) == size for b in blobs):
+    if set(map(len, blobs)) <= {size}:  # every blob one palette (a C loop)
         flat = np.frombuffer(b"".join(blobs), dtype=np.float32)
         return flat.reshape(len(blobs), *PALETTE_SHAPE).copy()
     return np.stack(
