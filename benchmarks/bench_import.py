@@ -8,6 +8,19 @@ a full import into a fresh library for each worker count: read + sha256, reduced
 (JPEG draft mode), colour quantisation, two thumbnails, batched SQLite writes. Also times one
 photo's decode at full size versus draft mode. Prints a table and writes
 benchmarks/results/import.json.
+
+    python benchmarks/bench_import.py --compare [--baseline REV] [--rounds 2]
+        [--dtd ../shared/data/dtd10 --dtd-count 240] [--camera-count 40]
+
+Import speed of the whole user operation (`workflows.import_and_encode` into a fresh library
+with the shipped model: import, features, label-free head fit, encoding), today's code against
+the code of ``--baseline`` (extracted with ``git archive`` into a temporary folder, never
+touching the checkout), on dtd10 photos (≤ 640 px) and on 4000×3000 camera JPEGs made by
+upscaling dtd10 photos with sensor noise. Old and new runs alternate (each a fresh process,
+so torch's import is counted), round after round, so a busy machine slows both alike; also
+times the features stage alone (`featurestore.compute_features` on the same files: decode +
+network). Records stage times and peak memory (the process, and its largest worker). Prints a
+table and writes benchmarks/results/import_speed.json.
 """
 
 from __future__ import annotations
@@ -30,6 +43,8 @@ from fabricsearch.catalogue import Library
 from fabricsearch.catalogue.importer import WORK_SIDE, import_folder
 
 RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
+SPEED_RESULTS = Path(__file__).resolve().parent / "results" / "import_speed.json"
+REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(tempfile.gettempdir()) / "fabricsearch-bench-import"
 
 
@@ -106,13 +121,228 @@ def run_import(folder: Path, count: int, workers: int) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- --compare
+
+
+def ensure_camera_photos(dtd: Path, count: int, seed: int = 0) -> Path:
+    """``count`` 4000×3000 JPEGs (quality 92) from dtd10 photos: bicubic upscale + noise."""
+    folder = CACHE / "camera-4000x3000"
+    folder.mkdir(parents=True, exist_ok=True)
+    src = sorted(dtd.rglob("*.jpg"))
+    step = max(1, len(src) // max(count, 1))
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        out = folder / f"cam_{i:04d}.jpg"
+        noise = rng.normal(0, 5, (3000, 4000, 1)).astype(np.int16)  # drawn even if cached
+        if out.exists():
+            continue
+        img = cv2.imread(str(src[(i * step) % len(src)]))
+        big = cv2.resize(img, (4000, 3000), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+        big = np.clip(big + noise, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(out), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return folder
+
+
+def link_subset(files: list[Path], name: str) -> Path:
+    subset = CACHE / f"subset-{name}"
+    if subset.exists():
+        shutil.rmtree(subset)
+    subset.mkdir(parents=True)
+    for i, f in enumerate(files):  # hard links (or copies across devices): the same bytes
+        dest = subset / f"{i:05d}_{f.name}"
+        try:
+            os.link(f, dest)
+        except OSError:
+            shutil.copyfile(f, dest)
+    return subset
+
+
+def baseline_tree(rev: str) -> Path:
+    """The package at ``rev``, extracted once into a temporary folder."""
+    import subprocess
+
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = CACHE / f"baseline-{sha[:12]}"
+    if not (dest / "fabricsearch" / "__init__.py").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", sha, "fabricsearch"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def child(variant: str, folder: Path, workers: int | None) -> dict[str, Any]:
+    """One measured run in this (fresh) process; ``variant`` old/new run import_and_encode,
+    ``features`` runs compute_features alone on the folder's files."""
+    import resource
+
+    t0 = time.perf_counter()
+    stages: dict[str, list[float]] = {}
+
+    def progress(p: Any) -> None:
+        now = time.perf_counter() - t0
+        span = stages.setdefault(p.stage, [now, now])
+        span[1] = now
+
+    import fabricsearch
+
+    out: dict[str, Any] = {"variant": variant, "package": str(Path(fabricsearch.__file__).parent)}
+    if variant == "features":
+        import torch  # noqa: F401
+
+        out["torch_import_s"] = time.perf_counter() - t0
+        from fabricsearch.featurestore import compute_features
+        from fabricsearch.hashing.backbones import DEFAULT_BACKBONE
+
+        files = sorted(str(p) for p in folder.glob("*.jpg"))
+        _, ok = compute_features(files, DEFAULT_BACKBONE, progress=progress)
+        out["images"] = int(ok.sum())
+    else:
+        from fabricsearch.workflows import create_library, import_and_encode
+
+        lib_dir = Path(tempfile.mkdtemp(prefix="bench-lib-"))
+        try:
+            lib = create_library(lib_dir / "lib")
+            out["setup_s"] = time.perf_counter() - t0
+            outcome = import_and_encode(lib, folder, workers=workers, progress=progress)
+            out["images"] = outcome.report.added
+            out["encoded"] = outcome.encoded
+            lib.close()
+        finally:
+            shutil.rmtree(lib_dir, ignore_errors=True)
+    out["seconds"] = time.perf_counter() - t0
+    out["stages"] = {k: [round(a, 2), round(b, 2)] for k, (a, b) in stages.items()}
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return out
+
+
+def run_child(
+    variant: str, folder: Path, workers: int | None, baseline: Path | None
+) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    root = baseline if variant == "old" and baseline is not None else REPO
+    env["PYTHONPATH"] = str(root)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(folder)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    load = os.getloadavg()[0]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(root))
+    if proc.returncode != 0:
+        raise RuntimeError(f"{variant} run failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["loadavg_1min_before"] = load
+    return result
+
+
+def compare(args: argparse.Namespace) -> None:
+    dtd = Path(args.dtd).resolve()
+    base = baseline_tree(args.baseline)
+    print(f"baseline {args.baseline} in {base}", flush=True)
+    datasets: dict[str, Path] = {}
+    if args.camera_count:
+        cam = sorted(ensure_camera_photos(dtd, args.camera_count).glob("*.jpg"))
+        datasets["camera 4000×3000"] = link_subset(cam[: args.camera_count], "camera")
+    if args.dtd_count:
+        photos = sorted(dtd.rglob("*.jpg"))
+        step = max(1, len(photos) // args.dtd_count)
+        datasets["dtd10 ≤640 px"] = link_subset(photos[::step][: args.dtd_count], "dtd")
+    workers = args.workers[0] if args.workers else None
+    runs: list[dict[str, Any]] = []
+    for r in range(args.rounds):
+        for name, folder in datasets.items():
+            order = ["old", "new", "features"] if r % 2 == 0 else ["features", "new", "old"]
+            for variant in order:
+                res = run_child(variant, folder, workers, base)
+                res.update({"dataset": name, "round": r})
+                runs.append(res)
+                print(
+                    f"  round {r} {name:18s} {variant:8s} {res['images']:5d} img "
+                    f"{res['seconds']:7.1f} s  {res['images'] / res['seconds']:6.2f} img/s  "
+                    f"load {res['loadavg_1min_before']:.1f}",
+                    flush=True,
+                )
+    rows = []
+    print()
+    print(
+        f"{'dataset':18s} {'round':>5s} {'old img/s':>9s} {'new img/s':>9s} {'new/old':>7s} "
+        f"{'feat. img/s':>11s} {'new/feat':>8s} {'old MB':>7s} {'new MB':>7s} {'load':>5s}"
+    )
+    for name in datasets:
+        for r in range(args.rounds):
+            got = {x["variant"]: x for x in runs if x["dataset"] == name and x["round"] == r}
+            old, new, feat = got["old"], got["new"], got["features"]
+            row = {
+                "dataset": name,
+                "round": r,
+                "images": new["images"],
+                "old_img_s": old["images"] / old["seconds"],
+                "new_img_s": new["images"] / new["seconds"],
+                "features_img_s": feat["images"] / feat["seconds"],
+                "speedup": old["seconds"] / new["seconds"],
+                "new_over_features": new["seconds"] / feat["seconds"],
+                "old_peak_mb": old["peak_rss_mb"] + old["peak_worker_rss_mb"],
+                "new_peak_mb": new["peak_rss_mb"] + new["peak_worker_rss_mb"],
+                "load": (old["loadavg_1min_before"] + new["loadavg_1min_before"]) / 2,
+            }
+            rows.append(row)
+            print(
+                f"{name:18s} {r:5d} {row['old_img_s']:9.2f} {row['new_img_s']:9.2f} "
+                f"{row['speedup']:6.2f}× {row['features_img_s']:11.2f} "
+                f"{row['new_over_features']:7.2f}× {row['old_peak_mb']:7.0f} "
+                f"{row['new_peak_mb']:7.0f} {row['load']:5.1f}"
+            )
+    SPEED_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    SPEED_RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "import_speed",
+                "baseline": args.baseline,
+                "machine": {
+                    "cores": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "loadavg_1min_after": os.getloadavg()[0],
+                },
+                "note": "peak MB: the importing process plus its largest worker (ru_maxrss)",
+                "summary": rows,
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {SPEED_RESULTS}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare", action="store_true", help="old vs new import_and_encode")
+    ap.add_argument("--baseline", default="8833227", help="git revision of the old path")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--dtd", default=str(REPO.parent / "shared" / "data" / "dtd10"))
+    ap.add_argument("--dtd-count", type=int, default=240)
+    ap.add_argument("--camera-count", type=int, default=40)
+    ap.add_argument("--child", nargs=2, metavar=("VARIANT", "FOLDER"), help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--width", type=int, default=3000)
     ap.add_argument("--height", type=int, default=2000)
     ap.add_argument("--workers", type=int, nargs="*", default=None, help="default: 1 and all cores")
     args = ap.parse_args()
+    if args.child:
+        w = args.workers[0] if args.workers else None
+        print(json.dumps(child(args.child[0], Path(args.child[1]), w)))
+        return
+    if args.compare:
+        compare(args)
+        return
 
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()[0]

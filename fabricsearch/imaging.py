@@ -249,6 +249,64 @@ def decode(
     return rgb, info
 
 
+def decode_pair(
+    source: str | os.PathLike[str] | bytes,
+    work_side: int,
+    net_side: int,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, np.ndarray, ImageInfo]:
+    """One decode for two consumers → (work RGB, network RGB, header info).
+
+    The network image is pixel for pixel ``decode(source, max_side=net_side)`` (the input
+    recipe of `featurestore.decode_for`). The work image (palette, thumbnails) has its longest
+    side at most ``work_side``; it comes from the same decode wherever the file allows it:
+
+    * a JPEG decoded by libjpeg-turbo at a reduced DCT scale is decoded once, at the scale the
+      network needs; where ``work_side`` would have asked for a finer scale (a 4000 px photo:
+      1/8 gives 500 px, ≥ ``net_side`` but < ``work_side``) the work image is that coarser
+      decode (its longest side between ``net_side`` and ``work_side``), not a second decode;
+    * other formats are decoded at full size once and shrunk twice;
+    * a JPEG that only PIL decodes (CMYK, no end marker) is decoded twice, exactly as
+      `decode` would for each side (rare)."""
+    im, data = _open(source)
+    try:
+        info = _header_info(im)
+        _check_size(info, max_pixels)
+        jpeg = im.format == "JPEG"
+        fast = jpeg and im.mode in ("RGB", "L") and _ends_with_eoi(data)
+        raw = _decode_jpeg_cv2(data, im.size, net_side, _orientation(im)) if fast else None
+    finally:
+        im.close()
+    if raw is not None:
+        return resize_max_side(raw, work_side), resize_max_side(raw, net_side), info
+    if jpeg:
+        net, _ = decode(data, max_side=net_side, max_pixels=max_pixels)
+        work, _ = decode(data, max_side=work_side, max_pixels=max_pixels)
+        return work, net, info
+    full, _ = decode(data, max_side=None, max_pixels=max_pixels)
+    return resize_max_side(full, work_side), resize_max_side(full, net_side), info
+
+
+def centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize the shorter side to `size` and centre-crop to a square → (size, size, 3) uint8
+    (`hashing.data.prepare_image`; here so that import workers need no torch)."""
+    import cv2
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"expected uint8 RGB, got {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if (nh, nw) != (h, w):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(rgb[top : top + size, left : left + size, :3])
+
+
 def _ends_with_eoi(data: bytes) -> bool:
     # libjpeg (via OpenCV) fills a truncated JPEG with grey and only warns; PIL raises. So the
     # fast path is taken only for files that end in the EOI marker (zero padding allowed);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from fabricsearch.jobs import Cancelled, CancelToken, ProgressFn
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library
     from fabricsearch.catalogue.importer import ImportReport
+    from fabricsearch.featurefeed import FeatureFeed
 
 
 @dataclass
@@ -29,9 +31,15 @@ def import_and_encode(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     only: Collection[str | os.PathLike[str]] | None = None,
+    overlap_features: bool = True,
 ) -> ImportOutcome:
     """Import a folder, then encode with the active model every image that has no code in it,
     so a library is searchable right after an import (with the shipped model on day one).
+
+    While the label-free head is the search model, each new photo is decoded once: the import
+    workers also prepare its backbone input, and the network runs on those while the import
+    goes on (`featurefeed.FeatureFeed`; ``overlap_features=False``: the features are computed
+    after the import, decoding every photo again, as before).
 
     Every image lacking a code is encoded, not only the new ones: an import interrupted
     during its encoding (kill, Ctrl-C) or images added while another model was trained are
@@ -41,16 +49,23 @@ def import_and_encode(
     from fabricsearch.search import encode_missing
 
     try:
-        report = import_folder(
-            lib,
-            folder,
-            labels_csv=labels_csv,
-            add_categories=add_categories,
-            workers=workers,
-            progress=progress,
-            cancel=cancel,
-            only=only,
-        )
+        with contextlib.ExitStack() as stack:
+            feed = _feature_feed(lib) if overlap_features else None
+            if feed is not None:
+                stack.enter_context(feed)
+            report = import_folder(
+                lib,
+                folder,
+                labels_csv=labels_csv,
+                add_categories=add_categories,
+                workers=workers,
+                progress=progress,
+                cancel=cancel,
+                only=only,
+                features=feed,
+            )
+            if feed is not None:
+                feed.close(progress, cancel)  # a cancel here is caught by encoding below
     except Cancelled as exc:
         raise Cancelled(exc.kept, partial=ImportOutcome(exc.partial, 0)) from exc
     # Codes per model before: `encoded` counts what this call made searchable in the model
@@ -80,6 +95,18 @@ def import_and_encode(
             ) from exc
         encoded = max(0, lib.count_codes(active.version) - before.get(active.version, 0))
     return ImportOutcome(report, encoded)
+
+
+def _feature_feed(lib: Library) -> FeatureFeed | None:
+    """A feed of the import's decoded photos into the feature cache, where features are what
+    the search model is fitted on (`featurefeed.feature_backbone`); None on a read-only or
+    otherwise featureless library."""
+    from fabricsearch.featurefeed import FeatureFeed, feature_backbone
+
+    if lib.folder is None:
+        return None
+    backbone = feature_backbone(lib)
+    return FeatureFeed(lib.folder, backbone) if backbone is not None else None
 
 
 def _refit_auto_head(

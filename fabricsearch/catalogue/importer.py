@@ -28,7 +28,7 @@ import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -77,6 +77,14 @@ class ImportReport:
         return out
 
 
+class FeatureSink(Protocol):
+    """Takes the backbone inputs the import workers prepare (`featurefeed.FeatureFeed`)."""
+
+    input_size: int
+
+    def put(self, sha256: str, square: bytes) -> None: ...
+
+
 @dataclass(frozen=True)
 class Measured:
     """What a worker returns for one file (picklable)."""
@@ -91,6 +99,8 @@ class Measured:
     thumbs: tuple[tuple[int, bytes], ...] = ()
     error: str = ""
     known: bool = False  # content already in the catalogue: nothing decoded
+    # The backbone's input (view 0), uint8 (S, S, 3) bytes, when the import feeds features.
+    net_input: bytes = b""
 
 
 # --- worker side ------------------------------------------------------------------------------
@@ -120,8 +130,13 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(1)
 
 
-def measure_file(path: str, known: frozenset[str] | None = None) -> Measured:
-    """Read, hash, decode (reduced), quantise and thumbnail one file; errors become reasons."""
+def measure_file(path: str, known: frozenset[str] | None = None, net_size: int = 0) -> Measured:
+    """Read, hash, decode (reduced), quantise and thumbnail one file; errors become reasons.
+
+    With ``net_size`` (a backbone's input size) the same decode also gives the backbone's
+    input: exactly `featurestore.decode_for` (longest side 2·``net_size``) centre-cropped by
+    `hashing.data.prepare_image`, so the feature stage need not read and decode the file again
+    (`imaging.decode_pair`)."""
     from fabricsearch import colour
 
     known = _KNOWN if known is None else known
@@ -131,7 +146,12 @@ def measure_file(path: str, known: frozenset[str] | None = None) -> Measured:
         sha = hashlib.sha256(data).hexdigest()
         if sha in known:
             return Measured(path=path, sha256=sha, size=st.st_size, mtime=st.st_mtime, known=True)
-        rgb, info = imaging.decode(data, max_side=WORK_SIDE)
+        net_input = b""
+        if net_size:
+            rgb, net, info = imaging.decode_pair(data, WORK_SIDE, 2 * net_size)
+            net_input = imaging.centre_square(net, net_size).tobytes()
+        else:
+            rgb, info = imaging.decode(data, max_side=WORK_SIDE)
         palette = np.ascontiguousarray(colour.quantise(rgb), dtype=np.float32)
         thumbs = tuple((s, imaging.thumbnail_jpeg(rgb, s)) for s in imaging.THUMB_SIZES)
         return Measured(
@@ -143,6 +163,7 @@ def measure_file(path: str, known: frozenset[str] | None = None) -> Measured:
             height=info.height,
             palette=palette.tobytes(),
             thumbs=thumbs,
+            net_input=net_input,
         )
     except imaging.ImageError as exc:
         return Measured(path=path, error=str(exc))
@@ -256,6 +277,7 @@ def import_folder(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     only: Collection[str | os.PathLike[str]] | None = None,
+    features: FeatureSink | None = None,
 ) -> ImportReport:
     """Import (or re-import) every image under ``folder`` into ``lib`` (`_import_folder`).
 
@@ -271,7 +293,7 @@ def import_folder(
             report(progress, "wait", 0, None, "", message="another import of this library")
             stack.enter_context(lib.exclusive("import", wait=True, cancel=cancel))
         return _import_folder(
-            lib, folder, labels_csv, add_categories, workers, progress, cancel, only
+            lib, folder, labels_csv, add_categories, workers, progress, cancel, only, features
         )
 
 
@@ -284,6 +306,7 @@ def _import_folder(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     only: Collection[str | os.PathLike[str]] | None = None,
+    features: FeatureSink | None = None,
 ) -> ImportReport:
     """Import (or re-import) every image under ``folder`` into ``lib``.
 
@@ -293,6 +316,10 @@ def _import_folder(
 
     ``workers``: processes for decoding (None = all cores; 0 = in this process). With
     ``labels_csv`` the labels are applied after the images (see `labels_csv.import_labels`).
+
+    ``features``: the workers also prepare each new photo's backbone input (of
+    ``features.input_size``) from the same decode and hand it to ``features.put`` as it
+    arrives, so the network runs while the import decodes (`workflows.import_and_encode`).
 
     Rows follow content: after an import, the row at each path describes the bytes now at
     that path, and a row's labels, codes, thumbnails and palette belong to its content
@@ -347,10 +374,13 @@ def _import_folder(
     report(progress, "import", 0, total, "images")
     started = time.monotonic()
     try:
+        net_size = features.input_size if features is not None else 0
         for measured in _measure_all(
-            todo, frozenset(s[3] for s in states.values()), workers, cancel
+            todo, frozenset(s[3] for s in states.values()), workers, cancel, net_size
         ):
             writer.add(measured)
+            if features is not None and measured.net_input:
+                features.put(measured.sha256, measured.net_input)
             done += 1
             rate = done / max(time.monotonic() - started, 1e-6)
             report(progress, "import", done, total, "images", info={"img/s": rate})
@@ -375,7 +405,11 @@ def _import_folder(
 
 
 def _measure_all(
-    paths: list[str], known: frozenset[str], workers: int | None, cancel: CancelToken | None
+    paths: list[str],
+    known: frozenset[str],
+    workers: int | None,
+    cancel: CancelToken | None,
+    net_size: int = 0,
 ) -> Iterator[Measured]:
     if workers is None:
         workers = os.cpu_count() or 1
@@ -385,13 +419,17 @@ def _measure_all(
         for p in paths:
             if cancel is not None and cancel.cancelled:
                 return
-            yield measure_file(p, known)
+            yield measure_file(p, known, net_size)
         return
-    yield from _measure_pool(paths, known, workers, cancel)
+    yield from _measure_pool(paths, known, workers, cancel, net_size)
 
 
 def _measure_pool(
-    paths: list[str], known: frozenset[str], workers: int, cancel: CancelToken | None
+    paths: list[str],
+    known: frozenset[str],
+    workers: int,
+    cancel: CancelToken | None,
+    net_size: int = 0,
 ) -> Iterator[Measured]:
     # spawn, not fork: the GUI calls this from a QThread in a process with other threads
     # (and maybe torch loaded), where fork can deadlock; spawn also matches macOS/Windows.
@@ -407,7 +445,7 @@ def _measure_pool(
         while queue or pending:
             while queue and len(pending) < max_in_flight:
                 p = queue.pop()
-                pending[pool.submit(measure_file, p)] = p
+                pending[pool.submit(measure_file, p, None, net_size)] = p
             if cancel is not None and cancel.cancelled:
                 return
             finished, _ = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
@@ -426,7 +464,7 @@ def _measure_pool(
                 for p in suspects:
                     if cancel is not None and cancel.cancelled:
                         return
-                    yield _measure_isolated(p, known, ctx)
+                    yield _measure_isolated(p, known, ctx, net_size)
                 suspects.clear()
                 pool = cf.ProcessPoolExecutor(
                     max_workers=workers,
@@ -438,12 +476,12 @@ def _measure_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _measure_isolated(path: str, known: frozenset[str], ctx: Any) -> Measured:
+def _measure_isolated(path: str, known: frozenset[str], ctx: Any, net_size: int = 0) -> Measured:
     with cf.ProcessPoolExecutor(
         max_workers=1, mp_context=ctx, initializer=_init_worker, initargs=(known, os.getpid())
     ) as pool:
         try:
-            return pool.submit(measure_file, path).result()
+            return pool.submit(measure_file, path, None, net_size).result()
         except cf.process.BrokenProcessPool:
             return Measured(path=path, error="the image decoder crashed on this file")
 
@@ -494,7 +532,7 @@ class _Writer:
             return
         self.content[m.path] = m.sha256
         if m.known or m.path in self.taken or lib.find_by_sha(m.sha256) is not None:
-            self.deferred[m.path] = replace(m, thumbs=())
+            self.deferred[m.path] = replace(m, thumbs=(), net_input=b"")
             return
         lib.clear_failure(m.path)
         _insert(lib, m)

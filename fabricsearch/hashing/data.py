@@ -42,21 +42,9 @@ def default_loader(item: Any) -> np.ndarray:
 
 def prepare_image(rgb: np.ndarray, work_size: int) -> np.ndarray:
     """Resize the shorter side to `work_size` and centre-crop to a square → (W, W, 3) uint8."""
-    import cv2
+    from fabricsearch.imaging import centre_square
 
-    rgb = np.asarray(rgb)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    if rgb.dtype != np.uint8:
-        raise ValueError(f"expected uint8 RGB, got {rgb.dtype}")
-    h, w = rgb.shape[:2]
-    scale = work_size / min(h, w)
-    nh, nw = max(work_size, round(h * scale)), max(work_size, round(w * scale))
-    if (nh, nw) != (h, w):
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
-    top, left = (nh - work_size) // 2, (nw - work_size) // 2
-    return np.ascontiguousarray(rgb[top : top + work_size, left : left + work_size, :3])
+    return centre_square(rgb, work_size)
 
 
 def build_cache(
