@@ -349,11 +349,16 @@ def recall(ranks: list[float]) -> dict[str, float]:
 
 
 SWEEP = [
-    {"SAME_FABRIC_COSINE": t, "FEATURE_WEIGHT": w, "RERANK_HAMMING_WEIGHT": h, "FEATURE_FLOOR": f}
-    for t in (0.9, 0.95, 2.0)
-    for w in (0.5, 1.0, 2.0)
+    {
+        "SAME_FABRIC_COSINE": t,
+        "SAME_FABRIC_COLOUR": c,
+        "FEATURE_WEIGHT": w,
+        "FEATURE_HAMMING_WEIGHT": h,
+    }
+    for t in (0.8, 0.85, 0.9)
+    for c in (0.6, 0.7, 0.8)
+    for w in (1.0, 2.0)
     for h in (0.5, 0.2)
-    for f in (0.5, 0.7)
 ]
 
 

@@ -49,13 +49,19 @@ RERANK_DEPTH = 200
 #: Cosine of the cached backbone features at or above which a candidate is the query's fabric
 #: itself ("same fabric"), ranked first. Chosen by measurement on dtd10, confirmed on batik6:
 #: different fabrics of one class stay below it (benchmarks/bench_same_fabric.py).
-SAME_FABRIC_COSINE = 0.85
+SAME_FABRIC_COSINE = 0.9
+#: ... and whose camera-tolerant colour similarity is at least this (the same design in
+#: another colourway has a cosine as high as the fabric itself; its colours tell it apart).
+SAME_FABRIC_COLOUR = 0.7
 #: The feature similarity in the score is the cosine rescaled from [FEATURE_FLOOR, 1] to
 #: [0, 1] (unrelated photos have cosines around 0.4–0.6 on the pretrained backbone).
 FEATURE_FLOOR = 0.5
-#: Weight of the feature similarity in the re-rank score, against RERANK_HAMMING_WEIGHT for
+#: Weight of the feature similarity in the re-rank score, against FEATURE_HAMMING_WEIGHT for
 #: the Hamming similarity and 1 - RERANK_HAMMING_WEIGHT for S (docs/search.md).
 FEATURE_WEIGHT = 1.0
+#: Weight of the Hamming similarity for a candidate whose feature is cached (the code is a
+#: coarse copy of the feature then; measured on dtd10: 0.2 ≥ 0.5 in R@1).
+FEATURE_HAMMING_WEIGHT = 0.2
 #: Weight of the Hamming similarity (1 - d/K) in the re-rank score; the rest is S.
 #: Chosen by measurement, see docs/search.md.
 RERANK_HAMMING_WEIGHT = 0.5
@@ -506,11 +512,14 @@ class Searcher:
                 score = _rerank_score(comps, weights, hsim, fcos, balance)
             else:
                 score = hsim
-            same = (
-                np.nan_to_num(fcos, nan=-1.0) >= SAME_FABRIC_COSINE
-                if fcos is not None
-                else np.zeros(len(cand), bool)
-            )
+            same = np.zeros(len(cand), bool)
+            if fcos is not None:
+                # The same design in another colourway has a feature cosine as high as a new
+                # photo of the fabric (dtd10: 0.95): the colours must agree too.
+                col = np.nan_to_num(comps["colour"][0], nan=1.0)
+                same = (np.nan_to_num(fcos, nan=-1.0) >= SAME_FABRIC_COSINE) & (
+                    col >= SAME_FABRIC_COLOUR
+                )
             # The same fabric in a new photo ranks before every other candidate (among them by
             # the score: features, colour and code together tell duplicates apart best).
             if fcos is not None:
@@ -667,12 +676,12 @@ def _rerank_score(
         num += np.where(known, w * np.nan_to_num(v), 0.0)
         den += np.where(known, w, 0.0)
     s = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
-    h = RERANK_HAMMING_WEIGHT * wt
     ws = 1.0 - RERANK_HAMMING_WEIGHT
+    have = ~np.isnan(fcos) if fcos is not None else np.zeros(hsim.shape, bool)
+    h = np.where(have, FEATURE_HAMMING_WEIGHT, RERANK_HAMMING_WEIGHT) * wt
     total = h * hsim + ws * s
-    norm = np.full(hsim.shape, h + ws)
+    norm = h + ws
     if fcos is not None:
-        have = ~np.isnan(fcos)
         fsim = np.clip((np.nan_to_num(fcos) - FEATURE_FLOOR) / (1.0 - FEATURE_FLOOR), 0.0, 1.0)
         wf = FEATURE_WEIGHT * wt
         total = total + np.where(have, wf * fsim, 0.0)

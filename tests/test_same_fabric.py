@@ -26,9 +26,9 @@ def _white_balance(rgb: np.ndarray) -> np.ndarray:
 
 
 def _rephotograph(rgb: np.ndarray) -> np.ndarray:
-    """White-balanced and cropped to the central 80 %."""
+    """White-balanced and cropped to the central 90 %."""
     h, w = rgb.shape[:2]
-    y, x = h // 10, w // 10
+    y, x = h // 20, w // 20
     return np.ascontiguousarray(_white_balance(rgb)[y : h - y, x : w - x])
 
 
@@ -91,7 +91,7 @@ def test_cli_search_json_marks_the_same_fabric(
     first = out["results"][0]
     assert Path(first["path"]).name == "plaid_2.png"
     assert first["same_fabric"] is True
-    assert first["feature_similarity"] > 0.85
+    assert first["feature_similarity"] >= 0.9
     assert [r["same_fabric"] for r in out["results"][1:]] == [False, False]
     # The text output says it too.
     assert main(["search", str(lib_path), str(query), "-k", "3"]) == 0
