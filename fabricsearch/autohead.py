@@ -63,6 +63,7 @@ def fit_auto_head(
         train,
         unique_model_version,
     )
+    from fabricsearch.threads import threads_for, torch_threads
 
     n = lib.count()
     if n < 2:
@@ -73,7 +74,11 @@ def fit_auto_head(
     data = library_training_data(lib, labelled_only=False, fit_all=True)
     t0 = time.perf_counter()
     try:
-        result = train(data, cfg, progress, cancel)
+        # The fit is one eigendecomposition and a few matrix products: on a busy 2-core
+        # machine torch's default two threads made the 1280×1280 eigh 3–15× slower than one
+        # (issue 23), so the thread policy of batches applies (`threads.threads_for`).
+        with torch_threads(threads_for(n)):
+            result = train(data, cfg, progress, cancel)
     except ValueError as exc:  # e.g. fewer than two photos decode: keep the current model
         log.warning("no label-free search model fitted: %s", exc)
         return None
