@@ -380,4 +380,5 @@ def adapt_library(
         cancel=cancel,
         activate=activate,
         label_free=True,
+        kind="adapted",
     )

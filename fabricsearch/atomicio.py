@@ -18,11 +18,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fabricsearch.errors import UserError
+
 #: errno values that mean "no room": a full file system, or a user's quota.
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """No space left where fabricsearch writes; the message names the device."""
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:

@@ -24,15 +24,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The version prefixes of automatic heads and the shipped model: names only, for people
+#: reading a list of models. What a model is, is its ``kind`` (`catalogue.MODEL_KINDS`).
 AUTO_PREFIX = "auto-"
 SHIPPED_PREFIX = "pretrained-"
 AUTO_BITS = 64
 AUTO_NOTE = "label-free: ITQ on the pretrained backbone's features of this library's photos"
 
 
-def is_automatic(version: str) -> bool:
-    """Models the library may replace on its own: the shipped one and automatic heads."""
-    return version.startswith((AUTO_PREFIX, SHIPPED_PREFIX))
+def is_automatic(model: ModelInfo) -> bool:
+    """Models the library may replace on its own: the shipped one and automatic heads (by
+    their recorded kind, never by their version string)."""
+    from fabricsearch.catalogue.library import REPLACEABLE_KINDS
+
+    return model.kind in REPLACEABLE_KINDS
 
 
 def wants_auto_head(lib: Library) -> bool:
@@ -42,7 +47,7 @@ def wants_auto_head(lib: Library) -> bool:
     if not backbone_available(DEFAULT_BACKBONE):
         return False
     active = lib.active_model()
-    return active is None or is_automatic(active.version)
+    return active is None or is_automatic(active)
 
 
 def fit_auto_head(
@@ -82,7 +87,7 @@ def fit_auto_head(
     except ValueError as exc:  # e.g. fewer than two photos decode: keep the current model
         log.warning("no label-free search model fitted: %s", exc)
         return None
-    previous = [m.version for m in lib.models() if m.version.startswith(AUTO_PREFIX)]
+    previous = [m.version for m in lib.models() if m.kind == "automatic"]
     info = publish_model(
         lib,
         result.method,
@@ -95,6 +100,7 @@ def fit_auto_head(
         progress=progress,
         cancel=cancel,
         label_free=True,
+        kind="automatic",
     )
     active = lib.active_model()
     old = {m.version: m for m in lib.models()}

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fabricsearch import livefiles
+from fabricsearch.errors import UserError
 
 #: Refuse images with more pixels than this before decoding (80 megapixels: larger than any
 #: camera we expect, small enough that a decode cannot exhaust a laptop's memory).
@@ -38,7 +39,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".
 THUMB_SIZES = (256, 512)
 
 
-class ImageError(Exception):
+class ImageError(UserError):
     """An image that cannot be used; ``str(exc)`` is the reason for the user."""
 
     @property

@@ -501,6 +501,7 @@ def install_default_model(
         created=time.time(),
         metrics={k: v for k, v in meta.metrics.items() if k.startswith("synthetic")},
         note=SHIPPED_NOTE,
+        kind="shipped",
     )
     lib.add_model(info, activate=lib.active_model() is None)
     return info
@@ -525,7 +526,7 @@ def resolve_init(name_or_path: str | Path | None, lib: Library | None = None) ->
     if key == "adapted":
         if lib is None:
             raise LibraryError("--init adapted needs a library")
-        adapted = [m for m in lib.models() if m.version.startswith("adapted-")]
+        adapted = [m for m in lib.models() if m.kind == "adapted"]
         if not adapted:
             raise LibraryError("this library has no adapted model yet (run `fabricsearch adapt`)")
         return adapted[0].path  # models() is newest first

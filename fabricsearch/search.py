@@ -27,6 +27,7 @@ import numpy as np
 
 from fabricsearch import colour
 from fabricsearch.codes import pack_codes
+from fabricsearch.errors import UserError
 from fabricsearch.jobs import CancelToken, Progress, ProgressFn
 from fabricsearch.similarity import LabelArrays, combine_components, fine_grained_components
 
@@ -79,7 +80,7 @@ MAX_INLINE_ENCODE = 500
 ENCODE_COMMIT_EVERY = 256
 
 
-class SearchError(Exception):
+class SearchError(UserError):
     """A query that cannot be answered (bad image, no model, ...), with a message for the user."""
 
 

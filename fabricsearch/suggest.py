@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fabricsearch.errors import UserError
 from fabricsearch.jobs import CancelToken, ProgressFn
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class SuggestReport:
         }
 
 
-class SuggestError(Exception):
+class SuggestError(UserError):
     """No suggestions can be made (no model, a model without classification heads)."""
 
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fabricsearch.errors import UserError
 from fabricsearch.resources import resource_path
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(UserError, ValueError):
     """A label or taxonomy file that does not fit."""
 
 

@@ -118,12 +118,12 @@ def _refit_auto_head(
     """While no trained model is active, the pretrained backbone + a label-free head fitted on
     the library's own features is the search model: refit it when photos arrive (autohead.py),
     or (``report`` None) only when it is not the active model yet."""
-    from fabricsearch.autohead import AUTO_PREFIX, fit_auto_head, wants_auto_head
+    from fabricsearch.autohead import fit_auto_head, wants_auto_head
 
     if not wants_auto_head(lib):
         return
     active = lib.active_model()
-    stale = active is None or not active.version.startswith(AUTO_PREFIX)
+    stale = active is None or active.kind != "automatic"
     arrived = report is not None and (report.added or report.updated or report.moved)
     if stale or arrived:
         fit_auto_head(lib, progress=progress, cancel=cancel)
@@ -182,10 +182,10 @@ def model_advice(lib: Library) -> str:
     if active is None:
         return "No search model: train one (Model ▸ Retrain…)"
     labelled = lib.count(labelled=True)
-    if active.version.startswith("pretrained-"):
+    if active.kind == "shipped":
         if labelled == 0:
             return "Shipped model: label some fabrics and retrain, or Model ▸ Adapt, to improve results"
         return "Shipped model: retrain on your labels (Model ▸ Retrain…) to improve results"
-    if active.version.startswith("adapted-") and labelled:
+    if active.kind == "adapted" and labelled:
         return "Adapted model: retrain on your labels to improve it further"
     return ""

@@ -315,7 +315,9 @@ def test_versions_show_every_models_metrics_shipped_included(
     the library's test split when listed."""
     from fabricsearch.cli import main
 
-    shipped = ModelInfo("pretrained-dvsh-16", "dvsh", BITS, lib.models_dir / "p.safetensors", 1.0)
+    shipped = ModelInfo(
+        "pretrained-dvsh-16", "dvsh", BITS, lib.models_dir / "p.safetensors", 1.0, kind="shipped"
+    )
     lib.add_model(shipped, activate=True)
     lib.store_codes(shipped.version, lib.image_ids(), _fake_codes(lib, "good"))
     fake_encoder("random", seed=1)

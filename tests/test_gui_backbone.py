@@ -153,7 +153,14 @@ def test_retrain_header_counts_every_label_as_new_for_a_label_free_model(qtbot) 
         )
         for i in range(3)
     ]  # labelled long before the label-free model was fitted
-    auto = ModelInfo("auto-20261201-000000-itq-64", "itq", 64, Path("m.safetensors"), time.time())
+    auto = ModelInfo(
+        "auto-20261201-000000-itq-64",
+        "itq",
+        64,
+        Path("m.safetensors"),
+        time.time(),
+        kind="automatic",
+    )
     dialog = TrainOptionsDialog(records, auto, TrainConfig())
     qtbot.addWidget(dialog)
     assert "No trained model yet" in dialog.labels_text

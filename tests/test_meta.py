@@ -192,7 +192,9 @@ def test_migration_indexes_existing_images(tmp_path: Path, monkeypatch) -> None:
     with fake_library(tmp_path, ["wool_01.jpg"]) as lib:
         lib.set_labels(lib.image_ids(), coarse="plaid/tartan")
     conn = sqlite3.connect(db, isolation_level=None)
-    # Every table of migrations 2 and later (metadata, text index, label audit, job progress).
+    # Every table and column of migrations 2 and later (metadata, text index, label audit, job
+    # progress, the models' kind).
+    conn.execute("ALTER TABLE models DROP COLUMN kind")  # migration 5
     for table in ("fabric_text", "metadata", "label_audit", "job_progress"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():

@@ -37,7 +37,8 @@ All SQL lives in this package. Public API (other packages use only this):
     lib.info() -> dict                      # what `fabricsearch info --json` prints
     lib.integrity_check() -> str            # "ok" or SQLite's description
 
-    # models and codes
+    # models and codes (ModelInfo.kind: "trained" | "automatic" | "shipped" | "adapted" |
+    # "imported", the models.kind column; never read a kind off the version string)
     lib.add_model(info: ModelInfo) -> None
     lib.models() -> list[ModelInfo]         # newest first
     lib.active_model() -> ModelInfo | None
@@ -53,22 +54,29 @@ Import and labels CSV live in `catalogue.importer` and `catalogue.labels_csv`:
     labels_csv.import_labels(lib, csv, add_categories=False) -> LabelsReport
     labels_csv.export_labels(lib, csv) -> int
 
+Errors (catalogue/errors.py) are `fabricsearch.errors.UserError`s: LibraryError and its
+DamagedCatalogueError, ReadOnlyLibraryError and DiskFullError.
+
 A `Library` may be used from any thread (one connection behind a lock); see docs/library.md.
 """
 
-from fabricsearch.catalogue.library import (
-    UNSET,
+from fabricsearch.catalogue.errors import (
     DamagedCatalogueError,
     DiskFullError,
+    LibraryError,
+    ReadOnlyLibraryError,
+)
+from fabricsearch.catalogue.library import (
+    MODEL_KINDS,
+    UNSET,
     FailedFile,
     ImageRecord,
     Library,
-    LibraryError,
     ModelInfo,
-    ReadOnlyLibraryError,
 )
 
 __all__ = [
+    "MODEL_KINDS",
     "UNSET",
     "DamagedCatalogueError",
     "DiskFullError",

@@ -48,7 +48,10 @@ TABLES: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("label_audit", ("id", "image_id", "field", "old", "new", "who", "at")),
-    ("models", ("version", "method", "bits", "path", "created", "metrics", "note", "active")),
+    (
+        "models",
+        ("version", "method", "bits", "path", "created", "metrics", "note", "active", "kind"),
+    ),
     ("codes", ("model_version", "image_id", "code")),
     ("failed", ("path", "reason", "time")),
 ]  # fmt: skip

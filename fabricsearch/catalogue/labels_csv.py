@@ -29,6 +29,7 @@ from typing import Any
 
 from fabricsearch.atomicio import atomic_write
 from fabricsearch.catalogue.library import Library, normalise_path
+from fabricsearch.errors import UserError
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 COLUMNS = ("path", "coarse", "fine", "tightness")
@@ -151,7 +152,7 @@ def find_image(lib: Library, base: Path, cell: str) -> tuple[Any, str]:
     return rec, ""
 
 
-class LabelsCsvError(ValueError):
+class LabelsCsvError(UserError, ValueError):
     """A CSV that cannot be read as labels at all (wrong columns, not text)."""
 
 

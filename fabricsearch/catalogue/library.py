@@ -30,6 +30,12 @@ import numpy as np
 from fabricsearch import atomicio, livefiles
 from fabricsearch.catalogue import schema
 from fabricsearch.catalogue.edits import EditsMixin
+from fabricsearch.catalogue.errors import (
+    DamagedCatalogueError,
+    DiskFullError,
+    LibraryError,
+    ReadOnlyLibraryError,
+)
 from fabricsearch.catalogue.metadata import MetadataMixin
 from fabricsearch.catalogue.taxonomy_edit import TaxonomyEditMixin
 from fabricsearch.catalogue.textsearch import TextSearchMixin
@@ -47,6 +53,12 @@ SPLITS = ("train", "val", "test")
 #: machine and survives re-imports and moves.
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 PALETTE_SHAPE = (10, 4)
+#: What a model is (``models.kind``, schema migration 5): trained on labels, the label-free
+#: head fitted on its own (autohead.py), the shipped pretrained default, a self-supervised
+#: adaptation, or a model file brought in from elsewhere. Never guessed from the version.
+MODEL_KINDS = ("trained", "automatic", "shipped", "adapted", "imported")
+#: Kinds the library may replace on its own (`autohead.is_automatic`): no label went into them.
+REPLACEABLE_KINDS = ("automatic", "shipped")
 
 
 class _Unset:
@@ -55,23 +67,6 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
-
-
-class LibraryError(Exception):
-    """A library folder that cannot be used, with a message for the user."""
-
-
-class DamagedCatalogueError(LibraryError):
-    """The catalogue file is empty, not SQLite, damaged, or newer than this fabricsearch.
-    It is never repaired or overwritten automatically: the user restores it."""
-
-
-class ReadOnlyLibraryError(LibraryError):
-    """A change asked of a library that is open read-only."""
-
-
-class DiskFullError(LibraryError):
-    """SQLite found no room to write ("database or disk is full")."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +100,7 @@ class ModelInfo:
     created: float
     metrics: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    kind: str = "trained"  # one of MODEL_KINDS
 
 
 @dataclass(frozen=True)
@@ -135,6 +131,7 @@ _IMAGE_COLUMNS = (
     "i.id, i.path, i.sha256, i.size, i.mtime, i.width, i.height, i.added, i.palette,"
     " l.coarse, l.fine, l.tightness, l.who, l.at"
 )
+_MODEL_COLUMNS = "version, method, bits, path, created, metrics, note, kind"
 _LABELLED = (
     "(l.coarse IS NOT NULL OR l.fine IS NOT NULL OR l.tightness IS NOT NULL)"  # a labels row
 )
@@ -940,6 +937,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         """Record a trained model. It becomes active if ``activate`` is true, or (by default)
         when no model is active yet, so a first training run is searchable at once."""
         self.require_writable("add a model")
+        if info.kind not in MODEL_KINDS:
+            raise ValueError(f"model kind {info.kind!r} is not one of {', '.join(MODEL_KINDS)}")
         with self.atomic():
             if activate is None:
                 activate = self.active_model() is None
@@ -947,8 +946,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 self._execute("UPDATE models SET active = 0")
             try:
                 self._execute(
-                    "INSERT INTO models (version, method, bits, path, created, metrics, note, active)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO models"
+                    " (version, method, bits, path, created, metrics, note, active, kind)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         info.version,
                         info.method,
@@ -958,6 +958,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                         json.dumps(info.metrics),
                         info.note,
                         int(bool(activate)),
+                        info.kind,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -968,15 +969,12 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     def models(self) -> list[ModelInfo]:
         """All models, newest first."""
         rows = self._query(
-            "SELECT version, method, bits, path, created, metrics, note FROM models"
-            " ORDER BY created DESC, version DESC"
+            f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY created DESC, version DESC"
         )
         return [self._model(r) for r in rows]
 
     def active_model(self) -> ModelInfo | None:
-        rows = self._query(
-            "SELECT version, method, bits, path, created, metrics, note FROM models WHERE active = 1"
-        )
+        rows = self._query(f"SELECT {_MODEL_COLUMNS} FROM models WHERE active = 1")
         return self._model(rows[0]) if rows else None
 
     def set_active_model(self, version: str) -> None:
@@ -1096,6 +1094,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             created=float(r[4]),
             metrics=json.loads(r[5] or "{}"),
             note=r[6] or "",
+            kind=r[7],
         )
 
     # --- summary ------------------------------------------------------------------------------
@@ -1469,6 +1468,7 @@ __all__ = [
     "ImageRecord",
     "Library",
     "LibraryError",
+    "MODEL_KINDS",
     "ModelInfo",
     "TaxonomyError",
     "normalise_path",

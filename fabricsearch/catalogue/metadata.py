@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fabricsearch.errors import UserError
+
 #: Field name → kind: "text", "number" or "tags". The order is the CSV column order.
 FIELDS: dict[str, str] = {
     "article": "text",
@@ -41,7 +43,7 @@ MAX_NUMBER = {"weight": 100_000.0, "width": 100_000.0, "price": 1e12}
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError, ValueError):
     """A metadata value that does not fit its field, with a message for the user."""
 
 

@@ -34,9 +34,10 @@ from fabricsearch.catalogue.labels_csv import (
 )
 from fabricsearch.catalogue.library import Library
 from fabricsearch.catalogue.metadata import FIELDS, MetadataError, check_value
+from fabricsearch.errors import UserError
 
 
-class MetadataCsvError(ValueError):
+class MetadataCsvError(UserError, ValueError):
     """A CSV that cannot be read as metadata at all (no path column, unknown columns)."""
 
 

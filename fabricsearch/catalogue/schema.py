@@ -29,6 +29,14 @@ _TEXT_TRIGGER_V2 = """
         END;
 """
 
+#: Migration 5's backfill of ``models.kind`` from the version prefixes used until then
+#: (shared by both engines; substr rather than LIKE, which is case-insensitive in SQLite).
+MODEL_KIND_BACKFILL_V5 = """
+        UPDATE models SET kind = 'automatic' WHERE substr(version, 1, 5) = 'auto-';
+        UPDATE models SET kind = 'shipped' WHERE substr(version, 1, 11) = 'pretrained-';
+        UPDATE models SET kind = 'adapted' WHERE substr(version, 1, 8) = 'adapted-';
+"""
+
 #: (version, name, SQL script). Versions are consecutive from 1.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -165,6 +173,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             updated REAL NOT NULL
         );
         """,
+    ),
+    (
+        5,
+        "model kind",
+        # What a model is (`catalogue.library.MODEL_KINDS`): 'trained' on labels, 'automatic'
+        # (the label-free head of autohead.py), 'shipped' (the pretrained default), 'adapted'
+        # (self-supervised), 'imported'. It was a prefix of the version string until now
+        # ("auto-", "pretrained-", "adapted-"), backfilled from it; a trained model whose
+        # version merely starts like one is not mistaken for it any more. No CHECK: a new kind
+        # must not need a table rebuild (SQLite cannot alter a constraint); add_model checks.
+        # Its PostgreSQL twin is in schema_pg.py (the same statements).
+        """
+        ALTER TABLE models ADD COLUMN kind TEXT NOT NULL DEFAULT 'trained';
+        """
+        + MODEL_KIND_BACKFILL_V5,
     ),
 ]
 

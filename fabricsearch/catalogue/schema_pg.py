@@ -18,6 +18,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fabricsearch.catalogue.schema import MODEL_KIND_BACKFILL_V5
+
 #: Key of the advisory lock that serialises migrations from clients starting at once.
 MIGRATION_LOCK = 0x6661627269637331  # "fabrics1"
 
@@ -134,6 +136,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             updated DOUBLE PRECISION NOT NULL
         )
         """,
+    ),
+    (
+        5,
+        "model kind",
+        """
+        ALTER TABLE models ADD COLUMN kind TEXT NOT NULL DEFAULT 'trained';
+        """
+        + MODEL_KIND_BACKFILL_V5,
     ),
 ]
 

@@ -21,6 +21,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from fabricsearch.catalogue.metadata import NUMBER_FIELDS, MetadataError, parse_number
+from fabricsearch.errors import UserError
 
 #: Text fields of the ``fabric_text`` index (migration 2), as a query names them.
 TEXT_FIELDS = (
@@ -42,7 +43,7 @@ FREE_COLUMNS = tuple(f for f in TEXT_FIELDS if f != "path")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-class TextQueryError(ValueError):
+class TextQueryError(UserError, ValueError):
     """A text query that cannot be understood, with a message for the user."""
 
 

@@ -350,6 +350,7 @@ def model_rows(lib: Any) -> list[dict[str, Any]]:
                 "version": m.version,
                 "method": m.method,
                 "bits": m.bits,
+                "kind": m.kind,
                 "active": active is not None and m.version == active.version,
                 "created": m.created,
                 "metrics": m.metrics,

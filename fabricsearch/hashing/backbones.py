@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fabricsearch.errors import UserError
+
 COMPACT = "compact"
 DEFAULT_BACKBONE = "efficientnet-lite0"
 
@@ -104,7 +106,7 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
-class BackboneError(RuntimeError):
+class BackboneError(UserError, RuntimeError):
     """A backbone that is unknown, not installed, or whose weights fail their check."""
 
 

@@ -33,6 +33,7 @@ import torch
 
 from fabricsearch.atomicio import atomic_write, write_text_atomic
 from fabricsearch.config import config_from_dict, config_to_dict
+from fabricsearch.errors import UserError
 from fabricsearch.hashing.base import HashMethod
 
 FORMAT = "fabricsearch-model"
@@ -51,7 +52,7 @@ _DTYPE_BYTES = {
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A model file that cannot be used, with a message for the user."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from fabricsearch.errors import UserError
 
-class DeviceError(RuntimeError):
+
+class DeviceError(UserError, RuntimeError):
     """A requested device that is not available here."""
 
 

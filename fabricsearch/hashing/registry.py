@@ -11,6 +11,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fabricsearch.errors import UserError
+
 if TYPE_CHECKING:
     from fabricsearch.hashing.base import HashMethod, MethodConfig
 
@@ -20,7 +22,7 @@ _REGISTRY: dict[str, type[HashMethod]] = {}
 _builtins_loaded = False
 
 
-class UnknownMethodError(KeyError):
+class UnknownMethodError(UserError, KeyError):
     """A method name that is not registered."""
 
     def __str__(self) -> str:

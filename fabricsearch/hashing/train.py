@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fabricsearch.config import TrainConfig
+from fabricsearch.errors import UserError
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, BatchLabels, HashMethod, TrainContext
 from fabricsearch.hashing.data import (
@@ -566,7 +567,7 @@ def _active_codes(
     return lib.load_codes(active.version)
 
 
-class DivergedTrainingError(ValueError):
+class DivergedTrainingError(UserError, ValueError):
     """Training left weights that are not finite numbers: nothing is published."""
 
 
@@ -601,6 +602,7 @@ def publish_model(
     cancel: CancelToken | None = None,
     activate: bool | None = None,
     label_free: bool = False,
+    kind: str = "trained",
 ) -> ModelInfo:
     """Encode every image with a freshly trained or adapted `method`, evaluate it and the
     active model on the same test queries and database, save ``<models>/<version>.safetensors``
@@ -609,7 +611,8 @@ def publish_model(
     (`activate` True forces it, False keeps it inactive) — with a code for every image,
     including images imported meanwhile. `metrics` (the run's own, e.g. time) are stored with
     the test metrics; NaN values (e.g. no validation split) are left out. A cancelled or
-    failed run deletes the files and leaves the library as it was."""
+    failed run deletes the files and leaves the library as it was. `kind`: the model's
+    `catalogue.MODEL_KINDS` entry (the label-free head and adaptation say theirs)."""
     from fabricsearch.catalogue import ModelInfo
     from fabricsearch.hashing.activation import activate_model, decide_activation
     from fabricsearch.hashing.encode import encode_library
@@ -661,6 +664,7 @@ def publish_model(
             created=meta.created,
             metrics=metrics,
             note=note,
+            kind=kind,
         )
         with lib.atomic():
             lib.add_model(info, activate=False)

@@ -98,7 +98,7 @@ class TrainOptionsDialog(QDialog):
 
         if active is None:
             text = f"No model yet. <b>{labelled:,}</b> labelled images will be used for training."
-        elif is_automatic(active.version):
+        elif is_automatic(active):
             # The shipped or label-free model has seen no label: every label is new to it.
             text = (
                 "No trained model yet (search uses a label-free model). "

@@ -1,0 +1,26 @@
+"""The catalogue's errors, all `fabricsearch.errors.UserError`s (re-exported by
+`fabricsearch.catalogue` and `catalogue.library`, where they were defined before)."""
+
+from __future__ import annotations
+
+from fabricsearch.errors import UserError
+
+
+class LibraryError(UserError):
+    """A library folder that cannot be used, with a message for the user."""
+
+
+class DamagedCatalogueError(LibraryError):
+    """The catalogue file is empty, not SQLite, damaged, or newer than this fabricsearch.
+    It is never repaired or overwritten automatically: the user restores it."""
+
+
+class ReadOnlyLibraryError(LibraryError):
+    """A change asked of a library that is open read-only."""
+
+
+class DiskFullError(LibraryError):
+    """SQLite found no room to write ("database or disk is full")."""
+
+
+__all__ = ["DamagedCatalogueError", "DiskFullError", "LibraryError", "ReadOnlyLibraryError"]
