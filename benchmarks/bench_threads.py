@@ -34,15 +34,20 @@ def _spin(stop: Any) -> None:
 
 
 def _measure(fn: Any, settings: dict[str, int], rounds: int) -> dict[str, float]:
-    from fabricsearch.threads import torch_threads
+    from fabricsearch import featurestore
 
+    policy = featurestore.threads_for
     times: dict[str, list[float]] = {k: [] for k in settings}
-    for _ in range(rounds):
-        for key, n in settings.items():  # interleaved: drift hits every setting alike
-            with torch_threads(n):
+    try:
+        for _ in range(rounds):
+            for key, n in settings.items():  # interleaved: drift hits every setting alike
+                # The feature path applies the policy itself: make it apply this setting.
+                featurestore.threads_for = lambda _images, n=n: n
                 t0 = time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - t0)
+    finally:
+        featurestore.threads_for = policy
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -16,6 +16,11 @@ Views change what does *not* identify a fabric: position, crop and scale, rotati
 plus mirror), lighting level and gradient, and focus (blur). Hue and saturation are never
 jittered, because colour is a label (§3.2): a view must not turn navy into purple.
 
+Training runs the one loop of `hashing.train.run_loop`: this module is its data source
+(`TwoViewBatches`: two `fabric_views` of each photo, the descriptor similarity as S) and its
+objective is `hashing.objectives.SelfSupervisedObjective` (DVSH's `dvsh_loss` plus NT-Xent, on
+the nested prefixes too).
+
 The run is versioned like training ("adapted-<time>-<method>-<bits>"), saved through
 `hashing.checkpoint`, and recorded, encoded and activated only at the very end; a cancelled or
 failed run leaves the previous model active and untouched.
@@ -36,11 +41,13 @@ import torch.nn.functional as F
 from fabricsearch import features
 from fabricsearch.config import config_from_dict, config_to_dict
 from fabricsearch.hashing import checkpoint as ckpt
-from fabricsearch.hashing.base import HashMethod, TrainContext
+from fabricsearch.hashing.base import Batch, HashMethod
 from fabricsearch.hashing.data import MEAN, STD, build_cache, work_size_for
 from fabricsearch.hashing.device import resolve_device
+from fabricsearch.hashing.objectives import SelfSupervisedObjective
+from fabricsearch.hashing.schedule import LRSchedule
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
-from fabricsearch.pretrain import hashing_losses, load_pretrained, pretrained_version
+from fabricsearch.pretrain import load_pretrained, pretrained_version
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library, ModelInfo
@@ -206,13 +213,6 @@ def load_start_model(lib: Library, start: str = "active") -> tuple[HashMethod, s
     return method.float(), str(start)
 
 
-def _forward(method: HashMethod, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    out = method(x)
-    if isinstance(out, dict) and "u" in out:
-        return out
-    return {"u": method.encode_continuous(x)}
-
-
 def new_adapted_version(lib: Library, method: str, bits: int) -> str:
     from fabricsearch.hashing.train import unique_model_version
 
@@ -237,6 +237,63 @@ def describe(
     return torch.from_numpy(np.concatenate(out).astype(np.float32))
 
 
+class TwoViewBatches:
+    """The data source of adaptation for `hashing.train.run_loop`: each epoch a seeded
+    permutation of the unlabelled photos; each batch two `fabric_views` of `batch_size` photos
+    (the two views of a photo form one contrastive group) and, with `descriptors`, their
+    measured similarity as S (a photo's two views: similarity 1). No labels."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        cfg: AdaptConfig,
+        input_size: int,
+        device: torch.device,
+        descriptors: torch.Tensor | None = None,
+    ) -> None:
+        self.images, self.cfg, self.input_size, self.device = images, cfg, input_size, device
+        self.descriptors = descriptors
+        n = images.shape[0]
+        self.batch_size = min(cfg.batch_size, n)
+        self.steps_per_epoch = max(1, n // self.batch_size)
+        self._perm = np.arange(n)
+
+    def begin_epoch(self, generator: torch.Generator) -> None:
+        self._perm = torch.randperm(self.images.shape[0], generator=generator).numpy()
+
+    def batch(self, i: int, generator: torch.Generator) -> Batch:
+        c, bs = self.cfg, self.batch_size
+        idx = np.sort(self._perm[i * bs : (i + 1) * bs])
+        raw = self.images[idx]
+        v1 = fabric_views(raw, self.input_size, generator, c.min_scale, c.max_blur, c.light)
+        v2 = fabric_views(raw, self.input_size, generator, c.min_scale, c.max_blur, c.light)
+        S = None
+        if self.descriptors is not None:
+            f = self.descriptors[idx]
+            S = (f @ f.T).repeat(2, 2).to(self.device)
+        return Batch(
+            images=torch.cat([v1, v2]).to(self.device, non_blocking=True),
+            labels=None,
+            S=S,
+            indices=torch.as_tensor(idx),
+            groups=torch.arange(len(idx), device=self.device).repeat(2),
+        )
+
+
+def adapt_objective(cfg: AdaptConfig, bits: int) -> SelfSupervisedObjective:
+    """DVSH's objective with the adaptation weights: NT-Xent between the two views (and on the
+    nested prefixes below `bits`), list-wise on the descriptor similarity when `lambda_list`."""
+    return SelfSupervisedObjective(
+        nested_bits=tuple(b for b in cfg.nested_bits if 0 < b < bits),
+        nested_nce=True,
+        lambda_list=cfg.lambda_list,
+        lambda_nce=cfg.lambda_nce,
+        nce_temperature=cfg.temperature,
+        lambda_q=cfg.lambda_q,
+        lambda_kld=cfg.lambda_kld,
+    )
+
+
 def adapt_method(
     method: HashMethod,
     images: np.ndarray,
@@ -244,87 +301,31 @@ def adapt_method(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> list[dict[str, float]]:
-    """Contrastive fine-tuning of `method` in place on a uint8 cache (N, W, W, 3) at work size.
-    Returns per-epoch mean loss terms. Raises `jobs.Cancelled`."""
+    """Contrastive fine-tuning of `method` in place on a uint8 cache (N, W, W, 3) at work size,
+    through the one training loop (constant learning rate). Returns per-epoch mean loss terms.
+    Raises `jobs.Cancelled`."""
+    from fabricsearch.hashing.train import LoopPlan, run_loop, seeded, training_context
+
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = seeded(cfg.seed)
     method.to(device)
-    ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
-    params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ctx.optimizers = [opt]
-    n = images.shape[0]
-    if n < 2:
+    objective = adapt_objective(cfg, method.bits)
+    ctx = training_context(method, objective, cfg, device, cfg.amp, gen)
+    if images.shape[0] < 2:
         raise ValueError("adaptation needs at least two images")
-    bs = min(cfg.batch_size, n)
-    spe = max(1, n // bs)
-    total = cfg.epochs * spe
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    nested = tuple(b for b in cfg.nested_bits if 0 < b < method.bits)
     descriptors = describe(images, progress, cancel) if cfg.lambda_list > 0 else None
-    history: list[dict[str, float]] = []
-    t0 = time.perf_counter()
-    step = 0
-    epoch = 0
-    while step < total:
-        perm = torch.randperm(n, generator=gen).numpy()
-        sums: dict[str, float] = {}
-        done_here = 0
-        for s in range(spe):
-            if step >= total:
-                break
-            check(cancel)
-            idx = np.sort(perm[s * bs : (s + 1) * bs])
-            raw = images[idx]
-            v1 = fabric_views(raw, method.input_size, gen, cfg.min_scale, cfg.max_blur, cfg.light)
-            v2 = fabric_views(raw, method.input_size, gen, cfg.min_scale, cfg.max_blur, cfg.light)
-            x = torch.cat([v1, v2]).to(device, non_blocking=True)
-            groups = torch.arange(len(idx), device=device).repeat(2)
-            S = None
-            if descriptors is not None:
-                f = descriptors[idx]
-                S = (f @ f.T).repeat(2, 2).to(device)  # a photo's two views: similarity 1
-            method.train()
-            with ctx.autocast():
-                out = _forward(method, x)
-            loss, terms = hashing_losses(
-                method,
-                out,
-                S,
-                groups,
-                nested_bits=nested,
-                nested_nce=True,
-                lambda_list=cfg.lambda_list,
-                lambda_nce=cfg.lambda_nce,
-                nce_temperature=cfg.temperature,
-                lambda_q=cfg.lambda_q,
-                lambda_kld=cfg.lambda_kld,
-            )
-            ctx.backward_step(loss)
-            step += 1
-            done_here += 1
-            ctx.step = step
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
-            rate = step * len(idx) / max(time.perf_counter() - t0, 1e-9)
-            eta = (total - step) * bs / max(rate, 1e-9)
-            report(
-                progress,
-                "adapt",
-                step,
-                total,
-                "step",
-                info={"epoch": epoch + 1, **terms, "samples/s": rate, "eta_s": eta},
-            )
-        epoch += 1
-        history.append(
-            {"epoch": epoch, "step": step, **{k: v / max(done_here, 1) for k, v in sums.items()}}
-        )
-        log.info("adapt %s", history[-1])
+    source = TwoViewBatches(images, cfg, method.input_size, device, descriptors)
+    plan = LoopPlan(
+        stage="adapt",
+        epochs=cfg.epochs,
+        steps_per_epoch=source.steps_per_epoch,
+        batch_size=source.batch_size,
+        schedule=LRSchedule("constant"),
+        max_steps=cfg.max_steps,
+    )
+    state = run_loop(method, ctx, source, plan, objective, progress=progress, cancel=cancel)
     method.eval()
-    return history
+    return state.history
 
 
 def adapt_library(

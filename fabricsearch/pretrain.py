@@ -14,6 +14,10 @@ ships a DVSH model pretrained on an endless stream of procedurally generated fab
 * NT-Xent is instance discrimination on the relaxed codes: two photos of one generated fabric
   are positives, every other photo of the batch a negative.
 
+Training runs the one loop of `hashing.train.run_loop`: this module is its data source
+(`SyntheticBatches`, generated on the fly) and its objective is
+`hashing.objectives.SelfSupervisedObjective` (DVSH's `dvsh_loss` plus NT-Xent).
+
 The result is written as a normal fabricsearch checkpoint (safetensors + JSON), stored in
 float16 to keep the shipped file small. `fabricsearch/resources/models/README.md` gives the command that
 reproduces it.
@@ -33,16 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fabricsearch.config import config_from_dict, config_to_dict
 from fabricsearch.hashing import checkpoint as ckpt
-from fabricsearch.hashing import losses
-from fabricsearch.hashing.base import HashMethod, TrainContext
+from fabricsearch.hashing.base import Batch, HashMethod
 from fabricsearch.hashing.data import augment, work_size_for
 from fabricsearch.hashing.device import resolve_device
-from fabricsearch.hashing.schedule import lr_factor
-from fabricsearch.jobs import CancelToken, ProgressFn, check, report
+from fabricsearch.hashing.objectives import SelfSupervisedObjective
+from fabricsearch.hashing.schedule import LRSchedule
+from fabricsearch.jobs import CancelToken, ProgressFn, check
 from fabricsearch.resources import resource_path
 
 if TYPE_CHECKING:
@@ -127,28 +130,6 @@ class PretrainResult:
     metrics: dict[str, float]
 
 
-# --- losses ------------------------------------------------------------------------------------
-def nt_xent_loss(u: torch.Tensor, groups: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
-    """Multi-positive NT-Xent (SimCLR; SupCon form when a group has more than two members).
-
-    `u` (N, D) are embeddings (here relaxed codes), `groups` (N,) which items show the same
-    instance. Cosine similarities / temperature; each anchor's loss is the mean over its
-    positives of −log softmax over all other items. Anchors without a positive are ignored."""
-    z = F.normalize(u.float(), dim=1)
-    logits = z @ z.T / temperature
-    n = z.shape[0]
-    eye = torch.eye(n, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(eye, float("-inf"))
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    pos = (groups[:, None] == groups[None, :]) & ~eye
-    n_pos = pos.sum(dim=1)
-    has = n_pos > 0
-    if not bool(has.any()):
-        return u.sum() * 0.0
-    per_anchor = -(log_prob.masked_fill(~pos, 0.0).sum(dim=1)[has] / n_pos[has])
-    return per_anchor.mean()
-
-
 # --- synthetic batches -------------------------------------------------------------------------
 def synthetic_labels(taxonomy: Taxonomy, specs: list[Any], images: np.ndarray) -> LabelArrays:
     """Exact labels of generated photos; colour is measured from each photo (`colour.quantise`)."""
@@ -216,7 +197,55 @@ class _Prefetch:
         self._thread.join(timeout=5)
 
 
+class SyntheticBatches:
+    """The data source of pretraining for `hashing.train.run_loop`: an endless stream of
+    generated fabrics (`_Prefetch`), augmented with the run's generator, with the exact
+    similarity S of their labels and the fabric of each photo as its contrastive group.
+    A context manager: leaving it stops the generating thread."""
+
+    def __init__(self, cfg: PretrainConfig, taxonomy: Taxonomy, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.batch_size = cfg.batch_fabrics * cfg.photos_per_fabric
+        self._prefetch = _Prefetch(cfg, taxonomy)
+
+    def __enter__(self) -> SyntheticBatches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._prefetch.close()
+
+    def begin_epoch(self, generator: torch.Generator) -> None:
+        pass  # a stream: nothing to shuffle
+
+    def batch(self, i: int, generator: torch.Generator) -> Batch:
+        from fabricsearch.hashing.base import BatchLabels
+        from fabricsearch.similarity import fine_grained_torch
+
+        raw, labels, ids = self._prefetch.get()
+        images = augment(raw, self.cfg.input_size, generator).to(self.device, non_blocking=True)
+        bl = BatchLabels(*labels.to_torch(self.device))
+        return Batch(
+            images=images,
+            labels=bl,
+            S=fine_grained_torch(*bl.as_tuple()),
+            groups=torch.as_tensor(ids, device=self.device),
+        )
+
+
 # --- pretraining -------------------------------------------------------------------------------
+def pretrain_objective(cfg: PretrainConfig) -> SelfSupervisedObjective:
+    """DVSH's objective with the pretraining weights: list-wise on the generated labels (and on
+    the nested prefixes), NT-Xent over the photos of each generated fabric."""
+    return SelfSupervisedObjective(
+        nested_bits=cfg.nested_bits,
+        lambda_list=cfg.lambda_list,
+        lambda_nce=cfg.lambda_nce,
+        nce_temperature=cfg.nce_temperature,
+        lambda_q=cfg.lambda_q,
+        lambda_kld=cfg.lambda_kld,
+    )
+
+
 def build_pretrain_method(cfg: PretrainConfig) -> HashMethod:
     from fabricsearch.hashing.registry import create_method
 
@@ -228,54 +257,6 @@ def build_pretrain_method(cfg: PretrainConfig) -> HashMethod:
     return method
 
 
-def hashing_losses(
-    method: HashMethod,
-    out: dict[str, torch.Tensor],
-    S: torch.Tensor | None,
-    groups: torch.Tensor | None,
-    *,
-    nested_bits: tuple[int, ...] = (),
-    lambda_list: float = 1.0,
-    lambda_nce: float = 1.0,
-    nce_temperature: float = 0.2,
-    lambda_q: float = 1e-3,
-    lambda_kld: float = 1e-3,
-    nested_nce: bool = False,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The combined objective on a DVSH forward output (`u`, optional `mu`/`logvar`).
-
-    List-wise terms need `S`, the contrastive term `groups`; either may be None (adaptation has
-    no labels). `nested_bits` adds the same terms on code prefixes (list-wise always,
-    contrastive when `nested_nce`). Returns (total, float terms)."""
-    u = out["u"]
-    terms: dict[str, float] = {}
-    total = u.new_zeros((), dtype=torch.float32)
-    tau = getattr(method.config, "tau", 0.0) or None
-    if S is not None and lambda_list > 0:
-        l_list = losses.listwise_loss(u, S, tau=tau)
-        for b in nested_bits:
-            l_list = l_list + losses.listwise_loss(u[:, :b], S, tau=b / 8.0 if tau is None else tau)
-        total = total + lambda_list * l_list
-        terms["list"] = float(l_list.detach())
-    if groups is not None and lambda_nce > 0:
-        l_nce = nt_xent_loss(u, groups, nce_temperature)
-        if nested_nce:
-            for b in nested_bits:
-                l_nce = l_nce + nt_xent_loss(u[:, :b], groups, nce_temperature)
-        total = total + lambda_nce * l_nce
-        terms["nce"] = float(l_nce.detach())
-    balance = getattr(method.config, "balance", "batch")
-    l_q = losses.quantization_loss(u, balance=balance)
-    total = total + lambda_q * l_q
-    terms["quant"] = float(l_q.detach())
-    if "mu" in out:
-        l_kld = losses.kld_loss(out["mu"], out["logvar"])
-        total = total + lambda_kld * l_kld
-        terms["kld"] = float(l_kld.detach())
-    terms["loss"] = float(total.detach())
-    return total, terms
-
-
 def pretrain(
     cfg: PretrainConfig,
     out_dir: str | Path,
@@ -285,73 +266,27 @@ def pretrain(
     """Pretrain on generated fabrics and write ``<out_dir>/pretrained-<method>-<bits>.safetensors``
     (+ JSON). CUDA with mixed precision is used when present. Raises `jobs.Cancelled` (nothing
     is written then)."""
-    from fabricsearch.hashing.base import BatchLabels
-    from fabricsearch.similarity import fine_grained_torch
+    from fabricsearch.hashing.train import LoopPlan, run_loop, seeded, training_context
     from fabricsearch.taxonomy import Taxonomy
 
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)  # augmentation
+    gen = seeded(cfg.seed)
     taxonomy = Taxonomy.default()
     method = build_pretrain_method(cfg).to(device)
-    ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
-    opt = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ctx.optimizers = [opt]
-
-    history: list[dict[str, float]] = []
-    sums: dict[str, float] = {}
-    prefetch = _Prefetch(cfg, taxonomy)
-    t_loop = time.perf_counter()
-    batch_n = cfg.batch_fabrics * cfg.photos_per_fabric
-    try:
-        for step in range(cfg.steps):
-            check(cancel)
-            raw, labels, ids = prefetch.get()
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup_frac)
-            images = augment(raw, cfg.input_size, gen).to(device, non_blocking=True)
-            bl = BatchLabels(*labels.to_torch(device))
-            S = fine_grained_torch(*bl.as_tuple())
-            groups = torch.as_tensor(ids, device=device)
-            method.train()
-            with ctx.autocast():
-                out = method(images)
-            total, terms = hashing_losses(
-                method,
-                out,
-                S,
-                groups,
-                nested_bits=cfg.nested_bits,
-                lambda_list=cfg.lambda_list,
-                lambda_nce=cfg.lambda_nce,
-                nce_temperature=cfg.nce_temperature,
-                lambda_q=cfg.lambda_q,
-                lambda_kld=cfg.lambda_kld,
-            )
-            ctx.backward_step(total)
-            ctx.step = step + 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
-            every = max(1, cfg.steps // 20)
-            if (step + 1) % every == 0 or step + 1 == cfg.steps:
-                n = (step % every) + 1 if step + 1 == cfg.steps else every
-                history.append({"step": step + 1, **{k: v / n for k, v in sums.items()}})
-                log.info("pretrain %s", history[-1])
-                sums = {}
-            elapsed = time.perf_counter() - t_loop
-            rate = (step + 1) * batch_n / max(elapsed, 1e-9)
-            eta = (cfg.steps - step - 1) * batch_n / max(rate, 1e-9)
-            report(
-                progress,
-                "pretrain",
-                step + 1,
-                cfg.steps,
-                "step",
-                info={**terms, "samples/s": rate, "eta_s": eta},
-            )
-    finally:
-        prefetch.close()
+    objective = pretrain_objective(cfg)
+    ctx = training_context(method, objective, cfg, device, cfg.amp, gen)
+    plan = LoopPlan(
+        stage="pretrain",
+        epochs=1,  # one pass over an endless stream
+        steps_per_epoch=cfg.steps,
+        batch_size=cfg.batch_fabrics * cfg.photos_per_fabric,
+        schedule=LRSchedule("cosine", warmup_frac=cfg.warmup_frac, floor=0.05),
+        log_every=max(1, cfg.steps // 20),
+    )
+    with SyntheticBatches(cfg, taxonomy, device) as source:
+        state = run_loop(method, ctx, source, plan, objective, progress=progress, cancel=cancel)
+    history: list[dict[str, float]] = state.history
     train_time = time.perf_counter() - t0
     method.eval()
 

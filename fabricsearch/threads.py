@@ -1,17 +1,16 @@
 """How many CPU threads torch uses for one call: a policy per call, not a process setting.
 
 Measured (docs/benchmarks.md, "Thread policy"; `benchmarks/bench_threads.py`): for a single
-query image the network's layers are too small to split well, and beside a busy process a
-second thread mostly waits for a core: two threads were 6.3–6.9× *slower* than one on the busy
-2-core machine, and hardly faster when it was quiet. Batches (import, encoding) do gain from
-more threads, but only from cores that are actually free. So:
+query image two threads were 0.83× the time of one on the quiet 2-core machine (20 against
+24 ms: nobody notices) but 8× slower beside one busy process (the issue measured 6.3–6.9×): a
+second thread mostly waits for a core. Batches (import, encoding) do gain from more threads,
+but only from cores that are actually free. So:
 
 * one image (a query): one thread;
 * a batch: the cores not busy with other work (`os.getloadavg`, this process's own work
-  excluded as far as it can be), less one for the decoding threads that feed the network
-  (`featurestore.compute_features` decodes ahead in two threads), at least one. On a 2-core
-  laptop that is one thread: measured, two were 1.6–2.6× slower than one for a batch of 32
-  even with only the decoders beside them (OpenMP's workers spin while they wait for a core).
+  excluded as far as it can be), at least one. Measured on the 2-core machine: for a batch of
+  32, two threads were 0.68× the time of one when it was quiet and 1.67× beside one busy
+  process (OpenMP's workers spin while they wait for a core), so the count follows the load.
 
 `torch_threads(n)` applies ``n`` for the duration of a call in the calling thread only: with
 OpenMP the thread count is a per-thread setting, so a query in the window's worker thread does
@@ -52,7 +51,7 @@ def threads_for(images: int, n_cores: int | None = None, busy: float | None = No
         return 1
     busy = busy_elsewhere() if busy is None else busy
     free = int(n_cores - busy + 0.5)
-    return max(1, min(n_cores - 1, free - 1))
+    return max(1, min(n_cores, free))
 
 
 @contextlib.contextmanager

@@ -227,8 +227,11 @@ def test_trainer_fits_itq_in_one_pass_without_optimisers() -> None:
     )
     cfg = TrainConfig(method="itq", bits=16, input_size=32, epochs=5, batch_size=4, device="cpu")
     result = train(data, cfg)
-    assert result.steps == 3  # one epoch of 14 // 4 batches, whatever `epochs` says
+    # One closed-form fit on all 14 training images (14 is no multiple of the batch size 4),
+    # no minibatch loop, whatever `epochs` says.
+    assert result.steps == 1
     assert len(result.history) == 1
+    assert result.history[0]["images"] == 14
     assert int(result.method.fitted) == 1
     assert 0.0 <= result.best_val_map <= 1.0
 
@@ -244,3 +247,57 @@ def test_non_finite_features_are_refused_with_a_clear_error(name: str) -> None:
     with pytest.raises(ValueError, match="1 of 8 .*not finite"):
         m.finalize()
     assert int(m.fitted) == 0
+
+
+@pytest.mark.parametrize("name", ["lsh", "itq"])
+def test_closed_form_fit_uses_every_row_whatever_the_batch_size(name: str) -> None:
+    """The label-free head fitted on N photos uses all N (issue 21): 240 cached features with
+    batch size 32 (240 = 7 × 32 + 16) give the mean and PCA of all 240 rows, not of 224."""
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.data import TrainingData
+    from fabricsearch.hashing.networks import normalise_features
+    from fabricsearch.hashing.train import train
+    from fabricsearch.similarity import LabelArrays
+
+    n, d = 240, 1280
+    rng = np.random.default_rng(21)
+    feats = rng.random((n, 1, d), dtype=np.float32).astype(np.float16)
+    labels = LabelArrays(
+        major=np.full(n, -1),
+        minor=np.full(n, -1),
+        fine=np.full(n, -1),
+        tightness=np.full(n, np.nan, np.float32),
+        palette=np.zeros((n, 10, 4), np.float32),
+    )
+
+    def features_fn(backbone, view_ids, progress=None, cancel=None):  # type: ignore[no-untyped-def]
+        return feats, np.ones(n, dtype=bool)
+
+    data = TrainingData(
+        images=[f"photo-{i}" for i in range(n)],
+        labels=labels,
+        train_idx=np.arange(n),
+        val_idx=np.arange(0),
+        features_fn=features_fn,
+    )
+    cfg = TrainConfig(
+        method=name, bits=16, backbone="efficientnet-lite0", augment=False, batch_size=32
+    )
+    result = train(data, cfg)
+    m = result.method
+    x = normalise_features(torch.from_numpy(feats[:, 0].astype(np.float32)), "sqrt-l2").double()
+    assert result.history[0]["images"] == n
+    assert torch.allclose(m.mean.double(), x.mean(dim=0), atol=1e-6)
+    assert not torch.allclose(m.mean.double(), x[:224].mean(dim=0), atol=1e-6)
+    if name == "itq":  # the PCA basis spans the top principal directions of all 240 rows
+        centred = x - x.mean(dim=0)
+        evals, evecs = torch.linalg.eigh(centred.T @ centred / (n - 1))
+        top = evecs[:, torch.argsort(evals, descending=True)[:16]]
+        pca = m.pca.double()
+        assert torch.allclose(
+            pca.T @ top @ top.T @ pca, torch.eye(16, dtype=torch.float64), atol=1e-4
+        )
+        # the same fit as `fit` called directly on every row
+        direct = create_method("itq", bits=16, backbone="efficientnet-lite0")
+        direct.fit([torch.from_numpy(feats[:, 0].astype(np.float32))])
+        assert torch.allclose(direct.projection, m.projection, atol=1e-5)

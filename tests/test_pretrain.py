@@ -12,6 +12,8 @@ import torch
 from fabricsearch import pretrain
 from fabricsearch.catalogue import Library, LibraryError
 from fabricsearch.hashing import checkpoint as ckpt
+from fabricsearch.hashing import losses
+from fabricsearch.hashing.schedule import lr_factor
 from fabricsearch.jobs import Cancelled, CancelToken
 
 TINY_OPTIONS = {"widths": (4, 8, 8, 8, 8), "feature_dim": 16, "latent_dim": 8, "hidden_dim": 16}
@@ -63,9 +65,7 @@ def test_nt_xent_matches_brute_force() -> None:
         j = i ^ 1  # the partner in its pair
         denom = sum(torch.exp(z[i] @ z[k] / t) for k in range(6) if k != i)
         expected += -torch.log(torch.exp(z[i] @ z[j] / t) / denom)
-    assert pretrain.nt_xent_loss(u, groups, t).item() == pytest.approx(
-        float(expected) / 6, rel=1e-5
-    )
+    assert losses.nt_xent_loss(u, groups, t).item() == pytest.approx(float(expected) / 6, rel=1e-5)
 
 
 def test_nt_xent_prefers_aligned_pairs() -> None:
@@ -74,13 +74,13 @@ def test_nt_xent_prefers_aligned_pairs() -> None:
     groups = torch.arange(8).repeat(2)
     aligned = torch.cat([a, a + 0.01 * torch.randn(8, 16, generator=g)])
     shuffled = torch.cat([a, torch.randn(8, 16, generator=g)])
-    assert pretrain.nt_xent_loss(aligned, groups) < pretrain.nt_xent_loss(shuffled, groups)
+    assert losses.nt_xent_loss(aligned, groups) < losses.nt_xent_loss(shuffled, groups)
     # no positives at all: a zero loss, not NaN
-    assert pretrain.nt_xent_loss(a, torch.arange(8)).item() == 0.0
+    assert losses.nt_xent_loss(a, torch.arange(8)).item() == 0.0
 
 
 def test_lr_factor_warms_up_then_decays() -> None:
-    f = [pretrain.lr_factor(s, 100, 0.1) for s in range(100)]
+    f = [lr_factor(s, 100, 0.1) for s in range(100)]
     assert f[0] < f[5] < f[9] == pytest.approx(1.0)
     assert f[10] > f[50] > f[99] >= 0.05
     assert all(b <= a + 1e-12 for a, b in zip(f[10:], f[11:], strict=False))

@@ -2,8 +2,9 @@
 
 A method owns its networks, its losses and its optimisation step: `training_step` computes
 the losses *and* performs backward/optimizer steps through helpers on `TrainContext`, so
-methods with several optimizers (GANs, alternating schemes) fit the same trainer. Non-deep
-methods (LSH, ITQ) accumulate features in `training_step` and fit in `finalize()`.
+methods with several optimizers (GANs, alternating schemes) fit the same trainer (the one loop,
+`hashing.train.run_loop`). Methods without trainable weights (LSH, ITQ) are closed-form: the
+trainer calls `fit` once with every row of their data instead of looping.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import math
 import numbers
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -170,13 +171,25 @@ class BatchLabels:
 
 @dataclass
 class Batch:
-    """One training batch. `S` is the fine-grained similarity (Eq. 6) between its images."""
+    """One training batch. `S` is the fine-grained similarity (Eq. 6) between its images.
 
-    images: torch.Tensor  # (N, 3, H, W) float, normalised
-    labels: BatchLabels
-    S: torch.Tensor  # (N, N) float32 in [0, 1]
+    Labelled sources (the library, synthetic fabrics) always give `labels` and `S`; the
+    unlabelled two-view source of adaptation gives no labels, a measured `S` or none, and
+    `groups`."""
+
+    images: torch.Tensor  # (N, 3, H, W) float, normalised (or (N, D) cached features)
+    labels: BatchLabels | None
+    S: torch.Tensor | None  # (N, N) float32 in [0, 1]
     fabric_ids: torch.Tensor | None = None  # (N,) int64 library ids where known
     indices: torch.Tensor | None = None  # (N,) positions in the training data
+    #: (N,) which items show the same instance (contrastive positives: photos of one generated
+    #: fabric, views of one photo); None where the source has no instances.
+    groups: torch.Tensor | None = None
+
+    @property
+    def samples(self) -> int:
+        """Photos in the batch (two views of one photo count once): the unit of samples/s."""
+        return len(self.indices) if self.indices is not None else len(self.images)
 
 
 @dataclass
@@ -239,13 +252,15 @@ class HashMethod(nn.Module):
       * `encode(x)` → (N, K) ±1 float (sign, 0 → +1), in eval mode without gradients;
       * `configure_optimizers(train_cfg)` → optimizers, stored by the trainer on the context;
       * `training_step(batch, ctx)` → dict of float loss terms (the method does its own steps);
+      * `fit(inputs)` (methods with ``trainable = False`` only) → fitted in one call on every
+        row of the data, given as chunks of un-augmented inputs;
       * `finalize()` is called once at the end of training.
     """
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[MethodConfig]] = MethodConfig
-    #: False for methods without trainable weights before `finalize` (LSH, ITQ): the trainer
-    #: then skips optimizers and early stopping.
+    #: False for closed-form methods without trainable weights (LSH, ITQ): the trainer then
+    #: calls `fit` once on all the data instead of the training loop.
     trainable: ClassVar[bool] = True
 
     def __init__(self, config: MethodConfig) -> None:
@@ -314,8 +329,13 @@ class HashMethod(nn.Module):
         where the method has them (DVSH); {} otherwise."""
         return {}
 
+    def fit(self, inputs: Iterable[torch.Tensor]) -> None:
+        """Closed-form fit on every row of the data in one call (``trainable = False``
+        methods): `inputs` are the un-augmented inputs in chunks (a memory bound, not batches)."""
+        raise NotImplementedError(f"{self.name} has trainable weights: train it with the loop")
+
     def finalize(self) -> None:
-        """Called once after the last training step (fit non-deep methods here)."""
+        """Called once after the last training step."""
 
     def base_network(self) -> nn.Module | None:
         """The image feature extractor (`networks.BaseNet`) if the method has one."""

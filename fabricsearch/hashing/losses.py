@@ -1,4 +1,5 @@
-"""DVSH loss terms (§4.2–4.4): KL divergence, bi-half quantisation and the list-wise loss.
+"""DVSH loss terms (§4.2–4.4): KL divergence, bi-half quantisation and the list-wise loss; and
+the NT-Xent instance-discrimination term of self-supervised training (`hashing.objectives`).
 
 Decisions where the paper is ambiguous (reasons in docs/dvsh.md):
 
@@ -100,3 +101,24 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     if not bool(known.any()):
         return logits.sum() * 0.0
     return torch.nn.functional.cross_entropy(logits[known].float(), target[known])
+
+
+def nt_xent_loss(u: torch.Tensor, groups: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """Multi-positive NT-Xent (SimCLR; SupCon form when a group has more than two members).
+
+    `u` (N, D) are embeddings (here relaxed codes), `groups` (N,) which items show the same
+    instance. Cosine similarities / temperature; each anchor's loss is the mean over its
+    positives of −log softmax over all other items. Anchors without a positive are ignored."""
+    z = torch.nn.functional.normalize(u.float(), dim=1)
+    logits = z @ z.T / temperature
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(eye, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    pos = (groups[:, None] == groups[None, :]) & ~eye
+    n_pos = pos.sum(dim=1)
+    has = n_pos > 0
+    if not bool(has.any()):
+        return u.sum() * 0.0
+    per_anchor = -(log_prob.masked_fill(~pos, 0.0).sum(dim=1)[has] / n_pos[has])
+    return per_anchor.mean()

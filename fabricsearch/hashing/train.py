@@ -1,11 +1,31 @@
-"""Training: a catalogue-free core loop (`train`) and the library workflow (`train_library`).
+"""Training: the one training loop (`run_loop`), catalogue-free supervised training (`train`)
+and the library workflow (`train_library`).
 
-`train` decodes every image once into a uint8 cache, then for each epoch shuffles the training
-split with a seeded generator, augments (crops, scale, flips, 90° rotations; never colour),
-computes the fine-grained similarity S (Eq. 6) of each batch on the device and hands a `Batch`
-to the method's `training_step`. Validation mAP (val queries against the other val images)
-drives early stopping; the best weights are kept. With `out_dir`, resume state is written after
-every epoch (``<out_dir>/train-<method>-<bits>.partial.pt``).
+`run_loop` is the only loop that optimises a network in fabricsearch: supervised training
+(`train`), synthetic pretraining (`pretrain`) and adaptation to a library (`adapt`) all run it,
+with one seeding (`seeded`), one optimiser construction (`training_context`), one learning-rate
+schedule (`schedule.LRSchedule`) and one progress/ETA report. What differs is plugged in:
+
+* a **data source** (`BatchSource`): `begin_epoch` (e.g. a seeded permutation) and
+  `batch(i, generator)` → `Batch`. Here `LabelledBatches` (cached features or decoded pixels of
+  the labelled training split); `pretrain.SyntheticBatches` (generated fabrics);
+  `adapt.TwoViewBatches` (two views of each unlabelled photo);
+* an **objective** (`objectives.Objective`): its optimisers and `training_step(method, batch,
+  ctx)`. `MethodObjective` is the method's own (supervised); `SelfSupervisedObjective` is DVSH's
+  objective with instance discrimination (pretraining, adaptation);
+* a `LoopPlan` (stage name, epochs × steps, step cap, schedule, history granularity) and,
+  for `train`, validation with early stopping and an end-of-epoch hook (resume state).
+
+Closed-form methods (``trainable = False``: LSH, ITQ) do not loop: `train` calls their `fit`
+once with every training row (`fit_closed_form`), so no ragged last batch is dropped.
+
+`train` decodes every image once into a uint8 cache (or reads cached backbone features), then
+for each epoch shuffles the training split with a seeded generator, augments (crops, scale,
+flips, 90° rotations; never colour), computes the fine-grained similarity S (Eq. 6) of each
+batch on the device and hands a `Batch` to the method's `training_step`. Validation mAP (val
+queries against the other val images) drives early stopping; the best weights are kept. With
+`out_dir`, resume state is written after every epoch
+(``<out_dir>/train-<method>-<bits>.partial.pt``).
 
 `train_library` trains on the library's labelled train/val images, saves the checkpoint,
 encodes the whole library, evaluates on the test split and then, in one transaction, records
@@ -18,19 +38,20 @@ import copy
 import json
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from fabricsearch.config import TrainConfig
-from fabricsearch.errors import UserError
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, BatchLabels, HashMethod, TrainContext
 from fabricsearch.hashing.data import (
     TrainingData,
+    TrainingError,
     augment,
     build_cache,
     center_crop,
@@ -41,12 +62,14 @@ from fabricsearch.hashing.data import (
 from fabricsearch.hashing.device import resolve_device
 from fabricsearch.hashing.encode import encode_cached, encode_tensor
 from fabricsearch.hashing.metrics import evaluate_codes
-from fabricsearch.hashing.registry import create_method, needs_labels
-from fabricsearch.hashing.schedule import lr_factor
+from fabricsearch.hashing.objectives import MethodObjective, Objective
+from fabricsearch.hashing.registry import create_method, method_config_class, needs_labels
+from fabricsearch.hashing.schedule import LRSchedule
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library, ModelInfo
+    from fabricsearch.hashing.base import MethodConfig
 
 log = logging.getLogger(__name__)
 
@@ -89,26 +112,36 @@ def with_class_counts(cfg: TrainConfig, labels: Any) -> TrainConfig:
     return dataclasses.replace(cfg, method_options=options)
 
 
+def train_schedule(cfg: TrainConfig) -> LRSchedule:
+    """Training's schedule: constant, or a cosine decay to 0 over the run, no warm-up."""
+    return LRSchedule(cfg.lr_schedule, warmup_frac=0.0, floor=0.0)
+
+
 def _lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """Training's multiplier: 1 (constant) or a cosine decay to 0 over the run, no warm-up."""
-    if cfg.lr_schedule == "constant":
-        return 1.0
-    return lr_factor(step, total_steps, warmup_frac=0.0, floor=0.0)
+    """Training's multiplier at `step` (`train_schedule`)."""
+    return train_schedule(cfg).factor(step, total_steps)
 
 
-def build_method(cfg: TrainConfig) -> HashMethod:
-    """Create the configured method (bits, input size and options from `cfg`) and apply `init`."""
+def method_config(cfg: TrainConfig) -> MethodConfig:
+    """The method's `Config` for `cfg` (bits, input size, backbone and options): a value it
+    refuses raises ValueError naming it (`fabricsearch train` checks the options with this
+    before anything runs, as a user error)."""
     options = dict(cfg.method_options)
     options.setdefault("backbone", cfg.backbone)
     if cfg.finetune:
         options.setdefault("finetune_blocks", cfg.finetune)
-    method = create_method(cfg.method, bits=cfg.bits, input_size=_input_size(cfg), **options)
+    return method_config_class(cfg.method)(bits=cfg.bits, input_size=_input_size(cfg), **options)
+
+
+def build_method(cfg: TrainConfig) -> HashMethod:
+    """Create the configured method (bits, input size and options from `cfg`) and apply `init`."""
+    method = create_method(cfg.method, config=method_config(cfg))
     if cfg.finetune and not (method.supports_features and method.trainable):
-        raise ValueError(
+        raise TrainingError(
             f"{cfg.method} cannot fine-tune a pretrained backbone (DVSH and its ablations can)"
         )
     if method.on_features and not method.supports_features:
-        raise ValueError(
+        raise TrainingError(
             f"{cfg.method} needs pixels and runs only on the compact backbone "
             f"(--backbone compact); see docs/backbones.md"
         )
@@ -117,7 +150,7 @@ def build_method(cfg: TrainConfig) -> HashMethod:
             return method
         base = method.base_network()
         if base is None:
-            raise ValueError(f"method {cfg.method!r} has no base network to initialise")
+            raise TrainingError(f"method {cfg.method!r} has no base network to initialise")
         ckpt.load_base_weights(base, cfg.init)
     return method
 
@@ -146,6 +179,10 @@ def _config_key(cfg: TrainConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
+#: Rows per chunk handed to a closed-form `fit` (bounds the memory of decoded pixels).
+FIT_CHUNK = 512
+
+
 class ImageSource:
     """Training input from decoded pixels (the compact backbone): augmented crops of the cache."""
 
@@ -160,6 +197,11 @@ class ImageSource:
 
     def encode(self, method: HashMethod, idx: np.ndarray) -> np.ndarray:
         return encode_cached(method, self.cache[idx])
+
+    def inputs(self, idx: np.ndarray, chunk: int = FIT_CHUNK) -> Iterator[torch.Tensor]:
+        """Every row of `idx`, un-augmented (centre crops), in chunks of `chunk` (a memory bound)."""
+        for start in range(0, len(idx), chunk):
+            yield to_tensor(center_crop(self.cache[idx[start : start + chunk]], self.input_size))
 
 
 class FeatureSource:
@@ -179,6 +221,11 @@ class FeatureSource:
 
     def encode(self, method: HashMethod, idx: np.ndarray) -> np.ndarray:
         return encode_tensor(method, self.feats[torch.as_tensor(idx), 0].float())
+
+    def inputs(self, idx: np.ndarray, chunk: int = FIT_CHUNK) -> Iterator[torch.Tensor]:
+        """Every row of `idx`, un-augmented (view 0), in chunks of `chunk` (a memory bound)."""
+        for start in range(0, len(idx), chunk):
+            yield self.feats[torch.as_tensor(idx[start : start + chunk]), 0].float()
 
 
 def _input_size(cfg: TrainConfig) -> int:
@@ -230,6 +277,263 @@ def _validate(
     return evaluate_codes(codes, codes, labels, labels, ks=(10,), exclude_self=True).mAP
 
 
+# --- the one training loop --------------------------------------------------------------------
+def seeded(seed: int) -> torch.Generator:
+    """Seed a run: torch's global generator (weight init, a method's own sampling such as
+    DVSH's reparameterisation) from `seed`, and the returned generator (shuffling,
+    augmentation, views) from ``seed + 1``. Every run, whatever its data, seeds this way."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed + 1)
+
+
+def training_context(
+    method: HashMethod,
+    objective: Objective,
+    opt_cfg: Any,
+    device: torch.device,
+    amp: bool,
+    generator: torch.Generator,
+) -> TrainContext:
+    """The context of a run, with the objective's optimisers (none for closed-form methods);
+    `opt_cfg` gives at least ``lr`` and ``weight_decay``. Each parameter group remembers its
+    ``base_lr``, which the schedule scales at every step."""
+    ctx = TrainContext(device=device, amp=amp, generator=generator)
+    ctx.optimizers = objective.configure_optimizers(method, opt_cfg) if method.trainable else []
+    for opt in ctx.optimizers:
+        for group in opt.param_groups:
+            group.setdefault("base_lr", group["lr"])
+    return ctx
+
+
+class BatchSource(Protocol):
+    """Where the loop's batches come from (see the module docstring)."""
+
+    def begin_epoch(self, generator: torch.Generator) -> None:
+        """Called at the start of every epoch (e.g. draw the epoch's permutation)."""
+        ...
+
+    def batch(self, i: int, generator: torch.Generator) -> Batch:
+        """The `i`-th batch of the current epoch, on the training device."""
+        ...
+
+
+class LabelledBatches:
+    """Batches of a labelled training split: shuffled each epoch with the run's generator,
+    augmented (when `augmented`), with the fine-grained similarity S of their labels (Eq. 6).
+    The ragged last batch of an epoch is dropped (the list-wise loss wants full batches)."""
+
+    def __init__(
+        self,
+        source: ImageSource | FeatureSource,
+        train_idx: np.ndarray,
+        labels: BatchLabels,
+        batch_size: int,
+        augmented: bool,
+        device: torch.device,
+        fabric_ids: torch.Tensor | None = None,
+    ) -> None:
+        self.source, self.train_idx, self.labels = source, train_idx, labels
+        self.batch_size, self.augmented, self.device = batch_size, augmented, device
+        self.fabric_ids = fabric_ids
+        self.steps_per_epoch = len(train_idx) // batch_size
+        self._perm = np.arange(len(train_idx))
+
+    def begin_epoch(self, generator: torch.Generator) -> None:
+        self._perm = torch.randperm(len(self.train_idx), generator=generator).numpy()
+
+    def batch(self, i: int, generator: torch.Generator) -> Batch:
+        from fabricsearch.similarity import fine_grained_torch
+
+        bs = self.batch_size
+        idx = self.train_idx[self._perm[i * bs : (i + 1) * bs]]
+        images = self.source.train_batch(idx, self.augmented, generator)
+        idx_t = torch.as_tensor(idx, device=self.device)
+        labels = BatchLabels(*(t[idx_t] for t in self.labels.as_tuple()))
+        return Batch(
+            images=images.to(self.device, non_blocking=True),
+            labels=labels,
+            S=fine_grained_torch(*labels.as_tuple()),
+            fabric_ids=self.fabric_ids[idx] if self.fabric_ids is not None else None,
+            indices=torch.as_tensor(idx),
+        )
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """How long the loop runs and how it reports: `epochs` × `steps_per_epoch` steps, at most
+    `max_steps` (0 = no cap); progress under `stage` ("train", "pretrain", "adapt") with an ETA
+    from `batch_size` photos per step; one history record per epoch, or every `log_every`
+    steps (an endless stream: synthetic pretraining)."""
+
+    stage: str
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    schedule: LRSchedule = field(default_factory=LRSchedule)
+    max_steps: int = 0
+    log_every: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        total = self.epochs * self.steps_per_epoch
+        return min(total, self.max_steps) if self.max_steps else total
+
+
+@dataclass
+class Validation:
+    """Validation during the loop: `run()` → a score (higher is better), after every `every`
+    epochs and the last; the best weights are kept; `patience` epochs without improvement stop
+    the run (0 = never)."""
+
+    run: Callable[[], float]
+    every: int = 1
+    patience: int = 0
+
+
+@dataclass
+class LoopState:
+    """What the loop carries across epochs (and what a resumed run restores)."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = -1.0
+    best_epoch: int = -1
+    bad: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    stopped_early: bool = False
+
+
+def run_loop(
+    method: HashMethod,
+    ctx: TrainContext,
+    source: BatchSource,
+    plan: LoopPlan,
+    objective: Objective | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    validation: Validation | None = None,
+    state: LoopState | None = None,
+    on_epoch_end: Callable[[LoopState], None] | None = None,
+) -> LoopState:
+    """The training loop of every trainable method and every data source.
+
+    Per step: cancellation check → ``source.batch`` → learning rate = base × schedule →
+    ``objective.training_step`` (the objective steps the optimisers through
+    `TrainContext.backward_step`) → progress with samples/s and ETA. Per epoch: a history
+    record (mean loss terms), validation and early stopping, `on_epoch_end`. `state` resumes
+    a run (with ``ctx.step`` restored). Raises `jobs.Cancelled`."""
+    objective = objective if objective is not None else MethodObjective()
+    state = state if state is not None else LoopState()
+    gen = ctx.generator if ctx.generator is not None else torch.Generator()
+    total = plan.total_steps
+    seen, t_loop = 0, time.perf_counter()
+    logged: dict[str, float] = {}
+    n_logged = 0
+    for epoch in range(state.epoch, plan.epochs):
+        if ctx.step >= total:
+            break
+        ctx.epoch = epoch
+        method.train()
+        source.begin_epoch(gen)
+        sums: dict[str, float] = {}
+        done = 0
+        for i in range(plan.steps_per_epoch):
+            if ctx.step >= total:
+                break
+            check(cancel)
+            batch = source.batch(i, gen)
+            factor = plan.schedule.factor(ctx.step, total)
+            for opt in ctx.optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = group["base_lr"] * factor
+            terms = objective.training_step(method, batch, ctx)
+            ctx.step += 1
+            done += 1
+            seen += batch.samples
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if plan.log_every:
+                n_logged += 1
+                for k, v in terms.items():
+                    logged[k] = logged.get(k, 0.0) + float(v)
+                if ctx.step % plan.log_every == 0 or ctx.step == total:
+                    record = {"step": ctx.step, **{k: v / n_logged for k, v in logged.items()}}
+                    state.history.append(record)
+                    log.info("%s %s", plan.stage, record)
+                    logged, n_logged = {}, 0
+            rate = seen / max(time.perf_counter() - t_loop, 1e-9)
+            info = {
+                "epoch": epoch + 1,
+                "epochs": plan.epochs,
+                **terms,
+                "samples/s": rate,
+                "eta_s": (total - ctx.step) * plan.batch_size / max(rate, 1e-9),
+            }
+            if state.best_epoch >= 0:
+                info["val_mAP"] = state.best_val
+            report(progress, plan.stage, ctx.step, total, "step", info=info)
+
+        last = epoch == plan.epochs - 1 or ctx.step >= total
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": ctx.step}
+        record.update({k: v / max(done, 1) for k, v in sums.items()})
+        if validation is not None and ((epoch + 1) % max(validation.every, 1) == 0 or last):
+            check(cancel)
+            val = validation.run()
+            record["val_mAP"] = val
+            if val > state.best_val:
+                state.best_val, state.best_epoch, state.bad = val, epoch + 1, 0
+                state.best_state = copy.deepcopy(
+                    {k: v.detach().cpu() for k, v in method.state_dict().items()}
+                )
+            else:
+                state.bad += 1
+            report(
+                progress,
+                plan.stage,
+                ctx.step,
+                total,
+                "step",
+                info={"epoch": epoch + 1, "val_mAP": val},
+            )
+        state.epoch = epoch + 1
+        if not plan.log_every:
+            state.history.append(record)
+            log.info("%s %s", plan.stage, record)
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+        if validation is not None and validation.patience and state.bad >= validation.patience:
+            state.stopped_early = True
+            break
+    return state
+
+
+def fit_closed_form(
+    method: HashMethod,
+    source: ImageSource | FeatureSource,
+    train_idx: np.ndarray,
+    device: torch.device,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Fit a method without trainable weights (LSH, ITQ) on every training row in one call
+    (no minibatches, nothing dropped, no augmentation) → its history record."""
+    check(cancel)
+    method.fit(x.to(device, non_blocking=True) for x in source.inputs(train_idx))
+    check(cancel)
+    report(
+        progress,
+        "train",
+        1,
+        1,
+        "step",
+        info={"epoch": 1, "epochs": 1, "images": float(len(train_idx))},
+    )
+    record = {"epoch": 1, "step": 1, "images": float(len(train_idx))}
+    log.info("fit %s", record)
+    return record
+
+
 def train(
     data: TrainingData,
     cfg: TrainConfig,
@@ -239,186 +543,143 @@ def train(
     resume: bool = False,
 ) -> TrainResult:
     """Train `cfg.method` on `data`; seeded and reproducible on CPU. Raises `jobs.Cancelled`."""
-    from fabricsearch.similarity import fine_grained_torch
-
     t_start = time.perf_counter()
     cfg = with_class_counts(cfg, data.labels)
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)  # weight init and the method's own sampling (reparameterisation)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)  # shuffling and augmentation
+    gen = seeded(cfg.seed)
     method = build_method(cfg).to(device)
-    ctx = TrainContext(device=device, amp=cfg.amp, generator=gen)
-    ctx.optimizers = method.configure_optimizers(cfg) if method.trainable else []
-    for opt in ctx.optimizers:
-        for group in opt.param_groups:
-            group.setdefault("base_lr", group["lr"])
+    objective = MethodObjective()
+    ctx = training_context(method, objective, cfg, device, cfg.amp, gen)
 
     source, ok = training_source(data, cfg, progress, cancel)
     train_idx = data.train_idx[ok[data.train_idx]]
     val_idx = data.val_idx[ok[data.val_idx]]
     skipped = int((~ok).sum())
     if len(train_idx) < 2:
-        raise ValueError("fewer than two training images could be decoded")
+        raise TrainingError("fewer than two training images could be decoded")
+    do_val = len(val_idx) >= 2
+    partial = partial_path_for(out_dir, cfg) if out_dir is not None else None
+
+    def result(state: LoopState) -> TrainResult:
+        return TrainResult(
+            method=method,
+            config=cfg,
+            history=state.history,
+            best_epoch=state.best_epoch,
+            best_val_map=state.best_val if state.best_epoch >= 0 else float("nan"),
+            steps=ctx.step,
+            train_time_s=time.perf_counter() - t_start,
+            fingerprint=data.fingerprint,
+            stopped_early=state.stopped_early,
+            skipped_images=skipped,
+            partial_path=partial,
+            device=str(device),
+        )
+
+    if not method.trainable:
+        record = fit_closed_form(method, source, train_idx, device, progress, cancel)
+        ctx.step = 1
+        state = LoopState(epoch=1, history=[record])
+        method.finalize()
+        if do_val:
+            state.best_val, state.best_epoch = _validate(method, source, data, val_idx), 1
+        method.eval()
+        return result(state)
+
     full = BatchLabels(*data.labels.to_torch(device))
     fabric_ids = torch.as_tensor(data.fabric_ids) if data.fabric_ids is not None else None
-
     bs = min(cfg.batch_size, len(train_idx))
-    steps_per_epoch = len(train_idx) // bs  # drop the ragged last batch
+    batches = LabelledBatches(source, train_idx, full, bs, cfg.augment, device, fabric_ids)
+    steps_per_epoch = batches.steps_per_epoch  # the ragged last batch is dropped
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    epochs = cfg.epochs if method.trainable else 1
+    epochs = cfg.epochs
     patience, val_every = cfg.patience, max(cfg.val_every, 1)
-    if isinstance(source, FeatureSource) and method.trainable:
+    if isinstance(source, FeatureSource):
         stretched = max(epochs, -(-cfg.min_steps // max(steps_per_epoch, 1)))
         # As many validations as the configured epochs would have had, not one per short epoch.
         val_every = max(val_every, -(-stretched // epochs))
         epochs = stretched
         if len(val_idx) < cfg.min_val_for_early_stop:
             patience = 0  # too few validation images to judge: the full budget
-    total_steps = epochs * steps_per_epoch
-    do_val = len(val_idx) >= 2
+    plan = LoopPlan(
+        stage="train",
+        epochs=epochs,  # after stretching to `min_steps` on features
+        steps_per_epoch=steps_per_epoch,
+        batch_size=bs,
+        schedule=train_schedule(cfg),
+    )
+    validation = (
+        Validation(lambda: _validate(method, source, data, val_idx), val_every, patience)
+        if do_val
+        else None
+    )
 
-    history: list[dict[str, Any]] = []
-    best_val, best_epoch, bad = -1.0, -1, 0
-    best_state: dict[str, torch.Tensor] | None = None
-    start_epoch = 0
-    partial = partial_path_for(out_dir, cfg) if out_dir is not None else None
+    state = LoopState()
     if resume and partial is not None and partial.exists():
-        state = ckpt.load_partial(partial)
-        if state.get("config") != _config_key(cfg) or state.get("fingerprint") != data.fingerprint:
+        saved = ckpt.load_partial(partial)
+        if saved.get("config") != _config_key(cfg) or saved.get("fingerprint") != data.fingerprint:
             raise ckpt.CheckpointError(
                 "the interrupted run used other settings or other training images; "
                 "start a new run without --resume"
             )
-        method.load_state_dict(state["model"])
-        for opt, s in zip(ctx.optimizers, state["optimizers"], strict=True):
+        method.load_state_dict(saved["model"])
+        for opt, s in zip(ctx.optimizers, saved["optimizers"], strict=True):
             opt.load_state_dict(s)
-        ctx.scaler.load_state_dict(state["scaler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, ctx.step = int(state["epoch"]), int(state["step"])
-        best_val, best_epoch, bad = (
-            float(state["best_val"]),
-            int(state["best_epoch"]),
-            int(state["bad"]),
+        ctx.scaler.load_state_dict(saved["scaler"])
+        gen.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        ctx.step = int(saved["step"])
+        state = LoopState(
+            epoch=int(saved["epoch"]),
+            history=json.loads(saved["history"]),
+            best_val=float(saved["best_val"]),
+            best_epoch=int(saved["best_epoch"]),
+            bad=int(saved["bad"]),
+            best_state=saved.get("best_state") or None,
         )
-        best_state = state.get("best_state") or None
-        history = json.loads(state["history"])
-        log.info("resuming at epoch %d", start_epoch)
+        log.info("resuming at epoch %d", state.epoch)
 
-    stopped_early = False
-    seen, t_loop = 0, time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        ctx.epoch = epoch
-        method.train()
-        perm = torch.randperm(len(train_idx), generator=gen).numpy()
-        sums: dict[str, float] = {}
-        for step in range(steps_per_epoch):
-            check(cancel)
-            idx = train_idx[perm[step * bs : (step + 1) * bs]]
-            images = source.train_batch(idx, cfg.augment and method.trainable, gen)
-            idx_t = torch.as_tensor(idx, device=device)
-            labels = BatchLabels(*(t[idx_t] for t in full.as_tuple()))
-            S = fine_grained_torch(*labels.as_tuple())
-            batch = Batch(
-                images=images.to(device, non_blocking=True),
-                labels=labels,
-                S=S,
-                fabric_ids=fabric_ids[idx] if fabric_ids is not None else None,
-                indices=torch.as_tensor(idx),
-            )
-            factor = _lr_factor(cfg, ctx.step, total_steps)
-            for opt in ctx.optimizers:
-                for group in opt.param_groups:
-                    group["lr"] = group["base_lr"] * factor
-            terms = method.training_step(batch, ctx)
-            ctx.step += 1
-            seen += len(idx)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            elapsed = time.perf_counter() - t_loop
-            rate = seen / max(elapsed, 1e-9)
-            remaining = (total_steps - ctx.step) * bs / max(rate, 1e-9)
-            info = {
-                "epoch": epoch + 1,
-                "epochs": epochs,  # after stretching to `min_steps` on features
-                **terms,
-                "samples/s": rate,
-                "eta_s": remaining,
-            }
-            if best_epoch >= 0:
-                info["val_mAP"] = best_val
-            report(progress, "train", ctx.step, total_steps, "step", info=info)
+    def save_partial(state: LoopState) -> None:
+        if partial is None:
+            return
+        ckpt.save_partial(
+            partial,
+            {
+                "config": _config_key(cfg),
+                "fingerprint": data.fingerprint,
+                "model": method.state_dict(),
+                "optimizers": [o.state_dict() for o in ctx.optimizers],
+                "scaler": ctx.scaler.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "epoch": state.epoch,
+                "step": ctx.step,
+                "best_val": state.best_val,
+                "best_epoch": state.best_epoch,
+                "bad": state.bad,
+                "best_state": state.best_state or {},
+                "history": json.dumps(state.history),
+            },
+        )
 
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": ctx.step}
-        record.update({k: v / max(steps_per_epoch, 1) for k, v in sums.items()})
-        last = epoch == epochs - 1
-        if method.trainable and do_val and ((epoch + 1) % val_every == 0 or last):
-            check(cancel)
-            val_map = _validate(method, source, data, val_idx)
-            record["val_mAP"] = val_map
-            if val_map > best_val:
-                best_val, best_epoch, bad = val_map, epoch + 1, 0
-                best_state = copy.deepcopy(
-                    {k: v.detach().cpu() for k, v in method.state_dict().items()}
-                )
-            else:
-                bad += 1
-            report(
-                progress,
-                "train",
-                ctx.step,
-                total_steps,
-                "step",
-                info={"epoch": epoch + 1, "val_mAP": val_map},
-            )
-        history.append(record)
-        log.info("epoch %s", record)
-        if partial is not None and method.trainable:
-            ckpt.save_partial(
-                partial,
-                {
-                    "config": _config_key(cfg),
-                    "fingerprint": data.fingerprint,
-                    "model": method.state_dict(),
-                    "optimizers": [o.state_dict() for o in ctx.optimizers],
-                    "scaler": ctx.scaler.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch + 1,
-                    "step": ctx.step,
-                    "best_val": best_val,
-                    "best_epoch": best_epoch,
-                    "bad": bad,
-                    "best_state": best_state or {},
-                    "history": json.dumps(history),
-                },
-            )
-        if patience and method.trainable and do_val and bad >= patience:
-            stopped_early = True
-            break
-
-    method.finalize()
-    if best_state is not None:
-        method.load_state_dict(best_state)
-    if not method.trainable and do_val:
-        best_val = _validate(method, source, data, val_idx)
-        best_epoch = 1
-    method.eval()
-    return TrainResult(
-        method=method,
-        config=cfg,
-        history=history,
-        best_epoch=best_epoch,
-        best_val_map=best_val if best_epoch >= 0 else float("nan"),
-        steps=ctx.step,
-        train_time_s=time.perf_counter() - t_start,
-        fingerprint=data.fingerprint,
-        stopped_early=stopped_early,
-        skipped_images=skipped,
-        partial_path=partial,
-        device=str(device),
+    state = run_loop(
+        method,
+        ctx,
+        batches,
+        plan,
+        objective,
+        progress=progress,
+        cancel=cancel,
+        validation=validation,
+        state=state,
+        on_epoch_end=save_partial,
     )
+    method.finalize()
+    if state.best_state is not None:
+        method.load_state_dict(state.best_state)
+    method.eval()
+    return result(state)
 
 
 # --- the library workflow -------------------------------------------------------------------
@@ -431,10 +692,10 @@ def library_training_data(
     ids = lib.image_ids(labelled=True) if labelled_only else lib.image_ids()
     if len(ids) < 2:
         if labelled_only:
-            raise ValueError(
+            raise TrainingError(
                 "the library needs labelled images to train (see `fabricsearch labels`)"
             )
-        raise ValueError("the library needs at least two images to train")
+        raise TrainingError("the library needs at least two images to train")
     records = lib.images(ids)
     labels = lib.label_arrays(ids)
     splits = lib.splits()
@@ -567,7 +828,7 @@ def _active_codes(
     return lib.load_codes(active.version)
 
 
-class DivergedTrainingError(UserError, ValueError):
+class DivergedTrainingError(TrainingError):
     """Training left weights that are not finite numbers: nothing is published."""
 
 

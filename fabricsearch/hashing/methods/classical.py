@@ -13,14 +13,17 @@ energy, 320 values) of the centre crop the trainer hands them:
   principal directions carry no variance; they are still an orthonormal basis (from the
   eigendecomposition of the covariance), so the codes stay well defined.
 
-Both are ``trainable = False``: `training_step` only accumulates features (the trainer then
-runs a single pass without augmentation) and `finalize` fits. Mean, projection and rotation
-are *buffers*, so the safetensors checkpoint stores them and a loaded model gives the same
-codes. Before `finalize`, ITQ behaves like LSH on a seeded orthonormal projection.
+Both are ``trainable = False`` (closed-form): the trainer calls `fit` once with every training
+row, without augmentation (`hashing.train.train`), never through the minibatch loop, so no
+ragged last batch is dropped. (`training_step` + `finalize` still accumulate and fit, for
+callers that feed batches themselves.) Mean, projection and rotation are *buffers*, so the
+safetensors checkpoint stores them and a loaded model gives the same codes. Before fitting, ITQ
+behaves like LSH on a seeded orthonormal projection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -152,12 +155,22 @@ class _FeatureHash(HashMethod):
         self._collected.append(feats)
         return {"images": float(len(feats))}
 
+    def fit(self, inputs: Iterable[torch.Tensor]) -> None:
+        """Fit on every row of `inputs` (chunks of normalised images or cached features)."""
+        feats = [self.features(x).cpu().numpy() for x in inputs]
+        if not feats:
+            raise ValueError(f"cannot fit {self.name} on no data")
+        self._fit_features(np.concatenate(feats))
+
     def finalize(self) -> None:
         """Fit on the features accumulated by `training_step` (no-op if none were seen)."""
         if not self._collected:
             return
-        x = torch.from_numpy(np.concatenate(self._collected)).to(torch.float64)
-        self._collected = []
+        collected, self._collected = self._collected, []
+        self._fit_features(np.concatenate(collected))
+
+    def _fit_features(self, feats: np.ndarray) -> None:
+        x = torch.from_numpy(feats).to(torch.float64)
         bad = int((~torch.isfinite(x).all(dim=1)).sum())
         if bad:
             # A damaged input (a cached feature row of NaN) would fail deep inside the

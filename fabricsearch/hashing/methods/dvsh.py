@@ -87,6 +87,59 @@ class DVSHConfig(MethodConfig):
             raise ValueError(f"unknown balance mode {self.balance!r}")
 
 
+def dvsh_loss(
+    out: dict[str, torch.Tensor],
+    S: torch.Tensor | None,
+    *,
+    lambda_list: float = 1.0,
+    lambda_q: float = 1e-3,
+    lambda_kld: float = 1e-3,
+    tau: float | None = None,
+    balance: str = "batch",
+    nested_bits: tuple[int, ...] = (),
+    groups: torch.Tensor | None = None,
+    lambda_nce: float = 0.0,
+    nce_temperature: float = 0.2,
+    nested_nce: bool = False,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """DVSH's objective (Eq. 18), written once for every way of training it, on a forward
+    output (`u`, and `mu`/`logvar` when the variational module is on):
+
+        λ_list·[L_P(u, S) + Σ_b L_P(u[:, :b], S)] + λ_nce·NT-Xent(u, groups) + λ_q·L_q(u) + λ_kld·KLD
+
+    Supervised training (`DVSH.compute_losses`) gives S from labels and no `groups`;
+    self-supervised training (`hashing.objectives.SelfSupervisedObjective`: synthetic
+    pretraining, adaptation) adds instance discrimination over `groups` and the nested code
+    prefixes `nested_bits` (list-wise always, contrastive when `nested_nce`). The list-wise term
+    needs `S` and the contrastive one `groups`: either may be None. Returns (total, float terms;
+    "loss" is the total)."""
+    u = out["u"]
+    terms: dict[str, float] = {}
+    total = u.new_zeros((), dtype=torch.float32)
+    if S is not None:
+        l_list = losses.listwise_loss(u, S, tau=tau)
+        for b in nested_bits:
+            l_list = l_list + losses.listwise_loss(u[:, :b], S, tau=b / 8.0 if tau is None else tau)
+        total = total + lambda_list * l_list
+        terms["list"] = float(l_list.detach())
+    if groups is not None and lambda_nce > 0:
+        l_nce = losses.nt_xent_loss(u, groups, nce_temperature)
+        if nested_nce:
+            for b in nested_bits:
+                l_nce = l_nce + losses.nt_xent_loss(u[:, :b], groups, nce_temperature)
+        total = total + lambda_nce * l_nce
+        terms["nce"] = float(l_nce.detach())
+    l_q = losses.quantization_loss(u, balance=balance)
+    total = total + lambda_q * l_q
+    terms["quant"] = float(l_q.detach())
+    if "mu" in out:
+        l_kld = losses.kld_loss(out["mu"], out["logvar"])
+        total = total + lambda_kld * l_kld
+        terms["kld"] = float(l_kld.detach())
+    terms["loss"] = float(total.detach())
+    return total, terms
+
+
 @register_method("dvsh")
 class DVSH(HashMethod):
     """Deep variational and structural hashing with list-wise fine-grained similarity loss."""
@@ -161,17 +214,20 @@ class DVSH(HashMethod):
         return self(x)["u"]
 
     def compute_losses(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Eq. 18 (`dvsh_loss` with this model's weights) plus the classification terms."""
         c = self.config
         out = self(batch.images)
         u = out["u"]
-        l_list = losses.listwise_loss(u, batch.S, tau=c.tau or None)
-        l_q = losses.quantization_loss(u, balance=c.balance)
-        total = c.lambda_list * l_list + c.lambda_q * l_q
-        terms = {"list": float(l_list.detach()), "quant": float(l_q.detach())}
-        if c.variational:
-            l_kld = losses.kld_loss(out["mu"], out["logvar"])
-            total = total + c.lambda_kld * l_kld
-            terms["kld"] = float(l_kld.detach())
+        total, terms = dvsh_loss(
+            out,
+            batch.S,
+            tau=c.tau or None,
+            balance=c.balance,
+            lambda_list=c.lambda_list,
+            lambda_q=c.lambda_q,
+            lambda_kld=c.lambda_kld,
+        )
+        del terms["loss"]
         for key, weight, feature, heads in (
             ("cls", c.lambda_cls, out["r"], (self.cls_minor, self.cls_fine)),
             # u ∈ (−1, 1): scaled so the fresh head's logits are not all ≈ 0 (docs/dvsh.md).
