@@ -14,6 +14,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QSettings  # noqa: E402
 
+from fabricsearch.errors import UserError  # noqa: E402
 from fabricsearch.jobs import Cancelled, Progress, check  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -214,7 +215,7 @@ def test_worker_failure_and_cancel(qtbot, gui_env: Path) -> None:
     from fabricsearch.gui.workers import Worker, active_workers, stop_all_workers
 
     def boom(progress=None, cancel=None) -> None:
-        raise ValueError("the loom jammed")
+        raise UserError("the loom jammed")  # a user error: its message as it is
 
     worker = Worker(boom)
     with qtbot.waitSignal(worker.failed, timeout=10_000) as blocker:

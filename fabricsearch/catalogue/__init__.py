@@ -55,7 +55,8 @@ Import and labels CSV live in `catalogue.importer` and `catalogue.labels_csv`:
     labels_csv.export_labels(lib, csv) -> int
 
 Errors (catalogue/errors.py) are `fabricsearch.errors.UserError`s: LibraryError and its
-DamagedCatalogueError, ReadOnlyLibraryError and DiskFullError.
+DamagedCatalogueError, ReadOnlyLibraryError, DiskFullError and MissingImageError (also a
+KeyError: image ids not in the catalogue).
 
 A `Library` may be used from any thread (one connection behind a lock); see docs/library.md.
 """
@@ -64,6 +65,7 @@ from fabricsearch.catalogue.errors import (
     DamagedCatalogueError,
     DiskFullError,
     LibraryError,
+    MissingImageError,
     ReadOnlyLibraryError,
 )
 from fabricsearch.catalogue.library import (
@@ -84,6 +86,7 @@ __all__ = [
     "ImageRecord",
     "Library",
     "LibraryError",
+    "MissingImageError",
     "ModelInfo",
     "ReadOnlyLibraryError",
 ]

@@ -23,4 +23,18 @@ class DiskFullError(LibraryError):
     """SQLite found no room to write ("database or disk is full")."""
 
 
-__all__ = ["DamagedCatalogueError", "DiskFullError", "LibraryError", "ReadOnlyLibraryError"]
+class MissingImageError(LibraryError, KeyError):
+    """Image ids that are not in the catalogue (removed meanwhile, by another window or a
+    colleague); a KeyError for the callers that catch one."""
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0]) if self.args else "no such image"
+
+
+__all__ = [
+    "DamagedCatalogueError",
+    "DiskFullError",
+    "LibraryError",
+    "MissingImageError",
+    "ReadOnlyLibraryError",
+]

@@ -34,6 +34,7 @@ from fabricsearch.catalogue.errors import (
     DamagedCatalogueError,
     DiskFullError,
     LibraryError,
+    MissingImageError,
     ReadOnlyLibraryError,
 )
 from fabricsearch.catalogue.metadata import MetadataMixin
@@ -572,7 +573,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                     by_id[r[0]] = self._record(r)
         missing = [i for i in ids if i not in by_id]
         if missing:
-            raise KeyError(f"no images with ids {missing[:10]}")
+            raise MissingImageError(f"no images with ids {missing[:10]}")
         return [by_id[i] for i in ids]
 
     def get(self, image_id: int) -> ImageRecord:
@@ -746,7 +747,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             }
             missing = [i for i in ids if i not in known]
             if missing:
-                raise KeyError(f"no images with ids {missing[:10]}")
+                raise MissingImageError(f"no images with ids {missing[:10]}")
             changes = [
                 (col, value)
                 for col, value in (("coarse", coarse), ("fine", fine), ("tightness", tightness))
@@ -804,7 +805,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             found = rows < len(cols.ids)
             found[found] = cols.ids[rows[found]] == want[found]
             if not found.all():
-                raise KeyError(f"no images with ids {want[~found][:10].tolist()}")
+                raise MissingImageError(f"no images with ids {want[~found][:10].tolist()}")
             return cols.take(rows).label_arrays(self.taxonomy)
         by_id: dict[int, tuple[Any, ...]] = {}
         base = (
@@ -821,7 +822,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                     by_id[r[0]] = r
         missing = [i for i in want.tolist() if i not in by_id]
         if missing:
-            raise KeyError(f"no images with ids {missing[:10]}")
+            raise MissingImageError(f"no images with ids {missing[:10]}")
         rows_ = [by_id[i] for i in want.tolist()]
         return _label_arrays(
             self.taxonomy,

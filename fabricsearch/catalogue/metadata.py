@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fabricsearch.catalogue.errors import MissingImageError
 from fabricsearch.errors import UserError
 
 #: Field name → kind: "text", "number" or "tags". The order is the CSV column order.
@@ -197,7 +198,7 @@ class MetadataMixin:
                 }
             missing = [i for i in ids if i not in known]
             if missing:
-                raise KeyError(f"no images with ids {missing[:10]}")
+                raise MissingImageError(f"no images with ids {missing[:10]}")
             before = self._stored_metadata(ids)
             old: dict[int, dict[str, Any]] = {}
             for i, values in rows.items():

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
 import signal
 import sys
@@ -16,11 +17,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from fabricsearch.errors import UserError  # the one base class; re-exported for commands
 from fabricsearch.jobs import CancelToken, Progress, ProgressFn
 
-
-class UserError(Exception):
-    """An error with a message meant for the user; the CLI prints it and exits 1."""
+#: Exit code of an internal error (a bug; sysexits' EX_SOFTWARE): 1 is a user error.
+INTERNAL_ERROR_EXIT = 70
 
 
 T = TypeVar("T")
@@ -161,16 +162,19 @@ class _LineProgress:
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """The CLI's one error boundary: errors meant for the user (bad library, labels CSV, model
-    file, device, method name) become a message on stderr and exit code 1; a cancelled job
-    says what it kept (`jobs.Cancelled.user_message`) and exits 130; a second Ctrl-C exits
-    130; a closed pipe (``| head``) ends quietly. Anything else is a bug: its traceback
-    reaches the crash log."""
+    """The CLI's one error boundary. A `fabricsearch.errors.UserError` (a bad library,
+    labels CSV, model file, device, method name, option value…) is its message on stderr in
+    one line and exit code 1; so is an `OSError` (the file system refused; disk full says
+    where to free space), its traceback logged. A cancelled job says what it kept
+    (`jobs.Cancelled.user_message`) and exits 130; a second Ctrl-C exits 130; a closed pipe
+    (``| head``) ends quietly. Anything else is a bug: its traceback goes to the log (to
+    stderr when there is no log) and one line says "internal error" and where it is; exit
+    code `INTERNAL_ERROR_EXIT`."""
     from fabricsearch.jobs import Cancelled
 
     try:
         return int(func(args) or 0)
-    except _user_error_types() as exc:  # evaluated only when an exception gets here
+    except UserError as exc:
         return fail(str(exc))
     except Cancelled as exc:
         print(f"fabricsearch: {exc.user_message()}", file=sys.stderr)
@@ -188,30 +192,31 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except OSError as exc:
         from fabricsearch.atomicio import disk_full_message, is_disk_full
 
-        if not is_disk_full(exc):
-            raise
-        return fail(disk_full_message(exc.filename))
+        if is_disk_full(exc):
+            return fail(disk_full_message(exc.filename))
+        logging.getLogger("fabricsearch").warning("%s", exc, exc_info=exc)
+        return fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the boundary: a bug, reported as one
+        return internal_error(exc, getattr(args, "command", None))
 
 
-#: Modules whose errors are meant for the user, and the names of those errors. Those of a
-#: module not imported yet cannot have been raised: a command that needs no model (``info``)
-#: never imports torch (seconds) just to name an exception class.
-_USER_ERRORS = (
-    ("fabricsearch.catalogue.library", "LibraryError"),
-    ("fabricsearch.catalogue.labels_csv", "LabelsCsvError"),
-    ("fabricsearch.hashing.checkpoint", "CheckpointError"),
-    ("fabricsearch.hashing.device", "DeviceError"),
-    ("fabricsearch.hashing.registry", "UnknownMethodError"),
-)
+def internal_error(exc: BaseException, command: str | None = None) -> int:
+    """Report a bug: its traceback to the log file (to stderr when logging has no file), and
+    one line saying so; returns `INTERNAL_ERROR_EXIT`."""
+    import traceback
 
+    from fabricsearch.errors import internal_error_message, log_location
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = [UserError]
-    for module, name in _USER_ERRORS:
-        loaded = sys.modules.get(module)
-        if loaded is not None:
-            found.append(getattr(loaded, name))
-    return tuple(found)
+    log = logging.getLogger("fabricsearch")
+    where = f"fabricsearch {command}" if command else "fabricsearch"
+    if log_location() is not None:
+        log.critical("internal error in %s", where, exc_info=exc)
+        message = internal_error_message(exc)
+    else:  # no log file (a read-only home, a direct call): the traceback goes to stderr
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        message = f"an internal error ({type(exc).__name__}); the traceback is above"
+    print(f"fabricsearch: {message}", file=sys.stderr)
+    return INTERNAL_ERROR_EXIT
 
 
 def user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

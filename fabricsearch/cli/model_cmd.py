@@ -171,6 +171,18 @@ def _method_options(method: str, items: list[str]) -> dict[str, Any]:
         raise UserError(str(exc)) from exc
 
 
+def _check_method_config(cfg: Any) -> None:
+    """The method's configuration as `train` will build it, checked before anything runs: a
+    value it refuses (``--option tau=-1``, too many bits) is a user error. A ValueError from
+    inside the run itself is a bug (the training's own refusals are `TrainingError`s)."""
+    from fabricsearch.hashing.train import method_config
+
+    try:
+        method_config(cfg)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
 @user_errors
 def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.config import TrainConfig, replace
@@ -196,6 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
     values.setdefault("backbone", _default_backbone(method))
     values["method_options"] = _method_options(method, args.option)
     cfg = build_config(TrainConfig, **values)
+    _check_method_config(cfg)
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
         init = resolve_init(cfg.init, lib)
         cfg = replace(cfg, init=str(init) if init is not None else "scratch")
@@ -212,8 +225,6 @@ def run_train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             cancel.cancel()
             raise
-        except (ValueError, TypeError) as exc:
-            raise UserError(str(exc)) from exc
         active = lib.active_model()
         decision = read_decision(info)
         summary = {

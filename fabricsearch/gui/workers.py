@@ -20,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from fabricsearch.errors import message_for
 from fabricsearch.jobs import Cancelled, CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Worker(QObject):
 
     progress = Signal(object)  # jobs.Progress
     finished = Signal(object)  # the function's return value
-    failed = Signal(str)  # a message for the user (traceback goes to the log)
+    failed = Signal(str)  # a user error's message, or "an internal error …" (traceback logged)
     cancelled = Signal()
     ended = Signal()  # after whichever of the three above
 
@@ -135,10 +136,11 @@ class Worker(QObject):
             self._state = "cancelled"
             log.info("%s cancelled", self.name)
             self.cancelled.emit()
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a message for the user
-            log.exception("%s failed", self.name)
+        except Exception as exc:  # noqa: BLE001 - the boundary: a user error's message, or a bug
+            # A user error (`fabricsearch.errors.UserError`, an OSError) is shown as it is; a
+            # bug is "an internal error …; details in the log", its traceback logged.
             self._flush_progress()
-            self.error = str(exc) or type(exc).__name__
+            self.error = message_for(exc, log, self.name)
             self._state = "failed"
             self.failed.emit(self.error)
         else:

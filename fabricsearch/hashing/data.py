@@ -18,12 +18,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fabricsearch.errors import UserError
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 from fabricsearch.similarity import LabelArrays
 
 # Fixed normalisation (no dataset statistics, so a model is usable on any library).
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
+
+
+class TrainingError(UserError, ValueError):
+    """A training run that cannot start or go on for a reason the user can act on (too few
+    labelled or decodable images, a method that cannot do what was asked)."""
 
 
 def work_size_for(input_size: int) -> int:
@@ -174,7 +180,7 @@ class TrainingData:
         if len(self.labels) != len(self.images):
             raise ValueError("labels and images differ in length")
         if len(self.train_idx) < 2:
-            raise ValueError("training needs at least two labelled training images")
+            raise TrainingError("training needs at least two labelled training images")
         if not self.fingerprint:
             self.fingerprint = labels_fingerprint(self.labels, self.train_idx)
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 
+from fabricsearch.errors import message_for
 from fabricsearch.gui.commands import apply_labels, apply_tightness_step
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ class LabellingController(QObject):
         try:
             command = build()
         except Exception as exc:  # noqa: BLE001 - refused label: say why
-            self.w.sink.inform("Labels", f"Cannot set these labels: {exc}", warning=True)
+            reason = message_for(exc, what="labelling")
+            self.w.sink.inform("Labels", f"Cannot set these labels: {reason}", warning=True)
             return False
         self.w.undo_stack.push(command)
         self.w.statusBar().showMessage(command.text(), 4000)

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from fabricsearch.catalogue import ImageRecord, Library, LibraryError
+from fabricsearch.errors import message_for
 from fabricsearch.gui.models import ThumbnailCache
 from fabricsearch.jobs import CancelToken, ProgressFn, report
 
@@ -451,7 +452,8 @@ class LibraryController(QObject):
         try:
             rep = self.library.remove_paths([r.path for r in records])
         except Exception as exc:  # noqa: BLE001 - e.g. a read-only library: say why
-            w.sink.inform("Remove from library", f"Cannot remove: {exc}", warning=True)
+            reason = message_for(exc, what="removing images")
+            w.sink.inform("Remove from library", f"Cannot remove: {reason}", warning=True)
             return None
         w.undo_stack.clear()  # the commands refer to images that are gone
         w.searching.invalidate()

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QUndoCommand
 
+from fabricsearch.errors import message_for
+
 if TYPE_CHECKING:
     from fabricsearch.gui.main_window import MainWindow
 
@@ -60,7 +62,8 @@ class RecordsController(QObject):
         try:
             replaced = w.library.set_metadata(ids, values)
         except Exception as exc:  # noqa: BLE001 - a refused value: say why
-            w.sink.inform("Fabric record", f"Cannot set this: {exc}", warning=True)
+            reason = message_for(exc, what="setting a fabric record")
+            w.sink.inform("Fabric record", f"Cannot set this: {reason}", warning=True)
             self.show_selection()
             return False
         stored = w.library.metadata(ids)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
+from fabricsearch.errors import message_for
 from fabricsearch.gui.commands import apply_suggestions
 from fabricsearch.gui.models import describe
 
@@ -115,7 +116,8 @@ class SuggestionController(QObject):
         try:
             command = apply_suggestions(w.library, found, w.labelling.labels_changed)
         except Exception as exc:  # noqa: BLE001 - refused (e.g. read-only): say why
-            w.sink.inform("Labels", f"Cannot set these labels: {exc}", warning=True)
+            reason = message_for(exc, what="accepting suggestions")
+            w.sink.inform("Labels", f"Cannot set these labels: {reason}", warning=True)
             return False
         w.undo_stack.push(command)
         w.statusBar().showMessage(command.text(), 4000)

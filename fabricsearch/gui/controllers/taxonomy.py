@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand
 
+from fabricsearch.errors import message_for
+
 if TYPE_CHECKING:
     from fabricsearch.gui.main_window import MainWindow
 
@@ -79,7 +81,8 @@ class TaxonomyController(QObject):
         try:
             change = do()
         except Exception as exc:  # noqa: BLE001 - refused (unknown id, in use, read-only)
-            w.sink.inform("Categories", f"Cannot {action} {args[0]}: {exc}", warning=True)
+            reason = message_for(exc, what=f"the category {action}")
+            w.sink.inform("Categories", f"Cannot {action} {args[0]}: {reason}", warning=True)
             return False
         w.undo_stack.push(TaxonomyCommand(self, do, change))
         self.changed_taxonomy()

@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fabricsearch.errors import message_for
+
 COLUMNS = ("", "Version", "Method", "Bits", "Created", "Test mAP", "Queries", "Status", "Note")
 
 
@@ -113,7 +115,8 @@ class VersionsDialog(QDialog):
             # Images imported since this model was made get their codes first.
             activate_model(self.library, version)
         except Exception as exc:  # noqa: BLE001 - shown to the user
-            QMessageBox.warning(self, "Model versions", f"Cannot switch to {version}: {exc}")
+            reason = message_for(exc, what="switching models")
+            QMessageBox.warning(self, "Model versions", f"Cannot switch to {version}: {reason}")
             return
         self.refresh()
         self.activeChanged.emit(version)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from fabricsearch.catalogue import ImageRecord
+from fabricsearch.errors import message_for
 from fabricsearch.gui.models import ThumbnailCache, ThumbnailModel
 from fabricsearch.gui.widgets.facets import (  # noqa: F401 - re-exported
     ANY,
@@ -172,7 +173,7 @@ class LibraryBrowser(QWidget):
         try:
             ids = self._text_search(text) if self._text_search is not None and text else None
         except Exception as exc:  # noqa: BLE001 - a query that cannot be understood: say why
-            self.text_edit.setToolTip(f"Not understood: {exc}")
+            self.text_edit.setToolTip(f"Not understood: {message_for(exc, what='a text filter')}")
             self.text_edit.setStyleSheet("QLineEdit { border: 1px solid #b00020; }")
             return
         self.text_edit.setStyleSheet("")
