@@ -17,8 +17,9 @@ from fabricsearch.hashing import train as train_mod
 from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, backbone_available
 
 
-class Captured(Exception):
-    pass
+class Captured(BaseException):
+    """Stops the command once it has its configuration; a BaseException so the CLI's error
+    boundary (which reports any Exception as an internal error) lets it through."""
 
 
 @pytest.fixture
