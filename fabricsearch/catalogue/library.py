@@ -901,13 +901,11 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     # --- splits -----------------------------------------------------------------------------
     def splits(self) -> dict[int, str]:
-        """Image id → ``train`` / ``val`` / ``test``; assigned from the content hash and stored."""
-        with self.atomic():
-            for image_id, sha in self._query("SELECT id, sha256 FROM images WHERE split IS NULL"):
-                self._execute(
-                    "UPDATE images SET split = ? WHERE id = ?", (split_for_sha(sha), image_id)
-                )
-            return {r[0]: r[1] for r in self._query("SELECT id, split FROM images ORDER BY id")}
+        """Image id → ``train`` / ``val`` / ``test``. Stored with each row at insert; a row
+        without one (a catalogue from before splits) gets the same deterministic value from
+        its content hash. A getter: it writes nothing (works on a read-only library too)."""
+        rows = self._query("SELECT id, split, sha256 FROM images ORDER BY id")
+        return {int(i): split or split_for_sha(sha) for i, split, sha in rows}
 
     # --- thumbnails -------------------------------------------------------------------------
     def thumb_path(self, sha256: str, size: int = 256) -> Path:
