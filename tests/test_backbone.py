@@ -427,7 +427,7 @@ def test_cli_train_presets_set_the_network_and_flags_win(tmp_path: Path, monkeyp
     Library.create(tmp_path / "lib").close()
     seen = []
 
-    class Stop(Exception):
+    class Stop(BaseException):  # through the CLI's error boundary, which reports Exceptions
         pass
 
     def fake_train_library(lib, cfg, *a, **kw):  # type: ignore[no-untyped-def]
