@@ -24,22 +24,38 @@ pytestmark = pytest.mark.gui
 
 
 def test_records_load_in_a_worker_thread(window, library_path: Path, qtbot, monkeypatch) -> None:
+    """The whole library is read in a worker (as columns, issue 23); the GUI thread reads
+    the count, the first screen and pages of records as rows come into view, never all."""
+    from fabricsearch.gui.models import LibraryModel
+
     threads: list[str] = []
-    original = Library.images
+    pages: list[int] = []
+    columns, images = Library.columns, Library.images
 
-    def spy(self, ids=None):
+    def spy_columns(self, *args, **kwargs):
         threads.append(threading.current_thread().name)
-        return original(self, ids)
+        return columns(self, *args, **kwargs)
 
-    monkeypatch.setattr(Library, "images", spy)
+    def spy_images(self, ids=None):
+        assert ids is not None, "every record read at once"
+        if threading.current_thread() is threading.main_thread():
+            pages.append(len(ids))
+        return images(self, ids)
+
+    monkeypatch.setattr(Library, "columns", spy_columns)
+    monkeypatch.setattr(Library, "images", spy_images)
     with qtbot.waitSignal(window.libraryOpened, timeout=10_000):
         assert window.open_library(library_path)
-        # Until the worker delivers, the grid says it is loading rather than "no photos".
+        # Until the worker delivers, the count and the first screen show, labels are read.
         assert window.libraries.loading
-        assert "Loading" in window.count_label.text()
+        assert window.count_label.text() == f"{N_IMAGES} images · reading labels…"
+        assert window.browser.model.rowCount() == N_IMAGES
     assert window.browser.model.rowCount() == N_IMAGES
+    assert "labelled" in window.count_label.text()
     assert threads
     assert threading.main_thread().name not in threads
+    window.browser.grid.viewport().grab()  # painting reads pages of records
+    assert all(n <= LibraryModel.PAGE for n in pages)
 
 
 def test_messages_go_to_the_injected_sink(window, tmp_path: Path) -> None:

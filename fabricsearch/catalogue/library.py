@@ -579,6 +579,24 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     def get(self, image_id: int) -> ImageRecord:
         return self.images([image_id])[0]
 
+    def first_images(self, limit: int) -> list[ImageRecord]:
+        """The first ``limit`` records by ascending id (what a window shows first)."""
+        base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
+        rows = self._query(base + " ORDER BY i.id LIMIT ?", (int(limit),))
+        return [self._record(r) for r in rows]
+
+    def image_column(self, column: str) -> tuple[np.ndarray, list[Any]]:
+        """(ids, values) of one image column by ascending id: ``added``, ``mtime`` or ``path``
+        (a sort key of the window's grid without a record per image)."""
+        if column not in ("added", "mtime", "path"):
+            raise ValueError(f"not a sortable image column: {column}")
+        rows = self._query(f"SELECT id, {column} FROM images ORDER BY id")
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        values = [r[1] for r in rows]
+        if column == "path" and self.team is not None:
+            values = [self._path_from_db(v) for v in values]
+        return ids, values
+
     def find_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
         base = f"SELECT {_IMAGE_COLUMNS} FROM images i LEFT JOIN labels l ON l.image_id = i.id"
         rows = self._query(base + " WHERE i.path = ?", (self._db_path_of(normalise_path(path)),))

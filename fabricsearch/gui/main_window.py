@@ -498,8 +498,9 @@ class MainWindow(QMainWindow):
         out = []
         for image_id in grid.selected_ids():
             row = model.row_of(image_id)
-            if row is not None:
-                out.append(model.record(row))
+            rec = model.record(row) if row is not None else None
+            if rec is not None:
+                out.append(rec)
         return out
 
     def on_selection(self, ids: list[int], from_results: bool) -> None:
@@ -633,12 +634,13 @@ class MainWindow(QMainWindow):
             self.model_label.setText("")
             self.advice_label.setText("")
             return
-        records = self.browser.all_records()
-        if self.libraries.loading and not records:
+        count, labelled = self.browser.count_all(), self.browser.count_labelled()
+        if self.libraries.loading and not count:
             self.count_label.setText("Loading the library…")
+        elif labelled is None:  # counted; the labels are still being read
+            self.count_label.setText(f"{count:,} images · reading labels…")
         else:
-            labelled = sum(1 for r in records if r.labelled)
-            self.count_label.setText(f"{len(records):,} images · {labelled:,} labelled")
+            self.count_label.setText(f"{count:,} images · {labelled:,} labelled")
         active = lib.active_model()
         self.model_label.setText(
             f"Model: {active.version} ({active.method}, {active.bits} bits)"
@@ -648,7 +650,7 @@ class MainWindow(QMainWindow):
         # An empty library needs photos first; advice about (re)training would mislead.
         advice = (
             model_advice(lib)
-            if records or self.libraries.loading
+            if count or self.libraries.loading
             else "No photos yet: Library ▸ Import folder… (Ctrl+I) adds a folder."
         )
         self.model_label.setToolTip(advice)

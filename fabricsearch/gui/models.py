@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import (
     QAbstractListModel,
     QMimeData,
@@ -284,6 +285,189 @@ class ThumbnailModel(QAbstractListModel):
 
     def _on_ready(self, image_id: int) -> None:
         row = self._row_of.get(image_id)
+        if row is not None:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+class LibraryModel(ThumbnailModel):
+    """The library grid's rows: image ids (numpy), their records fetched by page as rows are
+    painted and kept in a bounded cache (issue 23: a 1M-image library never loads every
+    record). ``fetch(ids)`` returns the records of ``ids`` in that order (`Library.images`).
+    Until the ids of every row are known (the library is still loading), rows past the
+    first page have no record and show a placeholder."""
+
+    PAGE = 256  # records fetched at once
+    CACHE_RECORDS = 20_000  # records kept (a few screens either way at any thumbnail size)
+
+    def __init__(
+        self,
+        cache: ThumbnailCache,
+        fetch: Callable[[list[int]], list[ImageRecord]] | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(cache, parent)
+        self.fetch = fetch
+        self._ids = np.zeros(0, np.int64)
+        self._rows = 0
+        self._order: np.ndarray | None = None  # argsort of _ids (row_of), made when needed
+        self._cache: OrderedDict[int, ImageRecord] = OrderedDict()
+
+    # --- content ------------------------------------------------------------------------
+    def set_ids(self, ids: np.ndarray, rows: int | None = None) -> None:
+        """Show the images ``ids`` in this order; ``rows`` > len(ids): the count is known
+        before the ids are (the rest show placeholders)."""
+        self.beginResetModel()
+        self._ids = np.asarray(ids, np.int64)
+        self._rows = max(len(self._ids), rows or 0)
+        self._order = None
+        self.endResetModel()
+
+    def set_records(self, records: Sequence[ImageRecord]) -> None:
+        self.remember(records)
+        self.set_ids(np.fromiter((r.id for r in records), np.int64, len(records)))
+
+    def remember(self, records: Iterable[ImageRecord]) -> None:
+        for rec in records:
+            self._cache[rec.id] = rec
+            self._cache.move_to_end(rec.id)
+        while len(self._cache) > self.CACHE_RECORDS:
+            self._cache.popitem(last=False)
+
+    def forget(self) -> None:
+        """Drop every cached record (the catalogue changed: they are read again)."""
+        self._cache.clear()
+
+    def update_records(self, records: Sequence[ImageRecord]) -> None:
+        for rec in records:
+            if rec.id in self._cache:
+                self._cache[rec.id] = rec
+            row = self.row_of(rec.id)
+            if row is not None:
+                idx = self.index(row)
+                self.dataChanged.emit(idx, idx)
+
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    def cached(self, image_id: int) -> ImageRecord | None:
+        return self._cache.get(image_id)
+
+    def records(self) -> list[ImageRecord]:
+        """Every row's record (fetched: for small libraries, scripts and tests)."""
+        return self.records_of([int(i) for i in self._ids])
+
+    def records_of(self, ids: Sequence[int]) -> list[ImageRecord]:
+        """Records of ``ids`` (from the cache, the rest fetched); ids gone are left out."""
+        missing = [i for i in ids if i not in self._cache]
+        got: dict[int, ImageRecord] = {}
+        for start in range(0, len(missing), 5000):
+            got.update((r.id, r) for r in self._fetch(missing[start : start + 5000]))
+        if len(got) <= self.CACHE_RECORDS // 2:
+            self.remember(got.values())
+        out = []
+        for i in ids:
+            rec = self._cache.get(i) or got.get(i)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def _fetch(self, ids: list[int]) -> list[ImageRecord]:
+        if not ids or self.fetch is None:
+            return []
+        try:
+            return self.fetch(ids)
+        except KeyError:  # images removed meanwhile (a reload follows): one by one
+            got = []
+            for i in ids:
+                try:
+                    got += self.fetch([i])
+                except KeyError:
+                    continue
+            return got
+        except Exception:  # noqa: BLE001 - a closed library or a lost connection
+            log.debug("cannot fetch %d records", len(ids), exc_info=True)
+            return []
+
+    def record(self, row: int) -> ImageRecord | None:  # type: ignore[override]
+        """The record of ``row``, fetched with its page when not cached (None: not known)."""
+        if not 0 <= row < len(self._ids):
+            return None
+        image_id = int(self._ids[row])
+        rec = self._cache.get(image_id)
+        if rec is not None:
+            self._cache.move_to_end(image_id)
+            return rec
+        start = row - row % self.PAGE
+        page = [int(i) for i in self._ids[start : start + self.PAGE] if int(i) not in self._cache]
+        self.remember(self._fetch(page))
+        return self._cache.get(image_id)
+
+    def row_of(self, image_id: int) -> int | None:
+        n = len(self._ids)
+        if n == 0:
+            return None
+        if self._order is None:
+            self._order = np.argsort(self._ids, kind="stable")
+        sorted_ids = self._ids[self._order]
+        pos = int(np.searchsorted(sorted_ids, image_id))
+        if pos < n and sorted_ids[pos] == image_id:
+            return int(self._order[pos])
+        return None
+
+    # --- QAbstractListModel -------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else self._rows
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
+        if not index.isValid() or index.row() >= self._rows:
+            return None
+        if role == ImageIdRole:
+            row = index.row()
+            return int(self._ids[row]) if row < len(self._ids) else None
+        rec = self.record(index.row())
+        if rec is None:
+            return self._placeholder if role == Qt.ItemDataRole.DecorationRole else None
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.cache.pixmap(rec) or self._placeholder
+        if role == Qt.ItemDataRole.DisplayRole:
+            return rec.path.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.tooltip(rec)
+        if role == RecordRole:
+            return rec
+        if role == SuggestionRole:
+            return None if rec.labelled else self.suggestions.get(rec.id)
+        return None
+
+    def display_text(self, row: int) -> str:
+        rec = self.record(row)
+        return rec.path.name if rec is not None else ""
+
+    def set_suggestions(self, suggestions: dict[int, Any]) -> None:
+        self.suggestions = suggestions
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(self._rows - 1))
+
+    def set_icon_size(self, px: int, dpr: float = 1.0) -> None:
+        self.cache.set_icon_size(px, dpr)
+        self._placeholder = placeholder_pixmap(px, dpr)
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(self._rows - 1))
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:  # noqa: N802
+        rows = sorted({i.row() for i in indexes if i.isValid()})
+        recs = [self.record(r) for r in rows]
+        paths = [str(r.path) for r in recs if r is not None]
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(p) for p in paths])
+        mime.setText("\n".join(paths))
+        return mime
+
+    def _on_ready(self, image_id: int) -> None:
+        if image_id not in self._cache:
+            return  # not on screen lately
+        row = self.row_of(image_id)
         if row is not None:
             idx = self.index(row)
             self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])

@@ -75,15 +75,11 @@ class LabellingController(QObject):
             return None
         if w.tabs.currentIndex() != 0:
             w.tabs.setCurrentIndex(0)
-        records = w.browser.visible_records()
         current = w.browser.grid.currentIndex()
-        start = current.row() + 1 if current.isValid() else 0
-        n = len(records)
-        for i in range(n):
-            rec = records[(start + i) % n]
-            if not rec.labelled:
-                w.browser.grid.select_ids([rec.id])
-                w.browser.grid.setFocus()
-                return rec.id
+        image_id = w.browser.next_unlabelled_id(current.row() if current.isValid() else -1)
+        if image_id is not None:
+            w.browser.grid.select_ids([image_id])
+            w.browser.grid.setFocus()
+            return image_id
         w.statusBar().showMessage("Every image shown is labelled.", 4000)
         return None

@@ -50,11 +50,7 @@ class SuggestionController(QObject):
         lib = self.w.library
         self._generation += 1
         generation = self._generation
-        if (
-            lib is None
-            or lib.active_model() is None
-            or all(r.labelled for r in self.w.browser.all_records())
-        ):
+        if lib is None or lib.active_model() is None or self.w.browser.all_labelled():
             self._set({})  # nothing to suggest: no model to load
             return
 
@@ -145,11 +141,10 @@ class SuggestionController(QObject):
             return None
         if w.tabs.currentIndex() != 0:
             w.tabs.setCurrentIndex(0)
-        unlabelled = [r for r in w.browser.visible_records() if not r.labelled]
-        if not unlabelled:
+        image_id = w.browser.least_confident_unlabelled_id()
+        if image_id is None:
             w.statusBar().showMessage("Every image shown is labelled.", 4000)
             return None
-        rec = min(unlabelled, key=lambda r: (w.browser.confidence(r), r.id))
-        w.browser.grid.select_ids([rec.id])
+        w.browser.grid.select_ids([image_id])
         w.browser.grid.setFocus()
-        return rec.id
+        return image_id

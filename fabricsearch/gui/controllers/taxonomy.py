@@ -50,12 +50,12 @@ class TaxonomyController(QObject):
         self.dialog_: Any = None
 
     def dialog(self) -> Any:
-        from fabricsearch.gui.dialogs.taxonomy_dialog import TaxonomyDialog, label_counts
+        from fabricsearch.gui.dialogs.taxonomy_dialog import TaxonomyDialog
 
         w = self.w
         if w.library is None:
             return None
-        dialog = TaxonomyDialog(w.library.taxonomy, label_counts(w.browser.all_records()), w)
+        dialog = TaxonomyDialog(w.library.taxonomy, w.browser.label_counts(), w)
         dialog.editRequested.connect(self.edit)
         self.dialog_ = dialog
         w.runner.last_dialog = dialog
@@ -91,8 +91,6 @@ class TaxonomyController(QObject):
 
     def changed_taxonomy(self) -> None:
         """New names and categories everywhere; relabelled images reloaded."""
-        from fabricsearch.gui.dialogs.taxonomy_dialog import label_counts
-
         w = self.w
         lib = w.library
         if lib is None:
@@ -102,7 +100,7 @@ class TaxonomyController(QObject):
 
         def refreshed() -> None:
             if self.dialog_ is not None:
-                self.dialog_.set_taxonomy(lib.taxonomy, label_counts(w.browser.all_records()))
+                self.dialog_.set_taxonomy(lib.taxonomy, w.browser.label_counts())
             self.taxonomyChanged.emit()
 
         w.libraries.reload_records(then=refreshed)

@@ -15,7 +15,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fabricsearch.gui.models import RecordRole, SuggestionRole, ThumbnailModel, icon_grid_size
+from fabricsearch.gui.models import (
+    ImageIdRole,
+    RecordRole,
+    SuggestionRole,
+    ThumbnailModel,
+    icon_grid_size,
+)
 
 FRAME_WIDTH = 3  # the selection frame around a thumbnail, in device-independent pixels
 ICON_MARGIN = 4  # between the cell's edge and the thumbnail (room for the frame)
@@ -193,7 +199,9 @@ class ThumbnailGrid(QListView):
         if sm is None:
             return []
         rows = sorted(i.row() for i in sm.selectedIndexes())
-        return [self.model().index(r, 0).data(RecordRole).id for r in rows]
+        model = self.model()
+        ids = (model.index(r, 0).data(ImageIdRole) for r in rows)
+        return [i for i in ids if i is not None]  # rows still loading have no id yet
 
     def select_ids(self, ids: list[int]) -> None:
         from PySide6.QtCore import QItemSelection, QItemSelectionModel

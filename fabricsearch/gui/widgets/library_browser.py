@@ -18,8 +18,10 @@ from PySide6.QtWidgets import (
 )
 
 from fabricsearch.catalogue import ImageRecord
+from fabricsearch.colour import COLOUR_NAMES
 from fabricsearch.errors import message_for
-from fabricsearch.gui.models import ThumbnailCache, ThumbnailModel
+from fabricsearch.gui.browse_columns import BrowseColumns
+from fabricsearch.gui.models import LibraryModel, ThumbnailCache
 from fabricsearch.gui.widgets.facets import (  # noqa: F401 - re-exported
     ANY,
     COLOUR_PRESENT,
@@ -79,7 +81,11 @@ class LibraryBrowser(QWidget):
 
     def __init__(self, cache: ThumbnailCache | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._all: list[ImageRecord] = []
+        # Every image as columns (issue 23): the grid filters and sorts on them; its model
+        # fetches records by page as rows come into view.
+        self._cols = BrowseColumns.empty()
+        self._known = 0  # images counted before the columns arrive (a library opening)
+        self._library: Any = None
         self._loading = False
         self._suggestions: dict[int, Any] = {}
         self._text_search: Callable[[str], frozenset[int] | None] | None = None
@@ -93,7 +99,7 @@ class LibraryBrowser(QWidget):
         )
         self.text_edit.returnPressed.connect(self.refresh_text_filter)
         self.text_edit.textChanged.connect(lambda t: None if t else self.refresh_text_filter())
-        self.model: ThumbnailModel | None = None
+        self.model: LibraryModel | None = None
         self.grid = ThumbnailGrid(self)
         self.facets = FacetBar()
         # The facet widgets under their old names (scripts and tests use them).
@@ -145,7 +151,7 @@ class LibraryBrowser(QWidget):
             self.set_cache(cache)
 
     def set_cache(self, cache: ThumbnailCache) -> None:
-        self.model = ThumbnailModel(cache, self)
+        self.model = LibraryModel(cache, self._fetch_records, self)
         self.grid.setModel(self.model)
         self.grid.set_thumb_size(self.grid.iconSize().width())
 
@@ -158,6 +164,16 @@ class LibraryBrowser(QWidget):
             self.model.set_suggestions(suggestions)
         if self.sort_key() == "confidence":
             self._apply()
+
+    def set_library(self, library: Any) -> None:
+        """Where records are fetched from as rows come into view (and lazy sort keys)."""
+        self._library = library
+
+    def _fetch_records(self, ids: list[int]) -> list[ImageRecord]:
+        lib = self._library
+        if lib is None or getattr(lib, "closed", False):
+            return []
+        return list(lib.images(ids))
 
     def confidence(self, r: ImageRecord) -> float:
         """The suggestion's confidence for an unlabelled image (0 without one)."""
@@ -181,20 +197,98 @@ class LibraryBrowser(QWidget):
         self._apply()
 
     def set_records(self, records: list[ImageRecord], loading: bool = False) -> None:
-        self._all = list(records)
+        """Show these records (small sets: tests, an empty library while it loads)."""
         self._loading = loading
+        self._known = 0
+        self._cols = BrowseColumns.from_records(records)
+        if self.model is not None:
+            self.model.forget()
+            self.model.remember(records)
         self._apply()
+
+    def show_first(self, count: int, records: list[ImageRecord]) -> None:
+        """A library opening: its count and first screen at once, before the columns (the
+        filters and sorts apply when they arrive)."""
+        self._loading = True
+        self._known = count
+        self._cols = BrowseColumns.empty()
+        if self.model is not None:
+            self.model.forget()
+            self.model.remember(records)
+            ids = np.fromiter((r.id for r in records), np.int64, len(records))
+            self.model.set_ids(ids, rows=count)
+        self._update_count()
+
+    def set_columns(self, cols: BrowseColumns) -> None:
+        """Every image's filter and sort columns, read by a worker: the grid as filtered."""
+        self._loading = False
+        self._known = 0
+        self._cols = cols
+        if self.model is not None:
+            self.model.forget()  # read again: the catalogue may have changed
+        self._apply()
+
+    def columns(self) -> BrowseColumns:
+        return self._cols
 
     def update_records(self, records: list[ImageRecord]) -> None:
         """Refresh changed records (after labelling) without losing the selection."""
-        by_id = {r.id: r for r in records}
-        self._all = [by_id.get(r.id, r) for r in self._all]
+        self._cols.update(records)
         if self.model is not None:
             self.model.update_records(records)
         self._update_count()
 
     def all_records(self) -> list[ImageRecord]:
-        return list(self._all)
+        """Every image's record, read (small libraries, scripts, tests: the window itself
+        works on `columns`)."""
+        if self.model is None:
+            return []
+        return self.model.records_of([int(i) for i in self._cols.ids])
+
+    def count_all(self) -> int:
+        return max(len(self._cols), self._known)
+
+    def count_labelled(self) -> int | None:
+        """Labelled images (None while the columns load)."""
+        if self._known and not len(self._cols):
+            return None
+        return int(self._cols.labelled.sum())
+
+    def all_labelled(self) -> bool:
+        return bool(self._cols.labelled.all())
+
+    def label_counts(self) -> dict[str, int]:
+        return self._cols.label_counts()
+
+    def shown_ids(self) -> np.ndarray:
+        return self.model.ids() if self.model is not None else np.zeros(0, np.int64)
+
+    def next_unlabelled_id(self, after_row: int) -> int | None:
+        """The first unlabelled image shown after row ``after_row`` (wrapping)."""
+        ids = self.shown_ids()
+        if not len(ids):
+            return None
+        cols = self._cols
+        labelled = cols.labelled[np.searchsorted(cols.ids, ids)]
+        order = np.roll(np.arange(len(ids)), -(after_row + 1))
+        hits = order[~labelled[order]]
+        return int(ids[hits[0]]) if len(hits) else None
+
+    def least_confident_unlabelled_id(self) -> int | None:
+        """The unlabelled image shown whose suggestion is least confident (none first)."""
+        ids = self.shown_ids()
+        cols = self._cols
+        unlabelled = ids[~cols.labelled[np.searchsorted(cols.ids, ids)]]
+        if not len(unlabelled):
+            return None
+        conf = self._confidences(unlabelled)
+        return int(unlabelled[np.lexsort((unlabelled, conf))[0]])
+
+    def _confidences(self, ids: np.ndarray) -> np.ndarray:
+        s = self._suggestions
+        return np.fromiter(
+            (float(s[i].confidence) if i in s else 0.0 for i in ids.tolist()), np.float64, len(ids)
+        )
 
     def current_filter(self) -> BrowseFilter:
         return self.facets.current_filter()
@@ -207,32 +301,61 @@ class LibraryBrowser(QWidget):
         self.sort_box.setCurrentIndex(max(0, self.sort_box.findData(key)))
 
     def visible_records(self) -> list[ImageRecord]:
+        """The records shown, in order (read: small libraries, scripts and tests)."""
         return self.model.records() if self.model is not None else []
 
     def _apply(self) -> None:
         if self.model is None:
             return
+        if self._known and not len(self._cols):
+            return  # opening: the first screen stays until the columns arrive
         selected = self.grid.selected_ids()
-        shown = filter_records(self._all, self.current_filter())
+        cols = self._cols
+        f = self.current_filter()
+        colour_i = COLOUR_NAMES.index(f.colour) if f.colour else None
+        keep = cols.mask(f, colour_i)
         if self._text_ids is not None:
-            shown = [r for r in shown if r.id in self._text_ids]
+            keep &= np.isin(cols.ids, np.fromiter(self._text_ids, np.int64, len(self._text_ids)))
+        rows = np.flatnonzero(keep)
         key = self.sort_key()
-        if key == "confidence":
-            shown.sort(key=lambda r: (r.labelled, self.confidence(r), r.id))
-        elif key != "imported":  # records arrive in import order
-            shown.sort(key=SORTS[key][1])
-        self.model.set_records(shown)
+        if key != "imported":  # the columns are in import (id) order
+            rows = rows[self._sort_order(key, rows)]
+        self.model.set_ids(cols.ids[rows])
         if selected:
             self.grid.select_ids(selected)
         self._update_count()
         self.filterChanged.emit()
 
+    def _sort_order(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """The order of ``rows`` under sort ``key`` (as `SORTS`; ties by id: stable)."""
+        cols = self._cols
+        ids = cols.ids[rows]
+        labelled = cols.labelled[rows]
+        if key == "confidence":
+            return np.lexsort((ids, self._confidences(ids), labelled))
+        if key == "colour":
+            cov = cols.coverage[rows]
+            dominant = np.argmax(cov, axis=1)
+            share = cov[np.arange(len(rows)), dominant]
+            return np.lexsort((ids, -share, cols.hue[rows], dominant))
+        if key in ("added", "modified"):
+            values = cols.extra("added" if key == "added" else "mtime", self._library)[rows]
+            return np.lexsort((ids, -values))
+        name = cols.extra("name", self._library)[rows]
+        if key == "name":
+            return np.lexsort((ids, name))
+        # "label": labelled first, then coarse, fine, tightness (unknown last), name
+        tight = np.where(np.isnan(cols.tightness[rows]), 1e9, cols.tightness[rows])
+        coarse = cols.value_rank(cols.coarse_values)[cols.coarse[rows]]
+        fine = cols.value_rank(cols.fine_values)[cols.fine[rows]]
+        return np.lexsort((ids, name, tight, fine, coarse, ~labelled))
+
     def _update_count(self) -> None:
         shown = self.model.rowCount() if self.model is not None else 0
-        self.count_label.setText(f"{shown:,} of {len(self._all):,}")
+        self.count_label.setText(f"{shown:,} of {self.count_all():,}")
         if shown:
             self.views.setCurrentWidget(self.grid)
         else:
-            text = LOADING if self._loading else (NO_MATCH if self._all else EMPTY_LIBRARY)
+            text = LOADING if self._loading else (NO_MATCH if self.count_all() else EMPTY_LIBRARY)
             self.empty_label.setText(text)
             self.views.setCurrentWidget(self.empty_label)
