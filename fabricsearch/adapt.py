@@ -322,6 +322,7 @@ def adapt_method(
         batch_size=source.batch_size,
         schedule=LRSchedule("constant"),
         max_steps=cfg.max_steps,
+        epoch_keys=("epoch",),
     )
     state = run_loop(method, ctx, source, plan, objective, progress=progress, cancel=cancel)
     method.eval()

@@ -283,6 +283,7 @@ def pretrain(
         batch_size=cfg.batch_fabrics * cfg.photos_per_fabric,
         schedule=LRSchedule("cosine", warmup_frac=cfg.warmup_frac, floor=0.05),
         log_every=max(1, cfg.steps // 20),
+        epoch_keys=(),  # a stream has no epochs to show
     )
     with SyntheticBatches(cfg, taxonomy, device) as source:
         state = run_loop(method, ctx, source, plan, objective, progress=progress, cancel=cancel)

@@ -363,7 +363,8 @@ class LoopPlan:
     """How long the loop runs and how it reports: `epochs` × `steps_per_epoch` steps, at most
     `max_steps` (0 = no cap); progress under `stage` ("train", "pretrain", "adapt") with an ETA
     from `batch_size` photos per step; one history record per epoch, or every `log_every`
-    steps (an endless stream: synthetic pretraining)."""
+    steps (an endless stream: synthetic pretraining). `epoch_keys`: which of "epoch" and
+    "epochs" the step reports carry (the window shows "epoch i of n" when both are there)."""
 
     stage: str
     epochs: int
@@ -372,6 +373,7 @@ class LoopPlan:
     schedule: LRSchedule = field(default_factory=LRSchedule)
     max_steps: int = 0
     log_every: int = 0
+    epoch_keys: tuple[str, ...] = ("epoch", "epochs")
 
     @property
     def total_steps(self) -> int:
@@ -463,9 +465,9 @@ def run_loop(
                     log.info("%s %s", plan.stage, record)
                     logged, n_logged = {}, 0
             rate = seen / max(time.perf_counter() - t_loop, 1e-9)
+            epochs = {"epoch": epoch + 1, "epochs": plan.epochs}
             info = {
-                "epoch": epoch + 1,
-                "epochs": plan.epochs,
+                **{k: epochs[k] for k in plan.epoch_keys},
                 **terms,
                 "samples/s": rate,
                 "eta_s": (total - ctx.step) * plan.batch_size / max(rate, 1e-9),
