@@ -182,6 +182,8 @@ class SearchResult:
     #: What the model's classification heads say the query is (coarse, fine, confidences);
     #: None when the model has no heads (label-free or classical models).
     predicted: dict[str, object] | None = None
+    #: What the query computed: `Searcher.rerank(result.state, ...)` re-ranks in milliseconds.
+    state: QueryState | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -193,6 +195,127 @@ class SearchResult:
             "results": [h.to_json() for h in self.hits],
             "elapsed_ms": {k: round(v, 2) for k, v in self.elapsed_ms.items()},
         }
+
+
+class StaleQueryError(SearchError):
+    """A kept query (`QueryState`) no longer fits: the active model changed; search again."""
+
+
+@dataclass
+class Candidates:
+    """Hamming candidates of one query with what re-ranking needs of each, aligned arrays:
+    ids (int64), Hamming distances, rows into the searcher's label arrays, the label and colour
+    components (float32, NaN = unknown), S, and the feature cosine (NaN = not cached)."""
+
+    ids: np.ndarray
+    dist: np.ndarray
+    rows: np.ndarray
+    comps: dict[str, np.ndarray]
+    s: np.ndarray
+    fcos: np.ndarray
+    #: The list holds every image its filters let through (fewer than the depth asked).
+    complete: bool = False
+
+    @classmethod
+    def empty(cls) -> Candidates:
+        z = np.zeros(0, np.float32)
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int64),
+            {c: z for c in COMPONENTS},
+            z,
+            np.zeros(0, np.float64),
+            True,
+        )
+
+    def take(self, idx: np.ndarray, complete: bool = False) -> Candidates:
+        return Candidates(
+            self.ids[idx],
+            self.dist[idx],
+            self.rows[idx],
+            {c: v[idx] for c, v in self.comps.items()},
+            self.s[idx],
+            self.fcos[idx],
+            complete,
+        )
+
+    def head(self, depth: int) -> Candidates:
+        """The first `depth` (the list is in (distance, id) order)."""
+        if len(self.ids) <= depth:
+            return self
+        return self.take(slice(0, depth))  # type: ignore[arg-type]
+
+    @staticmethod
+    def merge(a: Candidates, b: Candidates) -> Candidates:
+        """The union of two id-sorted pools (disjoint ids), id-sorted."""
+        ids = np.concatenate([a.ids, b.ids])
+        order = np.argsort(ids, kind="stable")
+
+        def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return np.concatenate([x, y])[order]
+
+        return Candidates(
+            ids[order],
+            cat(a.dist, b.dist),
+            cat(a.rows, b.rows),
+            {c: cat(a.comps[c], b.comps[c]) for c in COMPONENTS},
+            cat(a.s, b.s),
+            cat(a.fcos, b.fcos),
+        )
+
+
+#: Candidate lists a `QueryState` keeps (one per filter asked, the unfiltered one included).
+KEPT_LISTS = 8
+
+
+@dataclass(eq=False)
+class QueryState:
+    """What one query computed, kept for re-ranking (`Searcher.rerank`) without decoding or
+    running the network again: the query's code, backbone feature, palette and its camera
+    corrections, predicted labels, and the candidate lists with their components."""
+
+    query: str  # display name
+    model: str  # the model version the code belongs to
+    bits: int
+    code: np.ndarray  # packed
+    feature: np.ndarray | None  # backbone feature (None: model not on features)
+    palette: np.ndarray  # (10, 4)
+    camera: np.ndarray | None  # (G, 10, 4) palettes under camera corrections
+    predicted: dict[str, object] | None
+    weights: dict[str, float]  # predicted components → their confidence
+    labels: LabelArrays  # the query's labels (given or predicted) and palette, one row
+    sha: str | None
+    rerank: bool
+    elapsed_ms: dict[str, float]  # decode, encode, colour: what `prepare` cost
+    _owner: object = None
+    _generation: int = -1
+    _lists: dict[SearchFilters | None, Candidates] = field(default_factory=dict)
+    _pool: Candidates | None = None  # every candidate seen, by id
+    _exact_id: int | None = None
+    _exact_known: bool = False
+
+    def _keep(self, key: SearchFilters | None, lst: Candidates) -> None:
+        self._lists.pop(key, None)
+        self._lists[key] = lst
+        while len(self._lists) > KEPT_LISTS:
+            drop = next((k for k in self._lists if k is not None), None)
+            self._lists.pop(drop)
+
+    def _forget(self) -> None:
+        """The library changed: candidates and their components are computed again."""
+        self._lists.clear()
+        self._pool = None
+        self._exact_id, self._exact_known = None, False
+
+
+def _check_settings(k: int, balance: float | None) -> float:
+    balance = BALANCE_DEFAULT if balance is None else float(balance)
+    if not 0.0 <= balance <= 1.0:
+        raise SearchError(f"the balance must be between 0 and 1, got {balance:g}")
+    if k <= 0:
+        raise SearchError("k must be at least 1")
+    return balance
 
 
 @dataclass
@@ -269,18 +392,23 @@ class Searcher:
         self._state: _State | None = None
         self._lock = threading.RLock()
         self._unencodable: dict[str, set[int]] = {}  # model version → ids that fail to decode
+        self._token = object()  # kept `QueryState`s know which searcher they belong to
+        #: Bumped whenever the loaded images, codes or labels change: kept candidates are stale.
+        self._generation = 0
 
     # --- state --------------------------------------------------------------------------------
     def invalidate(self) -> None:
         """Forget everything cached (model, index, labels)."""
         with self._lock:
             self._state = None
+            self._generation += 1
 
     def invalidate_labels(self) -> None:
         """Labels changed: reload the label arrays on the next query (model and index stay)."""
         with self._lock:
             if self._state is not None:
                 self._load_labels(self._state)
+            self._generation += 1
 
     def _ensure(self) -> _State:
         info = self.library.active_model()
@@ -335,6 +463,7 @@ class Searcher:
         self._load_labels(st)
         st.synced = synced
         self._state = st
+        self._generation += 1
         return st
 
     def _update_incrementally(self, st: _State) -> None:
@@ -356,8 +485,10 @@ class Searcher:
                 ids, packed = self.library.load_codes(version, ids=new.tolist())
                 st.index.add(ids, packed)
             self._load_labels(st)
+            self._generation += 1
         except LibraryError as exc:
             self._state = None  # a half-updated state is not kept
+            self._generation += 1
             raise SearchError(str(exc)) from exc
         st.synced = synced
         log.info("index of %s updated: %d added, %d removed", version, len(new), len(gone))
@@ -434,17 +565,31 @@ class Searcher:
 
         `balance` (0–1, default `BALANCE_DEFAULT`) shifts the re-ranking from texture (0) to
         colour (1). `crop` = (x, y, w, h) in pixels of the original photo (after EXIF
-        rotation) searches with that region only."""
-        from fabricsearch.index import hamming_distances
+        rotation) searches with that region only.
 
-        filters = filters or SearchFilters()
+        This is `prepare` (decode + one network pass) followed by `rerank`; the result's
+        `state` re-ranks again for another balance, top N or filter in milliseconds."""
+        t0 = time.perf_counter()
+        _check_settings(k, balance)
+        state = self.prepare(image, query_labels, rerank, crop)
+        result = self.rerank(state, k, filters, balance)
+        times = dict(state.elapsed_ms)
+        times.update({key: v for key, v in result.elapsed_ms.items() if key != "total"})
+        times["total"] = (time.perf_counter() - t0) * 1e3
+        return dataclasses.replace(result, elapsed_ms=times)
+
+    def prepare(
+        self,
+        image: Path | str | np.ndarray,
+        query_labels: QueryLabels | None = None,
+        rerank: bool | None = None,
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> QueryState:
+        """What a query computes once: decode, palette (and its camera corrections), one pass
+        of the network (code, predicted labels, backbone feature). No candidates yet: `rerank`
+        finds and keeps them."""
         query_labels = query_labels or QueryLabels()
-        rerank = RERANK_DEFAULT if rerank is None else rerank
-        balance = BALANCE_DEFAULT if balance is None else float(balance)
-        if not 0.0 <= balance <= 1.0:
-            raise SearchError(f"the balance must be between 0 and 1, got {balance:g}")
-        if k <= 0:
-            raise SearchError("k must be at least 1")
+        rerank = RERANK_DEFAULT if rerank is None else bool(rerank)
         times: dict[str, float] = {}
         t0 = time.perf_counter()
         rgb, name, sha = _load_query(image, crop)
@@ -460,29 +605,7 @@ class Searcher:
             source = image if st.method.on_features and sha is not None and crop is None else rgb
             code, predicted, qfeat = _encode_query(st.method, source, self.library)
             times["encode"] = (time.perf_counter() - t1) * 1e3
-
             t2 = time.perf_counter()
-            bits = st.info.bits
-            depth = max(k, RERANK_DEPTH) if rerank else k
-            allowed = self._filter_mask(st, filters)
-            if allowed is None:
-                dist, cand = st.index.search(code, depth)
-                dist, cand = dist[0], cand[0]
-            else:
-                cand_ids = st.ids[allowed]
-                present = np.isin(cand_ids, st.index.ids())
-                cand_ids = cand_ids[present]
-                d_all = (
-                    hamming_distances(code, st.index.get(cand_ids))
-                    if len(cand_ids)
-                    else np.zeros(0, np.int32)
-                )
-                order = np.lexsort((cand_ids, d_all))[:depth]
-                dist, cand = d_all[order], cand_ids[order]
-            times["search"] = (time.perf_counter() - t2) * 1e3
-
-            t3 = time.perf_counter()
-            rows = np.searchsorted(st.ids, cand)
             # A dropped photo has no labels: where the model predicts them, each predicted
             # label stands in for the unknown one and weighs its confidence in S; labels the
             # caller gives weigh 1 and always win.
@@ -497,23 +620,61 @@ class Searcher:
                 [query_labels.tightness],
                 [palette],
             )
-            comps = fine_grained_components(qlab, st.labels.subset(rows))
+            # Colour that survives a camera: S_C is the best over plausible corrections of the
+            # query's white balance and exposure (colour.camera_palettes).
+            camera = colour.camera_palettes(rgb) if rerank else None
+            times["colour"] = (time.perf_counter() - t2) * 1e3
+            return QueryState(
+                query=name,
+                model=st.info.version,
+                bits=st.info.bits,
+                code=code,
+                feature=qfeat,
+                palette=palette,
+                camera=camera,
+                predicted=predicted,
+                weights=weights,
+                labels=qlab,
+                sha=sha,
+                rerank=rerank,
+                elapsed_ms=times,
+                _owner=self._token,
+                _generation=self._generation,
+            )
+
+    def rerank(
+        self,
+        state: QueryState,
+        k: int = 20,
+        filters: SearchFilters | None = None,
+        balance: float | None = None,
+    ) -> SearchResult:
+        """The results of the query `state` for `k`, `filters` and `balance`: recomputes only
+        scores and order over the candidates the state keeps (no decode, no network).
+
+        A filter or a top N that needs images outside the kept candidates gets a fresh Hamming
+        stage with the query's cached code (milliseconds; still no decode or network). The
+        result equals `search` with the same settings. Raises `StaleQueryError` when the
+        active model changed since `prepare` (search again)."""
+        filters = filters or SearchFilters()
+        balance = _check_settings(k, balance)
+        times: dict[str, float] = {}
+        t0 = time.perf_counter()
+        with self._lock:
+            st = self._ensure()
+            self._adopt(st, state)
+            cand = self._candidates(st, state, filters, k, times)
+            t3 = time.perf_counter()
+            rerank = state.rerank
+            dist, ids, rows = cand.dist, cand.ids, cand.rows
+            comps = {c: cand.comps[c][None, :] for c in COMPONENTS}
+            hsim = 1.0 - dist.astype(np.float64) / state.bits
+            fcos = cand.fcos if rerank and st.method.on_features else None
             if rerank and len(rows):
-                # Colour that survives a camera: the best S_C over plausible corrections of the
-                # query's white balance and exposure (colour.camera_palettes).
-                known = comps["colour"][0] == comps["colour"][0]  # not NaN
-                tolerant = colour.camera_tolerant_similarity(
-                    colour.camera_palettes(rgb), st.labels.palette[rows]
-                )
-                comps["colour"][0] = np.where(known, tolerant, np.nan)
-            s = combine_components(comps, weights)[0] if len(rows) else np.zeros(0, np.float32)
-            hsim = 1.0 - dist.astype(np.float64) / bits
-            fcos = self._feature_cosines(st, rows, qfeat) if rerank else None
-            if rerank and len(rows):
-                score = _rerank_score(comps, weights, hsim, fcos, balance)
+                score = _rerank_score(comps, state.weights, hsim, fcos, balance)
             else:
                 score = hsim
-            same = np.zeros(len(cand), bool)
+            same = np.zeros(len(ids), bool)
             if fcos is not None:
                 # The same design in another colourway has a feature cosine as high as a new
                 # photo of the fabric (dtd10: 0.95): the colours must agree too.
@@ -521,21 +682,22 @@ class Searcher:
                 same = (np.nan_to_num(fcos, nan=-1.0) >= SAME_FABRIC_COSINE) & (
                     col >= SAME_FABRIC_COLOUR
                 )
-            # The same fabric in a new photo ranks before every other candidate (among them by
-            # the score: features, colour and code together tell duplicates apart best).
-            if fcos is not None:
+                # The same fabric in a new photo ranks before every other candidate (among them
+                # by the score: features, colour and code together tell duplicates apart best).
                 score = np.where(same, 1.0 + score, score)
-            exact_id = st.sha.get(sha) if sha else None
+            exact_id = state._exact_id
             # Sort by score (desc), then Hamming distance, then id; the query file itself first.
-            is_exact = (cand == exact_id) if exact_id is not None else np.zeros(len(cand), bool)
-            order = np.lexsort((cand, dist, -score, ~is_exact))[:k]
-            shown_predicted = {c: weights[c] for c in ("coarse", "fine") if c in weights}
+            is_exact = (ids == exact_id) if exact_id is not None else np.zeros(len(ids), bool)
+            order = np.lexsort((ids, dist, -score, ~is_exact))[:k]
+            shown_predicted = {
+                c: state.weights[c] for c in ("coarse", "fine") if c in state.weights
+            }
             hits = []
-            for rank, j in enumerate(order, start=1):
+            for rank, j in enumerate(order.tolist(), start=1):
                 row = int(rows[j])
-                iid = int(cand[j])
+                iid = int(ids[j])
                 breakdown = {
-                    c: (None if math.isnan(float(comps[c][0, j])) else float(comps[c][0, j]))
+                    c: (None if math.isnan(float(cand.comps[c][j])) else float(cand.comps[c][j]))
                     for c in COMPONENTS
                 }
                 hits.append(
@@ -544,7 +706,7 @@ class Searcher:
                         path=st.paths[iid],
                         rank=rank,
                         hamming=int(dist[j]),
-                        similarity=float(s[j]),
+                        similarity=float(cand.s[j]),
                         breakdown=breakdown,
                         score=float(score[j]),
                         coarse=st.coarse[row],
@@ -563,15 +725,132 @@ class Searcher:
             times["rerank"] = (time.perf_counter() - t3) * 1e3
             times["total"] = (time.perf_counter() - t0) * 1e3
             return SearchResult(
-                query=name,
-                model=st.info.version,
-                bits=bits,
-                palette=palette,
+                query=state.query,
+                model=state.model,
+                bits=state.bits,
+                palette=state.palette,
                 hits=hits,
                 elapsed_ms=times,
                 reranked=rerank,
-                predicted=predicted,
+                predicted=state.predicted,
+                state=state,
             )
+
+    def _adopt(self, st: _State, state: QueryState) -> None:
+        """Check that `state` still fits the loaded model; drop its kept candidates when the
+        library changed since (images, labels) or it comes from another `Searcher`."""
+        if state.model != st.info.version:
+            raise StaleQueryError(
+                f"the active model changed ({state.model} → {st.info.version}): search again"
+            )
+        if state._owner is not self._token or state._generation != self._generation:
+            state._forget()
+            state._owner, state._generation = self._token, self._generation
+        if state._exact_id is None and state.sha and not state._exact_known:
+            state._exact_id = st.sha.get(state.sha)
+        state._exact_known = True
+
+    def _candidates(
+        self,
+        st: _State,
+        state: QueryState,
+        filters: SearchFilters,
+        k: int,
+        times: dict[str, float],
+    ) -> Candidates:
+        """The candidates `search` would re-rank for `k` and `filters`: the first `depth` by
+        (Hamming distance, id) among the images the filters let through.
+
+        Every kept candidate list is a prefix of that order, so a deeper list or the unfiltered
+        one (when enough of it passes the filters) answers without a Hamming stage; otherwise
+        one runs with the cached code, and only candidates never seen by this query get their
+        components computed."""
+        depth = max(k, RERANK_DEPTH) if state.rerank else k
+        key = filters if filters.active else None
+        kept = state._lists.get(key)
+        if kept is not None and (len(kept.ids) >= depth or kept.complete):
+            return kept.head(depth)
+        base = state._lists.get(None)
+        if key is not None and base is not None:
+            t = time.perf_counter()
+            passes = np.flatnonzero(self._filter_mask(st, filters, base.rows))
+            times["filter"] = (time.perf_counter() - t) * 1e3
+            if len(passes) >= depth or base.complete:
+                return base.take(passes[:depth], complete=base.complete)
+        t2 = time.perf_counter()
+        dist, cand = self._hamming(st, state.code, filters, depth)
+        times["search"] = (time.perf_counter() - t2) * 1e3
+        lst = self._with_components(st, state, cand, dist)
+        lst.complete = len(cand) < depth
+        state._keep(key, lst)
+        return lst
+
+    def _hamming(
+        self, st: _State, code: np.ndarray, filters: SearchFilters, depth: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first `depth` (distance, id) among the images `filters` let through."""
+        from fabricsearch.index import hamming_distances
+
+        allowed = self._filter_mask(st, filters)
+        if allowed is None:
+            dist, cand = st.index.search(code, depth)
+            return dist[0], cand[0]
+        cand_ids = st.ids[allowed]
+        present = np.isin(cand_ids, st.index.ids())
+        cand_ids = cand_ids[present]
+        d_all = (
+            hamming_distances(code, st.index.get(cand_ids))
+            if len(cand_ids)
+            else np.zeros(0, np.int32)
+        )
+        order = np.lexsort((cand_ids, d_all))[:depth]
+        return d_all[order], cand_ids[order]
+
+    def _with_components(
+        self, st: _State, state: QueryState, ids: np.ndarray, dist: np.ndarray
+    ) -> Candidates:
+        """Candidates `ids` with their per-candidate components: from the state's pool where
+        this query already computed them, computed (and pooled) for the others."""
+        pool = state._pool
+        have = np.zeros(len(ids), bool)
+        at = np.zeros(len(ids), np.int64)
+        if pool is not None and len(pool.ids):
+            at = np.minimum(np.searchsorted(pool.ids, ids), len(pool.ids) - 1)
+            have = pool.ids[at] == ids
+        new = ids[~have]
+        if len(new):
+            fresh = self._compute(st, state, new)
+            pool = fresh if pool is None else Candidates.merge(pool, fresh)
+            state._pool = pool
+            at = np.searchsorted(pool.ids, ids)
+        assert pool is not None or not len(ids)
+        if pool is None:
+            return Candidates.empty()
+        out = pool.take(at)
+        out.dist = np.asarray(dist, np.int32)
+        return out
+
+    def _compute(self, st: _State, state: QueryState, ids: np.ndarray) -> Candidates:
+        """Per-candidate components of `ids` (sorted by id in the result, for the pool)."""
+        ids = np.sort(ids)
+        rows = np.searchsorted(st.ids, ids)
+        comps = fine_grained_components(state.labels, st.labels.subset(rows))
+        if state.rerank and state.camera is not None and len(rows):
+            known = comps["colour"][0] == comps["colour"][0]  # not NaN
+            tolerant = colour.camera_tolerant_similarity(state.camera, st.labels.palette[rows])
+            comps["colour"][0] = np.where(known, tolerant, np.nan)
+        s = combine_components(comps, state.weights)[0] if len(rows) else np.zeros(0, np.float32)
+        fcos = self._feature_cosines(st, rows, state.feature) if state.rerank else None
+        if fcos is None:
+            fcos = np.full(len(rows), np.nan, np.float64)
+        return Candidates(
+            ids=ids,
+            dist=np.zeros(len(ids), np.int32),
+            rows=rows,
+            comps={c: np.asarray(comps[c][0], np.float32) for c in COMPONENTS},
+            s=np.asarray(s, np.float32),
+            fcos=fcos,
+        )
 
     def _feature_cosines(
         self, st: _State, rows: np.ndarray, qfeat: np.ndarray | None
@@ -592,18 +871,25 @@ class Searcher:
                 q /= np.linalg.norm(q) + 1e-12
                 f = feats.astype(np.float64)
                 f /= np.linalg.norm(f, axis=1, keepdims=True) + 1e-12
-                out[have] = f @ q
+                # Row by row (not a BLAS product, whose rounding depends on how many rows
+                # there are): a candidate's cosine is the same in every candidate list.
+                out[have] = np.einsum("ij,j->i", f, q, optimize=False)
         except (OSError, ValueError, KeyError) as exc:  # an unreadable store: old ranking
             log.warning("cached features unavailable for re-ranking: %s", exc)
             return None
         return out
 
-    def _filter_mask(self, st: _State, f: SearchFilters) -> np.ndarray | None:
+    def _filter_mask(
+        self, st: _State, f: SearchFilters, rows: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """Which images `f` lets through: every loaded image, or only `rows` (a candidate
+        list); None when `f` filters nothing."""
         if not f.active:
-            return None
+            return None if rows is None else np.ones(len(rows), dtype=bool)
         tax = self.library.taxonomy
-        lab = st.labels
-        mask = np.ones(len(st.ids), dtype=bool)
+        lab = st.labels if rows is None else st.labels.subset(rows)
+        ids = st.ids if rows is None else st.ids[rows]
+        mask = np.ones(len(ids), dtype=bool)
         if f.coarse_minor:
             try:
                 _major, minor = tax.coarse_indices(f.coarse_minor)
@@ -634,7 +920,7 @@ class Searcher:
         if f.labelled_only:
             mask &= (lab.major >= 0) | (lab.fine >= 0) | ~np.isnan(lab.tightness)
         if f.image_ids is not None:
-            mask &= np.isin(st.ids, np.fromiter(f.image_ids, np.int64, len(f.image_ids)))
+            mask &= np.isin(ids, np.fromiter(f.image_ids, np.int64, len(f.image_ids)))
         return mask
 
 
