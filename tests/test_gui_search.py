@@ -179,3 +179,68 @@ def test_new_library_gets_the_shipped_model_and_advice(window, tmp_path: Path) -
     # Empty: the advice is to import photos, not to label and retrain what is not there.
     assert "import" in window.advice_label.text().lower()
     assert "retrain" not in window.advice_label.text().lower()
+
+
+def test_balance_top_n_and_text_rerank_without_the_network(
+    window, trained_library_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 22: slider, top N and text filter re-rank the kept candidates of the shown query
+    (no decode, no network) and show exactly what a full search with those settings shows."""
+    from PySide6.QtCore import Qt
+
+    from fabricsearch import search as search_mod
+    from fabricsearch.search import Searcher, SearchFilters
+
+    open_library(window, trained_library_path)
+    panel = window.search_panel
+    query = window.browser.all_records()[3]
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000):
+        drop(window, file_mime(query.path))
+    before = [h.image_id for h in panel.model.hits()]
+    k = panel.k_spin.value()
+    lib = window.library
+    full = Searcher(lib)
+    expected_colour = full.search(query.path, k=k, balance=1.0)
+    expected_five = full.search(query.path, k=5, balance=1.0)
+    text = query.path.stem[:4]
+    ids = frozenset(lib.text_search(text))
+    expected_text = full.search(query.path, k=5, balance=1.0, filters=SearchFilters(image_ids=ids))
+    panel.grab().save(str(tmp_path / "before.png"))
+
+    def forbidden(*_a: object, **_k: object) -> None:
+        raise AssertionError("a re-rank must not decode or run the network")
+
+    monkeypatch.setattr(search_mod, "_load_query", forbidden)
+    monkeypatch.setattr(search_mod, "_encode_query", forbidden)
+
+    slider = panel.balance_slider
+    with qtbot.waitSignal(window.searchFinished, timeout=10_000) as blocker:
+        slider.setFocus()
+        qtbot.keyClick(slider, Qt.Key.Key_End)  # all the way to "colour"
+    outcome = blocker.args[0]
+    assert outcome.request.balance == 1.0
+    got = [(h.image_id, h.score) for h in panel.model.hits()]
+    assert got == [(h.image_id, h.score) for h in expected_colour.hits]
+    assert got != [(i, None) for i in before]
+    assert "re-ranked in" in panel.summary.text()
+    assert window.detail.query.isVisible()  # the query's preview stays
+    assert len(window.searching.history) == 1  # the same search, not a new entry
+    panel.grab().save(str(tmp_path / "after.png"))
+
+    with qtbot.waitSignal(window.searchFinished, timeout=10_000):
+        panel.k_spin.setValue(5)
+    assert [(h.image_id, h.score) for h in panel.model.hits()] == [
+        (h.image_id, h.score) for h in expected_five.hits
+    ]
+    with qtbot.waitSignal(window.searchFinished, timeout=10_000):
+        panel.text_edit.setText(text)
+        panel.text_edit.returnPressed.emit()
+    assert [(h.image_id, h.score) for h in panel.model.hits()] == [
+        (h.image_id, h.score) for h in expected_text.hits
+    ]
+    # Dragging the slider follows the drag (debounced), not only the release.
+    with qtbot.waitSignal(window.searchFinished, timeout=10_000) as blocker:
+        slider.setSliderDown(True)
+        slider.setValue(20)
+    assert blocker.args[0].request.balance == 0.2
+    slider.setSliderDown(False)

@@ -118,6 +118,40 @@ def run_search(
     return SearchOutcome(result, records, preview, query, request, size)
 
 
+def run_rerank(
+    library: Any,
+    searcher: Any,
+    previous: SearchOutcome,
+    request: SearchRequest,
+    k: int,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> SearchOutcome:
+    """Worker body for a new balance, top N or text filter of the shown query: re-ranks the
+    query's kept candidates (`Searcher.rerank`: no decode, no network, milliseconds) and keeps
+    its preview; a full search when the kept query no longer fits (another active model)."""
+    from fabricsearch.search import SearchError, SearchFilters, StaleQueryError
+
+    state = getattr(previous.result, "state", None)
+    if state is None:
+        return run_search(library, searcher, request, k, progress, cancel)
+    filters = None
+    if request.text:
+        try:
+            filters = SearchFilters(image_ids=frozenset(library.text_search(request.text)))
+        except ValueError as exc:  # TextQueryError: the query cannot be understood
+            raise SearchError(f"the text {request.text!r} is not understood: {exc}") from exc
+    try:
+        result = searcher.rerank(state, k=k, filters=filters, balance=request.balance)
+    except StaleQueryError:
+        return run_search(library, searcher, request, k, progress, cancel)
+    check(cancel)
+    records = library.images([h.image_id for h in result.hits]) if result.hits else []
+    return SearchOutcome(
+        result, records, previous.preview, previous.query, request, previous.original_size
+    )
+
+
 class SearchController(QObject):
     historyChanged = Signal()
 
@@ -209,14 +243,23 @@ class SearchController(QObject):
         return self.search(self.query, crop)
 
     def rerun(self) -> Any:
-        """The current query again (the top N or the balance changed)."""
+        """The current query again (the top N, the balance or the text filter changed):
+        re-ranks the candidates the query kept, without decoding or running the network."""
         if self.outcome is None or self.outcome.request is None or self.w.library is None:
             return None
         req = self.outcome.request
         panel = self.w.search_panel
-        return self.run(dataclasses.replace(req, balance=panel.balance(), text=panel.text()), True)
+        request = dataclasses.replace(req, balance=panel.balance(), text=panel.text())
+        return self.run(request, True, rerank_from=self.outcome)
 
-    def run(self, request: SearchRequest, same_entry: bool = False) -> Any:
+    def run(
+        self,
+        request: SearchRequest,
+        same_entry: bool = False,
+        rerank_from: SearchOutcome | None = None,
+    ) -> Any:
+        """Search off the GUI thread; with `rerank_from` (the shown outcome of the same query)
+        only re-rank its kept candidates."""
         w = self.w
         query = request.query
         if not query.ok:
@@ -230,7 +273,11 @@ class SearchController(QObject):
         self._generation += 1
         generation = self._generation
         navigating = self._navigating or same_entry
-        fn = partial(run_search, w.library, self.searcher(), request, w.search_panel.k_spin.value())
+        k = w.search_panel.k_spin.value()
+        if rerank_from is not None:
+            fn = partial(run_rerank, w.library, self.searcher(), rerank_from, request, k)
+        else:
+            fn = partial(run_search, w.library, self.searcher(), request, k)
         worker = w.runner.start(
             fn,
             name="search",
@@ -239,9 +286,10 @@ class SearchController(QObject):
             on_finished=lambda out: self._on_done(out, generation, navigating),
             on_failed=lambda msg: self._on_failed(msg, generation),
         )
-        w.search_panel.set_busy(query.name)
+        if rerank_from is None:  # a re-rank takes milliseconds: no "searching" flicker
+            w.search_panel.set_busy(query.name)
+            w.statusBar().showMessage(f"Searching for fabrics like {query.name}…")
         w.tabs.setCurrentWidget(w.search_panel)
-        w.statusBar().showMessage(f"Searching for fabrics like {query.name}…")
         return worker
 
     def _on_done(self, outcome: SearchOutcome, generation: int, navigating: bool) -> None:

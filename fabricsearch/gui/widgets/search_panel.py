@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -37,6 +37,9 @@ from fabricsearch.search import BALANCE_DEFAULT, SearchHit, SearchResult
 from fabricsearch.taxonomy import Taxonomy
 
 EXTRA_HEIGHT = 30  # chip strip + explanation line below the score
+#: While the balance slider is dragged, the results follow after this pause of the drag
+#: (a re-rank of the kept candidates takes milliseconds; this only coalesces mouse moves).
+DRAG_DEBOUNCE_MS = 60
 PROMPT = (
     "Drop a photo of a fabric anywhere on the window, paste one "
     "(Ctrl+V) or use File ▸ Search by photo…"
@@ -124,7 +127,7 @@ class SearchPanel(QWidget):
     exportCsvRequested = Signal()
     exportSheetRequested = Signal()
     kChanged = Signal(int)
-    balanceChanged = Signal(float)  # on release / key step, not on every pixel of a drag
+    balanceChanged = Signal(float)  # on release / key step, and debounced while dragging
     backRequested = Signal()
     forwardRequested = Signal()
     historyRequested = Signal(int)  # position in the history
@@ -196,10 +199,13 @@ class SearchPanel(QWidget):
             "Balance of the ranking: left = the same weave in any colour, right = the same "
             "colour in any weave; the middle weighs both equally (the default)"
         )
+        # Re-ranking is instant (Searcher.rerank): the results follow the drag itself.
+        self._drag_timer = QTimer(self)
+        self._drag_timer.setSingleShot(True)
+        self._drag_timer.setInterval(DRAG_DEBOUNCE_MS)
+        self._drag_timer.timeout.connect(self._balance_changed)
         self.balance_slider.sliderReleased.connect(self._balance_changed)
-        self.balance_slider.valueChanged.connect(
-            lambda _v: None if self.balance_slider.isSliderDown() else self._balance_changed()
-        )
+        self.balance_slider.valueChanged.connect(self._balance_moved)
         self.text_edit = QLineEdit()
         self.text_edit.setPlaceholderText("Text: supplier:Acme …")
         self.text_edit.setClearButtonEnabled(True)
@@ -262,7 +268,14 @@ class SearchPanel(QWidget):
         """Set the slider as a user would (one `balanceChanged`)."""
         self.balance_slider.setValue(round(100 * value))
 
+    def _balance_moved(self, _value: int) -> None:
+        if self.balance_slider.isSliderDown():
+            self._drag_timer.start()  # restarts: one re-rank per pause of the drag
+        else:
+            self._balance_changed()
+
     def _balance_changed(self) -> None:
+        self._drag_timer.stop()
         value = self.balance()
         if value != getattr(self, "_last_balance", BALANCE_DEFAULT):
             self._last_balance = value
@@ -358,9 +371,15 @@ class SearchPanel(QWidget):
         self.model.set_hits([], [])
         self._apply_facets()
         total_ms = search_time_ms(result)
+        # A re-rank of the kept query (no decode) says so: milliseconds, not the query's time.
+        timing = (
+            f"{total_ms:.0f} ms"
+            if "decode" in result.elapsed_ms or not result.elapsed_ms
+            else f"re-ranked in {total_ms:.1f} ms"
+        )
         self.summary.setText(
             f"<b>{len(result.hits)}</b> fabrics like <b>{name}</b> · model {result.model} "
-            f"({result.bits} bits) · {total_ms:.0f} ms"
+            f"({result.bits} bits) · {timing}"
         )
         self._set_export_enabled(bool(result.hits))
         shown = self.model.hits()
