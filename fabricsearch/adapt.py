@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from fabricsearch import features
 from fabricsearch.config import config_from_dict, config_to_dict
+from fabricsearch.errors import ConfigError
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, HashMethod
 from fabricsearch.hashing.data import MEAN, STD, build_cache, work_size_for
@@ -86,11 +87,11 @@ class AdaptConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ValueError("epochs must be at least 1")
+            raise ConfigError("epochs must be at least 1")
         if self.batch_size < 2:
-            raise ValueError("batch_size must be at least 2 (contrastive negatives)")
+            raise ConfigError("batch_size must be at least 2 (contrastive negatives)")
         if not 0.1 <= self.min_scale <= 1.0:
-            raise ValueError("min_scale must be in [0.1, 1]")
+            raise ConfigError("min_scale must be in [0.1, 1]")
         for s in self.splits:
             if s not in ("train", "val", "test"):
                 raise ValueError(f"unknown split {s!r}")

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from fabricsearch.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -54,25 +56,25 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.bits <= 0 or self.bits % 8:
-            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+            raise ConfigError(f"bits must be a positive multiple of 8, got {self.bits}")
         if self.batch_size < 2:
-            raise ValueError("batch_size must be at least 2 (the list-wise loss needs pairs)")
+            raise ConfigError("batch_size must be at least 2 (the list-wise loss needs pairs)")
         if not 16 <= self.input_size <= 1024:
-            raise ValueError(f"input_size must be between 16 and 1024 px, got {self.input_size}")
+            raise ConfigError(f"input_size must be between 16 and 1024 px, got {self.input_size}")
         if self.bits > 4096:
-            raise ValueError(f"bits must be at most 4096, got {self.bits}")
+            raise ConfigError(f"bits must be at most 4096, got {self.bits}")
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(
+            raise ConfigError(
                 f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
             )
         if self.epochs < 1:
-            raise ValueError("epochs must be at least 1")
+            raise ConfigError("epochs must be at least 1")
         from fabricsearch.hashing.backbones import BackboneError, get_spec
 
         try:
             get_spec(self.backbone)
         except BackboneError as exc:
-            raise ValueError(str(exc)) from None
+            raise ConfigError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

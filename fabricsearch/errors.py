@@ -26,6 +26,12 @@ class UserError(Exception):
     """An error with a message for the user; anything else reaching a boundary is a bug."""
 
 
+class ConfigError(UserError, ValueError):
+    """A setting or value the user chose that is outside what is allowed (a training option,
+    a code length, a tightness of 150): its message names the setting and the allowed range.
+    Also a `ValueError`, which is what callers of the configuration classes catch."""
+
+
 def is_user_error(exc: BaseException) -> bool:
     """True for errors whose own message is what the user should read (`UserError`,
     `OSError`); False for bugs."""

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from fabricsearch.errors import ConfigError
+
 #: Seconds per unit, measured on the 2-core development CPU (see the module docstring).
 CPU_STEP_S = 0.025
 CPU_FEATURE_S = 1 / 25
@@ -59,7 +61,7 @@ def presets() -> dict[str, Preset]:
 def get_preset(key: str) -> Preset:
     found = _presets().get(key)
     if found is None:
-        raise ValueError(f"unknown preset {key!r} (presets: {', '.join(_presets())})")
+        raise ConfigError(f"unknown preset {key!r} (presets: {', '.join(_presets())})")
     return found
 
 

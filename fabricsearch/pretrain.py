@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from fabricsearch.config import config_from_dict, config_to_dict
+from fabricsearch.errors import ConfigError
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, HashMethod
 from fabricsearch.hashing.data import augment, work_size_for
@@ -100,16 +101,16 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise ValueError("steps must be at least 1")
+            raise ConfigError("steps must be at least 1")
         if self.bits <= 0 or self.bits % 8:
-            raise ValueError(f"bits must be a positive multiple of 8, got {self.bits}")
+            raise ConfigError(f"bits must be a positive multiple of 8, got {self.bits}")
         for b in self.nested_bits:
             if not 0 < b < self.bits or b % 8:
-                raise ValueError(f"nested bits must be multiples of 8 below {self.bits}, got {b}")
+                raise ConfigError(f"nested bits must be multiples of 8 below {self.bits}, got {b}")
         if self.photos_per_fabric < 2:
-            raise ValueError("instance discrimination needs photos_per_fabric >= 2")
+            raise ConfigError("instance discrimination needs photos_per_fabric >= 2")
         if self.batch_fabrics < 2:
-            raise ValueError("batch_fabrics must be at least 2")
+            raise ConfigError("batch_fabrics must be at least 2")
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fabricsearch.errors import UserError
+from fabricsearch.errors import ConfigError, UserError
 from fabricsearch.jobs import CancelToken, ProgressFn
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def suggest_labels(
     from fabricsearch.hashing.predict import can_predict, predict_labels
 
     if not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"min_confidence {min_confidence} is outside 0–1")
+        raise ConfigError(f"min_confidence {min_confidence} is outside 0–1")
     if lib.active_model() is None:
         raise SuggestError("this library has no search model: train one on your labels first")
     method, info, _meta = load_library_model(lib)

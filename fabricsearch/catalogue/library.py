@@ -40,6 +40,7 @@ from fabricsearch.catalogue.errors import (
 from fabricsearch.catalogue.metadata import MetadataMixin
 from fabricsearch.catalogue.taxonomy_edit import TaxonomyEditMixin
 from fabricsearch.catalogue.textsearch import TextSearchMixin
+from fabricsearch.errors import ConfigError
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 if TYPE_CHECKING:
@@ -749,7 +750,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         if tightness is not UNSET and tightness is not None:
             tightness = float(tightness)
             if not 0.0 <= tightness <= 100.0:  # also rejects NaN
-                raise ValueError(f"tightness {tightness} is outside 0–100")
+                raise ConfigError(f"tightness {tightness} is outside 0–100")
         ids = [int(i) for i in ids]
         now = time.time()
         with self.atomic():

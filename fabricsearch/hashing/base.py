@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from fabricsearch.errors import ConfigError
+
 if TYPE_CHECKING:
     from fabricsearch.config import TrainConfig
 
@@ -60,17 +62,17 @@ def check_config_fields(cfg: MethodConfig) -> None:
         name, value, kind = f.name, getattr(cfg, f.name), kinds.get(f.name)
         if kind is bool:
             if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false, got {value!r:.40}")
+                raise ConfigError(f"{name} must be true or false, got {value!r:.40}")
         elif kind is str:
             if not isinstance(value, str) or len(value) > MAX_TEXT:
-                raise ValueError(f"{name} must be a short text, got {value!r:.40}")
+                raise ConfigError(f"{name} must be a short text, got {value!r:.40}")
         elif kind in (int, float):
             _check_number(name, value, kind, bounds.get(name))
         elif typing.get_origin(kind) is tuple:
             (inner, *_rest) = typing.get_args(kind) or (int,)
             if not isinstance(value, tuple) or not 1 <= len(value) <= MAX_ITEMS:
                 size = len(value) if isinstance(value, (tuple, list, str)) else "no"
-                raise ValueError(f"{name} must be a list of 1 to {MAX_ITEMS} values, got {size}")
+                raise ConfigError(f"{name} must be a list of 1 to {MAX_ITEMS} values, got {size}")
             for item in value:
                 _check_number(name, item, inner, bounds.get(name))
 
@@ -80,14 +82,14 @@ def _check_number(name: str, value: Any, kind: Any, bound: tuple[float, float] |
         value, numbers.Integral if kind is int else numbers.Real
     ):
         what = "a whole number" if kind is int else "a number"
-        raise ValueError(f"{name} must be {what}, got {value!r:.40}")
+        raise ConfigError(f"{name} must be {what}, got {value!r:.40}")
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     lo, hi = (
         bound if bound is not None else DEFAULT_INT_BOUNDS if kind is int else (-math.inf, math.inf)
     )
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+        raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
 
 
 @dataclass(frozen=True)

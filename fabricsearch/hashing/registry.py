@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from fabricsearch.errors import UserError
+from fabricsearch.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from fabricsearch.hashing.base import HashMethod, MethodConfig
@@ -122,19 +122,19 @@ def _coerce(name: str, kind: Any, raw: str) -> Any:
             return True
         if low in _FALSE:
             return False
-        raise ValueError(f"option {name} takes true or false (yes/no, on/off, 1/0), not {raw!r}")
+        raise ConfigError(f"option {name} takes true or false (yes/no, on/off, 1/0), not {raw!r}")
     if kind is int:
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"option {name} takes a whole number, not {raw!r}") from None
+            raise ConfigError(f"option {name} takes a whole number, not {raw!r}") from None
     if kind is float:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"option {name} takes a number, not {raw!r}") from None
+            raise ConfigError(f"option {name} takes a number, not {raw!r}") from None
         if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"option {name} takes a finite number, not {raw!r}")
+            raise ConfigError(f"option {name} takes a finite number, not {raw!r}")
         return value
     if kind is str:
         return text
@@ -143,9 +143,9 @@ def _coerce(name: str, kind: Any, raw: str) -> Any:
         try:
             items = json.loads(text) if text.startswith("[") else text.split(",")
         except json.JSONDecodeError:
-            raise ValueError(f"option {name} takes a list such as 24,48,96, not {raw!r}") from None
+            raise ConfigError(f"option {name} takes a list such as 24,48,96, not {raw!r}") from None
         return tuple(_coerce(name, inner, str(v)) for v in items)
-    raise ValueError(f"option {name} cannot be set from the command line")
+    raise ConfigError(f"option {name} cannot be set from the command line")
 
 
 def parse_method_options(method: str, items: list[str]) -> dict[str, Any]:
@@ -164,11 +164,11 @@ def parse_method_options(method: str, items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"--option {item!r} is not KEY=VALUE")
+            raise ConfigError(f"--option {item!r} is not KEY=VALUE")
         if key in reserved:
-            raise ValueError(f"option {key} has its own flag (--{key.replace('_', '-')})")
+            raise ConfigError(f"option {key} has its own flag (--{key.replace('_', '-')})")
         if key not in fields:
             known = ", ".join(sorted(fields - reserved))
-            raise ValueError(f"{method} has no option {key!r} (options: {known})")
+            raise ConfigError(f"{method} has no option {key!r} (options: {known})")
         out[key] = _coerce(key, hints[key], raw)
     return out
