@@ -290,12 +290,26 @@ class ThumbnailModel(QAbstractListModel):
             self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
 
 
+_RECORD_ROLES = frozenset(
+    {
+        Qt.ItemDataRole.DecorationRole,
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        RecordRole,
+        SuggestionRole,
+    }
+)
+
+
 class LibraryModel(ThumbnailModel):
     """The library grid's rows: image ids (numpy), their records fetched by page as rows are
     painted and kept in a bounded cache (issue 23: a 1M-image library never loads every
-    record). ``fetch(ids)`` returns the records of ``ids`` in that order (`Library.images`).
-    Until the ids of every row are known (the library is still loading), rows past the
-    first page have no record and show a placeholder."""
+    record). ``fetch(ids)`` returns the records of ``ids`` in that order (`Library.images`);
+    a row whose record cannot be read (removed meanwhile) shows a placeholder.
+
+    Rows are few until the library has loaded (its first screen): QListView lays out every
+    row on the GUI thread, asking Python's `rowCount` once per row (about 4 s at 1M rows),
+    which would slow the worker reading the library by as much."""
 
     PAGE = 256  # records fetched at once
     CACHE_RECORDS = 20_000  # records kept (a few screens either way at any thumbnail size)
@@ -314,12 +328,11 @@ class LibraryModel(ThumbnailModel):
         self._cache: OrderedDict[int, ImageRecord] = OrderedDict()
 
     # --- content ------------------------------------------------------------------------
-    def set_ids(self, ids: np.ndarray, rows: int | None = None) -> None:
-        """Show the images ``ids`` in this order; ``rows`` > len(ids): the count is known
-        before the ids are (the rest show placeholders)."""
+    def set_ids(self, ids: np.ndarray) -> None:
+        """Show the images ``ids`` in this order."""
         self.beginResetModel()
         self._ids = np.asarray(ids, np.int64)
-        self._rows = max(len(self._ids), rows or 0)
+        self._rows = len(self._ids)
         self._order = None
         self.endResetModel()
 
@@ -425,6 +438,8 @@ class LibraryModel(ThumbnailModel):
         if role == ImageIdRole:
             row = index.row()
             return int(self._ids[row]) if row < len(self._ids) else None
+        if role not in _RECORD_ROLES:
+            return None  # (fonts, alignment, …: no record read for them)
         rec = self.record(index.row())
         if rec is None:
             return self._placeholder if role == Qt.ItemDataRole.DecorationRole else None

@@ -216,7 +216,7 @@ class LibraryBrowser(QWidget):
             self.model.forget()
             self.model.remember(records)
             ids = np.fromiter((r.id for r in records), np.int64, len(records))
-            self.model.set_ids(ids, rows=count)
+            self.model.set_ids(ids)
         self._update_count()
 
     def set_columns(self, cols: BrowseColumns) -> None:
@@ -352,7 +352,8 @@ class LibraryBrowser(QWidget):
 
     def _update_count(self) -> None:
         shown = self.model.rowCount() if self.model is not None else 0
-        self.count_label.setText(f"{shown:,} of {self.count_all():,}")
+        reading = " · reading…" if self._known and not len(self._cols) else ""
+        self.count_label.setText(f"{shown:,} of {self.count_all():,}{reading}")
         if shown:
             self.views.setCurrentWidget(self.grid)
         else:
