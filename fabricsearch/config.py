@@ -52,6 +52,11 @@ class TrainConfig:
     feature_views: bool = (
         False  # also train on cached mirrored/zoomed/rotated views (measured: no gain)
     )
+    #: With the default method (DVSH on a frozen pretrained backbone) and at least
+    #: `min_val_for_early_stop` validation images, `train_library` also trains the simple
+    #: supervised head (methods/head.py, seconds) and keeps the one with the higher validation
+    #: mAP (docs/dvsh.md, "DVSH or the simple head"). False: DVSH alone.
+    compare_head: bool = True
     method_options: dict[str, Any] = field(default_factory=dict)  # overrides of the method Config
 
     def __post_init__(self) -> None:

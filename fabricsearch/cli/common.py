@@ -49,6 +49,14 @@ def add_config_flags(
         f = known[name]
         default = f.default
         text = (helps or {}).get(name, name.replace("_", " "))
+        if isinstance(default, bool):  # --name / --no-name (type=bool would take any text)
+            parser.add_argument(
+                "--" + name.replace("_", "-"),
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text} (default {'on' if default else 'off'})",
+            )
+            continue
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=type(default),

@@ -32,6 +32,7 @@ TRAIN_FLAGS = (
     "patience",
     "seed",
     "device",
+    "compare_head",
 )
 
 
@@ -64,6 +65,9 @@ def add_parsers(subparsers: Any) -> None:
             "lr": "learning rate",
             "seed": "random seed (initialisation, split order, batches)",
             "device": "auto | cpu | cuda | cuda:N | mps",
+            "compare_head": "with the default method (DVSH on a pretrained backbone) and enough "
+            "validation images, also train the simple supervised head (seconds) and keep the "
+            "one with the higher validation mAP",
         },
     )
     p.add_argument(
@@ -188,7 +192,7 @@ def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.config import TrainConfig, replace
     from fabricsearch.hashing.activation import read_decision
     from fabricsearch.hashing.registry import get_method_class
-    from fabricsearch.hashing.train import train_library
+    from fabricsearch.hashing.train import describe_choice, read_choice, train_library
     from fabricsearch.pretrain import resolve_init
 
     preset: dict[str, Any] = {}
@@ -227,6 +231,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise
         active = lib.active_model()
         decision = read_decision(info)
+        choice = read_choice(info)
         summary = {
             "version": info.version,
             "method": info.method,
@@ -236,6 +241,7 @@ def run_train(args: argparse.Namespace) -> int:
             "activation": None if decision is None else decision.to_dict(),
             "metrics": info.metrics,
             "images_encoded": lib.count_codes(info.version),
+            "method_choice": choice,
         }
     if args.json:
         print_json(summary)
@@ -249,6 +255,8 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"model {info.version} trained, {reason or 'not activated'} ({info.path})")
             print(f"  the active model stays {active.version if active else 'none'}; ", end="")
             print(f"to use the new one anyway: fabricsearch models LIB --activate {info.version}")
+        if choice:
+            print(f"  {describe_choice(choice)}")
         for key, value in info.metrics.items():
             print(f"  {key:>14}: {value:.4f}")
         print(f"  encoded {summary['images_encoded']} images")

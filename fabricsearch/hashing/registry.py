@@ -16,7 +16,7 @@ from fabricsearch.errors import ConfigError, UserError
 if TYPE_CHECKING:
     from fabricsearch.hashing.base import HashMethod, MethodConfig
 
-BUILTIN_METHOD_MODULES = ["dvsh", "dnnh", "dsah", "tsn", "dshgan", "classical"]
+BUILTIN_METHOD_MODULES = ["dvsh", "dnnh", "dsah", "tsn", "dshgan", "classical", "head"]
 
 _REGISTRY: dict[str, type[HashMethod]] = {}
 _builtins_loaded = False

@@ -684,6 +684,108 @@ def train(
     return result(state)
 
 
+# --- DVSH or the simple head ---------------------------------------------------------------
+#: The method compared with DVSH (methods/head.py) and the method it is compared with.
+COMPARED_METHOD, DEFAULT_METHOD = "head", "dvsh"
+
+
+def compares_head(cfg: TrainConfig) -> bool:
+    """Whether `train_and_choose` compares: `compare_head` on, the default method (DVSH) on a
+    frozen pretrained backbone (cached features: the head costs seconds)."""
+    from fabricsearch.hashing.backbones import is_pretrained
+
+    return (
+        cfg.compare_head
+        and cfg.method == DEFAULT_METHOD
+        and is_pretrained(cfg.backbone)
+        and not cfg.finetune
+    )
+
+
+def head_config(cfg: TrainConfig) -> TrainConfig:
+    """The simple head's run beside `cfg`'s DVSH run: same data, bits, backbone, seed, epochs
+    and step budget; DVSH's method options do not apply to it."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, method=COMPARED_METHOD, method_options={}, init="scratch")
+
+
+def train_and_choose(
+    data: TrainingData,
+    cfg: TrainConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+) -> tuple[TrainResult, dict[str, Any] | None]:
+    """`train` `cfg`; where `compares_head(cfg)`, also train the simple head and keep the one
+    with the higher validation mAP (DVSH on a tie) → (the kept result, the choice: both
+    validation figures, which was chosen and why; None when there was nothing to compare).
+    With fewer than `cfg.min_val_for_early_stop` validation images the validation mAP is too
+    noisy to choose by: DVSH is kept and the choice says so."""
+    t0 = time.perf_counter()
+    result = train(data, cfg, progress, cancel, out_dir=out_dir, resume=resume)
+    if not compares_head(cfg):
+        return result, None
+    n_val = len(data.val_idx)
+    choice: dict[str, Any] = {
+        "candidates": {DEFAULT_METHOD: _finite_or_none(result.best_val_map)},
+        "validation_images": n_val,
+        "min_validation_images": cfg.min_val_for_early_stop,
+        "method_train_time_s": {DEFAULT_METHOD: result.train_time_s},
+    }
+    if n_val < cfg.min_val_for_early_stop:
+        choice["chosen"] = DEFAULT_METHOD
+        choice["reason"] = (
+            f"only {n_val} validation images (fewer than {cfg.min_val_for_early_stop}): too few "
+            f"to choose between DVSH and the simple head; DVSH kept"
+        )
+        choice["train_time_s"] = time.perf_counter() - t0
+        return result, choice
+    head = train(data, head_config(cfg), progress, cancel)
+    dvsh_val, head_val = result.best_val_map, head.best_val_map
+    choice["candidates"][COMPARED_METHOD] = _finite_or_none(head_val)
+    choice["method_train_time_s"][COMPARED_METHOD] = head.train_time_s
+    choice["train_time_s"] = time.perf_counter() - t0
+    if head_val == head_val and (dvsh_val != dvsh_val or head_val > dvsh_val):
+        choice["chosen"] = COMPARED_METHOD
+        choice["reason"] = (
+            f"the simple head's validation mAP {head_val:.4f} is higher than DVSH's "
+            f"{dvsh_val:.4f} on {n_val} validation images"
+        )
+        kept = head
+    else:
+        choice["chosen"] = DEFAULT_METHOD
+        choice["reason"] = (
+            f"DVSH's validation mAP {dvsh_val:.4f} is at least the simple head's "
+            f"{head_val:.4f} on {n_val} validation images"
+        )
+        kept = result
+    log.info("method choice: %s", choice["reason"])
+    return kept, choice
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if x == x else None
+
+
+def describe_choice(choice: dict[str, Any] | None) -> str:
+    """One line for people: which method was kept and why ("" when nothing was compared)."""
+    if not choice:
+        return ""
+    return f"kept {choice['chosen']}: {choice['reason']}"
+
+
+def read_choice(info: ModelInfo) -> dict[str, Any] | None:
+    """The method choice recorded in a model's metadata (`train_and_choose`), or None."""
+    try:
+        meta = ckpt.read_metadata(info.path)
+    except (ckpt.CheckpointError, OSError, ValueError):
+        return None
+    choice = meta.extra.get("method_choice")
+    return choice if isinstance(choice, dict) else None
+
+
 # --- the library workflow -------------------------------------------------------------------
 def library_training_data(
     lib: Library, labelled_only: bool = True, fit_all: bool = False
@@ -788,15 +890,26 @@ def _train_library(
     label_free = not needs_labels(cfg.method)
     data = library_training_data(lib, labelled_only=not label_free)
     lib.models_dir.mkdir(parents=True, exist_ok=True)
-    result = train(data, cfg, progress, cancel, out_dir=lib.models_dir, resume=resume)
+    result, choice = train_and_choose(
+        data, cfg, progress, cancel, out_dir=lib.models_dir, resume=resume
+    )
+    extra: dict[str, Any] = {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "device": result.device,
+    }
+    metrics = {"val_mAP": result.best_val_map, "train_time_s": result.train_time_s}
+    if choice is not None:
+        extra["method_choice"] = choice
+        metrics["train_time_s"] = choice["train_time_s"]
     info = publish_model(
         lib,
         result.method,
-        new_version(cfg, lib),
-        metrics={"val_mAP": result.best_val_map, "train_time_s": result.train_time_s},
+        new_version(result.config, lib),
+        metrics=metrics,
         train_config=result.config.to_dict(),
         fingerprint=result.fingerprint,
-        extra={"history": result.history, "best_epoch": result.best_epoch, "device": result.device},
+        extra=extra,
         note=note,
         progress=progress,
         cancel=cancel,
