@@ -495,6 +495,8 @@ class MainWindow(QMainWindow):
         model = grid.model()
         if model is None:
             return []
+        if hasattr(model, "records_of"):  # the library grid: read in bulk, not by page
+            return model.records_of(grid.selected_ids())
         out = []
         for image_id in grid.selected_ids():
             row = model.row_of(image_id)

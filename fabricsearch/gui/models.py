@@ -308,8 +308,8 @@ class LibraryModel(ThumbnailModel):
     a row whose record cannot be read (removed meanwhile) shows a placeholder.
 
     Rows are few until the library has loaded (its first screen): QListView lays out every
-    row on the GUI thread, asking Python's `rowCount` once per row (about 4 s at 1M rows),
-    which would slow the worker reading the library by as much."""
+    row on the GUI thread, calling Python's `rowCount` about twice per row, which slowed
+    the worker reading a 1M-image library from 5 s to 9.5 s."""
 
     PAGE = 256  # records fetched at once
     CACHE_RECORDS = 20_000  # records kept (a few screens either way at any thumbnail size)
