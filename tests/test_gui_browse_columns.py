@@ -92,3 +92,23 @@ def test_the_grid_reads_records_by_page(window, library_path: Path, qtbot, monke
     names = [r.path.name.lower() for r in window.browser.visible_records()]
     assert names == sorted(names)
     assert window.browser.count_labelled() == sum(r.labelled for r in window.browser.all_records())
+
+
+def test_the_retrain_dialog_counts_without_every_record(
+    window, library_path: Path, qtbot, monkeypatch
+) -> None:
+    from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog, new_labelled_count
+
+    assert open_library(window, library_path)
+    records = window.browser.all_records()
+    monkeypatch.setattr(Library, "images", lambda *a, **k: pytest.fail("records read"))
+    window.training.retrain_dialog()
+    dialog = window.runner.last_dialog
+    assert isinstance(dialog, TrainOptionsDialog)
+    assert (dialog.images, dialog.labelled) == (len(records), sum(r.labelled for r in records))
+    dialog.reject()
+    from fabricsearch.gui.controllers.training import label_rows
+
+    rows = label_rows(window.library, len(records))
+    older = type("M", (), {"created": min(r.labelled_at or 0 for r in records if r.labelled)})
+    assert new_labelled_count(rows, older) == new_labelled_count(records, older)

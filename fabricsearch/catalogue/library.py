@@ -586,6 +586,10 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         rows = self._query(base + " ORDER BY i.id LIMIT ?", (int(limit),))
         return [self._record(r) for r in rows]
 
+    def label_times(self) -> list[float | None]:
+        """When each labelled image's labels were last set (its `ImageRecord.labelled_at`)."""
+        return [r[0] for r in self._query(f"SELECT l.at FROM labels l WHERE {_LABELLED}")]
+
     def image_column(self, column: str) -> tuple[np.ndarray, list[Any]]:
         """(ids, values) of one image column by ascending id: ``added``, ``mtime`` or ``path``
         (a sort key of the window's grid without a record per image)."""
