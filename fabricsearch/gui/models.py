@@ -325,6 +325,7 @@ class LibraryModel(ThumbnailModel):
         self._ids = np.zeros(0, np.int64)
         self._rows = 0
         self._order: np.ndarray | None = None  # argsort of _ids (row_of), made when needed
+        self._sorted = self._ids  # _ids in ascending order
         self._cache: OrderedDict[int, ImageRecord] = OrderedDict()
 
     # --- content ------------------------------------------------------------------------
@@ -420,13 +421,16 @@ class LibraryModel(ThumbnailModel):
         n = len(self._ids)
         if n == 0:
             return None
-        if self._order is None:
-            self._order = np.argsort(self._ids, kind="stable")
-        sorted_ids = self._ids[self._order]
-        pos = int(np.searchsorted(sorted_ids, image_id))
-        if pos < n and sorted_ids[pos] == image_id:
-            return int(self._order[pos])
-        return None
+        if self._order is None:  # rows in id order (import order, a filter): no sort needed
+            if bool(np.all(self._ids[1:] > self._ids[:-1])):
+                self._order, self._sorted = np.zeros(0, np.int64), self._ids
+            else:
+                self._order = np.argsort(self._ids)
+                self._sorted = self._ids[self._order]
+        pos = int(np.searchsorted(self._sorted, image_id))
+        if pos >= n or self._sorted[pos] != image_id:
+            return None
+        return int(self._order[pos]) if len(self._order) else pos
 
     # --- QAbstractListModel -------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
