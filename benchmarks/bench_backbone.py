@@ -12,7 +12,7 @@ labels, tie-aware mAP over the Hamming ranking.
            train and val images out of training (the trainer sees labelled images only, as
            `train_library` does); test labels are kept for evaluation.
   lite     efficientnet-lite0/1/2 at 64 bits on dtd10, (a) and (d), with CPU encode speed
-           (`featurestore.compute_features` on 128 photos: decode + backbone forward).
+           (`extract.compute_features` on 128 photos: decode + backbone forward).
   methods  dvsh, dvsh1a, dvsh1b, dvsh2a, itq, lsh on lite0 features, dtd10, all labels
            (DNNH, DSaH, TSN and DSH-GANs need pixels: compact backbone only).
   speed    one run, side by side: eager fp32 NCHW at 224 px vs channels_last + inference_mode
@@ -45,13 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fabricsearch.config import TrainConfig  # noqa: E402
-from fabricsearch.featurestore import (  # noqa: E402
-    MAIN_VIEWS,
-    compute_features,
-)
+from fabricsearch.featurestore import MAIN_VIEWS  # noqa: E402
 from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec, load_backbone  # noqa: E402
 from fabricsearch.hashing.data import TrainingData, prepare_image, to_tensor  # noqa: E402
 from fabricsearch.hashing.encode import encode_tensor  # noqa: E402
+from fabricsearch.hashing.extract import compute_features  # noqa: E402
 from fabricsearch.hashing.metrics import evaluate_codes  # noqa: E402
 from fabricsearch.hashing.train import library_training_data, train  # noqa: E402
 from fabricsearch.imaging import load_rgb  # noqa: E402

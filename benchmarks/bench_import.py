@@ -18,7 +18,7 @@ the code of ``--baseline`` (extracted with ``git archive`` into a temporary fold
 touching the checkout), on dtd10 photos (≤ 640 px) and on 4000×3000 camera JPEGs made by
 upscaling dtd10 photos with sensor noise. Old and new runs alternate (each a fresh process,
 so torch's import is counted), round after round, so a busy machine slows both alike; also
-times the features stage alone (`featurestore.compute_features` on the same files: decode +
+times the features stage alone (`extract.compute_features` on the same files: decode +
 network). Records stage times and peak memory (the process, and its largest worker). Prints a
 table and writes benchmarks/results/import_speed.json.
 """
@@ -196,8 +196,8 @@ def child(variant: str, folder: Path, workers: int | None) -> dict[str, Any]:
         import torch  # noqa: F401
 
         out["torch_import_s"] = time.perf_counter() - t0
-        from fabricsearch.featurestore import compute_features
         from fabricsearch.hashing.backbones import DEFAULT_BACKBONE
+        from fabricsearch.hashing.extract import compute_features
 
         files = sorted(str(p) for p in folder.glob("*.jpg"))
         _, ok = compute_features(files, DEFAULT_BACKBONE, progress=progress)

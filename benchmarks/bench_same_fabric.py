@@ -243,7 +243,7 @@ class Prepared:
 
         from fabricsearch import colour
         from fabricsearch.codes import unpack_codes
-        from fabricsearch.featurestore import decode_for
+        from fabricsearch.hashing.extract import decode_for
         from fabricsearch.search import _encode_query, _load_query
 
         lib, arr, picks = self.lib, self.arr, self.picks

@@ -1,6 +1,6 @@
 """Thread policy for the network on the CPU (issue 23), side by side in one run.
 
-A single query image (the product's query path: `featurestore.compute_features` on one
+A single query image (the product's query path: `extract.compute_features` on one
 512-px photo, decode + crop + network) and a batch of 32, with 1 thread, 2 threads, all cores
 and the policy's choice (`fabricsearch.threads.threads_for`), on a quiet machine and beside
 busy processes (each a Python loop spinning one core). Rounds are interleaved, medians are
@@ -34,20 +34,20 @@ def _spin(stop: Any) -> None:
 
 
 def _measure(fn: Any, settings: dict[str, int], rounds: int) -> dict[str, float]:
-    from fabricsearch import featurestore
+    from fabricsearch.hashing import extract
 
-    policy = featurestore.threads_for
+    policy = extract.threads_for
     times: dict[str, list[float]] = {k: [] for k in settings}
     try:
         for _ in range(rounds):
             for key, n in settings.items():  # interleaved: drift hits every setting alike
                 # The feature path applies the policy itself: make it apply this setting.
-                featurestore.threads_for = lambda _images, n=n: n
+                extract.threads_for = lambda _images, n=n: n
                 t0 = time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - t0)
     finally:
-        featurestore.threads_for = policy
+        extract.threads_for = policy
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
 
-    from fabricsearch.featurestore import compute_features
     from fabricsearch.hashing.backbones import DEFAULT_BACKBONE
+    from fabricsearch.hashing.extract import compute_features
     from fabricsearch.threads import cores, threads_for
 
     rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 1. ``tests``   — the suite's CUDA tests (``pytest -m gpu``).
 2. ``network`` — the inference network alone: EfficientNet-Lite0 (batch norms folded), fp32 vs
    AMP fp16, channels_last, batches of 256 (images/s; goal ≥ 3,000 with AMP).
-3. ``encode``  — the product's feature path (`featurestore.compute_features`: decode, crop,
+3. ``encode``  — the product's feature path (`extract.compute_features`: decode, crop,
    network) on generated photos (images/s, decoding included).
 4. ``cached``  — training DVSH on cached features (the default "Quick" training): seconds, mAP.
 5. ``finetune``— fine-tuning the last 3 blocks on augmented photos for a few epochs (the
@@ -100,8 +100,8 @@ def _photos(args: argparse.Namespace, work: Path) -> Path:
 
 
 def step_encode(args: argparse.Namespace, dev: str, photos: Path) -> dict[str, Any]:
-    from fabricsearch.featurestore import compute_features
     from fabricsearch.hashing.backbones import DEFAULT_BACKBONE
+    from fabricsearch.hashing.extract import compute_features
     from fabricsearch.imaging import is_image_path
 
     files = sorted(str(p) for p in photos.rglob("*") if is_image_path(p))

@@ -74,7 +74,7 @@ class TrainConfig:
             )
         if self.epochs < 1:
             raise ConfigError("epochs must be at least 1")
-        from fabricsearch.hashing.backbones import BackboneError, get_spec
+        from fabricsearch.backbone_specs import BackboneError, get_spec
 
         try:
             get_spec(self.backbone)

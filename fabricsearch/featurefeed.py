@@ -1,8 +1,8 @@
 """Backbone features computed while an import decodes (issue 23, "Fast on a real archive").
 
 The import's worker processes decode each new photo once and also return the backbone's input
-(`importer.measure_file` with ``net_size``: `featurestore.decode_for`'s pixels, centre-cropped
-by `hashing.data.prepare_image`, so exactly what `featurestore.compute_features` would feed
+(`importer.measure_file` with ``net_size``: `extract.decode_for`'s pixels, centre-cropped
+by `hashing.data.prepare_image`, so exactly what `extract.compute_features` would feed
 the network). A `FeatureFeed` takes those inputs as the import hands them over and runs the
 network on them in one thread of the importing process, in batches, appending each batch to
 the library's feature store. When the import ends, the store already holds the new photos'
@@ -13,7 +13,7 @@ Nothing here is needed for correctness: the store is keyed by content hash and a
 so a killed or cancelled import leaves at most rows that a later run would compute anyway
 (`FeatureStore.add` trims a ragged tail), and a feed that fails (no backbone weights, a full
 disk) only logs: the features it did not store are computed the old way afterwards
-(`featurestore.ensure_features`), which reports the error again where it matters.
+(`extract.ensure_features`), which reports the error again where it matters.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from fabricsearch.jobs import CancelToken, ProgressFn, report
 
 log = logging.getLogger(__name__)
 
-#: Images per network call (as `featurestore.compute_features`).
+#: Images per network call (as `extract.compute_features`).
 BATCH_SIZE = 32
 _END = None
 
@@ -160,7 +160,7 @@ class FeatureFeed:
                 arr = np.stack(
                     [np.frombuffer(batch[i][1], np.uint8).reshape(s, s, 3) for i in todo]
                 )
-                # The same steps as featurestore.compute_features, so the same feature.
+                # The same steps as extract.compute_features, so the same feature.
                 with torch_threads(threads_for(len(todo))), torch.inference_mode():
                     x = (
                         to_tensor(arr, LITE_MEAN, LITE_STD)

@@ -21,9 +21,8 @@ newest row wins. Format 1 stores (no ``sums.bin``, written before checksums exis
 appended by such a version) stay readable: their rows are checked for finite values only until
 the next write gives them checksums.
 
-`input_tensor` is the one input recipe of a pretrained backbone: the same photo gives the same
-tensor in training, encoding and search (view 0 is the centre crop of the shorter side resized
-to the backbone's input size).
+The store only stores: the features are computed by `hashing.extract` (the one input recipe
+and the network pass), which appends them here.
 """
 
 from __future__ import annotations
@@ -33,16 +32,11 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-
-from fabricsearch.jobs import CancelToken, ProgressFn, check, report
-from fabricsearch.threads import threads_for, torch_threads
 
 KEY_BYTES = 32
 SUM_BYTES = 4
@@ -59,48 +53,6 @@ DEFAULT_VIEWS = 1
 
 
 # --------------------------------------------------------------------------- input recipe
-
-
-def view_images(square: np.ndarray, view_ids: Sequence[int] = MAIN_VIEWS) -> np.ndarray:
-    """Views (see `VIEW_NAMES`) of one prepared square (S, S, 3) → (len(view_ids), S, S, 3)."""
-    import cv2
-
-    s = square.shape[0]
-    out = []
-    for v in view_ids:
-        if v == 0:
-            out.append(square)
-        elif v == 1:
-            out.append(square[:, ::-1])
-        elif v == 2:
-            m = int(round(s * 0.1))
-            zoom = np.ascontiguousarray(square[m : s - m, m : s - m])
-            out.append(cv2.resize(zoom, (s, s), interpolation=cv2.INTER_LINEAR))
-        elif v == 3:
-            out.append(np.rot90(square))
-        else:
-            raise ValueError(f"unknown view {v}")
-    return np.stack([np.ascontiguousarray(v) for v in out])
-
-
-def input_tensor(rgb: np.ndarray, backbone: str) -> torch.Tensor:
-    """The one input recipe: an RGB photo → the backbone's (1, 3, S, S) input (view 0)."""
-    from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec
-    from fabricsearch.hashing.data import prepare_image, to_tensor
-
-    size = get_spec(backbone).input_size
-    return to_tensor(prepare_image(rgb, size)[None], LITE_MEAN, LITE_STD)
-
-
-def decode_for(path: Any, size: int) -> np.ndarray:
-    """Decode a photo for a backbone of input `size` (an RGB array passes through). The longest
-    side is capped at 2·size, so large JPEGs decode at a reduced DCT scale (several times
-    faster) and every path (training, encoding, query) gets the same pixels."""
-    if isinstance(path, np.ndarray):
-        return path
-    from fabricsearch.imaging import load_rgb
-
-    return load_rgb(path, max_side=2 * size)
 
 
 # --------------------------------------------------------------------------- the store
@@ -248,7 +200,7 @@ class FeatureStore:
                 # One writer at a time, across processes, on every OS (`locks`).
                 stack.enter_context(locks.hold(path, wait=True, poll_s=0.01, note=False))
             except IsADirectoryError as exc:
-                from fabricsearch.catalogue import LibraryError
+                from fabricsearch.catalogue.errors import LibraryError
 
                 raise LibraryError(
                     f"cannot lock the feature cache: {path} is a folder (or another thing that "
@@ -347,157 +299,10 @@ def store_for(
     library_folder: str | os.PathLike[str], backbone: str, view_ids: Sequence[int] = MAIN_VIEWS
 ) -> FeatureStore:
     """The library's store of `backbone` features for these views (centre crop by default)."""
-    from fabricsearch.hashing.backbones import get_spec
+    from fabricsearch.backbone_specs import get_spec
 
     spec = get_spec(backbone)
     name = spec.version
     if tuple(view_ids) != MAIN_VIEWS:
         name += "-views" + "".join(str(v) for v in view_ids)
     return FeatureStore(Path(library_folder) / "features" / name, spec.feature_dim, len(view_ids))
-
-
-# --------------------------------------------------------------------------- computing
-
-
-@torch.inference_mode()
-def compute_features(
-    items: Sequence[Any],
-    backbone: str,
-    view_ids: Sequence[int] = MAIN_VIEWS,
-    device: torch.device | str = "cpu",
-    batch_size: int = 32,
-    loader: Callable[[Any], np.ndarray] | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
-    sink: Callable[[list[int], np.ndarray], None] | None = None,
-    stage: str = "features",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Backbone features of photos (paths or RGB arrays) → (float16 (N, V, dim), ok (N,)) for
-    the V views `view_ids`.
-
-    Decoding runs in two threads ahead of the network; `sink(indices, feats)` receives each
-    finished batch (the store appends it, so a killed run keeps what it computed)."""
-    from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec, load_backbone
-    from fabricsearch.hashing.data import prepare_image, to_tensor
-    from fabricsearch.imaging import ImageError
-
-    spec = get_spec(backbone)
-    dev = torch.device(device)
-    net = load_backbone(backbone, dev, fused=True)
-    size = spec.input_size
-    n = len(items)
-    views = len(view_ids)
-    out = np.zeros((n, views, spec.feature_dim), dtype=np.float16)
-    ok = np.ones(n, dtype=bool)
-    load = loader or (lambda item: decode_for(item, size))
-
-    def prep(i: int) -> np.ndarray | None:
-        try:
-            return view_images(prepare_image(load(items[i]), size), view_ids)
-        except (ImageError, OSError, ValueError):
-            return None
-
-    report(progress, stage, 0, n, "img")
-    amp = dev.type == "cuda"
-    # One torch thread for a query, the free cores for a batch, in this thread only
-    # (fabricsearch/threads.py: more threads were several times slower on a busy laptop).
-    with torch_threads(threads_for(n)), ThreadPoolExecutor(max_workers=2) as pool:
-        starts = list(range(0, n, batch_size))
-        pending = pool.map(lambda s: [prep(i) for i in range(s, min(n, s + batch_size))], starts)
-        for start, prepared in zip(starts, pending, strict=True):
-            check(cancel)
-            idx = list(range(start, min(n, start + batch_size)))
-            good = [j for j, p in zip(idx, prepared, strict=True) if p is not None]
-            for j, p in zip(idx, prepared, strict=True):
-                if p is None:
-                    ok[j] = False
-            if good:
-                arr = np.concatenate([p for p in prepared if p is not None])
-                x = (
-                    to_tensor(arr, LITE_MEAN, LITE_STD)
-                    .to(dev)
-                    .contiguous(memory_format=torch.channels_last)
-                )
-                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                    f = net(x).float()
-                f = f.view(len(good), views, -1).cpu().numpy().astype(np.float16)
-                out[good] = f
-                if sink is not None:
-                    sink(good, f)
-            report(progress, stage, idx[-1] + 1, n, "img")
-    return out, ok
-
-
-def ensure_features(
-    library_folder: str | os.PathLike[str],
-    backbone: str,
-    paths: Sequence[Any],
-    shas: Sequence[str],
-    view_ids: Sequence[int] = MAIN_VIEWS,
-    device: torch.device | str = "cpu",
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features of the library images (paths + content hashes) for `view_ids`, computing and
-    caching the missing ones → (float16 (N, V, dim), ok (N,)); ok is False where a photo no
-    longer decodes (its rows are zero). The centre view and the training views are kept in
-    two stores, so encoding never pays for the training views."""
-    view_ids = tuple(view_ids)
-    main = tuple(v for v in view_ids if v in MAIN_VIEWS)
-    extra = tuple(v for v in view_ids if v not in MAIN_VIEWS)
-    groups = [g for g in (main, extra) if g]
-    parts, ok = [], np.ones(len(shas), dtype=bool)
-    for group in groups:
-        feats, ok_g = _ensure_group(
-            library_folder, backbone, paths, shas, group, device, progress, cancel
-        )
-        parts.append(feats)
-        ok &= ok_g
-    out = np.concatenate(parts, axis=1)
-    order = [v for g in groups for v in g]
-    return out[:, [order.index(v) for v in view_ids]], ok
-
-
-def _ensure_group(
-    library_folder: str | os.PathLike[str],
-    backbone: str,
-    paths: Sequence[Any],
-    shas: Sequence[str],
-    view_ids: tuple[int, ...],
-    device: torch.device | str,
-    progress: ProgressFn | None,
-    cancel: CancelToken | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    store = store_for(library_folder, backbone, view_ids)
-    rows = store.rows(shas)
-    missing = np.flatnonzero(rows < 0)
-    ok = np.ones(len(shas), dtype=bool)
-    if len(missing):
-        miss_paths = [paths[i] for i in missing]
-        miss_shas = [shas[i] for i in missing]
-
-        def sink(idx: list[int], f: np.ndarray) -> None:
-            store.add([miss_shas[i] for i in idx], f)
-
-        stage = "features" if view_ids == MAIN_VIEWS else "training views"
-        feats_m, ok_m = compute_features(
-            miss_paths,
-            backbone,
-            view_ids,
-            device,
-            progress=progress,
-            cancel=cancel,
-            sink=sink,
-            stage=stage,
-        )
-        # A feature that is not finite is not stored (`FeatureStore.add`): the photo counts
-        # as one that does not decode.
-        finite = np.isfinite(feats_m).all(axis=(1, 2))
-        if (ok_m & ~finite).any():
-            log.warning("%d photos gave features that are not finite", int((ok_m & ~finite).sum()))
-        ok[missing] = ok_m & finite
-    out = np.zeros((len(shas), len(view_ids), store.dim), dtype=np.float16)
-    good = np.flatnonzero(ok)
-    if len(good):
-        out[good] = store.get([shas[i] for i in good], dtype=np.float16)
-    return out, ok

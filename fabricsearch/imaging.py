@@ -259,7 +259,7 @@ def decode_pair(
     """One decode for two consumers → (work RGB, network RGB, header info).
 
     The network image is pixel for pixel ``decode(source, max_side=net_side)`` (the input
-    recipe of `featurestore.decode_for`). The work image (palette, thumbnails) has its longest
+    recipe of `extract.decode_for`). The work image (palette, thumbnails) has its longest
     side at most ``work_side``; it comes from the same decode wherever the file allows it:
 
     * a JPEG decoded by libjpeg-turbo at a reduced DCT scale is decoded once, at the scale the

@@ -600,7 +600,7 @@ class Searcher:
             st = self._ensure()
             t1 = time.perf_counter()
             # On a pretrained backbone the file goes through the library's own input recipe
-            # (featurestore.decode_for → data.prepare_image), so a library photo used as a query
+            # (extract.decode_for → data.prepare_image), so a library photo used as a query
             # gets exactly its stored code.
             source = image if st.method.on_features and sha is not None and crop is None else rgb
             code, predicted, qfeat = _encode_query(st.method, source, self.library)
@@ -1048,7 +1048,7 @@ def _encode_query(
 
     feature = None
     if method.on_features:
-        from fabricsearch.featurestore import compute_features
+        from fabricsearch.hashing.extract import compute_features
 
         feats, ok = compute_features([source], method.backbone)
         if not ok[0]:

@@ -15,6 +15,7 @@ from PIL import Image
 from fabricsearch import featurestore as fs
 from fabricsearch import synth
 from fabricsearch.hashing import backbones as bb
+from fabricsearch.hashing import extract
 
 LITE0 = "efficientnet-lite0"
 REFERENCE = Path(__file__).parent / "data" / "efficientnet_lite0_reference.json"
@@ -52,7 +53,7 @@ def test_two_photos_of_one_fabric_are_closer_than_two_fabrics() -> None:
         a_spec, b_spec = synth.random_spec(rng, "plaid"), synth.random_spec(rng, "stripe")
         photos = [synth.render(a_spec, rng, 224), synth.render(a_spec, rng, 224)]
         photos.append(synth.render(b_spec, rng, 224))
-        feats, ok = fs.compute_features(photos, LITE0)
+        feats, ok = extract.compute_features(photos, LITE0)
         assert ok.all()
         f = feats[:, 0].astype(np.float32)
         closer += _cos(f[0], f[1]) > _cos(f[0], f[2])
@@ -135,11 +136,11 @@ def test_features_follow_content_not_paths(tmp_path: Path) -> None:
     import hashlib
 
     sha = hashlib.sha256(p1.read_bytes()).hexdigest()
-    f1, ok = fs.ensure_features(tmp_path / "lib", LITE0, [p1], [sha])
+    f1, ok = extract.ensure_features(tmp_path / "lib", LITE0, [p1], [sha])
     assert ok.all()
     p2 = tmp_path / "renamed.png"
     os.replace(p1, p2)
-    f2, _ = fs.ensure_features(tmp_path / "lib", LITE0, [p2], [sha])  # cached: no decode
+    f2, _ = extract.ensure_features(tmp_path / "lib", LITE0, [p2], [sha])  # cached: no decode
     np.testing.assert_array_equal(f1, f2)
     assert len(fs.store_for(tmp_path / "lib", LITE0)) == 1
 
@@ -151,9 +152,9 @@ def test_one_input_recipe_for_training_encoding_and_search(tmp_path: Path) -> No
     Image.fromarray(img).save(path)
     net = bb.load_backbone(LITE0)
     with torch.no_grad():
-        direct = net(fs.input_tensor(img, LITE0)).numpy()[0]
-    from_array, _ = fs.compute_features([img], LITE0)
-    from_path, _ = fs.compute_features([path], LITE0)
+        direct = net(extract.input_tensor(img, LITE0)).numpy()[0]
+    from_array, _ = extract.compute_features([img], LITE0)
+    from_path, _ = extract.compute_features([path], LITE0)
     np.testing.assert_allclose(from_array[0, 0].astype(np.float32), direct, atol=1e-2)
     np.testing.assert_array_equal(from_array, from_path)
 

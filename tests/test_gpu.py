@@ -24,7 +24,7 @@ weights = pytest.mark.skipif(not backbone_available(DEFAULT_BACKBONE), reason="n
 @cuda
 @weights
 def test_cuda_amp_features_match_the_cpu() -> None:
-    from fabricsearch.featurestore import compute_features
+    from fabricsearch.hashing.extract import compute_features
 
     rng = np.random.default_rng(0)
     photos = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(6)]

@@ -58,8 +58,8 @@ def test_decode_pair_network_pixels_are_decode_for(size, fmt, mode, orientation)
 
 
 def test_measure_file_returns_the_backbone_input(tmp_path: Path):
-    from fabricsearch.featurestore import decode_for
     from fabricsearch.hashing.data import prepare_image
+    from fabricsearch.hashing.extract import decode_for
 
     path = tmp_path / "camera.jpg"
     cv2.imwrite(str(path), _photo(3000, 4000)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -80,6 +80,7 @@ def test_import_feeds_the_feature_cache(tmp_path: Path, monkeypatch):
     from fabricsearch import featurestore
     from fabricsearch.catalogue import Library
     from fabricsearch.featurefeed import FeatureFeed
+    from fabricsearch.hashing import extract
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -99,7 +100,7 @@ def test_import_feeds_the_feature_cache(tmp_path: Path, monkeypatch):
     store = featurestore.store_for(lib.folder, DEFAULT_BACKBONE)
     assert (store.rows(shas) >= 0).all()
     fed = store.get(shas, views=False)
-    expected, ok = featurestore.compute_features(paths, DEFAULT_BACKBONE)
+    expected, ok = extract.compute_features(paths, DEFAULT_BACKBONE)
     assert ok.all()
     np.testing.assert_allclose(fed, expected[:, 0].astype(np.float32), atol=2e-2, rtol=2e-2)
 
@@ -107,8 +108,8 @@ def test_import_feeds_the_feature_cache(tmp_path: Path, monkeypatch):
     def no_decode(*_a, **_k):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(featurestore, "decode_for", no_decode)
-    feats, ok = featurestore.ensure_features(lib.folder, DEFAULT_BACKBONE, paths, shas)
+    monkeypatch.setattr(extract, "decode_for", no_decode)
+    feats, ok = extract.ensure_features(lib.folder, DEFAULT_BACKBONE, paths, shas)
     assert ok.all()
     assert feats.shape[0] == 5
     lib.close()

@@ -305,7 +305,7 @@ def _convert(
 
 
 def _copy_model_files(dest: Library, models: dict[str, Any]) -> int:
-    from fabricsearch.hashing.checkpoint import metadata_path
+    from fabricsearch.modelfiles import metadata_path
 
     n = 0
     dest.models_dir.mkdir(parents=True, exist_ok=True)

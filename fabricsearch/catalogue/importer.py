@@ -134,7 +134,7 @@ def measure_file(path: str, known: frozenset[str] | None = None, net_size: int =
     """Read, hash, decode (reduced), quantise and thumbnail one file; errors become reasons.
 
     With ``net_size`` (a backbone's input size) the same decode also gives the backbone's
-    input: exactly `featurestore.decode_for` (longest side 2·``net_size``) centre-cropped by
+    input: exactly `extract.decode_for` (longest side 2·``net_size``) centre-cropped by
     `hashing.data.prepare_image`, so the feature stage need not read and decode the file again
     (`imaging.decode_pair`)."""
     from fabricsearch import colour

@@ -71,7 +71,7 @@ class TeamInfo:
     # --- model files ---------------------------------------------------------------------
     def upload_model_files(self, lib: Library, info: ModelInfo) -> None:
         """Store the model's files (weights and the JSON beside them) in the server."""
-        from fabricsearch.hashing.checkpoint import metadata_path
+        from fabricsearch.modelfiles import metadata_path
 
         weights = Path(info.path)
         for path in (weights, metadata_path(weights)):

@@ -35,6 +35,7 @@ from fabricsearch.atomicio import atomic_write, write_text_atomic
 from fabricsearch.config import config_from_dict, config_to_dict
 from fabricsearch.errors import UserError
 from fabricsearch.hashing.base import HashMethod
+from fabricsearch.modelfiles import metadata_path  # noqa: F401 - part of this module's API
 
 FORMAT = "fabricsearch-model"
 FORMAT_VERSION = 1
@@ -111,10 +112,6 @@ def _object(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"{name} is not an object")
     return dict(value)
-
-
-def metadata_path(weights_path: str | Path) -> Path:
-    return Path(weights_path).with_suffix(".json")
 
 
 def base_prefix_of(method: HashMethod) -> str:

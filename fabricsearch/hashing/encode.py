@@ -62,9 +62,9 @@ def encode_images(
 ) -> np.ndarray:
     """RGB uint8 images of any size → ±1 float32 codes (N, K). Same view as training's
     evaluation: shorter side to the work size, centre crop to the input size (on a pretrained
-    backbone: its feature of the centre crop, `featurestore.input_tensor`)."""
+    backbone: its feature of the centre crop, `extract.input_tensor`)."""
     if method.on_features:
-        from fabricsearch.featurestore import compute_features
+        from fabricsearch.hashing.extract import compute_features
 
         feats, _ = compute_features(
             list(images),
@@ -194,7 +194,7 @@ def library_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cached centre-crop features of library records (computed and stored where missing)
     → (float16 (N, D), ok (N,))."""
-    from fabricsearch.featurestore import ensure_features
+    from fabricsearch.hashing.extract import ensure_features
 
     feats, ok = ensure_features(
         lib.folder,

@@ -245,8 +245,9 @@ def training_source(
 ) -> tuple[ImageSource | FeatureSource, np.ndarray]:
     """The input of training: cached features for a pretrained backbone, decoded pixels for the
     compact one → (source, ok per image)."""
-    from fabricsearch.featurestore import AUG_VIEWS, MAIN_VIEWS, compute_features
+    from fabricsearch.featurestore import AUG_VIEWS, MAIN_VIEWS
     from fabricsearch.hashing.backbones import is_pretrained
+    from fabricsearch.hashing.extract import compute_features
 
     if not is_pretrained(cfg.backbone) or cfg.finetune:
         size = _input_size(cfg)
@@ -813,7 +814,7 @@ def library_training_data(
     )
 
     def features_fn(backbone, view_ids, progress=None, cancel=None):  # type: ignore[no-untyped-def]
-        from fabricsearch.featurestore import ensure_features
+        from fabricsearch.hashing.extract import ensure_features
 
         return ensure_features(
             lib.folder,

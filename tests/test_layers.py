@@ -1,0 +1,99 @@
+"""The import structure (issue 21; docs/architecture.md, "Layers"): no import cycles between
+the project's packages and top-level modules, counting imports inside functions too (they are
+cycles all the same, only deferred), and the lower layers never reach up."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "fabricsearch"
+
+
+def _unit(module: str) -> str:
+    """The unit of layering: a sub-package (``catalogue``, ``hashing``, ``gui``, ``cli``,
+    ``resources``) or a top-level module (``search``, ``featurestore``, …)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "fabricsearch"
+
+
+def _graph() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = defaultdict(set)
+    for path in ROOT.rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if module.endswith(".__init__"):
+            module = module[: -len(".__init__")]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            else:
+                continue
+            for target in targets:
+                if target.startswith("fabricsearch."):
+                    a, b = _unit(module), _unit(target)
+                    if a != b:
+                        edges[a].add(b)
+    return edges
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one unit (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles_between_packages_and_modules() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_the_lower_layers_never_reach_up() -> None:
+    edges = _graph()
+    # The storage layer knows no networks; the networks know no window or command line; only
+    # gui/ imports Qt (checked at run time in test_gui_shell) and nothing imports the CLI.
+    assert "hashing" not in edges["catalogue"]
+    assert "search" not in edges["catalogue"]
+    for low in ("catalogue", "hashing", "featurestore", "imaging", "config", "search"):
+        assert not {"gui", "cli"} & edges[low], low
+    assert all("cli" not in deps for unit, deps in edges.items() if unit not in ("cli", "__main__"))
+    # The feature store only stores: the extractor (hashing.extract) computes and appends.
+    assert "hashing" not in edges["featurestore"]
+    # Leaves: configuration, errors, the backbone registry and model-file paths import no
+    # other part of the project but errors (which names the log file).
+    for leaf in ("config", "backbone_specs", "modelfiles", "errors", "livefiles", "threads"):
+        assert edges[leaf] <= {"errors", "backbone_specs", "logging_setup"}, (leaf, edges[leaf])
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
