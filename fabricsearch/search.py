@@ -683,12 +683,13 @@ class Searcher:
                     col >= SAME_FABRIC_COLOUR
                 )
                 # The same fabric in a new photo ranks before every other candidate (among them
-                # by the score: features, colour and code together tell duplicates apart best).
-                score = np.where(same, 1.0 + score, score)
+                # by the score: features, colour and code together tell duplicates apart best);
+                # its score stays the 0–1 score the user reads, the mark does the ordering.
             exact_id = state._exact_id
-            # Sort by score (desc), then Hamming distance, then id; the query file itself first.
+            # The query file itself first, then the same fabric, then by score (desc), Hamming
+            # distance and id.
             is_exact = (ids == exact_id) if exact_id is not None else np.zeros(len(ids), bool)
-            order = np.lexsort((ids, dist, -score, ~is_exact))[:k]
+            order = np.lexsort((ids, dist, -score, ~same, ~is_exact))[:k]
             shown_predicted = {
                 c: state.weights[c] for c in ("coarse", "fine") if c in state.weights
             }

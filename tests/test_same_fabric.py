@@ -78,6 +78,8 @@ def test_a_rephotographed_fabric_comes_first_marked_same_fabric(
     assert first.explain().startswith("same fabric ")
     # The other plaids are the same kind of fabric, not the same fabric.
     assert not any(h.same_fabric for h in result.hits[1:])
+    # The mark orders it first; the score the window shows stays a 0–1 score (it read 1.89).
+    assert all(0.0 <= h.score <= 1.0 for h in result.hits)
 
 
 def test_cli_search_json_marks_the_same_fabric(
