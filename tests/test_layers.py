@@ -95,5 +95,77 @@ def test_the_lower_layers_never_reach_up() -> None:
         assert edges[leaf] <= {"errors", "backbone_specs", "logging_setup"}, (leaf, edges[leaf])
 
 
+def test_nothing_below_the_services_imports_them() -> None:
+    edges = _graph()
+    above = {"cli", "gui", "services", "__main__"}
+    assert all("services" not in deps for unit, deps in edges.items() if unit not in above)
+
+
+# What the command line may import: the application layer for its work, and the data types
+# and plumbing it shows or needs (issue 21). Anything else is work done past the services.
+CLI_MAY_IMPORT = {
+    "fabricsearch",  # __version__
+    "fabricsearch.errors",  # UserError and the crash report
+    "fabricsearch.config",  # the configuration dataclasses the flags fill
+    "fabricsearch.jobs",  # progress, cancel, Cancelled
+    "fabricsearch.catalogue",  # Library, LibraryError, ImageRecord, ModelInfo
+    "fabricsearch.catalogue.metadata",  # FabricMetadata, FIELDS (what a record shows)
+    "fabricsearch.logging_setup",  # the process's log file and crash logging (main)
+    "fabricsearch.atomicio",  # the disk-full message at the error boundary
+    "fabricsearch.gui.app",  # `fabricsearch gui` starts the other front end
+}
+CLI_MAY_IMPORT_UNDER = ("fabricsearch.services", "fabricsearch.cli")
+
+
+def _imports_of(source: str) -> set[str]:
+    """Every project module a source imports, ``from fabricsearch import colour`` counted as
+    ``fabricsearch.colour`` (a name that is a module of the package)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                rel = Path(*sub.split(".")[1:])
+                if (ROOT / rel).with_suffix(".py").is_file() or (ROOT / rel).is_dir():
+                    found.add(sub)
+    return {m for m in found if m == "fabricsearch" or m.startswith("fabricsearch.")}
+
+
+def _cli_reaches_past_services(sources: dict[str, str]) -> dict[str, set[str]]:
+    out = {}
+    for name, source in sources.items():
+        deeper = {
+            m
+            for m in _imports_of(source)
+            if m not in CLI_MAY_IMPORT
+            and not any(m == u or m.startswith(u + ".") for u in CLI_MAY_IMPORT_UNDER)
+        }
+        if deeper:
+            out[name] = deeper
+    return out
+
+
+def test_the_command_line_works_only_through_the_services() -> None:
+    sources = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "cli").glob("*.py")}
+    assert _cli_reaches_past_services(sources) == {}
+
+
+def test_a_command_reaching_past_the_services_is_caught() -> None:
+    bad = {
+        "a.py": "def f():\n    from fabricsearch.hashing.train import train_library\n",
+        "b.py": "from fabricsearch import colour\n",
+        "c.py": "import fabricsearch.search\n",
+        "ok.py": "from fabricsearch.services.training import train\nfrom fabricsearch import jobs\n",
+    }
+    assert _cli_reaches_past_services(bad) == {
+        "a.py": {"fabricsearch.hashing.train"},
+        "b.py": {"fabricsearch.colour"},
+        "c.py": {"fabricsearch.search"},
+    }
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from fabricsearch import colour
 from fabricsearch.cli.common import UserError, fail, print_json
 
 
@@ -32,28 +31,12 @@ def load_image(path: str | Path) -> np.ndarray:
     a reduced decode would blend neighbouring yarn colours).
 
     Raises `UserError` with a readable reason for missing or unreadable files."""
+    from fabricsearch.services.search import ImageError, load_rgb
+
     try:
-        from fabricsearch import imaging
-    except ModuleNotFoundError as exc:  # pragma: no cover - imaging ships with the app
-        if exc.name != "fabricsearch.imaging":
-            raise
-        return _load_with_pil(path)
-    try:
-        return imaging.load_rgb(path)
-    except imaging.ImageError as exc:
+        return load_rgb(path)
+    except ImageError as exc:
         raise UserError(f"{path}: {exc}") from exc
-
-
-def _load_with_pil(path: str | Path) -> np.ndarray:  # pragma: no cover - fallback only
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError as exc:
-        raise UserError(f"{path}: file not found") from exc
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read image ({exc})") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
         rgb = load_image(args.image)
     except UserError as exc:
         return fail(str(exc))
-    report = colour.quantise_report(rgb)
+    from fabricsearch.services.search import colour_report
+
+    report = colour_report(rgb)
     if args.json:
         print_json({"colours": report})
         return 0

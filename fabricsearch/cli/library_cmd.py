@@ -97,7 +97,7 @@ def _open(path: str) -> Any:
 
 @user_errors
 def run_init(args: argparse.Namespace) -> int:
-    from fabricsearch.workflows import create_library
+    from fabricsearch.services.imports import create_library
 
     with create_library(
         args.library, default_model=not args.no_default_model, photos_root=args.photos_root
@@ -114,9 +114,9 @@ def run_init(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_import(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue.labels_csv import LabelsCsvError
     from fabricsearch.jobs import Cancelled
-    from fabricsearch.workflows import import_and_encode
+    from fabricsearch.services.imports import import_and_encode
+    from fabricsearch.services.labels import LabelsCsvError
 
     with _open(args.library) as lib, tqdm_progress() as (prog, cancel):
         try:
@@ -174,7 +174,7 @@ def _print_labels(rep: Any) -> None:
 
 @user_errors
 def run_labels_import(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue.labels_csv import import_labels
+    from fabricsearch.services.labels import import_labels
 
     with _open(args.library) as lib:
         rep = import_labels(lib, args.csv, add_categories=args.add_categories)
@@ -187,7 +187,7 @@ def run_labels_import(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_labels_export(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue.labels_csv import export_labels
+    from fabricsearch.services.labels import export_labels
 
     with _open(args.library) as lib:
         n = export_labels(lib, args.csv)
@@ -229,27 +229,12 @@ def run_info(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_thumbs(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue import LibraryError
-    from fabricsearch.imaging import THUMB_SIZES
+    from fabricsearch.services.records import make_missing_thumbnails
 
-    made = failed = 0
-    with _open(args.library) as lib:
-        records = lib.images()
-        with tqdm_progress() as (prog, cancel):
-            from fabricsearch.jobs import report
+    def show(exc: Exception) -> None:
+        print(f"  {exc}", file=sys.stderr)
 
-            for k, rec in enumerate(records):
-                if cancel.cancelled:
-                    break
-                for size in THUMB_SIZES:
-                    if lib.thumb_path(rec.sha256, size).is_file():
-                        continue
-                    try:
-                        lib.thumbnail(rec, size)
-                        made += 1
-                    except LibraryError as exc:
-                        failed += 1
-                        print(f"  {exc}", file=sys.stderr)
-                report(prog, "thumbnails", k + 1, len(records), "images")
+    with _open(args.library) as lib, tqdm_progress() as (prog, cancel):
+        made, failed = make_missing_thumbnails(lib, prog, cancel, on_error=show)
     print(f"made {made} thumbnails, {failed} failed")
     return 0 if not failed else 1

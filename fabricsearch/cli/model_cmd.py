@@ -1,6 +1,6 @@
 """Model commands: ``train``, ``encode``, ``eval``, ``models``.
 
-Thin wrappers: parse arguments, call `fabricsearch.hashing`, print a table or JSON.
+Thin wrappers: parse arguments, call `fabricsearch.services`, print a table or JSON.
 """
 
 from __future__ import annotations
@@ -160,14 +160,14 @@ def _open(path: str) -> Any:
 
 
 def _default_backbone(method: str) -> str:
-    from fabricsearch.hashing.backbones import default_backbone_for
+    from fabricsearch.services.training import default_backbone_for
 
     return default_backbone_for(method)
 
 
 def _method_options(method: str, items: list[str]) -> dict[str, Any]:
     """Typed method options (see `registry.parse_method_options`); refusals are user errors."""
-    from fabricsearch.hashing.registry import parse_method_options
+    from fabricsearch.services.training import parse_method_options
 
     try:
         return parse_method_options(method, items)
@@ -179,10 +179,10 @@ def _check_method_config(cfg: Any) -> None:
     """The method's configuration as `train` will build it, checked before anything runs: a
     value it refuses (``--option tau=-1``, too many bits) is a user error. A ValueError from
     inside the run itself is a bug (the training's own refusals are `TrainingError`s)."""
-    from fabricsearch.hashing.train import method_config
+    from fabricsearch.services.training import check_method_config
 
     try:
-        method_config(cfg)
+        check_method_config(cfg)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 
@@ -190,14 +190,18 @@ def _check_method_config(cfg: Any) -> None:
 @user_errors
 def run_train(args: argparse.Namespace) -> int:
     from fabricsearch.config import TrainConfig, replace
-    from fabricsearch.hashing.activation import read_decision
-    from fabricsearch.hashing.registry import get_method_class
-    from fabricsearch.hashing.train import describe_choice, read_choice, train_library
-    from fabricsearch.pretrain import resolve_init
+    from fabricsearch.services.training import (
+        describe_choice,
+        get_method_class,
+        read_choice,
+        resolve_init,
+        train,
+    )
+    from fabricsearch.services.versions import read_decision
 
     preset: dict[str, Any] = {}
     if args.preset:
-        from fabricsearch.presets import get_preset
+        from fabricsearch.services.training import get_preset
 
         preset = get_preset(args.preset).changes
     # The dataclass's defaults, then the preset, then the flags given explicitly.
@@ -217,7 +221,7 @@ def run_train(args: argparse.Namespace) -> int:
         init = resolve_init(cfg.init, lib)
         cfg = replace(cfg, init=str(init) if init is not None else "scratch")
         try:
-            info = train_library(
+            info = train(
                 lib,
                 cfg,
                 progress,
@@ -265,27 +269,24 @@ def run_train(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_encode(args: argparse.Namespace) -> int:
-    from fabricsearch.hashing.device import resolve_device
-    from fabricsearch.hashing.encode import encode_library, load_library_model
+    from fabricsearch.services.training import encode
 
     with _open(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
-        method, info, _ = load_library_model(lib, args.model, device=resolve_device(args.device))
-        ids, _packed = encode_library(lib, method, info.version, progress=progress, cancel=cancel)
-    out = {"version": info.version, "images_encoded": int(len(ids))}
+        info, encoded = encode(lib, args.model, args.device, progress=progress, cancel=cancel)
+    out = {"version": info.version, "images_encoded": encoded}
     if args.json:
         print_json(out)
     else:
-        print(f"encoded {len(ids)} images with model {info.version}")
+        print(f"encoded {encoded} images with model {info.version}")
     return 0
 
 
 @user_errors
 def run_eval(args: argparse.Namespace) -> int:
-    from fabricsearch.hashing.evaluate import evaluate_library, write_plots
+    from fabricsearch.services.training import evaluate
 
     with _open(args.library) as lib:
-        result, info = evaluate_library(lib, args.model)
-        plots = write_plots(result, lib.models_dir, info.version)
+        result, info, plots = evaluate(lib, args.model)
     summary = result.summary()
     summary = {
         "mAP": summary["mAP"],
@@ -314,7 +315,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_models(args: argparse.Namespace) -> int:
-    from fabricsearch.hashing.registry import available_methods
+    from fabricsearch.services.training import available_methods
 
     if args.methods or args.library is None:
         methods = available_methods()
@@ -325,9 +326,9 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     with _open(args.library) as lib:
         if args.activate:
-            from fabricsearch.hashing.activation import activate_model
+            from fabricsearch.services.versions import activate
 
-            activate_model(lib, args.activate)
+            activate(lib, args.activate)
         rows = model_rows(lib)
     if args.json:
         print_json(rows)
@@ -353,30 +354,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def model_rows(lib: Any) -> list[dict[str, Any]]:
-    """Every model with its stored metrics, its evaluation now on the current test split
-    (``test``: None without stored codes) and the activation decision recorded with it."""
-    from fabricsearch.hashing.activation import read_decision
-    from fabricsearch.hashing.evaluate import assess_models
+    """Every model with its figures and activation decision (`services.versions.model_rows`)."""
+    from fabricsearch.services.versions import model_rows as rows
 
-    active = lib.active_model()
-    assessed = assess_models(lib)
-    rows = []
-    for m in lib.models():
-        decision = read_decision(m)
-        test = assessed.get(m.version)
-        rows.append(
-            {
-                "version": m.version,
-                "method": m.method,
-                "bits": m.bits,
-                "kind": m.kind,
-                "active": active is not None and m.version == active.version,
-                "created": m.created,
-                "metrics": m.metrics,
-                "test": None if test is None else test.to_dict(),
-                "activation": None if decision is None else decision.to_dict(),
-                "path": str(m.path),
-                "note": m.note,
-            }
-        )
-    return rows
+    return rows(lib)

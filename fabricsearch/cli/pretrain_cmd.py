@@ -91,7 +91,7 @@ def add_parsers(subparsers: Any) -> None:
 
 @user_errors
 def run_pretrain(args: argparse.Namespace) -> int:
-    from fabricsearch.pretrain import PretrainConfig, pretrain
+    from fabricsearch.services.training import PretrainConfig, pretrain
 
     cfg = build_config(
         PretrainConfig,
@@ -127,9 +127,17 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_adapt(args: argparse.Namespace) -> int:
-    from fabricsearch.adapt import AdaptConfig, adapt_library
     from fabricsearch.cli.libraries import open_library
-    from fabricsearch.hashing.activation import read_decision
+    from fabricsearch.services.imports import fit_auto_head
+    from fabricsearch.services.training import (
+        COMPACT,
+        AdaptConfig,
+        BackboneError,
+        adapt,
+        default_backbone_for,
+        is_pretrained,
+    )
+    from fabricsearch.services.versions import read_decision
 
     cfg = build_config(
         AdaptConfig,
@@ -143,19 +151,13 @@ def run_adapt(args: argparse.Namespace) -> int:
         device=args.device,
         amp=not args.no_amp,
     )
-    from fabricsearch.hashing.backbones import COMPACT, default_backbone_for, is_pretrained
-
     backbone = args.backbone or default_backbone_for("itq")
-    from fabricsearch.hashing.backbones import BackboneError
-
     try:
         pretrained = is_pretrained(backbone)
     except BackboneError as exc:
         raise UserError(str(exc)) from exc
     with open_library(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
         if pretrained:
-            from fabricsearch.autohead import fit_auto_head
-
             fitted = fit_auto_head(
                 lib, bits=args.bits, progress=progress, cancel=cancel, backbone=backbone
             )
@@ -166,7 +168,7 @@ def run_adapt(args: argparse.Namespace) -> int:
                 lib.set_active_model(info.version)
         else:
             assert backbone == COMPACT
-            info = adapt_library(
+            info = adapt(
                 lib, cfg, progress=progress, cancel=cancel, activate=True if args.activate else None
             )
         active = lib.active_model()

@@ -116,7 +116,7 @@ def _open(path: str) -> Any:
 
 @user_errors
 def run_meta_import(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue.metadata_csv import MetadataCsvError, import_metadata
+    from fabricsearch.services.records import MetadataCsvError, import_metadata
 
     try:
         with _open(args.library) as lib:
@@ -137,7 +137,7 @@ def run_meta_import(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_meta_export(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue.metadata_csv import export_metadata
+    from fabricsearch.services.records import export_metadata
 
     with _open(args.library) as lib:
         n = export_metadata(lib, args.csv)
@@ -218,7 +218,7 @@ def run_restore(args: argparse.Namespace) -> int:
         )
         encoded = 0
         if missing:
-            from fabricsearch.search import encode_missing
+            from fabricsearch.services.search import encode_missing
 
             with tqdm_progress(not args.json) as (prog, cancel):
                 encoded = encode_missing(lib, progress=prog, cancel=cancel)
@@ -289,7 +289,7 @@ def run_taxonomy_show(args: argparse.Namespace) -> int:
 
 @user_errors
 def run_taxonomy_edit(args: argparse.Namespace) -> int:
-    from fabricsearch.taxonomy import TaxonomyError
+    from fabricsearch.services.records import TaxonomyError
 
     try:
         with _open(args.library) as lib:

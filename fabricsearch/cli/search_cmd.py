@@ -110,7 +110,7 @@ CSV_FIELDS = (
 
 def _csv_rows(result, metadata=None) -> list[list[object]]:  # noqa: ANN001 - a SearchResult
     from fabricsearch.catalogue.metadata import FabricMetadata
-    from fabricsearch.catalogue.metadata_csv import metadata_cells
+    from fabricsearch.services.records import metadata_cells
 
     metadata = metadata or {}
 
@@ -148,8 +148,7 @@ def write_results_csv(path: Path, results: list, metadata: dict | None = None) -
 
 
 def _filters(args: argparse.Namespace, lib=None):  # noqa: ANN001, ANN202 - SearchFilters
-    from fabricsearch.catalogue.textsearch import TextQueryError
-    from fabricsearch.search import SearchError, SearchFilters
+    from fabricsearch.services.search import SearchError, SearchFilters, TextQueryError
 
     image_ids = None
     if args.text and lib is not None:
@@ -190,8 +189,13 @@ def _run_batch(args: argparse.Namespace) -> int:
     """Every photo of a folder (sorted, sub-folders included) as a query → one CSV."""
     from fabricsearch.catalogue import LibraryError
     from fabricsearch.cli.libraries import open_library
-    from fabricsearch.imaging import is_image_path
-    from fabricsearch.search import QueryLabels, Searcher, SearchError, parse_crop
+    from fabricsearch.services.search import (
+        QueryLabels,
+        Searcher,
+        SearchError,
+        is_image_path,
+        parse_crop,
+    )
 
     if args.csv is None:
         return fail(f"{args.image} is a folder: add --csv OUT to write one CSV for all its photos")
@@ -242,8 +246,13 @@ def _run_batch(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import LibraryError
     from fabricsearch.cli.libraries import open_library
-    from fabricsearch.colour import palette_report
-    from fabricsearch.search import QueryLabels, Searcher, SearchError, parse_crop
+    from fabricsearch.services.search import (
+        QueryLabels,
+        Searcher,
+        SearchError,
+        palette_report,
+        parse_crop,
+    )
 
     if args.image is None:
         return _run_text_listing(args)
@@ -327,7 +336,7 @@ def _run_text_listing(args: argparse.Namespace) -> int:
     import time
 
     from fabricsearch.catalogue import Library, LibraryError
-    from fabricsearch.catalogue.textsearch import TextQueryError
+    from fabricsearch.services.search import TextQueryError
 
     if not args.text:
         return fail("give a query photo, --text, or both")
@@ -388,9 +397,9 @@ def _run_text_listing(args: argparse.Namespace) -> int:
 def _write_listing_csv(path: Path, records: list, metadata: dict) -> None:
     import csv
 
-    from fabricsearch.catalogue.labels_csv import _escape
     from fabricsearch.catalogue.metadata import FIELDS
-    from fabricsearch.catalogue.metadata_csv import metadata_cells
+    from fabricsearch.services.records import csv_cell as _escape
+    from fabricsearch.services.records import metadata_cells
 
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

@@ -27,7 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from fabricsearch.demo import ensure_demo_library
+    from fabricsearch.services.demo import ensure_demo_library
 
     with tqdm_progress(enabled=not args.json) as (progress, cancel):
         folder = ensure_demo_library(progress=progress, cancel=cancel)
@@ -40,8 +40,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import Library
-    from fabricsearch.demo import ensure_demo_library
-    from fabricsearch.search import Searcher
+    from fabricsearch.services.demo import ensure_demo_library
+    from fabricsearch.services.search import Searcher
 
     t0 = time.perf_counter()
     with tqdm_progress(enabled=not args.json) as (progress, cancel):

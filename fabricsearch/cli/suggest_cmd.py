@@ -10,7 +10,7 @@ from fabricsearch.cli.common import UserError, print_json, tqdm_progress, user_e
 
 def add_label_parsers(sub: Any) -> None:
     """Add ``suggest`` and ``accept`` to the ``labels`` command's actions."""
-    from fabricsearch.suggest import DEFAULT_MIN_CONFIDENCE
+    from fabricsearch.services.labels import DEFAULT_MIN_CONFIDENCE
 
     for action, help_text in (
         ("suggest", "predicted labels for the unlabelled images (nothing is changed)"),
@@ -33,7 +33,7 @@ def add_label_parsers(sub: Any) -> None:
 @user_errors
 def run_suggest(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import Library
-    from fabricsearch.suggest import SuggestError, accept_suggestions, suggest_labels
+    from fabricsearch.services.labels import SuggestError, accept_suggestions, suggest_labels
 
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UserError("--min-confidence is a probability between 0 and 1")

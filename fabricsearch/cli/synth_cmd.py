@@ -38,7 +38,7 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fabricsearch import synth
+    from fabricsearch.services.demo import write_synthetic_dataset
 
     if args.count < 0:
         return fail("--count must be >= 0")
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("--size must be >= 8")
     with tqdm_progress(enabled=not args.json) as (progress, cancel):
         try:
-            csv_path = synth.write_dataset(
+            csv_path = write_synthetic_dataset(
                 args.out,
                 args.count,
                 args.seed,

@@ -43,7 +43,7 @@ def add_parsers(subparsers: Any) -> None:
 
 @user_errors
 def run_copy(args: argparse.Namespace) -> int:
-    from fabricsearch.catalogue.copying import copy_library
+    from fabricsearch.services.records import copy_library
 
     with tqdm_progress(not args.json) as (progress, cancel):
         rep = copy_library(
@@ -60,7 +60,7 @@ def run_copy(args: argparse.Namespace) -> int:
 @user_errors
 def run_map(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import Library
-    from fabricsearch.catalogue.team import map_photos_root
+    from fabricsearch.services.records import map_photos_root
 
     with Library.open(args.library) as lib:
         root = map_photos_root(lib, args.photos_root)

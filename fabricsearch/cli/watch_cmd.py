@@ -11,7 +11,7 @@ from fabricsearch.cli.common import fail, tqdm_progress, user_errors
 
 
 def add_parsers(subparsers: Any) -> None:
-    from fabricsearch.watch import SETTLE_SECONDS
+    from fabricsearch.services.watching import SETTLE_SECONDS
 
     p = subparsers.add_parser(
         "watch",
@@ -45,7 +45,7 @@ def add_parsers(subparsers: Any) -> None:
 @user_errors
 def run_watch(args: argparse.Namespace) -> int:
     from fabricsearch.catalogue import Library
-    from fabricsearch.watch import FolderWatcher
+    from fabricsearch.services.watching import FolderWatcher
 
     if args.settle < 0:
         return fail("--settle must be 0 or more seconds")

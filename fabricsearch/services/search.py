@@ -1,0 +1,96 @@
+"""Searching a library: the searcher, its filters and errors, crops, palettes, and encoding
+the images that lack a code under the search model.
+
+`fabricsearch.search` needs numpy and OpenCV: its names are imported on first use."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fabricsearch.catalogue.textsearch import TextQueryError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fabricsearch.catalogue import Library
+    from fabricsearch.imaging import ImageError
+    from fabricsearch.jobs import CancelToken, ProgressFn
+    from fabricsearch.search import QueryLabels, Searcher, SearchError, SearchFilters
+
+__all__ = [
+    "ImageError",
+    "QueryLabels",
+    "SearchError",
+    "SearchFilters",
+    "Searcher",
+    "TextQueryError",
+    "colour_report",
+    "encode_missing",
+    "is_image_path",
+    "load_rgb",
+    "palette_report",
+    "parse_crop",
+]
+
+_FROM_SEARCH = ("QueryLabels", "SearchError", "SearchFilters", "Searcher")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_SEARCH:
+        from fabricsearch import search
+
+        return getattr(search, name)
+    if name == "ImageError":
+        from fabricsearch.imaging import ImageError
+
+        return ImageError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    """``x,y,w,h`` → a crop box; a malformed one raises `SearchError`."""
+    from fabricsearch.search import parse_crop as impl
+
+    return impl(text)
+
+
+def encode_missing(
+    lib: Library,
+    version: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    chunk: int = 0,
+) -> int:
+    """Encode the images with no code under ``version`` (the active model); how many
+    (`search.encode_missing`)."""
+    from fabricsearch import search
+
+    return search.encode_missing(lib, version, progress=progress, cancel=cancel, chunk=chunk)
+
+
+def palette_report(palette: np.ndarray) -> list[dict[str, Any]]:
+    """A palette as rows a front end shows (`colour.palette_report`)."""
+    from fabricsearch.colour import palette_report as impl
+
+    return impl(palette)
+
+
+def is_image_path(path: Any) -> bool:
+    """Whether ``path`` names a photo by its suffix (`imaging.is_image_path`)."""
+    from fabricsearch.imaging import is_image_path as impl
+
+    return impl(path)
+
+
+def load_rgb(path: Any) -> np.ndarray:
+    """A photo decoded to RGB uint8 at full resolution; `imaging.ImageError` if it cannot be."""
+    from fabricsearch import imaging
+
+    return imaging.load_rgb(path)
+
+
+def colour_report(rgb: np.ndarray) -> list[dict[str, Any]]:
+    """A photo's HSV colour classes with centres and shares (`colour.quantise_report`)."""
+    from fabricsearch.colour import quantise_report
+
+    return quantise_report(rgb)

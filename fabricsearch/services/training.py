@@ -1,0 +1,199 @@
+"""Training a search model: train (+ evaluate + decide + publish + encode + activate), encode
+with a stored model, evaluate, pretrain the shipped network, adapt the compact backbone, and
+the registries a front end offers (methods, backbones, presets).
+
+Every function imports its implementation when called (torch only then), and looks it up at
+call time, so a test that replaces e.g. `hashing.train.train_library` replaces it here too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fabricsearch.backbone_specs import COMPACT, BackboneError, is_pretrained
+
+if TYPE_CHECKING:
+    from fabricsearch.adapt import AdaptConfig
+    from fabricsearch.catalogue import Library, ModelInfo
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.base import HashMethod
+    from fabricsearch.hashing.evaluate import EvalResult
+    from fabricsearch.jobs import CancelToken, ProgressFn
+    from fabricsearch.presets import Preset
+    from fabricsearch.pretrain import PretrainConfig, PretrainResult
+
+__all__ = [
+    "AdaptConfig",
+    "BackboneError",
+    "COMPACT",
+    "PretrainConfig",
+    "adapt",
+    "available_methods",
+    "check_method_config",
+    "default_backbone_for",
+    "describe_choice",
+    "encode",
+    "evaluate",
+    "get_method_class",
+    "get_preset",
+    "is_pretrained",
+    "parse_method_options",
+    "pretrain",
+    "read_choice",
+    "resolve_init",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Types and constants, imported on first use (they live beside torch)."""
+    if name == "AdaptConfig":
+        from fabricsearch.adapt import AdaptConfig
+
+        return AdaptConfig
+    if name == "PretrainConfig":
+        from fabricsearch.pretrain import PretrainConfig
+
+        return PretrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def train(
+    lib: Library,
+    cfg: TrainConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    resume: bool = False,
+    note: str = "",
+    activate: bool | None = None,
+) -> ModelInfo:
+    """Train, evaluate, decide, publish, encode and (if it is better, or ``activate``) activate
+    a model on ``lib`` (`hashing.train.train_library`)."""
+    from fabricsearch.hashing import train as impl
+
+    return impl.train_library(
+        lib, cfg, progress, cancel, resume=resume, note=note, activate=activate
+    )
+
+
+def check_method_config(cfg: TrainConfig) -> None:
+    """The method's configuration as `train` builds it; a value it refuses raises ValueError."""
+    from fabricsearch.hashing.train import method_config
+
+    method_config(cfg)
+
+
+def describe_choice(choice: dict[str, Any] | None) -> str:
+    from fabricsearch.hashing.train import describe_choice as impl
+
+    return impl(choice)
+
+
+def read_choice(info: ModelInfo) -> dict[str, Any] | None:
+    """The method choice recorded with a model trained with ``method="auto"``."""
+    from fabricsearch.hashing.train import read_choice as impl
+
+    return impl(info)
+
+
+def resolve_init(name_or_path: str | Path | None, lib: Library | None = None) -> Path | None:
+    """The checkpoint a training starts from (``"shipped"``, a path, or None: scratch)."""
+    from fabricsearch.pretrain import resolve_init as impl
+
+    return impl(name_or_path, lib)
+
+
+# --- encoding and evaluating ----------------------------------------------------------------
+
+
+def encode(
+    lib: Library,
+    version: str | None = None,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[ModelInfo, int]:
+    """Encode every image with a stored model (the active one without ``version``); the model
+    and the number of images encoded."""
+    from fabricsearch.hashing import encode as impl
+    from fabricsearch.hashing.device import resolve_device
+
+    method, info, _ = impl.load_library_model(lib, version, device=resolve_device(device))
+    ids, _packed = impl.encode_library(lib, method, info.version, progress=progress, cancel=cancel)
+    return info, int(len(ids))
+
+
+def evaluate(
+    lib: Library, version: str | None = None, plots: bool = True
+) -> tuple[EvalResult, ModelInfo, list[Path]]:
+    """Evaluate a model's stored codes on the test split; its plots written beside it."""
+    from fabricsearch.hashing.evaluate import evaluate_library, write_plots
+
+    result, info = evaluate_library(lib, version)
+    written = write_plots(result, lib.models_dir, info.version) if plots else []
+    return result, info, written
+
+
+# --- pretraining and adapting ---------------------------------------------------------------
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    out_dir: str | Path,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> PretrainResult:
+    """Pretrain the shipped model on synthetic fabrics (`pretrain.pretrain`)."""
+    from fabricsearch import pretrain as impl
+
+    return impl.pretrain(cfg, out_dir, progress=progress, cancel=cancel)
+
+
+def adapt(
+    lib: Library,
+    cfg: AdaptConfig,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    activate: bool | None = None,
+) -> ModelInfo:
+    """Adapt the compact backbone to the library's photos, label-free (`adapt.adapt_library`)."""
+    from fabricsearch import adapt as impl
+
+    return impl.adapt_library(lib, cfg, progress=progress, cancel=cancel, activate=activate)
+
+
+# --- registries -----------------------------------------------------------------------------
+
+
+def available_methods() -> list[str]:
+    from fabricsearch.hashing.registry import available_methods as impl
+
+    return impl()
+
+
+def get_method_class(name: str) -> type[HashMethod]:
+    """The method's class; an unknown name raises `UnknownMethodError` (a user error)."""
+    from fabricsearch.hashing.registry import get_method_class as impl
+
+    return impl(name)
+
+
+def parse_method_options(method: str, items: list[str]) -> dict[str, Any]:
+    from fabricsearch.hashing.registry import parse_method_options as impl
+
+    return impl(method, items)
+
+
+def default_backbone_for(method: str) -> str:
+    from fabricsearch.hashing.backbones import default_backbone_for as impl
+
+    return impl(method)
+
+
+def get_preset(key: str) -> Preset:
+    from fabricsearch.presets import get_preset as impl
+
+    return impl(key)
