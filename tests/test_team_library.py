@@ -48,18 +48,8 @@ def test_both_schemas_have_the_same_versions() -> None:
     assert [(v, n) for v, n, _ in schema.MIGRATIONS] == [(v, n) for v, n, _ in schema_pg.MIGRATIONS]
 
 
-def test_sql_is_translated_for_postgresql() -> None:
-    t = pgmod.translate
-    assert t("SELECT a FROM t WHERE b = ? AND c LIKE '%?%'") == (
-        "SELECT a FROM t WHERE b = %s AND c LIKE '%%?%%'"
-    )
-    assert t("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)") == (
-        "INSERT INTO meta (key, value) VALUES (%s, %s)"
-        " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-    )
-    assert t("INSERT OR IGNORE INTO failed (path) VALUES (?)") == (
-        "INSERT INTO failed (path) VALUES (%s) ON CONFLICT DO NOTHING"
-    )
+def test_display_url_drops_the_password() -> None:
+    # The SQL the server gets: tests/test_pg_sql.py.
     assert (
         pgmod.display_url("postgresql://ann:secret@db:5433/lib") == "postgresql://ann@db:5433/lib"
     )

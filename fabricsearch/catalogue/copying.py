@@ -276,11 +276,8 @@ def _copy(
         # A team library opens only once this commits (with everything above).
         dest._execute("DELETE FROM meta WHERE key = ?", (UNFINISHED,))
         if dest.team is not None:  # explicit ids: move the id sequences past them
-            for table in ("images", "label_audit"):
-                dest._query(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                    f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
-                )
+            with dest._lock:
+                dest._run(dest._c.advance_identities)  # type: ignore[attr-defined]
 
 
 def _count(lib: Library, table: str) -> int:

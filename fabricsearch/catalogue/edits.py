@@ -269,11 +269,13 @@ class EditsMixin:
                 free = not self._query("SELECT 1 FROM images WHERE id = ?", (old,))  # type: ignore[attr-defined]
                 cols = [c for c in _IMAGE_COLS if c != "id" or free]
                 row = {**img, "path": stored, "palette": base64.b64decode(img["palette"])}
-                cur = self._execute(  # type: ignore[attr-defined]
-                    f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                    [row[c] for c in cols],
+                new = int(
+                    self._query(  # type: ignore[attr-defined]
+                        f"INSERT INTO images ({', '.join(cols)})"
+                        f" VALUES ({', '.join('?' * len(cols))}) RETURNING id",
+                        [row[c] for c in cols],
+                    )[0][0]
                 )
-                new = old if free else int(cur.lastrowid or 0)
                 new_ids[old] = new
                 if new != old:
                     rep.renumbered.append({"from": old, "to": new})
@@ -308,7 +310,8 @@ class EditsMixin:
                     [a[c] if c != "image_id" else image_id for c in _AUDIT_COLS],
                 )
             if self.team is not None and rep.restored:  # type: ignore[attr-defined]
-                self._advance_sequences()
+                with self._lock:  # type: ignore[attr-defined]
+                    self._run(self._c.advance_identities)  # type: ignore[attr-defined]
         for version in touched:
             self._drop_index_files(version)  # type: ignore[attr-defined]
         return rep
@@ -322,16 +325,6 @@ class EditsMixin:
             other = self._path_from_db(rows[0][0])  # type: ignore[attr-defined]
             return f"the same photo is in the library as {other}"
         return ""
-
-    def _advance_sequences(self) -> None:
-        """A team library: move the id sequences past explicitly inserted ids (a record of
-        another library may hold ids the sequence has not reached)."""
-        for table in ("images", "label_audit"):
-            seq = self._query(f"SELECT pg_get_serial_sequence('{table}', 'id')")[0][0]  # type: ignore[attr-defined]
-            top = self._query(f"SELECT COALESCE(MAX(id), 0) FROM {table}")[0][0]  # type: ignore[attr-defined]
-            last = self._query(f"SELECT last_value FROM {seq}")[0][0]  # type: ignore[attr-defined]
-            if int(top) > int(last):
-                self._query("SELECT setval(?, ?)", (seq, int(top)))  # type: ignore[attr-defined]
 
     def relocate(
         self,

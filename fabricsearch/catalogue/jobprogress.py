@@ -32,8 +32,10 @@ def write(
     lib: Library, name: str, stage: str, done: int, total: int | None, who: str, started: float
 ) -> None:
     lib._execute(
-        "INSERT OR REPLACE INTO job_progress (name, stage, done, total, who, started, updated)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO job_progress (name, stage, done, total, who, started, updated)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET stage = excluded.stage,"
+        " done = excluded.done, total = excluded.total, who = excluded.who,"
+        " started = excluded.started, updated = excluded.updated",
         (name, stage, int(done), None if total is None else int(total), who, started, time.time()),
     )
 

@@ -283,7 +283,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         is read (`DamagedCatalogueError`), and `integrity_check` (`fabricsearch info --check`)
         reads everything on demand. See docs/library.md."""
         c = self._c
-        if self.team is not None or _file_size(self.db_path) <= QUICK_CHECK_MAX_BYTES:
+        if self.team is not None:
+            return c.check()  # type: ignore[attr-defined]
+        if _file_size(self.db_path) <= QUICK_CHECK_MAX_BYTES:
             return [r[0] for r in c.execute("PRAGMA quick_check(5)").fetchall()]
         page_size = int(c.execute("PRAGMA page_size").fetchone()[0])
         pages = int(c.execute("PRAGMA page_count").fetchone()[0])
@@ -404,8 +406,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         with self._lock:
             if self._conn is not None:
                 # Fold the WAL back so the folder is a single self-contained file at rest.
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self.team is None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._conn.close()
                 self._conn = None
                 livefiles.release(self._held)
@@ -438,8 +441,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             conn = self._c
             if self._depth == 0:
                 # A read-only connection cannot take the write lock up front; its blocks only
-                # read, and a write inside one fails as ReadOnlyLibraryError.
-                begin = "BEGIN" if self.read_only else "BEGIN IMMEDIATE"
+                # read, and a write inside one fails as ReadOnlyLibraryError. PostgreSQL has
+                # row locks and no IMMEDIATE: a plain BEGIN.
+                begin = "BEGIN" if self.read_only or self.team is not None else "BEGIN IMMEDIATE"
                 commit, rollback = "COMMIT", "ROLLBACK"
             else:
                 name = f"sp{self._depth}"
@@ -487,7 +491,11 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             return self._run(lambda: self._c.execute(sql, params).fetchall())
 
     def _put_meta(self, key: str, value: str) -> None:
-        self._execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def _meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -495,6 +503,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def integrity_check(self) -> str:
         """``'ok'`` or SQLite's description of the damage."""
+        if self.team is not None:
+            with self._lock:
+                return "\n".join(self._run(self._c.check))  # type: ignore[attr-defined]
         return "\n".join(r[0] for r in self._query("PRAGMA integrity_check"))
 
     def schema_version(self) -> int:
@@ -629,9 +640,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         palette: np.ndarray,
     ) -> int:
         """Insert one image row (call inside `atomic()` for batches); returns its id."""
-        cur = self._execute(
+        rows = self._query(
             "INSERT INTO images (path, sha256, size, mtime, width, height, added, palette, split)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 self._db_path_of(path),
                 sha256,
@@ -644,7 +655,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 split_for_sha(sha256),
             ),
         )
-        return int(cur.lastrowid or 0)
+        return int(rows[0][0])
 
     def update_image(
         self,
@@ -694,7 +705,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def record_failure(self, path: str, reason: str) -> None:
         self._execute(
-            "INSERT OR REPLACE INTO failed (path, reason, time) VALUES (?, ?, ?)",
+            "INSERT INTO failed (path, reason, time) VALUES (?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET reason = excluded.reason, time = excluded.time",
             (self._db_path_of(path, strict=False), reason, time.time()),
         )
 
@@ -1072,7 +1084,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         with self.atomic(), self._lock:
             self._run(
                 self._c.executemany,
-                "INSERT OR REPLACE INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
+                "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)"
+                " ON CONFLICT (model_version, image_id) DO UPDATE SET code = excluded.code",
                 ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
             )
         self._drop_index_files(version)

@@ -1,18 +1,21 @@
-"""The PostgreSQL backend of a team library: a connection that speaks the catalogue's SQL.
+"""The PostgreSQL backend of a team library: a connection with `sqlite3.Connection`'s interface.
 
 `Library` is written against one small connection interface — ``execute(sql, params)``
-returning a cursor (``fetchall``, ``fetchone``, ``lastrowid``, ``rowcount``), ``executemany``,
-``close`` — which `sqlite3.Connection` provides. `PgConnection` provides the same over
-psycopg 3, so the Library's methods (and the ones other modules add to it) run unchanged on
-both engines. The catalogue's SQL is the common subset of SQLite and PostgreSQL; the few
-SQLite forms it uses are rewritten here, in one place:
+returning a cursor (``fetchall``, ``fetchone``, ``rowcount``), ``executemany``, ``close`` —
+which `sqlite3.Connection` provides. `PgConnection` provides the same over psycopg 3, so the
+Library's methods (and the ones other modules add to it) run unchanged on both engines.
 
-* ``?`` placeholders → ``%s`` (a literal ``%`` is doubled);
-* ``INSERT OR REPLACE INTO t (…)`` → ``INSERT … ON CONFLICT (primary key) DO UPDATE`` and
-  ``INSERT OR IGNORE`` → ``ON CONFLICT DO NOTHING``;
-* ``INSERT INTO images …`` gets ``RETURNING id`` (``cursor.lastrowid``);
-* ``BEGIN IMMEDIATE`` → ``BEGIN``; ``PRAGMA integrity_check`` / ``quick_check`` ask the server
-  (always "ok": the server owns its pages), other PRAGMAs do nothing.
+The catalogue's SQL is written once, in forms both engines run unchanged (``INSERT … ON
+CONFLICT (key) DO UPDATE SET c = excluded.c``, ``ON CONFLICT DO NOTHING``, ``RETURNING id``).
+This module rewrites no SQL: the one adaptation is the placeholder style of the driver —
+`parse` turns each ``?`` outside string literals, quoted identifiers and comments into
+PostgreSQL's own ``$1``, ``$2``, …, and the statement is sent through a `psycopg.RawCursor`,
+which passes the text to the server as it is (no ``%`` is special, with or without
+parameters). SQLite-only forms (``INSERT OR …``, ``REPLACE INTO``, ``PRAGMA``, ``BEGIN
+IMMEDIATE``/``EXCLUSIVE``/``DEFERRED``) are refused with `sqlite3.ProgrammingError`, never
+translated. What differs between the engines beyond SQL is explicit: `PgConnection.check`
+(SQLite's ``PRAGMA integrity_check``/``quick_check``) and `PgConnection.advance_identities`
+(the id sequences after explicitly inserted ids); the Library calls them on a team library.
 
 Errors are raised as the `sqlite3` exception classes (`IntegrityError`, `OperationalError`,
 `DatabaseError`) with a ``sqlite_errorname`` where one applies (``SQLITE_FULL`` for a full
@@ -25,37 +28,32 @@ sees `sqlite3.OperationalError`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
-#: Primary keys, for rewriting ``INSERT OR REPLACE``.
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "meta": ("key",),
-    "failed": ("path",),
-    "codes": ("model_version", "image_id"),
-    "labels": ("image_id",),
-    "metadata": ("image_id",),
-    "models": ("version",),
-    "model_files": ("version", "name"),
-    "job_progress": ("name",),
-}
-#: Tables whose id the server assigns (``INSERT`` gets ``RETURNING id``).
+#: Tables whose ``id`` the server assigns from a sequence (`PgConnection.advance_identities`).
 IDENTITY_TABLES = ("images", "label_audit")
 #: How long a lost connection is retried (a server restart takes a few seconds).
 RECONNECT_SECONDS = 60.0
 
-_REPLACE = re.compile(
-    r"^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*\(([^)]*)\)(.*)$", re.IGNORECASE | re.DOTALL
-)
-_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\s+(.*)$", re.IGNORECASE | re.DOTALL)
-_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)\b", re.IGNORECASE)
+#: Word pairs that only SQLite accepts, and where to write them for both engines.
+_SQLITE_ONLY_PAIRS = {
+    ("INSERT", "OR"): "INSERT … ON CONFLICT (key) DO UPDATE SET … / ON CONFLICT DO NOTHING",
+    ("REPLACE", "INTO"): "INSERT … ON CONFLICT (key) DO UPDATE SET c = excluded.c",
+    ("BEGIN", "IMMEDIATE"): "BEGIN (Library.atomic chooses the form per engine)",
+    ("BEGIN", "EXCLUSIVE"): "BEGIN (Library.atomic chooses the form per engine)",
+    ("BEGIN", "DEFERRED"): "BEGIN",
+}
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 
 
 def display_url(url: str) -> str:
@@ -77,50 +75,128 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def translate(sql: str) -> str:
-    """The PostgreSQL form of one catalogue statement (see the module docstring)."""
-    m = _REPLACE.match(sql)
-    if m:
-        table, cols, rest = m.group(1), m.group(2), m.group(3)
-        names = [c.strip() for c in cols.split(",")]
-        keys = PRIMARY_KEYS[table.lower()]
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in names if c not in keys)
-        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        sql = f"INSERT INTO {table} ({cols}){rest} ON CONFLICT ({', '.join(keys)}) {action}"
-    else:
-        m = _IGNORE.match(sql)
-        if m:
-            sql = f"INSERT INTO {m.group(1)} ON CONFLICT DO NOTHING"
-    return _placeholders(sql)
+@dataclass(frozen=True)
+class Parsed:
+    """One statement (or script) as the server gets it: ``?`` → ``$n``, nothing else changed."""
+
+    text: str
+    #: How many ``?`` placeholders it holds.
+    params: int
 
 
-def _placeholders(sql: str) -> str:
+def _refuse(form: str, fix: str, sql: str) -> sqlite3.ProgrammingError:
+    head = " ".join(sql.split())[:80]
+    return sqlite3.ProgrammingError(
+        f"SQLite-only form {form!r} in {head!r}: write it for both engines ({fix})"
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def parse(sql: str) -> Parsed:
+    """Tokenize ``sql``: each ``?`` in code (not inside a string literal ``'…'``/``E'…'``/
+    ``$tag$…$tag$``, a quoted identifier ``"…"`` or a ``--``/``/* */`` comment) becomes
+    ``$1``, ``$2``, …; the rest is kept byte for byte. Raises `sqlite3.ProgrammingError` for
+    an SQLite-only form (`_SQLITE_ONLY_PAIRS`, a statement starting with ``PRAGMA``) or an
+    unterminated literal or comment."""
     out: list[str] = []
-    quote: str | None = None
-    for ch in sql:
-        if quote is not None:
-            if ch == quote:
-                quote = None
-            out.append("%%" if ch == "%" else ch)
-        elif ch in ("'", '"'):
-            quote = ch
-            out.append(ch)
+    n = 0
+    i, end = 0, len(sql)
+    prev_word: str | None = None  # the last word in code, if only blanks/comments follow it
+    statement_start = True
+    while i < end:
+        ch = sql[i]
+        if ch == "-" and sql.startswith("--", i):
+            j = sql.find("\n", i)
+            j = end if j < 0 else j + 1
+        elif ch == "/" and sql.startswith("/*", i):
+            depth, j = 1, i + 2  # PostgreSQL's block comments nest
+            while j < end and depth:
+                if sql.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif sql.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            if depth:
+                raise sqlite3.ProgrammingError(f"unterminated comment in {sql[:80]!r}")
+        elif ch in "'\"":
+            backslash = (
+                ch == "'"
+                and i > 0
+                and sql[i - 1] in "eE"
+                and (i == 1 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            )
+            j = i + 1
+            while True:
+                if j >= end:
+                    raise sqlite3.ProgrammingError(f"unterminated quote in {sql[:80]!r}")
+                if backslash and sql[j] == "\\":
+                    j += 2
+                elif sql[j] == ch:
+                    if sql.startswith(ch, j + 1):  # a doubled quote stands for itself
+                        j += 2
+                    else:
+                        j += 1
+                        break
+                else:
+                    j += 1
+            prev_word, statement_start = None, False
+        elif ch == "$" and (m := _DOLLAR_TAG.match(sql, i)) and not _word_before(sql, i):
+            close = sql.find(m.group(0), m.end())
+            if close < 0:
+                raise sqlite3.ProgrammingError(f"unterminated {m.group(0)} quote in {sql[:80]!r}")
+            j = close + len(m.group(0))
+            prev_word, statement_start = None, False
+        elif ch.isalpha() or ch == "_":
+            j = i + 1
+            while j < end and (sql[j].isalnum() or sql[j] in "_$"):
+                j += 1
+            word = sql[i:j].upper()
+            if statement_start and word == "PRAGMA":
+                raise _refuse("PRAGMA", "PgConnection.check or a SQLite-only branch", sql)
+            fix = _SQLITE_ONLY_PAIRS.get((prev_word, word)) if prev_word else None
+            if fix is not None:
+                raise _refuse(f"{prev_word} {word}", fix, sql)
+            prev_word, statement_start = word, False
         elif ch == "?":
-            out.append("%s")
-        elif ch == "%":
-            out.append("%%")
+            n += 1
+            out.append(f"${n}")
+            i += 1
+            prev_word, statement_start = None, False
+            continue
         else:
-            out.append(ch)
-    return "".join(out)
+            j = i + 1
+            if ch == ";":
+                prev_word, statement_start = None, True
+            elif not ch.isspace():
+                prev_word, statement_start = None, False
+        out.append(sql[i:j])
+        i = j
+    return Parsed("".join(out), n)
+
+
+def _word_before(sql: str, i: int) -> bool:
+    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
+
+
+def _bindings(parsed: Parsed, params: Sequence[Any]) -> list[Any] | None:
+    if len(params) != parsed.params:
+        raise sqlite3.ProgrammingError(
+            f"Incorrect number of bindings supplied. The current statement uses"
+            f" {parsed.params}, and there are {len(params)} supplied."
+        )
+    return list(params) if params else None
 
 
 class PgCursor:
     """What `Library` reads from a cursor."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int, lastrowid: int | None):
+    #: `sqlite3.Cursor`'s attribute, never set here: write ``INSERT … RETURNING id``.
+    lastrowid = None
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int):
         self._rows = rows
         self.rowcount = rowcount
-        self.lastrowid = lastrowid
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._rows
@@ -151,7 +227,10 @@ class PgConnection:
                 'team libraries need psycopg: pip install "fabricsearch[team]"'
             ) from exc
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            # RawCursor: the text goes to the server as it is, with $n placeholders.
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=10, cursor_factory=psycopg.RawCursor
+            )
         except psycopg.Error as exc:
             raise _as_sqlite_error(exc) from exc
         if self.read_only:
@@ -160,32 +239,21 @@ class PgConnection:
 
     # --- the sqlite3.Connection interface ----------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        head = sql.lstrip()[:24].upper()
-        if head.startswith("PRAGMA"):
-            if "INTEGRITY_CHECK" in head or "QUICK_CHECK" in head:
-                return PgCursor([("ok",)], 1, None)
-            return PgCursor([], 0, None)
-        if head.startswith("BEGIN"):
-            sql = "BEGIN"
-        text = translate(sql)
-        m = _INSERT.match(text)
-        returning = (
-            m is not None and m.group(1).lower() in IDENTITY_TABLES and "RETURNING" not in text
-        )
-        if returning:
-            text += " RETURNING id"
-        return self._run(text, params, returning)
+        """Run one statement (``?`` placeholders), or a script of several without parameters
+        (psycopg sends a statement without parameters as a simple query)."""
+        parsed = parse(sql)
+        return self._run(parsed.text, _bindings(parsed, params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
-        text = translate(sql)
-        rows = list(rows)
+        parsed = parse(sql)
+        batch = [_bindings(parsed, r) or [] for r in rows]
         with self._lock:
             try:
                 with self._conn.cursor() as cur:
-                    cur.executemany(text, rows)
-                    return PgCursor([], cur.rowcount, None)
+                    cur.executemany(parsed.text, batch)
+                    return PgCursor([], cur.rowcount)
             except Exception as exc:  # noqa: BLE001 - mapped to sqlite3's classes
-                raise self._mapped(exc) from exc
+                raise _as_sqlite_error(exc) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -197,17 +265,38 @@ class PgConnection:
 
         return self._conn.info.transaction_status != TransactionStatus.IDLE
 
+    # --- what differs between the engines beyond SQL ---------------------------------------
+    def check(self) -> list[str]:
+        """SQLite's ``PRAGMA integrity_check``/``quick_check`` here: ``["ok"]`` once the server
+        answers (the server owns and checks its pages)."""
+        self._run("SELECT 1", None)
+        return ["ok"]
+
+    def advance_identities(self, tables: Sequence[str] = IDENTITY_TABLES) -> None:
+        """Move the id sequences of ``tables`` past their largest id (after rows inserted with
+        explicit ids: a copy, a restored record); never moves one back."""
+        for table in tables:
+            if table not in IDENTITY_TABLES:
+                raise ValueError(f"{table!r} has no identity column")
+            seq = self._run(f"SELECT pg_get_serial_sequence('{table}', 'id')", None).fetchone()
+            top = self._run(f"SELECT COALESCE(MAX(id), 0) FROM {table}", None).fetchone()
+            if seq is None or top is None:
+                raise sqlite3.DatabaseError(f"no sequence behind {table}.id")
+            last, called = self._run(f"SELECT last_value, is_called FROM {seq[0]}", None)._rows[0]
+            following = int(last) + 1 if called else int(last)
+            if int(top[0]) >= following:
+                self._run("SELECT setval($1::regclass, $2, true)", [seq[0], int(top[0])])
+
     # --- internals -----------------------------------------------------------------------
-    def _run(self, text: str, params: Sequence[Any], returning: bool) -> PgCursor:
+    def _run(self, text: str, params: list[Any] | None) -> PgCursor:
         deadline = time.monotonic() + RECONNECT_SECONDS
         while True:
             with self._lock:
                 try:
                     with self._conn.cursor() as cur:
-                        cur.execute(text, list(params) if params else None)
+                        cur.execute(text, params)
                         rows = cur.fetchall() if cur.description is not None else []
-                        lastrowid = int(rows[0][0]) if returning and rows else None
-                        return PgCursor(rows, cur.rowcount, lastrowid)
+                        return PgCursor(rows, cur.rowcount)
                 except Exception as exc:  # noqa: BLE001 - mapped to sqlite3's classes
                     if not self._lost(exc):
                         raise _as_sqlite_error(exc) from exc

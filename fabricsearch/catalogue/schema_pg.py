@@ -179,9 +179,7 @@ def migrate(conn: Any) -> list[int]:
                 continue
             conn.execute("BEGIN")
             try:
-                for statement in (s.strip() for s in script.split(";")):
-                    if statement:
-                        conn.execute(statement)
+                conn.execute(script)  # one simple query: psycopg sends a script whole
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)",
                     (version, name, time.time()),

@@ -80,8 +80,9 @@ class TeamInfo:
             data = path.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             lib._execute(
-                "INSERT OR REPLACE INTO model_files (version, name, sha256, size, data)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO model_files (version, name, sha256, size, data)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (version, name) DO UPDATE"
+                " SET sha256 = excluded.sha256, size = excluded.size, data = excluded.data",
                 (info.version, path.name, digest, len(data), data),
             )
             self._verified[(info.version, path.name)] = digest
@@ -190,7 +191,11 @@ def create_team(
                 ("photos_root", str(photos_root)),
                 *(extra_meta or {}).items(),
             ):
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
