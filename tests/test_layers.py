@@ -153,6 +153,17 @@ def test_the_command_line_works_only_through_the_services() -> None:
     assert _cli_reaches_past_services(sources) == {}
 
 
+def test_the_window_controllers_work_only_through_the_services() -> None:
+    # The same rule for gui/controllers/ (the window's own modules are theirs to import).
+    sources = {
+        p.name: p.read_text(encoding="utf-8") for p in (ROOT / "gui" / "controllers").glob("*.py")
+    }
+    reached = _cli_reaches_past_services(sources)
+    assert {
+        n: {m for m in ms if not m.startswith("fabricsearch.gui.")} for n, ms in reached.items()
+    } == {n: set() for n in reached}
+
+
 def test_a_command_reaching_past_the_services_is_caught() -> None:
     bad = {
         "a.py": "def f():\n    from fabricsearch.hashing.train import train_library\n",

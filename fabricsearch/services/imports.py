@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ImportOutcome",
     "create_library",
+    "display_url",
     "encode_catalogued",
     "fit_auto_head",
     "import_and_encode",
@@ -47,3 +48,10 @@ def fit_auto_head(
     from fabricsearch import autohead
 
     return autohead.fit_auto_head(lib, progress=progress, cancel=cancel, **kwargs)
+
+
+def display_url(url: str) -> str:
+    """A library's PostgreSQL URL without its password, for messages and settings."""
+    from fabricsearch.catalogue.postgres import display_url as impl
+
+    return impl(url)

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from fabricsearch.catalogue import Library
     from fabricsearch.imaging import ImageError
     from fabricsearch.jobs import CancelToken, ProgressFn
-    from fabricsearch.search import QueryLabels, Searcher, SearchError, SearchFilters
+    from fabricsearch.search import (
+        QueryLabels,
+        Searcher,
+        SearchError,
+        SearchFilters,
+        StaleQueryError,
+    )
 
 __all__ = [
     "ImageError",
@@ -23,16 +29,19 @@ __all__ = [
     "SearchError",
     "SearchFilters",
     "Searcher",
+    "StaleQueryError",
     "TextQueryError",
     "colour_report",
+    "decode_image",
     "encode_missing",
     "is_image_path",
     "load_rgb",
     "palette_report",
     "parse_crop",
+    "resize_max_side",
 ]
 
-_FROM_SEARCH = ("QueryLabels", "SearchError", "SearchFilters", "Searcher")
+_FROM_SEARCH = ("QueryLabels", "SearchError", "SearchFilters", "Searcher", "StaleQueryError")
 
 
 def __getattr__(name: str) -> Any:
@@ -80,6 +89,20 @@ def is_image_path(path: Any) -> bool:
     from fabricsearch.imaging import is_image_path as impl
 
     return impl(path)
+
+
+def decode_image(path: Any, max_side: int | None = None) -> tuple[np.ndarray, Any]:
+    """A photo decoded (reduced to ``max_side``) and its `imaging` decode info."""
+    from fabricsearch import imaging
+
+    return imaging.decode(path, max_side=max_side)
+
+
+def resize_max_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so that the longest side is ``max_side`` (never enlarges)."""
+    from fabricsearch import imaging
+
+    return imaging.resize_max_side(rgb, max_side)
 
 
 def load_rgb(path: Any) -> np.ndarray:

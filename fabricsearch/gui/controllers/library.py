@@ -81,7 +81,7 @@ class LibraryController(QObject):
     def open_library(self, path: str | Path, create: bool = False) -> bool:
         """Open (or create) a library and show it; its records arrive from a worker
         (`recordsLoaded`). False with a message if it cannot be used."""
-        from fabricsearch.workflows import create_library
+        from fabricsearch.services.imports import create_library
 
         w = self.w
         if not (isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))):
@@ -100,7 +100,7 @@ class LibraryController(QObject):
             lib = create_library(path) if create else self._open_asking_password(path)
         except (LibraryError, OSError) as exc:
             if isinstance(path, str):
-                from fabricsearch.catalogue.postgres import display_url
+                from fabricsearch.services.imports import display_url
 
                 path = display_url(path)  # a password typed into the URL stays out of sight
             if self.library is None:
@@ -149,7 +149,7 @@ class LibraryController(QObject):
         if isinstance(path, str):
             if lib.team is None:
                 return False
-            from fabricsearch.catalogue.postgres import display_url
+            from fabricsearch.services.imports import display_url
 
             return display_url(path) == display_url(lib.location)
         if lib.team is not None:
@@ -170,7 +170,7 @@ class LibraryController(QObject):
                 raise
             from urllib.parse import quote
 
-            from fabricsearch.catalogue.postgres import display_url
+            from fabricsearch.services.imports import display_url
 
             password = self.ask_password(display_url(path))
             if not password:
@@ -344,7 +344,7 @@ class LibraryController(QObject):
     def import_folder(self, folder: str | Path, labels_csv: str | Path | None = None) -> Any:
         """Import in a worker with a progress dialog; a report of failed files at the end. A
         labels.csv in the folder is offered (its labels applied when the user agrees)."""
-        from fabricsearch.workflows import import_and_encode
+        from fabricsearch.services.imports import import_and_encode
 
         if self.library is None:
             return None
@@ -403,7 +403,7 @@ class LibraryController(QObject):
 
     def import_labels(self, path: str | Path) -> Any:
         """Apply a labels CSV (path,coarse,fine,tightness) in a worker; report what it did."""
-        from fabricsearch.catalogue.labels_csv import import_labels
+        from fabricsearch.services.labels import import_labels
 
         if self.library is None:
             return None
@@ -446,7 +446,7 @@ class LibraryController(QObject):
             self.export_labels(path)
 
     def export_labels(self, path: str | Path) -> int | None:
-        from fabricsearch.catalogue.labels_csv import export_labels
+        from fabricsearch.services.labels import export_labels
 
         if self.library is None:
             return None

@@ -80,8 +80,13 @@ def run_search(
     cancel: CancelToken | None = None,
 ) -> SearchOutcome:
     """Worker body: search, then fetch the hits' records and a preview of the query."""
-    from fabricsearch import imaging
-    from fabricsearch.search import QueryLabels, SearchError, SearchFilters
+    from fabricsearch.services.search import (
+        QueryLabels,
+        SearchError,
+        SearchFilters,
+        decode_image,
+        resize_max_side,
+    )
 
     query = request.query
     report(progress, "search", 0, None, "queries", message=query.name)
@@ -106,12 +111,12 @@ def run_search(
     size = None
     try:
         if query.path is not None:
-            rgb, info = imaging.decode(query.path, max_side=PREVIEW_SIDE)
+            rgb, info = decode_image(query.path, max_side=PREVIEW_SIDE)
             size = (info.width, info.height)
         else:
             assert query.image is not None
             size = (query.image.shape[1], query.image.shape[0])
-            rgb = imaging.resize_max_side(query.image, PREVIEW_SIDE)
+            rgb = resize_max_side(query.image, PREVIEW_SIDE)
         preview = rgb_to_qimage(rgb)
     except Exception:  # noqa: BLE001 - the preview is a nicety; results still show
         preview = None
@@ -130,7 +135,7 @@ def run_rerank(
     """Worker body for a new balance, top N or text filter of the shown query: re-ranks the
     query's kept candidates (`Searcher.rerank`: no decode, no network, milliseconds) and keeps
     its preview; a full search when the kept query no longer fits (another active model)."""
-    from fabricsearch.search import SearchError, SearchFilters, StaleQueryError
+    from fabricsearch.services.search import SearchError, SearchFilters, StaleQueryError
 
     state = getattr(previous.result, "state", None)
     if state is None:
@@ -169,7 +174,7 @@ class SearchController(QObject):
     # --- state ------------------------------------------------------------------------------
     def searcher(self) -> Any:
         if self._searcher is None:
-            from fabricsearch.search import Searcher
+            from fabricsearch.services.search import Searcher
 
             self._searcher = Searcher(self.w.library)
         return self._searcher

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def predict_all(library: Any, progress: Any = None, cancel: Any = None) -> Any:
     """Worker body: a prediction for every unlabelled image (threshold 0: the window shows
     the confidence and lets the user choose what to accept)."""
-    from fabricsearch.suggest import SuggestError, suggest_labels
+    from fabricsearch.services.labels import SuggestError, suggest_labels
 
     try:
         return suggest_labels(library, 0.0, progress=progress, cancel=cancel)

@@ -30,7 +30,7 @@ class TaxonomyCommand(QUndoCommand):
         self.controller.changed_taxonomy()
 
     def undo(self) -> None:
-        from fabricsearch.taxonomy import TaxonomyError
+        from fabricsearch.services.records import TaxonomyError
 
         try:
             self.controller.w.library.undo_taxonomy_change(self.change)

@@ -63,7 +63,7 @@ class TrainingController(QObject):
     def start_training(self, config: Any) -> Any:
         """Train in a worker with the live progress window; the new model becomes active."""
         from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog
-        from fabricsearch.hashing.train import train_library
+        from fabricsearch.services.training import train
 
         w = self.w
         if w.library is None:
@@ -77,7 +77,7 @@ class TrainingController(QObject):
             return self.dialog
 
         worker = w.runner.start(
-            partial(train_library, w.library, config),
+            partial(train, w.library, config),
             name="train",
             slot="train",
             dialog=make_dialog,
@@ -124,7 +124,7 @@ class TrainingController(QObject):
 
     def start_adapt(self, config: Any = None) -> Any:
         """Self-supervised adaptation in a worker; the adapted model becomes active."""
-        from fabricsearch.adapt import AdaptConfig, adapt_library
+        from fabricsearch.services.training import AdaptConfig, adapt
 
         w = self.w
         if w.library is None:
@@ -133,7 +133,7 @@ class TrainingController(QObject):
             w.sink.inform("Adapt", "A training is already running.")
             return None
         return w.runner.start(
-            partial(adapt_library, w.library, config or AdaptConfig()),
+            partial(adapt, w.library, config or AdaptConfig()),
             name="adapt",
             slot="train",
             dialog="Adapting the model to this library",
@@ -146,7 +146,7 @@ class TrainingController(QObject):
         )
 
     def _report_adapted(self, info: Any) -> None:
-        from fabricsearch.hashing.activation import read_decision
+        from fabricsearch.services.versions import read_decision
 
         decision = read_decision(info)
         if decision is not None and not decision.activate:

@@ -51,7 +51,7 @@ class WatchController(QObject):
         self.w.runner.cancel("watch")
 
     def restart(self) -> None:
-        from fabricsearch.watch import SETTLE_SECONDS, FolderWatcher
+        from fabricsearch.services.watching import SETTLE_SECONDS, FolderWatcher
 
         self.stop()
         lib = self.w.library
