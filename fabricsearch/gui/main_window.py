@@ -52,7 +52,7 @@ from fabricsearch.gui.widgets.metadata_panel import MetadataPanel
 from fabricsearch.gui.widgets.search_panel import SearchPanel
 from fabricsearch.gui.widgets.welcome import WelcomePage
 from fabricsearch.gui.workers import stop_all_workers
-from fabricsearch.workflows import model_advice
+from fabricsearch.services.imports import model_advice
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ def demo_available() -> bool:
 def ensure_demo_library() -> Path | None:
     """The demo library, if `fabricsearch.demo` exists."""
     try:
-        from fabricsearch.demo import ensure_demo_library as ensure
+        from fabricsearch.services.demo import ensure_demo_library as ensure
     except ImportError:
         return None
     return Path(ensure())

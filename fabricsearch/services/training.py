@@ -66,17 +66,14 @@ def train(
     cfg: TrainConfig,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
-    resume: bool = False,
-    note: str = "",
-    activate: bool | None = None,
+    **options: Any,
 ) -> ModelInfo:
-    """Train, evaluate, decide, publish, encode and (if it is better, or ``activate``) activate
-    a model on ``lib`` (`hashing.train.train_library`)."""
+    """Train, evaluate, decide, publish, encode and (if it is better, or ``activate=True``)
+    activate a model on ``lib`` (`hashing.train.train_library`; ``options``: its ``resume``,
+    ``note`` and ``activate``, passed on only when given)."""
     from fabricsearch.hashing import train as impl
 
-    return impl.train_library(
-        lib, cfg, progress, cancel, resume=resume, note=note, activate=activate
-    )
+    return impl.train_library(lib, cfg, progress=progress, cancel=cancel, **options)
 
 
 def check_method_config(cfg: TrainConfig) -> None:

@@ -24,11 +24,11 @@ def evaluate_active_model(
     library: Any, progress: ProgressFn | None = None, cancel: CancelToken | None = None
 ) -> Any:
     """EvalResult of the active model's stored codes on the library's test split."""
-    from fabricsearch.hashing.evaluate import evaluate_library
+    from fabricsearch.services.training import evaluate
 
     report(progress, "evaluate", 0, None, "queries")
     check(cancel)
-    result, _info = evaluate_library(library)
+    result, _info, _plots = evaluate(library, plots=False)
     report(progress, "evaluate", 1, 1, "queries")
     return result
 

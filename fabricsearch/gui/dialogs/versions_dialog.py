@@ -60,8 +60,8 @@ class VersionsDialog(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
-        from fabricsearch.hashing.activation import read_decision
-        from fabricsearch.hashing.evaluate import assess_models
+        from fabricsearch.services.versions import assess as assess_models
+        from fabricsearch.services.versions import read_decision
 
         models = self.library.models()
         active = self.library.active_model()
@@ -109,11 +109,11 @@ class VersionsDialog(QDialog):
         version = self.selected_version()
         if version is None:
             return
-        from fabricsearch.hashing.activation import activate_model
+        from fabricsearch.services.versions import activate
 
         try:
             # Images imported since this model was made get their codes first.
-            activate_model(self.library, version)
+            activate(self.library, version)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             reason = message_for(exc, what="switching models")
             QMessageBox.warning(self, "Model versions", f"Cannot switch to {version}: {reason}")
