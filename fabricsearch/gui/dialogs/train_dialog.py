@@ -292,6 +292,7 @@ METHOD_LABELS = {
     "dsah": "DSaH — saliency-guided hashing (comparison, compact network)",
     "tsn": "TSN — texture-synthesis-guided hashing (comparison, compact network)",
     "dshgan": "DSH-GANs — hashing with generated images (comparison, compact network)",
+    "head": "Simple head — one hidden layer on the network's features (comparison)",
     "itq": "ITQ — label-free, fitted in seconds",
     "lsh": "LSH — label-free random projections (baseline)",
 }
