@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 class WatchController(QObject):
     batchImported = Signal(object)  # watch.WatchBatch, on the GUI thread
+    problemFound = Signal(str)  # e.g. a link leaving the watched folders, on the GUI thread
     _batch = Signal(object)  # emitted from the worker thread; queued to the GUI thread
+    _problem = Signal(str)  # likewise
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -26,7 +28,10 @@ class WatchController(QObject):
         self.settle: float | None = None  # None: the watcher's default (seconds)
         self.poll = False
         self.folders: list[Path] = []
+        #: What the watcher refused since it (re)started (a link leaving the folders, …).
+        self.problems: list[str] = []
         self._batch.connect(self._on_batch)
+        self._problem.connect(self._on_problem)
 
     def library_opened(self) -> None:
         lib = self.w.library
@@ -54,6 +59,7 @@ class WatchController(QObject):
         from fabricsearch.services.watching import SETTLE_SECONDS, FolderWatcher
 
         self.stop()
+        self.problems = []
         lib = self.w.library
         if lib is None or not self.folders or getattr(lib, "read_only", False):
             self._show_status()
@@ -65,6 +71,7 @@ class WatchController(QObject):
                 settle=SETTLE_SECONDS if self.settle is None else self.settle,
                 poll=self.poll,
                 workers=self.w.libraries.import_workers,
+                on_problem=self._problem.emit,
             )
         except (OSError, ValueError) as exc:
             self.w.sink.inform("Watched folders", f"Cannot watch: {exc}", warning=True)
@@ -95,10 +102,24 @@ class WatchController(QObject):
             )
         self.w.libraries.reload_records(then=lambda: self.batchImported.emit(batch))
 
+    def _on_problem(self, message: str) -> None:
+        """The watcher refused something (it goes on with the rest): say so where the user
+        looks, not only in the log."""
+        self.problems.append(message)
+        self.w.statusBar().showMessage(f"Watched folders: {message}", 10_000)
+        self._show_status()
+        self.problemFound.emit(message)
+
     def _show_status(self) -> None:
         n = len(self.folders)
-        self.w.watch_label.setText(f"Watching {n} folder{'s' * (n != 1)}" if n else "")
-        self.w.watch_label.setToolTip("\n".join(str(f) for f in self.folders))
+        text = f"Watching {n} folder{'s' * (n != 1)}" if n else ""
+        if n and self.problems:
+            text += " ⚠"
+        self.w.watch_label.setText(text)
+        tip = [str(f) for f in self.folders]
+        if self.problems:
+            tip += ["", "Not watched:", *self.problems]
+        self.w.watch_label.setToolTip("\n".join(tip))
 
     def dialog(self) -> None:
         from fabricsearch.gui.dialogs.watch_dialog import WatchDialog
