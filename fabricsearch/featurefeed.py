@@ -133,15 +133,14 @@ class FeatureFeed:
         import torch
 
         from fabricsearch.featurestore import store_for
-        from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, load_backbone
-        from fabricsearch.hashing.data import to_tensor
+        from fabricsearch.hashing.backbones import load_backbone
+        from fabricsearch.hashing.extract import forward_batch
         from fabricsearch.threads import threads_for, torch_threads
 
         dev = torch.device(self.device)
         net = load_backbone(self.backbone, dev, fused=True)
         store = store_for(self.library_folder, self.backbone)
         s = self.input_size
-        amp = dev.type == "cuda"
         ended = False
         while not ended and not self._stop.is_set():
             batch: list[tuple[str, bytes]] = []
@@ -160,16 +159,9 @@ class FeatureFeed:
                 arr = np.stack(
                     [np.frombuffer(batch[i][1], np.uint8).reshape(s, s, 3) for i in todo]
                 )
-                # The same steps as extract.compute_features, so the same feature.
-                with torch_threads(threads_for(len(todo))), torch.inference_mode():
-                    x = (
-                        to_tensor(arr, LITE_MEAN, LITE_STD)
-                        .to(dev)
-                        .contiguous(memory_format=torch.channels_last)
-                    )
-                    with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                        f = net(x).float()
-                    f = f.view(len(todo), 1, -1).cpu().numpy().astype(np.float16)
+                # The network pass of extract.compute_features, so the same feature.
+                with torch_threads(threads_for(len(todo))):
+                    f = forward_batch(net, arr, dev)
                 store.add([shas[i] for i in todo], f)
             self.done += len(batch)
             self.seconds += time.perf_counter() - t0

@@ -86,8 +86,8 @@ def compute_features(
 
     Decoding runs in two threads ahead of the network; `sink(indices, feats)` receives each
     finished batch (the store appends it, so a killed run keeps what it computed)."""
-    from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD, get_spec, load_backbone
-    from fabricsearch.hashing.data import prepare_image, to_tensor
+    from fabricsearch.hashing.backbones import get_spec, load_backbone
+    from fabricsearch.hashing.data import prepare_image
     from fabricsearch.imaging import ImageError
 
     spec = get_spec(backbone)
@@ -107,7 +107,6 @@ def compute_features(
             return None
 
     report(progress, stage, 0, n, "img")
-    amp = dev.type == "cuda"
     # One torch thread for a query, the free cores for a batch, in this thread only
     # (fabricsearch/threads.py: more threads were several times slower on a busy laptop).
     with torch_threads(threads_for(n)), ThreadPoolExecutor(max_workers=2) as pool:
@@ -122,19 +121,33 @@ def compute_features(
                     ok[j] = False
             if good:
                 arr = np.concatenate([p for p in prepared if p is not None])
-                x = (
-                    to_tensor(arr, LITE_MEAN, LITE_STD)
-                    .to(dev)
-                    .contiguous(memory_format=torch.channels_last)
-                )
-                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                    f = net(x).float()
-                f = f.view(len(good), views, -1).cpu().numpy().astype(np.float16)
+                f = forward_batch(net, arr, dev, views)
                 out[good] = f
                 if sink is not None:
                     sink(good, f)
             report(progress, stage, idx[-1] + 1, n, "img")
     return out, ok
+
+
+def forward_batch(
+    net: torch.nn.Module, squares: np.ndarray, device: torch.device, views: int = 1
+) -> np.ndarray:
+    """The network pass of the input recipe: prepared squares uint8 ``(N·views, S, S, 3)``
+    → float16 features ``(N, views, dim)`` (normalised as the ImageNet weights expect,
+    channels-last, mixed precision on CUDA). Every feature is computed here: the import's
+    `featurefeed` and `compute_features` give the same feature for the same photo."""
+    from fabricsearch.hashing.backbones import LITE_MEAN, LITE_STD
+    from fabricsearch.hashing.data import to_tensor
+
+    with torch.inference_mode():
+        x = (
+            to_tensor(squares, LITE_MEAN, LITE_STD)
+            .to(device)
+            .contiguous(memory_format=torch.channels_last)
+        )
+        with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+            f = net(x).float()
+        return f.view(len(squares) // views, views, -1).cpu().numpy().astype(np.float16)
 
 
 def ensure_features(
