@@ -292,12 +292,22 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         state = load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path.name} is corrupt: {exc}") from exc
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(
-                f"{path.name} is damaged: weights are not finite (NaN or infinity) in {name}"
-            )
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"{path.name} is damaged: weights are not finite (NaN or infinity) in {bad[0]}"
+        )
     return state
+
+
+def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` holding a NaN or an infinity: a model
+    with any is refused when loaded, and never published by a training."""
+    return [
+        name
+        for name, t in state.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
 
 
 def _check_fits_file(meta: CheckpointMeta, cfg: Any, header: dict[str, Any], path: Path) -> None:

@@ -952,11 +952,7 @@ def _refuse_non_finite(method: HashMethod) -> None:
     """A run whose weights became NaN or infinite (a learning rate far too high) would publish
     a model file that no loader accepts (`checkpoint` refuses non-finite weights): stop here,
     before anything is written, with a message the user can act on."""
-    bad = [
-        name
-        for name, t in method.state_dict().items()
-        if t.is_floating_point() and not bool(torch.isfinite(t).all())
-    ]
+    bad = ckpt.non_finite_tensors(method.state_dict())
     if bad:
         raise DivergedTrainingError(
             f"training diverged: {len(bad)} weight tensors are not finite numbers (e.g. "
