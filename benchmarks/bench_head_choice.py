@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "results" / "head_choice.json"
 sys.path.insert(0, str(ROOT))
 
 from fabricsearch.catalogue import Library  # noqa: E402
@@ -60,7 +61,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("libraries", nargs="+")
     ap.add_argument("--fraction", type=float, nargs="+", default=[1.0, 0.1])
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    rows = []
     for path in args.libraries:
         with Library.open(path) as lib:
             full_data = library_training_data(lib)
@@ -91,6 +94,16 @@ def main() -> None:
                 "time_s": {"dvsh": t_dvsh, "head": t_head, "both": t_both},
             }
             print(json.dumps(row), flush=True)
+            rows.append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    print(f"{'library':<12} {'labels':>6}  {'DVSH test':>9}  {'head test':>9}  kept")
+    for r in rows:
+        print(
+            f"{r['library']:<12} {r['labels']:>6.0%}  {r['dvsh']['test']:>9.3f}  "
+            f"{r['head']['test']:>9.3f}  {r['chosen']} ({r['chosen_test']:.3f})"
+        )
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
