@@ -22,7 +22,7 @@ import io
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,9 +158,15 @@ class LabelsCsvError(UserError, ValueError):
 
 @dataclass
 class LabelsReport:
+    """What a labels CSV did. Each refused row is ``{"line", "path", "reason", "kind"}``:
+    ``kind`` names the rule it broke (`REFUSAL_KINDS`), and a row refused for categories the
+    library lacks also has ``"missing": [[level, id], ...]`` (level "coarse" or "fine", in
+    the CSV's column), so a front end can group the rows and offer to add the categories."""
+
     applied: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)  # {"line", "path", "reason"}
+    errors: list[dict[str, Any]] = field(default_factory=list)
     added_categories: list[str] = field(default_factory=list)
+    source: str = ""  # the CSV file's path (not in the JSON: the caller named it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -168,6 +174,20 @@ class LabelsReport:
             "errors": list(self.errors),
             "added_categories": list(self.added_categories),
         }
+
+
+#: The ``kind`` of a refused row → what it means, in words a front end can show.
+REFUSAL_KINDS = {
+    "cells": "wrong number of cells",
+    "empty-path": "no path",
+    "bad-path": "not a usable path",
+    "not-in-library": "photo not in the library",
+    "tightness": "tightness not a number from 0 to 100",
+    "repeated": "photo already labelled on an earlier line",
+    "retired": "retired category",
+    "missing-category": "category the library lacks",
+    "bad-category": "category that cannot be added",
+}
 
 
 @dataclass(frozen=True)
@@ -184,16 +204,20 @@ def import_labels(
     csv_path: str | os.PathLike[str],
     add_categories: bool = False,
     who: str | None = None,
+    lines: Collection[int] | None = None,
 ) -> LabelsReport:
     """Apply a labels CSV to ``lib``; see the module docstring for the format and rules.
 
     With ``add_categories`` unknown categories are added to the library's taxonomy instead of
-    rejecting their rows (in the same transaction as the labels)."""
+    rejecting their rows (in the same transaction as the labels). ``lines``: only the rows
+    starting on these line numbers are read (the rows an earlier import refused for their
+    categories, applied once they are added); the others are skipped unchecked."""
     lib.require_writable("import labels")
     csv_path = Path(csv_path)
     base = csv_path.resolve().parent
     who = who if who is not None else f"csv:{csv_path.name}"
-    rep = LabelsReport()
+    wanted = None if lines is None else frozenset(lines)
+    rep = LabelsReport(source=str(csv_path))
     header, reader = open_csv(csv_path, LabelsCsvError, f"a header {','.join(COLUMNS)}")
     names = [h.strip().lower() for h in header]
     if sorted(names) != sorted(COLUMNS):
@@ -214,6 +238,8 @@ def import_labels(
             )
         if not any(c.strip() for c in cells):
             continue  # blank line
+        if wanted is not None and row.line not in wanted:
+            continue
         if len(cells) != len(names):
             raw.append((row.line, {"_error": f"{len(cells)} cells, expected 4"}))
             continue
@@ -226,31 +252,34 @@ def import_labels(
     new_fine: list[str] = []
     for line, cells in raw:
 
-        def bad(reason: str, line: int = line, cells: dict[str, str] = cells) -> None:
-            rep.errors.append({"line": line, "path": cells.get("path", ""), "reason": reason})
+        def bad(
+            reason: str, kind: str, line: int = line, cells: dict[str, str] = cells, **more: Any
+        ) -> None:
+            path = cells.get("path", "")
+            rep.errors.append({"line": line, "path": path, "reason": reason, "kind": kind, **more})
 
         if "_error" in cells:
-            bad(cells["_error"])
+            bad(cells["_error"], "cells")
             continue
         if not cells["path"]:
-            bad("empty path")
+            bad("empty path", "empty-path")
             continue
         rec, missing = find_image(lib, base, cells["path"])
         if rec is None:
-            bad(missing)
+            bad(missing, "bad-path" if missing.startswith("not a usable") else "not-in-library")
             continue
         tightness: float | None = None
         if cells["tightness"]:
             try:
                 tightness = parse_tightness(cells["tightness"])
             except ValueError:
-                bad(f"tightness {cells['tightness']!r} is not a number")
+                bad(f"tightness {cells['tightness']!r} is not a number", "tightness")
                 continue
             if not 0.0 <= tightness <= 100.0:
-                bad(f"tightness {cells['tightness']} is outside 0–100")
+                bad(f"tightness {cells['tightness']} is outside 0–100", "tightness")
                 continue
         if rec.id in first_line:
-            bad(f"image already labelled on line {first_line[rec.id]}")
+            bad(f"image already labelled on line {first_line[rec.id]}", "repeated")
             continue
         coarse = cells["coarse"] or None
         fine = cells["fine"] or None
@@ -258,10 +287,10 @@ def import_labels(
             major, minor = split_coarse(coarse)
             coarse = major if minor is None else f"{major}/{minor}"
         if coarse is not None and tax.has_coarse(coarse) and tax.is_retired(coarse):
-            bad(f"coarse category {coarse!r} is retired (taxonomy editor)")
+            bad(f"coarse category {coarse!r} is retired (taxonomy editor)", "retired")
             continue
         if fine is not None and fine in tax.retired_fine:
-            bad(f"fine texture {fine!r} is retired (taxonomy editor)")
+            bad(f"fine texture {fine!r} is retired (taxonomy editor)", "retired")
             continue
         # Categories last, once the row is otherwise good, and on a trial copy: a rejected
         # row never adds a category (with --add-categories).
@@ -269,10 +298,13 @@ def import_labels(
         add_fine = fine if fine is not None and fine not in tax.fine else None
         if add_coarse is not None or add_fine is not None:
             if not add_categories:
+                lacking = [["coarse", add_coarse]] if add_coarse is not None else []
+                lacking += [["fine", add_fine]] if add_fine is not None else []
                 if add_coarse is not None:
-                    bad(f"unknown coarse category {coarse!r} (use --add-categories to add it)")
+                    reason = f"unknown coarse category {coarse!r} (use --add-categories to add it)"
                 else:
-                    bad(f"unknown fine texture {fine!r} (use --add-categories to add it)")
+                    reason = f"unknown fine texture {fine!r} (use --add-categories to add it)"
+                bad(reason, "missing-category", missing=lacking)
                 continue
             trial = Taxonomy.from_dict(tax.to_dict())
             try:
@@ -284,7 +316,7 @@ def import_labels(
                 if add_fine is not None:
                     trial.add_fine(add_fine)
             except TaxonomyError as exc:
-                bad(str(exc))
+                bad(str(exc), "bad-category")
                 continue
             tax = trial
             new_coarse += [add_coarse] if add_coarse is not None else []
