@@ -15,3 +15,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e ".[dev]"
     touch "$stamp"
 fi
+# The window needs Qt's X11 libraries from the system, which pip cannot install: name the
+# missing ones and their Debian/Ubuntu packages (a warning; the CLI works without them).
+if [ "$(uname -s)" = Linux ]; then
+    .venv/bin/python -m fabricsearch.gui.qtcheck || true
+fi

@@ -33,9 +33,12 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app  # type: ignore[return-value]
 
 
-def initial_library(settings: Settings, requested: Path | None) -> tuple[Path | None, bool]:
+def initial_library(
+    settings: Settings, requested: Path | None, demo: bool = True
+) -> tuple[Path | None, bool]:
     """(library to open, create it?) for a start: the requested one, else the last one, else the
-    demo library when the application provides one."""
+    demo library when the application provides one (built here, which takes minutes on a
+    first start; ``demo=False``: none, the window prepares it in the background)."""
     if requested is not None and str(requested).startswith(("postgresql://", "postgres://")):
         return requested, False  # a team library (see docs/team-library.md)
     if requested is not None:
@@ -47,6 +50,8 @@ def initial_library(settings: Settings, requested: Path | None) -> tuple[Path | 
     last = settings.last_library
     if last is not None and last.is_dir():
         return last, False
+    if not demo:
+        return None, False
     from fabricsearch.gui.scripted import ensure_demo_library
 
     try:
@@ -55,6 +60,23 @@ def initial_library(settings: Settings, requested: Path | None) -> tuple[Path | 
         log.exception("demo library unavailable")
         demo = None
     return demo, False
+
+
+def open_window(
+    window: Any, settings: Settings, library: Path | None, demo_now: bool = False
+) -> Path | None:
+    """Show `window` with the library a start opens (returned; None while the demo builds). A demo library still to be built is
+    prepared in the background while the window is up (`controllers.demo`), unless
+    `demo_now` (scripted runs, which need it before their first step)."""
+    from fabricsearch.gui.scripted import demo_available
+
+    path, create = initial_library(settings, library, demo=demo_now)
+    if path is not None:
+        window.open_library(path, create=create)
+    window.show()
+    if path is None and not demo_now and library is None and demo_available():
+        window.demo.prepare()
+    return path
 
 
 def _warm_up_backbone() -> None:
@@ -79,13 +101,15 @@ def run(
     from fabricsearch.gui import scripted as script
     from fabricsearch.gui.main_window import MainWindow
     from fabricsearch.gui.messages import RecordingSink
-    from fabricsearch.gui.qtcheck import pyside_problem
+    from fabricsearch.gui.qtcheck import pyside_problem, xcb_problem
     from fabricsearch.gui.workers import stop_all_workers
     from fabricsearch.logging_setup import setup_logging
 
     log_path = setup_logging(verbose)
-    problem = pyside_problem()
-    if problem is not None:  # refuse plainly rather than abort in the middle of labelling
+    # Refuse plainly rather than abort: Qt's own xcb message names no package, and a wrong
+    # PySide6 aborts in the middle of labelling.
+    problem = xcb_problem() or pyside_problem()
+    if problem is not None:
         log.error("%s", problem)
         print(f"fabricsearch: error: {problem}", file=sys.stderr)
         return 2
@@ -100,12 +124,9 @@ def run(
         train_config = dataclasses.replace(TrainConfig(), **train_overrides)
     # Scripted runs record messages instead of showing boxes nobody could close.
     window = MainWindow(settings, RecordingSink() if scripted else None, train_config)
-    path, create = initial_library(settings, library)
-    if path is not None:
-        window.open_library(path, create=create)
     if scripted:
         window.resize(1440, 900)
-    window.show()
+    path = open_window(window, settings, library, demo_now=scripted)
     if not scripted:
         import threading
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui import desktop
+from fabricsearch.gui.controllers.demo import DemoController
 from fabricsearch.gui.controllers.labelling import LabellingController
 from fabricsearch.gui.controllers.library import LibraryController
 from fabricsearch.gui.controllers.records import RecordsController
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
         self.records = RecordsController(self)
         self.watching = WatchController(self)
         self.categories = TaxonomyController(self)
+        self.demo = DemoController(self)
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")

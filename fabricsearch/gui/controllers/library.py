@@ -329,11 +329,8 @@ class LibraryController(QObject):
             self.open_library(url.strip())
 
     def open_demo_library(self) -> None:
-        from fabricsearch.gui.scripted import ensure_demo_library
-
-        path = ensure_demo_library()
-        if path is not None:
-            self.open_library(path)
+        """Built in the background on first use (`controllers.demo`); opened when ready."""
+        self.w.demo.prepare()
 
     # --- import -------------------------------------------------------------------------
     def import_folder_dialog(self) -> None:

@@ -31,6 +31,10 @@ class WelcomePage(QWidget):
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem.setStyleSheet("color: #b00020; font-weight: bold;")
         self.problem.setVisible(False)
+        # "Preparing the demo library… 40 %" while the demo builds in the background.
+        self.preparing = QLabel()
+        self.preparing.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preparing.setVisible(False)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(self.title)
@@ -38,4 +42,11 @@ class WelcomePage(QWidget):
         for b in (self.new_button, self.open_button, self.demo_button):
             b.setMinimumWidth(220)
             layout.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.preparing)
         layout.addStretch(2)
+
+    def show_preparing(self, text: str | None) -> None:
+        """The demo's progress under its button (None: not preparing); the button waits."""
+        self.preparing.setText(text or "")
+        self.preparing.setVisible(text is not None)
+        self.demo_button.setEnabled(text is None)

@@ -1,0 +1,67 @@
+"""The demo library, prepared in the background: the window is up at once and the welcome page
+says "Preparing the demo library… 40 %" while the first start builds it (minutes on a laptop
+CPU); the demo opens when it is ready, unless the user opened another library meanwhile."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal
+
+if TYPE_CHECKING:
+    from fabricsearch.gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+SLOT = "demo"
+
+
+class DemoController(QObject):
+    ready = Signal(str)  # the demo library's folder, once built (before it is opened)
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self._open_when_ready = True
+
+    def running(self) -> bool:
+        return self.w.runner.running(SLOT)
+
+    def prepare(self, open_when_ready: bool = True) -> None:
+        """Build (or check) the demo library in a worker; open it when done."""
+        from fabricsearch.services.demo import prepare_demo_library
+
+        self._open_when_ready = open_when_ready
+        if self.running():
+            return
+        self.w.welcome.show_preparing("Preparing the demo library…")
+        log.info("preparing the demo library in the background")
+        self.w.runner.start(
+            prepare_demo_library,
+            name="demo library",
+            slot=SLOT,
+            on_progress=self._progress,
+            on_finished=self._finished,
+            on_failed=self._failed,
+            on_cancelled=lambda: self.w.welcome.show_preparing(None),
+        )
+
+    def _progress(self, p: Any) -> None:
+        text = f"Preparing the demo library… {p.done} %"
+        if p.message and p.message != "Ready":
+            text += f" ({p.message.lower()})"
+        self.w.welcome.show_preparing(text)
+
+    def _finished(self, folder: Any) -> None:
+        self.w.welcome.show_preparing(None)
+        self.ready.emit(str(folder))
+        if self._open_when_ready and self.w.library is None:
+            self.w.open_library(Path(folder))
+
+    def _failed(self, message: str) -> None:
+        self.w.welcome.show_preparing(None)
+        log.error("demo library unavailable: %s", message)
+        self.w.welcome.problem.setText(f"The demo library could not be prepared: {message}")
+        self.w.welcome.problem.setVisible(True)
