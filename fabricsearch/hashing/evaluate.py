@@ -14,6 +14,7 @@ import numpy as np
 
 from fabricsearch.codes import unpack_codes
 from fabricsearch.hashing.metrics import EvalResult, evaluate_codes, relevance_matrix
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library, ModelInfo
@@ -184,13 +185,24 @@ def assess_library_codes(
     return Assessment(result, classes, db_classes, stats)
 
 
-def assess_models(lib: Library) -> dict[str, Assessment | None]:
+def assess_models(
+    lib: Library, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+) -> dict[str, Assessment | None]:
     """Every model of the library evaluated now, from its stored codes, on the current test
-    split (None: the model has no stored codes). Used by the versions lists."""
+    split (None: the model has no stored codes). Used by the versions lists.
+
+    After each model a report carries ``info["assessed"]``: a copy of every model evaluated so
+    far, so a list can fill its rows as they come (a report dropped by a throttle loses
+    nothing); a cancel stops it between two models, or after the last."""
     out: dict[str, Assessment | None] = {}
-    for info in lib.models():
+    models = lib.models()
+    report(progress, "assess", 0, len(models), "models", info={"assessed": {}})
+    for k, info in enumerate(models, 1):
+        check(cancel)
         ids, packed = lib.load_codes(info.version)
         out[info.version] = assess_library_codes(lib, ids, packed, info.bits) if len(ids) else None
+        report(progress, "assess", k, len(models), "models", info={"assessed": dict(out)})
+    check(cancel)
     return out
 
 

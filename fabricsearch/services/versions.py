@@ -35,11 +35,15 @@ def read_decision(info: ModelInfo) -> ActivationDecision | None:
     return impl(info)
 
 
-def assess(lib: Library) -> dict[str, Assessment | None]:
-    """Every model evaluated now on the current test split (None: no stored codes)."""
+def assess(
+    lib: Library, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+) -> dict[str, Assessment | None]:
+    """Every model evaluated now on the current test split (None: no stored codes); seconds
+    per model on a large library, so the window runs it in a worker (`assess_models`: each
+    report carries the models evaluated so far, a cancel stops between two models)."""
     from fabricsearch.hashing.evaluate import assess_models
 
-    return assess_models(lib)
+    return assess_models(lib, progress=progress, cancel=cancel)
 
 
 def model_rows(lib: Library) -> list[dict[str, Any]]:

@@ -178,7 +178,8 @@ class TrainingController(QObject):
         w = self.w
         if w.library is None:
             return
-        dialog = VersionsDialog(w.library, w)
+        # Opens at once; the models are evaluated in a worker (issue 24).
+        dialog = VersionsDialog(w.library, w.runner, w)
         dialog.activeChanged.connect(lambda _v: (w.update_state(), w.modelChanged.emit()))
         w.runner.last_dialog = dialog
         dialog.open()

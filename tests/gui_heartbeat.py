@@ -1,0 +1,78 @@
+"""A heartbeat on the GUI thread: how long the window stopped answering during a block of a test.
+
+Usage, inside a pytest-qt test (the window runs on the GUI thread, the test code too)::
+
+    from gui_heartbeat import MAX_BLOCK_S, heartbeat
+
+    with heartbeat() as beat:
+        window.versions_action.trigger()            # the action under test
+        qtbot.waitUntil(lambda: dialog.done, timeout=60_000)  # let the event loop run
+    assert beat.longest < MAX_BLOCK_S, beat.report()
+
+A `QTimer` fires every `INTERVAL_MS` (50 ms) on the GUI thread and records the time between
+its ticks; `longest` is the longest gap seen, the first tick measured from the moment the
+block is entered and the last gap closed when it is left. A slot that keeps the GUI thread
+busy (a query, an evaluation, an image decode) shows as a gap as long as it ran. Only time
+spent inside the event loop (``qtbot.waitUntil``, ``qtbot.waitSignal``, a nested loop) lets the
+timer tick, so wait for the outcome inside the block: a call that returns only after
+its work is done is measured as one gap, which is what the test wants to catch.
+
+To make a regression visible on a small test library, slow the work down where it runs
+(``monkeypatch.setattr`` a function of the job with one that sleeps, e.g. 1.5 s, then calls
+the original): on the GUI thread the sleep becomes a gap of 1.5 s, in a worker none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QTimer
+
+INTERVAL_MS = 50
+#: The longest the GUI thread may be blocked (issue 24: "never blocked > 0.5 s").
+MAX_BLOCK_S = 0.5
+
+
+@dataclass
+class Heartbeat:
+    """What the timer saw: the longest gap between ticks, and how many ticks there were."""
+
+    longest: float = 0.0
+    ticks: int = 0
+    gaps: list[float] = field(default_factory=list)
+    _last: float = 0.0
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        gap = now - self._last
+        self._last = now
+        self.ticks += 1
+        self.gaps.append(gap)
+        self.longest = max(self.longest, gap)
+
+    def report(self) -> str:
+        """For an assertion's message: the longest gap and the slowest few."""
+        slow = sorted(self.gaps, reverse=True)[:5]
+        return (
+            f"GUI thread blocked for {self.longest:.2f} s (ticks {self.ticks}, slowest gaps "
+            + ", ".join(f"{g:.2f}" for g in slow)
+            + ")"
+        )
+
+
+@contextmanager
+def heartbeat(interval_ms: int = INTERVAL_MS) -> Iterator[Heartbeat]:
+    """Measure the GUI thread's longest pause while the block runs (see the module's doc)."""
+    beat = Heartbeat(_last=time.monotonic())
+    timer = QTimer()
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(beat._tick)
+    timer.start()
+    try:
+        yield beat
+    finally:
+        timer.stop()
+        beat._tick()  # the time since the last tick counts too (a block that ends blocked)
