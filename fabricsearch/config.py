@@ -107,6 +107,13 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
+def step_metric(finetune: bool, gpu: bool) -> str:
+    """The model metric holding a training's measured seconds per step, for runs of its kind
+    ("train_step_s_cpu", "finetune_step_s_gpu", …): what `presets` estimates the next one
+    from."""
+    return f"{'finetune' if finetune else 'train'}_step_s_{'gpu' if gpu else 'cpu'}"
+
+
 def replace(cfg: T, **changes: Any) -> T:
     """`dataclasses.replace` re-exported so callers need one import."""
     return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]

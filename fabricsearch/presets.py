@@ -5,10 +5,15 @@
 * **Thorough** — also fine-tunes the last blocks of the network on augmented photos (minutes on
   a GPU, an hour or more on a laptop CPU).
 
-The estimates come from measured rates (docs/benchmarks.md, "Pretrained backbone"; 2-core CPU):
-a training step on cached features ≈ 25 ms, a photo's feature ≈ 1/25 s, fine-tuning ≈ 6 photos/s
-forward and backward; on a CUDA GPU roughly ten to thirty times faster. They are rounded and
-meant as "seconds, minutes or hours", not promises.
+The estimate counts the training steps the library's size makes (its training split in batches
+of 32, for the configured epochs, at least `min_steps`, twice where the simple head is trained
+beside DVSH) and multiplies them by this computer's seconds per step as the library's last
+training measured it (`config.step_metric`, recorded with every trained model). Before any
+training it falls back on rates measured on the 2-core development CPU (docs/benchmarks.md, "Pretrained
+backbone"): a training step on cached features ≈ 25 ms, a photo's feature ≈ 1/25 s,
+fine-tuning ≈ 6 photos/s forward and backward; on a CUDA GPU roughly ten to thirty times
+faster. Early stopping may end a run sooner; the estimate does not guess that. They are rounded
+and meant as "seconds, minutes or hours", not promises.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ CPU_STEP_S = 0.025
 CPU_FEATURE_S = 1 / 25
 CPU_FINETUNE_IMAGE_S = 1 / 6
 GPU_SPEEDUP = {"step": 10.0, "feature": 15.0, "finetune": 30.0}
+#: What `hashing.train` does with a library's labelled images (TrainConfig's defaults and the
+#: catalogue's 70/15/15 split).
+BATCH_SIZE = 32
+MIN_STEPS = 600
+TRAIN_SHARE, VAL_SHARE = 0.70, 0.15
+MIN_VAL_FOR_CHOICE = 50  # TrainConfig.min_val_for_early_stop: the simple head is also trained
 
 
 @dataclass(frozen=True)
@@ -65,36 +76,63 @@ def get_preset(key: str) -> Preset:
     return found
 
 
+def training_steps(preset: Preset, labelled: int, epochs: int | None = None) -> int:
+    """The training steps a run of `preset` on `labelled` images takes at most (every
+    compared method included)."""
+    ch = preset.changes
+    epochs = int(ch.get("epochs", 30)) if epochs is None else epochs
+    train_images = max(2, int(labelled * TRAIN_SHARE))
+    steps = epochs * max(1, train_images // BATCH_SIZE)
+    if ch.get("finetune"):
+        return steps
+    steps = max(MIN_STEPS, steps)  # short epochs on cached features are stretched
+    if labelled * VAL_SHARE >= MIN_VAL_FOR_CHOICE:
+        steps *= 2  # the simple head trains beside DVSH; the better one is kept
+    return steps
+
+
 def estimate_seconds(
-    preset: Preset, labelled: int, missing_features: int = 0, gpu: bool = False
+    preset: Preset,
+    labelled: int,
+    missing_features: int = 0,
+    gpu: bool = False,
+    step_s: float | None = None,
+    epochs: int | None = None,
 ) -> float:
     """Rough wall time of a training with `preset` on `labelled` images, `missing_features`
-    of which have no cached feature yet."""
+    of which have no cached feature yet. `step_s`: this computer's measured seconds per step
+    for runs of this kind (`config.step_metric`); None: the development CPU's rates."""
     ch = preset.changes
-    epochs = int(ch.get("epochs", 30))
-    steps_per_epoch = max(1, labelled // 32)
     features = missing_features * CPU_FEATURE_S / (GPU_SPEEDUP["feature"] if gpu else 1.0)
-    if ch.get("finetune"):
+    steps = training_steps(preset, labelled, epochs)
+    if step_s is None and ch.get("finetune"):
         per_image = CPU_FINETUNE_IMAGE_S / (GPU_SPEEDUP["finetune"] if gpu else 1.0)
-        return features + epochs * labelled * per_image
-    steps = max(600, epochs * steps_per_epoch)
-    # Early stopping usually ends a large library's run at about half the epochs.
-    if labelled >= 500:
-        steps = max(600, steps // 2)
-    return features + steps * CPU_STEP_S / (GPU_SPEEDUP["step"] if gpu else 1.0)
+        step_s = BATCH_SIZE * per_image
+    elif step_s is None:
+        step_s = CPU_STEP_S / (GPU_SPEEDUP["step"] if gpu else 1.0)
+    return features + steps * step_s
 
 
 def plain_duration(seconds: float) -> str:
     """ "about 20 s", "about 3 min", "about 2 h" (rounded up to a friendly figure)."""
-    if seconds < 60:
+    if seconds <= 55:  # beyond, "about 60 s" would read oddly: "about 1 min"
         return f"about {max(5, int(math.ceil(seconds / 5.0)) * 5)} s"
     if seconds < 3600:
         return f"about {int(math.ceil(seconds / 60.0))} min"
     return f"about {seconds / 3600.0:.1f} h".replace(".0 h", " h")
 
 
-def describe(preset: Preset, labelled: int, missing_features: int = 0, gpu: bool = False) -> str:
-    """ "Quick — about 20 s: …" for the retrain dialog and `train --preset`."""
-    eta = plain_duration(estimate_seconds(preset, labelled, missing_features, gpu))
+def describe(
+    preset: Preset,
+    labelled: int,
+    missing_features: int = 0,
+    gpu: bool = False,
+    step_s: float | None = None,
+    epochs: int | None = None,
+) -> str:
+    """ "Quick — about 2 min on this computer's CPU (measured): …" for the retrain dialog;
+    "measured" when `step_s` came from this library's last training of the kind."""
+    eta = plain_duration(estimate_seconds(preset, labelled, missing_features, gpu, step_s, epochs))
     device = "on the GPU" if gpu else "on this computer's CPU"
-    return f"{preset.title} — {eta} {device}: {preset.description}"
+    basis = " (at the last training's speed)" if step_s is not None else ""
+    return f"{preset.title} — {eta} {device}{basis}: {preset.description}"

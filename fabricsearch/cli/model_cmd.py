@@ -195,6 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
         get_method_class,
         read_choice,
         resolve_init,
+        stop_reason,
         train,
     )
     from fabricsearch.services.versions import read_decision
@@ -246,6 +247,7 @@ def run_train(args: argparse.Namespace) -> int:
             "metrics": info.metrics,
             "images_encoded": lib.count_codes(info.version),
             "method_choice": choice,
+            "stopped_early": stop_reason(info) or None,
         }
     if args.json:
         print_json(summary)
@@ -261,6 +263,8 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"to use the new one anyway: fabricsearch models LIB --activate {info.version}")
         if choice:
             print(f"  {describe_choice(choice)}")
+        if summary["stopped_early"]:
+            print(f"  {summary['stopped_early']}")
         for key, value in info.metrics.items():
             print(f"  {key:>14}: {value:.4f}")
         print(f"  encoded {summary['images_encoded']} images")

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from fabricsearch.config import TrainConfig
+from fabricsearch.config import TrainConfig, step_metric
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, BatchLabels, HashMethod, TrainContext
 from fabricsearch.hashing.data import (
@@ -88,6 +88,37 @@ class TrainResult:
     skipped_images: int = 0
     partial_path: Path | None = None
     device: str = "cpu"
+    loop_time_s: float = 0.0  # in the training loop (validation included), features excluded
+    stop: dict[str, Any] = field(default_factory=dict)  # why it ended (`stop_record`)
+
+
+def stop_record(state: LoopState, epochs: int, patience: int) -> dict[str, Any]:
+    """Why a run ended, for the model's metadata and the user (`describe_stop`): every planned
+    epoch done ("completed"), or stopped by early stopping on the validation mAP."""
+    record: dict[str, Any] = {
+        "reason": "early_stopping" if state.stopped_early else "completed",
+        "epoch": state.epoch,
+        "epochs": epochs,
+    }
+    if state.best_epoch >= 0:
+        record["best_epoch"] = state.best_epoch
+    if state.stopped_early:
+        record["patience"] = patience
+    return record
+
+
+def describe_stop(stop: dict[str, Any] | None) -> str:
+    """ "stopped early at epoch 25 of 30: …" for people ("" when the run did every epoch, or
+    nothing was recorded)."""
+    if not stop or stop.get("reason") != "early_stopping":
+        return ""
+    best = stop.get("best_epoch")
+    kept = f"; the weights of epoch {best}, the best, are kept" if best else ""
+    return (
+        f"stopped early at epoch {stop.get('epoch')} of {stop.get('epochs')}: the validation "
+        f"mAP had not improved in {stop.get('patience')} validations in a row (early "
+        f"stopping){kept}"
+    )
 
 
 def partial_path_for(out_dir: str | Path, cfg: TrainConfig) -> Path:
@@ -507,6 +538,16 @@ def run_loop(
             on_epoch_end(state)
         if validation is not None and validation.patience and state.bad >= validation.patience:
             state.stopped_early = True
+            stop = stop_record(state, plan.epochs, validation.patience)
+            report(
+                progress,
+                plan.stage,
+                ctx.step,
+                total,
+                "step",
+                message=describe_stop(stop),
+                info={"epoch": epoch + 1, "epochs": plan.epochs, "stopped_early": True},
+            )
             break
     return state
 
@@ -562,6 +603,8 @@ def train(
         raise TrainingError("fewer than two training images could be decoded")
     do_val = len(val_idx) >= 2
     partial = partial_path_for(out_dir, cfg) if out_dir is not None else None
+    t_loop = time.perf_counter()  # the loop's own time, for the next training's estimate
+    planned_epochs, patience = 1, 0  # the plan's, once made
 
     def result(state: LoopState) -> TrainResult:
         return TrainResult(
@@ -577,6 +620,8 @@ def train(
             skipped_images=skipped,
             partial_path=partial,
             device=str(device),
+            loop_time_s=time.perf_counter() - t_loop,
+            stop=stop_record(state, planned_epochs, patience),
         )
 
     if not method.trainable:
@@ -605,6 +650,7 @@ def train(
         epochs = stretched
         if len(val_idx) < cfg.min_val_for_early_stop:
             patience = 0  # too few validation images to judge: the full budget
+    planned_epochs = epochs
     plan = LoopPlan(
         stage="train",
         epochs=epochs,  # after stretching to `min_steps` on features
@@ -734,6 +780,7 @@ def train_and_choose(
         "validation_images": n_val,
         "min_validation_images": cfg.min_val_for_early_stop,
         "method_train_time_s": {DEFAULT_METHOD: result.train_time_s},
+        "method_loop": {DEFAULT_METHOD: [result.steps, result.loop_time_s]},
     }
     if n_val < cfg.min_val_for_early_stop:
         choice["chosen"] = DEFAULT_METHOD
@@ -747,6 +794,7 @@ def train_and_choose(
     dvsh_val, head_val = result.best_val_map, head.best_val_map
     choice["candidates"][COMPARED_METHOD] = _finite_or_none(head_val)
     choice["method_train_time_s"][COMPARED_METHOD] = head.train_time_s
+    choice["method_loop"][COMPARED_METHOD] = [head.steps, head.loop_time_s]
     choice["train_time_s"] = time.perf_counter() - t0
     if head_val == head_val and (dvsh_val != dvsh_val or head_val > dvsh_val):
         choice["chosen"] = COMPARED_METHOD
@@ -898,11 +946,13 @@ def _train_library(
         "history": result.history,
         "best_epoch": result.best_epoch,
         "device": result.device,
+        "stop": result.stop,
     }
     metrics = {"val_mAP": result.best_val_map, "train_time_s": result.train_time_s}
     if choice is not None:
         extra["method_choice"] = choice
         metrics["train_time_s"] = choice["train_time_s"]
+    metrics.update(_step_speed(result, choice))
     info = publish_model(
         lib,
         result.method,
@@ -920,6 +970,20 @@ def _train_library(
     if result.partial_path is not None:
         result.partial_path.unlink(missing_ok=True)
     return info
+
+
+def _step_speed(result: TrainResult, choice: dict[str, Any] | None) -> dict[str, float]:
+    """This run's seconds per training step (validation and every compared method included),
+    under `config.step_metric`'s name: what the next training's estimate starts from."""
+    loops = list((choice or {}).get("method_loop", {}).values()) or [
+        [result.steps, result.loop_time_s]
+    ]
+    steps = sum(int(n) for n, _t in loops)
+    seconds = sum(float(t) for _n, t in loops)
+    if steps <= 0 or seconds <= 0 or not result.method.trainable:
+        return {}
+    key = step_metric(bool(result.config.finetune), result.device.startswith("cuda"))
+    return {key: seconds / steps}
 
 
 def _active_codes(

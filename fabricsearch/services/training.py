@@ -37,10 +37,12 @@ __all__ = [
     "get_method_class",
     "get_preset",
     "is_pretrained",
+    "measured_step_seconds",
     "parse_method_options",
     "pretrain",
     "read_choice",
     "resolve_init",
+    "stop_reason",
     "train",
 ]
 
@@ -74,6 +76,36 @@ def train(
     from fabricsearch.hashing import train as impl
 
     return impl.train_library(lib, cfg, progress=progress, cancel=cancel, **options)
+
+
+def measured_step_seconds(lib: Library, finetune: bool, gpu: bool) -> float | None:
+    """Seconds per training step of this library's latest training of the kind (fine-tuning
+    or not, GPU or CPU), as recorded with its model (`config.step_metric`); None before any.
+    Read from the catalogue: cheap enough for a dialog's opening."""
+    import math
+
+    from fabricsearch.config import step_metric
+
+    key = step_metric(finetune, gpu)
+    for info in lib.models():  # newest first
+        value = info.metrics.get(key)
+        if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+            return float(value)
+    return None
+
+
+def stop_reason(info: ModelInfo) -> str:
+    """Why the training of a model stopped before its last epoch ("stopped early at epoch 25
+    of 30: …"), from its metadata; "" when it did every epoch or nothing was recorded."""
+    from fabricsearch.hashing import checkpoint as ckpt
+    from fabricsearch.hashing.train import describe_stop
+
+    try:
+        meta = ckpt.read_metadata(info.path)
+    except (OSError, ValueError, ckpt.CheckpointError):
+        return ""
+    stop = meta.extra.get("stop")
+    return describe_stop(stop) if isinstance(stop, dict) else ""
 
 
 def check_method_config(cfg: TrainConfig) -> None:

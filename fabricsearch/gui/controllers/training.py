@@ -50,11 +50,15 @@ class TrainingController(QObject):
         w = self.w
         if w.library is None:
             return
+        from fabricsearch.services.training import measured_step_seconds
+
+        lib = w.library
         dialog = TrainOptionsDialog(
-            label_rows(w.library, w.browser.count_all()),
-            w.library.active_model(),
+            label_rows(lib, w.browser.count_all()),
+            lib.active_model(),
             self.base_config(),
             w,
+            step_seconds=lambda finetune, gpu: measured_step_seconds(lib, finetune, gpu),
         )
         w.runner.last_dialog = dialog
         dialog.accepted.connect(lambda: self.start_training(dialog.config()))

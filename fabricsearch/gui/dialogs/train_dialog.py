@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -87,7 +87,10 @@ class TrainOptionsDialog(QDialog):
         active: ModelInfo | None,
         base_config: Any,
         parent: QWidget | None = None,
+        step_seconds: Callable[[bool, bool], float | None] | None = None,
     ) -> None:
+        """`step_seconds(finetune, gpu)`: this computer's measured seconds per training step
+        (`services.training.measured_step_seconds`); the estimates scale it by the library."""
         super().__init__(parent)
         self.setWindowTitle("Retrain on new samples")
         self.base_config = base_config
@@ -118,7 +121,12 @@ class TrainOptionsDialog(QDialog):
         self.preset_box = QComboBox()
         gpu = cuda_available()
         for key, preset in presets().items():
-            self.preset_box.addItem(describe(preset, max(labelled, 2), 0, gpu), key)
+            finetune = bool(preset.changes.get("finetune"))
+            step_s = step_seconds(finetune, gpu) if step_seconds is not None else None
+            # Quick keeps the configured epochs; Thorough sets its own.
+            epochs = None if "epochs" in preset.changes else base_config.epochs
+            text = describe(preset, max(labelled, 2), 0, gpu, step_s, epochs)
+            self.preset_box.addItem(text, key)
         self.preset_box.addItem("Custom — choose the settings below", "custom")
         self.method_box = QComboBox()
         for name in available_methods():
@@ -345,6 +353,12 @@ class TrainingProgressDialog(QDialog):
             f"Training <b>{config.method}</b> · {config.bits} bits · {epochs}{network}"
         )
         self.stage_label = QLabel("Preparing…")
+        self.stage_label.setWordWrap(True)
+        # When and why the loop stopped before its last epoch (early stopping), kept shown
+        # while the next stages (the compared head, encoding) run.
+        self.stop_label = QLabel()
+        self.stop_label.setWordWrap(True)
+        self.stop_label.setVisible(False)
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)
         self.loss_plot = LinePlot("Training loss", "step")
@@ -392,6 +406,7 @@ class TrainingProgressDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(self.stage_label)
+        layout.addWidget(self.stop_label)
         layout.addWidget(self.bar)
         layout.addLayout(stats)
         layout.addWidget(self.loss_plot, 3)
@@ -414,6 +429,9 @@ class TrainingProgressDialog(QDialog):
         info = p.info or {}
         stage = p.stage.capitalize()
         self.stage_label.setText(f"{stage}: {p.message}" if p.message else stage)
+        if info.get("stopped_early") and p.message:
+            self.stop_label.setText(f"Training {p.message}.")
+            self.stop_label.setVisible(True)
         if p.total:
             self.bar.setRange(0, p.total)
             self.bar.setValue(min(p.done, p.total))
@@ -502,17 +520,24 @@ def finished_message(info: Any) -> str:
     from html import escape
 
     from fabricsearch.hashing.activation import read_decision
+    from fabricsearch.services.training import stop_reason
 
     version = escape(getattr(info, "version", ""))
     decision = read_decision(info) if info is not None else None
+    stopped = stop_reason(info) if info is not None else ""
+    # Why it ended before its last epoch, when it did: a run that "stops at epoch 25 of 30"
+    # without a word looks broken.
+    stopped = f" Training {escape(stopped)}." if stopped else ""
     if decision is None:
-        return f"Finished: model <b>{version}</b>."
+        return f"Finished: model <b>{version}</b>.{stopped}"
     if decision.activate:
-        return f"Finished: model <b>{version}</b> is now active ({escape(decision.reason)})."
+        return (
+            f"Finished: model <b>{version}</b> is now active ({escape(decision.reason)}).{stopped}"
+        )
     return (
         f"Finished: model <b>{version}</b> was saved but <b>not activated</b>: "
         f"{escape(decision.reason)}. The previous model stays active; Model ▸ Versions can "
-        "switch to the new one."
+        f"switch to the new one.{stopped}"
     )
 
 
