@@ -27,14 +27,16 @@ pytestmark = pytest.mark.gui
 SLOW_S = 1.5
 
 
-def slowed(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[threading.Thread]:
-    """Replace ``owner.name`` by a copy that sleeps `SLOW_S` first; the threads it ran in."""
+def slowed(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, seconds: float = SLOW_S
+) -> list[threading.Thread]:
+    """Replace ``owner.name`` by a copy that sleeps `seconds` first; the threads it ran in."""
     original = getattr(owner, name)
     threads: list[threading.Thread] = []
 
     def slow(*args: object, **kwargs: object) -> object:
         threads.append(threading.current_thread())
-        time.sleep(SLOW_S)
+        time.sleep(seconds)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, slow)
@@ -84,3 +86,73 @@ def test_closing_versions_cancels_the_evaluation(
     assert "stopped" in dialog.status.text()
     assert dialog.table.item(0, 5).text() != "evaluating…"
     assert not dialog.stop_button.isVisible()
+
+
+def test_library_opens_in_a_worker_while_the_window_answers(
+    window, library_path: Path, tmp_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtCore import QTimer
+
+    from fabricsearch.catalogue import Library
+
+    threads = slowed(monkeypatch, Library, "open")  # a team library's server answering slowly
+    meanwhile: list[object] = []
+
+    def during_the_open() -> None:
+        meanwhile.append(window.statusBar().currentMessage())
+        meanwhile.append(window.open_library(tmp_path / "another"))  # a second open waits
+
+    QTimer.singleShot(int(SLOW_S * 1000 / 3), during_the_open)
+    with heartbeat() as beat:
+        # Returns once the library is open, the window answering meanwhile.
+        assert window.open_library(library_path)
+    assert beat.longest < MAX_BLOCK_S, beat.report()
+    assert threads
+    assert threading.main_thread() not in threads
+    assert meanwhile == [f"Opening {library_path}…", False]
+    assert window.library.folder == library_path.resolve()
+    with heartbeat() as beat:
+        qtbot.waitUntil(lambda: not window.libraries.loading, timeout=30_000)
+    assert beat.longest < MAX_BLOCK_S, beat.report()
+    assert window.browser.count_all() > 0
+
+
+def test_a_failed_open_in_the_worker_is_reported(window, tmp_path: Path) -> None:
+    with heartbeat() as beat:
+        assert not window.open_library(tmp_path / "junk")
+    assert beat.longest < MAX_BLOCK_S, beat.report()
+    assert window.library is None
+    assert window.welcome.problem.isVisible()
+    assert "junk" in window.welcome.problem.text()
+    assert window.libraries.opening is None
+
+
+def test_contact_sheet_is_drawn_in_a_worker(
+    window, trained_library_path: Path, tmp_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtGui import QImage
+
+    from fabricsearch.catalogue import Library
+    from fabricsearch.gui import export
+
+    open_library(window, trained_library_path)
+    rec = window.browser.all_records()[3]
+    window.browser.grid.select_ids([rec.id])
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000):
+        window.similar_action.trigger()
+    writers = slowed(monkeypatch, export, "write_contact_sheet")
+    thumbnails = slowed(monkeypatch, Library, "thumbnail", seconds=0.0)  # only where it ran
+    saved = f"Saved {tmp_path / 'sheet.png'}"
+    with heartbeat() as beat:
+        worker = window.searching.export_sheet(tmp_path / "sheet.png")
+        assert "Saving the contact sheet" in window.statusBar().currentMessage()
+        qtbot.waitUntil(lambda: window.statusBar().currentMessage() == saved, timeout=60_000)
+    assert beat.longest < MAX_BLOCK_S, beat.report()
+    assert worker.state == "finished"
+    # Drawn, and every thumbnail read, off the GUI thread.
+    assert writers
+    assert thumbnails
+    assert threading.main_thread() not in writers + thumbnails
+    sheet = QImage(str(tmp_path / "sheet.png"))
+    assert sheet.width() > 500
+    assert sheet.height() > 300

@@ -106,12 +106,16 @@ def test_drop_file_gives_explained_results(
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [int(r["rank"]) for r in rows] == [h.rank for h in hits]
     assert int(rows[0]["image_id"]) == query.id
-    png = window.searching.export_sheet(tmp_path / "sheet.png")
-    sheet = QImage(str(png))
+    # The sheet is written in a worker; the status bar says when it is saved.
+    worker = window.searching.export_sheet(tmp_path / "sheet.png")
+    qtbot.waitUntil(lambda: worker.state == "finished", timeout=30_000)
+    sheet = QImage(str(worker.result))
     assert sheet.width() > 500
     assert sheet.height() > 300
-    pdf = window.searching.export_sheet(tmp_path / "sheet.pdf")
-    assert pdf.read_bytes()[:5] == b"%PDF-"
+    worker = window.searching.export_sheet(tmp_path / "sheet.pdf")
+    saved = f"Saved {tmp_path / 'sheet.pdf'}"
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == saved, timeout=30_000)
+    assert worker.result.read_bytes()[:5] == b"%PDF-"
 
 
 def test_paste_image_and_web_drop(window, trained_library_path: Path, qtbot) -> None:

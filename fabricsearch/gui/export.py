@@ -1,4 +1,7 @@
-"""Export a result list: CSV, and a contact sheet as PNG or PDF (QPainter / QPdfWriter)."""
+"""Export a result list: CSV, and a contact sheet as PNG or PDF (QPainter / QPdfWriter).
+
+The contact sheet is written in a worker: it uses QImage, QPainter and QPdfWriter only, which
+Qt allows off the GUI thread (QPixmap and widgets it does not)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainte
 
 from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui.widgets.palette import paint_chips, palette_entries
+from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 from fabricsearch.search import SearchHit
 
 CSV_FIELDS = (
@@ -92,12 +96,27 @@ def write_contact_sheet(
     title: str = "",
     query: QImage | None = None,
     columns: int = 5,
-) -> None:
-    """A printable grid of the results (query first) with rank, score and colours.
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> Path:
+    """A printable grid of the results (query first) with rank, score and colours; its path.
 
-    The format follows the suffix: ``.pdf`` through QPdfWriter (A4), anything else as a PNG."""
+    The format follows the suffix: ``.pdf`` through QPdfWriter (A4), anything else as a PNG.
+    Safe in a worker (`load_image` then runs there too); a cancel stops it before the file is
+    written."""
     path = Path(path)
     by_id = {r.id: r for r in records}
+    cells: list[tuple[QImage | None, str, str, ImageRecord | None]] = []
+    if query is not None:
+        cells.append((query, "Query", "", None))
+    for k, hit in enumerate(hits):
+        report(progress, "thumbnails", k, len(hits), "images")
+        check(cancel)
+        rec = by_id.get(hit.image_id)
+        img = load_image(rec) if rec is not None else None
+        cells.append((img, f"#{hit.rank}  score {hit.score:.2f}", hit.path.name, rec))
+    report(progress, "write", 0, None, "pages")
+    check(cancel)
     cell_w, cell_h, margin, header = 220, 290, 30, 60
     rows = (len(hits) + (1 if query is not None else 0) + columns - 1) // columns
     width = margin * 2 + columns * cell_w
@@ -114,13 +133,6 @@ def write_contact_sheet(
         font.setPixelSize(13)
         font.setBold(False)
         painter.setFont(font)
-        cells: list[tuple[QImage | None, str, str, ImageRecord | None]] = []
-        if query is not None:
-            cells.append((query, "Query", "", None))
-        for hit in hits:
-            rec = by_id.get(hit.image_id)
-            img = load_image(rec) if rec is not None else None
-            cells.append((img, f"#{hit.rank}  score {hit.score:.2f}", hit.path.name, rec))
         for i, (img, line1, line2, rec) in enumerate(cells):
             x = margin + (i % columns) * cell_w
             y = margin + header + (i // columns) * cell_h
@@ -163,6 +175,8 @@ def write_contact_sheet(
         writer.setResolution(150)
         writer.setTitle(title or "fabricsearch results")
         painter = QPainter(writer)
+        if not painter.isActive():
+            raise OSError(f"cannot write {path}")
         page = writer.pageLayout().paintRectPixels(writer.resolution())
         scale = min(page.width() / width, page.height() / height)
         painter.scale(scale, scale)
@@ -176,3 +190,4 @@ def write_contact_sheet(
         painter.end()
         if not image.save(str(path), "PNG"):
             raise OSError(f"cannot write {path}")
+    return path

@@ -9,13 +9,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from fabricsearch.catalogue import ImageRecord, Library, LibraryError
 from fabricsearch.errors import message_for
 from fabricsearch.gui.browse_columns import BrowseColumns
 from fabricsearch.gui.models import ThumbnailCache
+from fabricsearch.gui.workers import Worker
 from fabricsearch.jobs import CancelToken, ProgressFn, report
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class LibraryController(QObject):
         self._generation = 0
         self._loading = False
         self._signature: tuple[tuple[int, int], ...] | None = None
+        self.opening: str | None = None  # the library being opened, as the user named it
+        self._closes = 0  # close_library calls: an open that saw one meanwhile is dropped
         self.watch_timer = QTimer(self)
         self.watch_timer.setInterval(WATCH_INTERVAL_MS)
         self.watch_timer.timeout.connect(self.check_external_changes)
@@ -91,22 +94,44 @@ class LibraryController(QObject):
             # catalogue through a second descriptor; issue 20 item 1.)
             w.statusBar().showMessage(f"{self.library.location} is already open", 5000)
             return True
+        if self.opening is not None:
+            w.statusBar().showMessage(f"Still opening {self.opening}…", 5000)
+            return False
         if w.training.running() and not w.sink.confirm(
             "Open library",
             "A training is running in this library. Open another library and cancel it?",
         ):
             return False
-        try:
-            lib = create_library(path) if create else self._open_asking_password(path)
-        except (LibraryError, OSError) as exc:
-            if isinstance(path, str):
-                from fabricsearch.services.imports import display_url
+        if isinstance(path, str):
+            from fabricsearch.services.imports import display_url
 
-                path = display_url(path)  # a password typed into the URL stays out of sight
+            shown = display_url(path)  # a password typed into the URL stays out of sight
+        else:
+            shown = str(path)
+        # The open runs in a worker (a team library's server may take its 10 s connect
+        # timeout to answer); the window answers meanwhile and says what it waits for.
+        self.opening = shown
+        closes = self._closes
+        w.statusBar().showMessage(f"Opening {shown}…")
+        try:
+            if create:
+                lib = self._off_thread(partial(create_library, path), "create-library")
+            else:
+                lib = self._open_asking_password(path)
+        except (LibraryError, OSError) as exc:
             if self.library is None:
-                w.welcome.problem.setText(f"Cannot open {path}:\n{exc}")
+                w.welcome.problem.setText(f"Cannot open {shown}:\n{exc}")
                 w.welcome.problem.setVisible(True)
+            w.statusBar().clearMessage()
             w.sink.inform("Open library", str(exc), warning=True)
+            return False
+        finally:
+            self.opening = None
+        w.statusBar().clearMessage()
+        if closes != self._closes:
+            # The window closed (or closed its library) while this one was opening.
+            log.info("dropped %s: the window closed while it opened", shown)
+            lib.close()
             return False
         w.welcome.problem.setVisible(False)
         self.close_library()
@@ -164,7 +189,7 @@ class LibraryController(QObject):
         (~/.pgpass, a service file, PGPASSWORD) did not supply asks for it (`ask_password`),
         once, and connects with it; it is kept in memory only (never in settings or logs)."""
         try:
-            return Library.open(path)
+            return self._off_thread(partial(Library.open, path), "open-library")
         except LibraryError as exc:
             if not isinstance(path, str) or "password" not in str(exc).lower():
                 raise
@@ -176,7 +201,32 @@ class LibraryController(QObject):
             if not password:
                 raise
             sep = "&" if "?" in path else "?"
-            return Library.open(f"{display_url(path)}{sep}password={quote(password, safe='')}")
+            url = f"{display_url(path)}{sep}password={quote(password, safe='')}"
+            return self._off_thread(partial(Library.open, url), "open-library")
+
+    def _off_thread(self, fn: Callable[[], Any], name: str) -> Any:
+        """``fn()`` run in a worker while a local event loop keeps the window answering
+        (issue 24: `Library.open` ran on the GUI thread); its result, or its exception raised
+        here. Callers such as tests and scripts still get the outcome when the call returns;
+        `opening` refuses a second open meanwhile."""
+        outcome: list[tuple[bool, Any]] = []
+
+        def work(progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> None:
+            try:
+                outcome.append((True, fn()))
+            except Exception as exc:  # noqa: BLE001 - raised again on the GUI thread
+                outcome.append((False, exc))
+
+        loop = QEventLoop()
+        worker = Worker(work, name=name, parent=self)
+        worker.ended.connect(loop.quit, Qt.ConnectionType.QueuedConnection)
+        worker.start()
+        loop.exec()
+        worker.wait()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def ask_password(self, url: str) -> str | None:
         """The password for ``url`` from the user (None: cancelled)."""
@@ -192,6 +242,7 @@ class LibraryController(QObject):
 
     def close_library(self) -> None:
         w = self.w
+        self._closes += 1
         self.watch_timer.stop()
         self._generation += 1  # records still loading belong to the old library
         self._loading = False

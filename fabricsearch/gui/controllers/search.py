@@ -416,7 +416,10 @@ class SearchController(QObject):
         self.w.statusBar().showMessage(f"Saved {path}", 5000)
         return Path(path)
 
-    def export_sheet(self, path: str | Path | None = None) -> Path | None:
+    def export_sheet(self, path: str | Path | None = None) -> Any:
+        """Write the contact sheet in a worker, which reads and draws the thumbnails (on the
+        GUI thread this blocked the window 1.2 s; issue 24); the status bar says when it is
+        saved. The worker (None: nothing to export)."""
         from fabricsearch.gui.export import write_contact_sheet
 
         panel = self.w.search_panel
@@ -430,21 +433,36 @@ class SearchController(QObject):
             )
             if not path:
                 return None
+        path = Path(path)
 
-        def load(rec: ImageRecord) -> QImage:
+        def load(rec: ImageRecord) -> QImage:  # in the worker: QImage, never QPixmap
             try:
                 return QImage(str(lib.thumbnail(rec, 256)))
             except Exception:  # noqa: BLE001 - a missing original leaves a blank cell
                 return QImage()
 
         name = self.query.name if self.query else "query"
-        write_contact_sheet(
-            Path(path),
+        preview = self.outcome.preview if self.outcome else None
+        fn = partial(
+            write_contact_sheet,
+            path,
             panel.model.hits(),
             panel.model.records(),
             load,
             title=f"Fabrics like {name}",
-            query=self.outcome.preview if self.outcome else None,
+            query=None if preview is None else preview.copy(),  # the worker's own copy
         )
-        self.w.statusBar().showMessage(f"Saved {path}", 5000)
-        return Path(path)
+        self.w.statusBar().showMessage(f"Saving the contact sheet {path.name}…")
+        return self.w.runner.start(
+            fn,
+            name="contact-sheet",
+            slot="export",
+            on_finished=lambda saved: self.w.statusBar().showMessage(f"Saved {saved}", 5000),
+            on_failed=lambda message: (
+                self.w.statusBar().clearMessage(),
+                self.w.sink.inform(
+                    "Export contact sheet", f"Cannot write {path}: {message}", warning=True
+                ),
+            ),
+            on_cancelled=lambda: self.w.statusBar().clearMessage(),
+        )
