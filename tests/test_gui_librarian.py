@@ -275,8 +275,10 @@ def test_labels_csv_export_and_import_from_the_window(
     assert blocker.args[0].applied == 1
     shown = window.browser.model.record(window.browser.model.row_of(target.id))
     assert (shown.fine, shown.tightness) == ("satin", 33.0)
-    assert "Labels applied to 1 images" in window.sink.messages[-1]
-    assert "line 3" in window.sink.messages[-1]
+    # A refused row: the labels report says how many rows were applied and refused, and why.
+    report = window.libraries.labels_dialog
+    assert "<b>1</b> rows applied, <b>1</b> refused" in report.headline.text()
+    assert report.refused_groups_shown() == ["photo not in the library — 1 row"]
 
 
 @pytest.mark.parametrize("accept", [True, False])
@@ -525,12 +527,16 @@ def test_categories_renamed_merged_added_and_retired_undoably(
     shown = window.browser.model.record(window.browser.model.row_of(twill[0]))
     assert shown.fine == "plain"
 
-    # Add, then retire (labels cleared, after asking).
-    answers = iter([("crepe", True), ("Crêpe", True)])
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: next(answers))
+    # Add (a name, the id derived from it), then retire (labels cleared, after asking).
     assert dialog.select("fine", "plain")
+    dialog.add_button.click()
+    add = dialog.add_dialog
+    assert add.kind() == "fine"
+    add.name_edit.setText("Crêpe")
+    assert add.category_id() == "crepe"
     with qtbot.waitSignal(window.categories.taxonomyChanged, timeout=10_000):
-        dialog.add_button.click()
+        add.accept()
+    assert window.library.taxonomy.fine_names["crepe"] == "Crêpe"
     assert window.label_panel.fine_box.findData("crepe") >= 0
     assert dialog.select("fine", "crepe")
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)

@@ -528,6 +528,13 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         """Append categories to the stored taxonomy; returns the ids that were new.
 
         ``coarse_ids`` may be ``major/minor`` (the major is added too if needed) or ``major``."""
+    def stored_taxonomy(self) -> Taxonomy:
+        """The taxonomy as stored now, read again: another process (the CLI, another window,
+        a team library's other clients) may have edited it since this one last read it."""
+        with self._lock:
+            self._taxonomy = None
+        return self.taxonomy
+
         if coarse_ids or fine_ids:
             self.require_writable("add categories")
         with self.atomic():

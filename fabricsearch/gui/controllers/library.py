@@ -71,6 +71,7 @@ class LibraryController(QObject):
         self.cache: ThumbnailCache | None = None
         self.import_workers: int | None = None  # decoding processes (None = all cores)
         self.last_import_report: Any = None
+        self.labels_dialog: Any = None  # the latest labels report (LabelsReportDialog)
         self._generation = 0
         self._loading = False
         self._signature: tuple[tuple[int, int], ...] | None = None
@@ -317,10 +318,13 @@ class LibraryController(QObject):
             return False  # the import's end reloads anyway
         if catalogue_signature(lib) == self._signature:
             return False
+        categories = self.refresh_taxonomy(lib)
         before = self.w.browser.columns()
         selected = self.w.active_grid().selected_ids()
 
         def refreshed() -> None:
+            if categories:
+                self.w.categories.refresh_dialog()  # with the counts reloaded
             # Labels and content compared as columns (paths are not read: a record moved by
             # another process shows its new path when its row is next painted).
             changed = self.w.browser.columns().changed_since(before)
@@ -337,6 +341,24 @@ class LibraryController(QObject):
             self.externalChange.emit(changed)
 
         self.reload_records(then=refreshed)
+        return True
+
+    def refresh_taxonomy(self, lib: Library) -> bool:
+        """Categories added, renamed or retired by another process (the CLI, another window)
+        shown in the filters, the labelling panel and the Categories dialog; True when they
+        had changed. The window's own edits show already and compare equal."""
+        try:
+            tax = lib.stored_taxonomy()
+        except Exception:  # noqa: BLE001 - a lost connection: the next poll tries again
+            log.debug("cannot read the taxonomy", exc_info=True)
+            return False
+        if tax.to_dict() == self.w.label_panel.taxonomy.to_dict():
+            return False
+        log.info("categories changed by another process")
+        self.w.set_taxonomy(tax)
+        self.w.label_panel.set_selection(self.w.selected_records())  # its boxes were refilled
+        self.w.searching.invalidate_labels()
+        self.w.statusBar().showMessage("Categories changed outside this window: refreshed", 6000)
         return True
 
     def show_shared_training(self, lib: Library) -> str | None:
@@ -434,6 +456,8 @@ class LibraryController(QObject):
         dialog = ImportReportDialog(report_, folder, self.w)
         self.w.runner.last_dialog = dialog
         self.w.sink.present(dialog)
+        if getattr(report_, "labels", None) is not None and report_.labels.errors:
+            self.show_labels_report(report_.labels)  # its labels.csv's refused rows
         self.reload_records(then=lambda: self.w.importEnded.emit(report_))
 
     def _on_import_failed(self, message: str) -> None:
@@ -462,18 +486,16 @@ class LibraryController(QObject):
             return import_labels(lib, path)
 
         def done(rep: Any) -> None:
-            lines = [f"Labels applied to {rep.applied} images from {Path(path).name}."]
-            for e in rep.errors[:20]:
-                lines.append(f"line {e.get('line')}: {e.get('path', '')} — {e.get('reason')}")
-            if len(rep.errors) > 20:
-                lines.append(f"… and {len(rep.errors) - 20} more rows refused")
+            def shown() -> None:
+                if rep.errors:
+                    self.show_labels_report(rep)
+                else:
+                    text = f"Labels applied to {rep.applied} images from {Path(path).name}."
+                    self.w.sink.inform("Import labels", text)
+                self.w.labelsImported.emit(rep)
+
             self.w.searching.invalidate_labels()
-            self.reload_records(
-                then=lambda: (
-                    self.w.sink.inform("Import labels", "\n".join(lines), bool(rep.errors)),
-                    self.w.labelsImported.emit(rep),
-                )
-            )
+            self.reload_records(then=shown)
 
         return self.w.runner.start(
             work,
@@ -484,6 +506,58 @@ class LibraryController(QObject):
             on_failed=lambda m: self.w.sink.inform(
                 "Import labels", f"Cannot import {Path(path).name}: {m}", warning=True
             ),
+        )
+
+    def show_labels_report(self, rep: Any) -> Any:
+        """The labels report (`LabelsReportDialog`): rows applied, rows refused grouped by why,
+        and for categories the library lacks the button that adds them and applies their rows
+        (`add_missing_categories`). ``rep``: a `LabelsReport`, of a labels CSV imported alone
+        or with a folder."""
+        from fabricsearch.gui.dialogs.labels_report import LabelsReportDialog
+        from fabricsearch.services.labels import summarise_labels
+
+        if self.library is None:
+            return None
+        tax = self.library.taxonomy
+        dialog = LabelsReportDialog(summarise_labels(rep, tax), tax, self.w)
+        dialog.addRequested.connect(lambda: self.add_missing_categories(dialog))
+        self.labels_dialog = dialog
+        self.w.sink.present(dialog)
+        return dialog
+
+    def add_missing_categories(self, dialog: Any) -> Any:
+        """The report's "Add these N categories and import", in a worker; then the report
+        shows the rows applied and refused in all, and the new categories are offered
+        everywhere (filters, labelling panel, the Categories dialog)."""
+        from fabricsearch.services.labels import import_missing_categories
+
+        lib = self.library
+        if lib is None:
+            return None
+        summary = dialog.summary
+        name = Path(summary.source).name
+
+        def work(progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Any:
+            report(progress, "labels", 0, None, "rows")
+            return import_missing_categories(lib, summary)
+
+        def done(rep: Any) -> None:
+            tax = lib.taxonomy
+            dialog.set_summary(summary.after(rep, tax), tax)
+            self.w.categories.changed_taxonomy(then=lambda: self.w.labelsImported.emit(rep))
+
+        def failed(message: str) -> None:
+            dialog.set_busy(False)
+            self.w.sink.inform("Import labels", f"Cannot import {name}: {message}", warning=True)
+
+        return self.w.runner.start(
+            work,
+            name="labels-import",
+            slot="labels",
+            dialog=f"Adding categories and importing labels from {name}",
+            on_finished=done,
+            on_failed=failed,
+            on_cancelled=lambda: dialog.set_busy(False),
         )
 
     def export_labels_dialog(self) -> None:

@@ -89,8 +89,8 @@ class TaxonomyController(QObject):
         w.statusBar().showMessage(change.description, 5000)
         return True
 
-    def changed_taxonomy(self) -> None:
-        """New names and categories everywhere; relabelled images reloaded."""
+    def changed_taxonomy(self, then: Callable[[], None] | None = None) -> None:
+        """New names and categories everywhere; relabelled images reloaded (then `then`)."""
         w = self.w
         lib = w.library
         if lib is None:
@@ -99,8 +99,15 @@ class TaxonomyController(QObject):
         w.searching.invalidate_labels()
 
         def refreshed() -> None:
-            if self.dialog_ is not None:
-                self.dialog_.set_taxonomy(lib.taxonomy, w.browser.label_counts())
+            self.refresh_dialog()
             self.taxonomyChanged.emit()
+            if then is not None:
+                then()
 
         w.libraries.reload_records(then=refreshed)
+
+    def refresh_dialog(self) -> None:
+        """The Categories dialog, if open, shows the library's categories and counts now."""
+        lib = self.w.library
+        if self.dialog_ is not None and lib is not None:
+            self.dialog_.set_taxonomy(lib.taxonomy, self.w.browser.label_counts())

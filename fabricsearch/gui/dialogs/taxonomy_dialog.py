@@ -6,15 +6,20 @@ names; `TaxonomyController` makes the changes."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFormLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPushButton,
     QTreeWidget,
@@ -27,6 +32,90 @@ from fabricsearch.taxonomy import Taxonomy
 
 KindRole = Qt.ItemDataRole.UserRole + 1
 IdRole = Qt.ItemDataRole.UserRole + 2
+
+
+def derive_id(name: str) -> str:
+    """A category id from its name: lower case, accents dropped, words joined by "-"
+    ("Slub yarn" → "slub-yarn", "Crêpe" → "crepe"); "" when the name has no letter or digit."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return "-".join(re.findall(r"[a-z0-9]+", plain.lower()))
+
+
+class AddCategoryDialog(QDialog):
+    """Categories ▸ Add: the level (coarse or fine), for a coarse one the major it goes under
+    (or a new major), the name shown, and the id derived from the name (editable; ids never
+    change afterwards, names can)."""
+
+    def __init__(
+        self, tax: Taxonomy, kind: str, major: str | None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add category")
+        self.level_box = QComboBox()
+        self.level_box.addItem("Coarse category", "coarse")
+        self.level_box.addItem("Fine texture", "fine")
+        self.level_box.setCurrentIndex(self.level_box.findData(kind))
+        self.under_box = QComboBox()
+        self.under_box.addItem("— a new major category —", None)
+        for m in tax.active_majors():
+            self.under_box.addItem(f"under {tax.display_coarse(m)}", m)
+        self.under_box.setCurrentIndex(max(0, self.under_box.findData(major)))
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("e.g. Slub yarn")
+        self.id_edit = QLineEdit()
+        self.id_edit.setPlaceholderText("derived from the name")
+        self.id_label = QLabel()
+        self._id_typed = False  # once the user types an id, the name no longer changes it
+        self.name_edit.textChanged.connect(self._name_changed)
+        self.id_edit.textEdited.connect(self._id_edited)
+        self.level_box.currentIndexChanged.connect(self._update)
+        self.under_box.currentIndexChanged.connect(self._update)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Level:", self.level_box)
+        form.addRow("Where:", self.under_box)
+        form.addRow("Name:", self.name_edit)
+        form.addRow("Id:", self.id_edit)
+        form.addRow("", self.id_label)
+        form.addRow(self.buttons)
+        self.name_edit.setFocus()
+        self._update()
+
+    def kind(self) -> str:
+        return str(self.level_box.currentData())
+
+    def category_id(self) -> str:
+        """The full id: ``major``, ``major/minor`` or a fine id."""
+        cid = self.id_edit.text().strip()
+        major = self.under_box.currentData()
+        if self.kind() == "coarse" and major is not None and cid:
+            return f"{major}/{cid}"
+        return cid
+
+    def name(self) -> str:
+        return self.name_edit.text().strip()
+
+    def _name_changed(self, text: str) -> None:
+        if not self._id_typed:
+            self.id_edit.setText(derive_id(text))
+        self._update()
+
+    def _id_edited(self, text: str) -> None:
+        self._id_typed = bool(text.strip())
+        self._update()
+
+    def _update(self) -> None:
+        coarse = self.kind() == "coarse"
+        self.under_box.setEnabled(coarse)
+        cid = self.category_id()
+        where = "fine texture" if not coarse else "coarse category"
+        self.id_label.setText(f"Adds the {where} with id “{cid}”" if cid else "")
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setEnabled(bool(cid and self.name()))
 
 
 class TaxonomyDialog(QDialog):
@@ -66,6 +155,7 @@ class TaxonomyDialog(QDialog):
         layout.addLayout(row)
         layout.addWidget(buttons)
         self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())
+        self.add_dialog: AddCategoryDialog | None = None  # the latest Add… (tests, scripts)
         self.set_taxonomy(taxonomy, counts)
 
     def set_taxonomy(self, tax: Taxonomy, counts: dict[str, int]) -> None:
@@ -75,8 +165,9 @@ class TaxonomyDialog(QDialog):
         self.tree.clear()
         coarse = QTreeWidgetItem(self.tree, ["Coarse categories"])
         fine = QTreeWidgetItem(self.tree, ["Fine textures"])
-        for top in (coarse, fine):
-            top.setFlags(top.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+        # The headings say which level Add… adds to (they have no id: nothing else to do).
+        coarse.setData(0, KindRole, "coarse")
+        fine.setData(0, KindRole, "fine")
         for major in tax.active_majors():
             item = self._item(coarse, "coarse", major, tax.display_coarse(major), counts)
             for minor in tax.minors_of(major):
@@ -120,7 +211,11 @@ class TaxonomyDialog(QDialog):
         return out
 
     def ids(self, kind: str) -> list[str]:
-        return [str(i.data(0, IdRole)) for i in self._items() if i.data(0, KindRole) == kind]
+        return [
+            str(i.data(0, IdRole))
+            for i in self._items()
+            if i.data(0, KindRole) == kind and i.data(0, IdRole) is not None
+        ]
 
     def _update_buttons(self) -> None:
         on = self.current() is not None
@@ -129,16 +224,20 @@ class TaxonomyDialog(QDialog):
 
     # --- asking the user -------------------------------------------------------------------
     def _ask_add(self) -> None:
-        cur = self.current()
-        kind = cur[0] if cur else "coarse"
-        hint = "a major (e.g. herringbone) or major/minor (e.g. plaid/madras)"
-        if kind == "fine":
-            hint = "a fine texture id (e.g. crepe)"
-        cid, ok = QInputDialog.getText(self, "Add category", f"Id: {hint}")
-        if ok and cid.strip():
-            name, ok = QInputDialog.getText(self, "Add category", "Name shown:", text=cid)
-            if ok:
-                self.editRequested.emit(kind, "add", (cid.strip(), name.strip() or None))
+        """What is selected decides where the new category goes: a heading its level, a major
+        (or one of its minors) a new minor under that major; the dialog can change both."""
+        item = self.tree.currentItem()
+        kind = str(item.data(0, KindRole)) if item is not None else "coarse"
+        cid = item.data(0, IdRole) if item is not None else None
+        major = str(cid).split("/", 1)[0] if kind == "coarse" and cid else None
+        dialog = AddCategoryDialog(self.taxonomy, kind, major, self)
+        dialog.accepted.connect(
+            lambda: self.editRequested.emit(
+                dialog.kind(), "add", (dialog.category_id(), dialog.name() or None)
+            )
+        )
+        self.add_dialog = dialog
+        dialog.open()
 
     def _ask_rename(self) -> None:
         cur = self.current()

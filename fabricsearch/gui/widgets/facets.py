@@ -132,11 +132,18 @@ class FacetBar(QWidget):
         for major in tax.active_majors():
             self.coarse_box.addItem(tax.display_coarse(major), major)
             for minor in current_minors(tax, major):
+        """The categories offered; a choice still offered stays chosen (categories added by
+        another process refresh the boxes without dropping the filter), else "All"."""
+        chosen = [_choice(box) for box in (self.coarse_box, self.fine_box)]
                 self.coarse_box.addItem("    " + tax.minor_names.get(minor, minor), minor)
         self.fine_box.addItem("All textures", ANY)
         for fine in tax.active_fine():
             self.fine_box.addItem(tax.fine_names.get(fine, fine), fine)
-        for box in (self.coarse_box, self.fine_box):
+        lost = False
+        for box, data in zip((self.coarse_box, self.fine_box), chosen, strict=True):
+            index = box.findData(data) if data is not None else -1
+            box.setCurrentIndex(max(0, index))
+            lost |= data is not None and index < 0
             box.blockSignals(False)
 
     def current_filter(self) -> BrowseFilter:
