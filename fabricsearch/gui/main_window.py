@@ -522,10 +522,11 @@ class MainWindow(QMainWindow):
         if from_results and self.search_panel.model is not None:
             row = self.search_panel.model.row_of(rec.id)
             hit = self.search_panel.model.hit(row) if row is not None else None
-        image = self.cache.image(rec.id) if self.cache is not None else None
-        if image is None and self.cache is not None:
-            self.cache.pixmap(rec)  # queue the load; on_thumbnail_ready fills it in
+        # None: a load is queued and on_thumbnail_ready fills the preview in.
+        image = self.cache.request_image(rec) if self.cache is not None else None
         self.detail.show_record(rec, image, hit)
+        if image is None and self.cache is not None and self.cache.failed(rec.id):
+            self.detail.image_failed(rec.id)
         self.suggesting.show_for_selection()
         self.records.show_selection()
         if self.loupe is not None and self.loupe.isVisible():
@@ -537,6 +538,8 @@ class MainWindow(QMainWindow):
         image = self.cache.image(image_id)
         if image is not None:
             self.detail.update_image(image_id, image)
+        elif self.cache.failed(image_id):
+            self.detail.image_failed(image_id)
 
     def _select_all(self) -> None:
         self.active_grid().selectAll()

@@ -73,9 +73,13 @@ class ThumbnailCache(QObject):
     """Loads thumbnails off the GUI thread and keeps an LRU of scaled QPixmaps.
 
     `pixmap(record)` returns the cached pixmap or None (and queues a load);
-    `ready(image_id)` fires when one arrives."""
+    `request_image(record)` does the same for the 512 px image the preview shows;
+    `ready(image_id)` fires when one arrives (or its load failed: `failed`)."""
 
     ready = Signal(int)
+
+    #: Full 512 px images kept (the preview's source; icons are kept as pixmaps).
+    IMAGE_CACHE_ITEMS = 200
 
     def __init__(self, library: Any, parent: QObject | None = None, threads: int = 2) -> None:
         super().__init__(parent)
@@ -87,6 +91,7 @@ class ThumbnailCache(QObject):
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
         self._images: OrderedDict[int, QImage] = OrderedDict()  # full 512 px, small LRU
         self._pending: set[int] = set()
+        self._urgent: set[int] = set()  # requested by the preview, queued first
         self._failed: set[int] = set()
         self._signals = _LoaderSignals()
         self._signals.loaded.connect(self._on_loaded)
@@ -114,6 +119,28 @@ class ThumbnailCache(QObject):
         """The full 512 px thumbnail if it was loaded recently."""
         return self._images.get(image_id)
 
+    def request_image(self, record: ImageRecord) -> QImage | None:
+        """The 512 px image of ``record`` now, or None and a load queued ahead of the grid's
+        icons; `ready` fires when it arrives. Its icon may still be cached after the image
+        itself left the (smaller) image cache: `pixmap` then queues nothing, and a preview
+        waiting on it waited for ever (issue 24 item 3)."""
+        image = self._images.get(record.id)
+        if image is not None:
+            self._images.move_to_end(record.id)
+            return image
+        if record.id in self._failed or record.id in self._urgent:
+            return None
+        # Already queued for the grid, perhaps behind a screenful of icons: queued again,
+        # first (the second load of the same file is cheap and harmless).
+        self._pending.add(record.id)
+        self._urgent.add(record.id)
+        self.pool.start(_LoadThumb(self.library, record, self._signals), 1)
+        return None
+
+    def failed(self, image_id: int) -> bool:
+        """Whether the thumbnail of ``image_id`` could not be read."""
+        return image_id in self._failed
+
     def is_pending(self) -> bool:
         return bool(self._pending)
 
@@ -122,6 +149,7 @@ class ThumbnailCache(QObject):
         self.pool.clear()
         self.pool.waitForDone(10_000)
         self._pending.clear()
+        self._urgent.clear()
 
     def _store(self, image_id: int, image: QImage) -> QPixmap:
         side = max(1, round(self._icon_px * self._dpr))
@@ -140,14 +168,17 @@ class ThumbnailCache(QObject):
 
     def _on_loaded(self, image_id: int, image: QImage) -> None:
         self._pending.discard(image_id)
+        self._urgent.discard(image_id)
         self._images[image_id] = image
-        while len(self._images) > 200:
+        self._images.move_to_end(image_id)
+        while len(self._images) > self.IMAGE_CACHE_ITEMS:
             self._images.popitem(last=False)
         self._store(image_id, image)
         self.ready.emit(image_id)
 
     def _on_failed(self, image_id: int, _reason: str) -> None:
         self._pending.discard(image_id)
+        self._urgent.discard(image_id)
         self._failed.add(image_id)
         self.ready.emit(image_id)
 

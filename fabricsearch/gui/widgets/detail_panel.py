@@ -351,6 +351,12 @@ class DetailPanel(QWidget):
         else:
             side.extra.setText(f"{record.width} × {record.height} px")
 
+    def image_failed(self, image_id: int) -> None:
+        """The selected image's thumbnail cannot be read: say so, not "loading…"."""
+        if self.record is not None and self.record.id == image_id:
+            self.selected.image.set_image(None)
+            self.selected.image.setText("no preview: the photo cannot be read")
+
     def update_image(self, image_id: int, image: QImage) -> None:
         if (
             self.record is not None

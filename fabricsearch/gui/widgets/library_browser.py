@@ -226,7 +226,10 @@ class LibraryBrowser(QWidget):
         self._cols = cols
         if self.model is not None:
             self.model.forget()  # read again: the catalogue may have changed
-        self._apply()
+        # A reload (an import, a watched folder, another process): the same images stay
+        # selected and where they were on screen.
+        with self.grid.keeping_view():
+            self._show_rows(keep_view=True)
 
     def columns(self) -> BrowseColumns:
         return self._cols
@@ -305,11 +308,16 @@ class LibraryBrowser(QWidget):
         return self.model.records() if self.model is not None else []
 
     def _apply(self) -> None:
+        self._show_rows(keep_view=False)
+
+    def _show_rows(self, keep_view: bool) -> None:
+        """The rows the filters and the sort order give (``keep_view``: the caller keeps the
+        selection and the scroll position, `ThumbnailGrid.keeping_view`)."""
         if self.model is None:
             return
         if self._known and not len(self._cols):
             return  # opening: the first screen stays until the columns arrive
-        selected = self.grid.selected_ids()
+        selected = [] if keep_view else self.grid.selected_ids()
         cols = self._cols
         f = self.current_filter()
         colour_i = COLOUR_NAMES.index(f.colour) if f.colour else None
