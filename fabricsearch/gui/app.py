@@ -71,9 +71,11 @@ def open_window(
     from fabricsearch.gui.scripted import demo_available
 
     path, create = initial_library(settings, library, demo=demo_now)
+    # Shown first: the open runs in a worker and the window says "Opening …" meanwhile (a team
+    # library's server may take its 10 s connect timeout to answer).
+    window.show()
     if path is not None:
         window.open_library(path, create=create)
-    window.show()
     if path is None and not demo_now and library is None and demo_available():
         window.demo.prepare()
     return path
