@@ -60,6 +60,7 @@ def test_labels_csv_with_new_categories_is_imported_after_one_click(
         "Coarse category: Plaid / check › madras — 1 row",
     ]
     assert "--add-categories" not in " ".join(dialog.missing_lines_shown())
+    assert dialog.missing_title.text() == "4 rows name categories this library lacks (3):"
     assert dialog.refused_groups_shown() == ["photo not in the library — 1 row"]
     assert "<b>1</b> rows applied, <b>5</b> refused" in dialog.headline.text()
     assert not dialog.add_button.isHidden()

@@ -66,6 +66,7 @@ def test_refused_rows_grouped_by_missing_category_and_rule(lib: Library, photos:
     }
     # "bad id" is a valid id (inner spaces are allowed): every missing category is addable.
     assert [m.addable for m in s.missing] == [True] * 4
+    assert s.missing_rows == 5  # line 4 names two of them
     assert s.missing_lines == (3, 4, 5, 6, 7)
     assert {g.kind: len(g.rows) for g in s.others} == {"not-in-library": 2, "tightness": 1}
     assert s.others[0].reason == "photo not in the library"  # most rows first

@@ -87,6 +87,11 @@ class LabelsSummary:
         return len(self.errors)
 
     @property
+    def missing_rows(self) -> int:
+        """Rows refused for naming categories the library lacks (a row naming two counts once)."""
+        return sum(1 for e in self.errors if e.get("kind") == "missing-category")
+
+    @property
     def addable(self) -> list[MissingCategory]:
         return [m for m in self.missing if m.addable]
 

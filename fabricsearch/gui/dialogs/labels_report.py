@@ -97,7 +97,7 @@ class LabelsReportDialog(QDialog):
         n_rows = len(summary.missing_lines)
         addable = summary.addable
         self.missing_title.setText(
-            f"{_rows(sum(m.rows for m in summary.missing))} name categories this library lacks "
+            f"{_rows(summary.missing_rows)} name categories this library lacks "
             f"({len(summary.missing)}):"
         )
         for w in (self.missing_title, self.missing):

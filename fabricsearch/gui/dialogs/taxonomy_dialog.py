@@ -75,7 +75,7 @@ class AddCategoryDialog(QDialog):
         )
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        form = QFormLayout(self)
+        form = self.form = QFormLayout(self)
         form.addRow("Level:", self.level_box)
         form.addRow("Where:", self.under_box)
         form.addRow("Name:", self.name_edit)
@@ -110,7 +110,7 @@ class AddCategoryDialog(QDialog):
 
     def _update(self) -> None:
         coarse = self.kind() == "coarse"
-        self.under_box.setEnabled(coarse)
+        self.form.setRowVisible(self.under_box, coarse)  # a fine texture has no major
         cid = self.category_id()
         where = "fine texture" if not coarse else "coarse category"
         self.id_label.setText(f"Adds the {where} with id “{cid}”" if cid else "")
