@@ -94,7 +94,8 @@ def test_drop_file_gives_explained_results(
     hits = model.hits()
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
     assert hits[0].image_id == query.id  # the photo itself is in the library
-    assert "fabrics like" in window.search_panel.summary.text()
+    assert "similar fabric" in window.search_panel.summary.text()
+    assert "Fabrics like" in window.search_panel.summary.toolTip()  # details in the tooltip
     # Detail panel: the query and the selected (first) result side by side, with palettes.
     assert window.detail.query.isVisible()
     assert window.detail.query.palette_bar.entries()
@@ -226,7 +227,7 @@ def test_balance_top_n_and_text_rerank_without_the_network(
     got = [(h.image_id, h.score) for h in panel.model.hits()]
     assert got == [(h.image_id, h.score) for h in expected_colour.hits]
     assert got != [(i, None) for i in before]
-    assert "re-ranked in" in panel.summary.text()
+    assert "re-ranked in" in panel.summary.toolTip()
     assert window.detail.query.isVisible()  # the query's preview stays
     assert len(window.searching.history) == 1  # the same search, not a new entry
     panel.grab().save(str(tmp_path / "after.png"))

@@ -47,6 +47,7 @@ from fabricsearch.gui.jobs import JobRunner
 from fabricsearch.gui.messages import DialogSink, MessageSink
 from fabricsearch.gui.settings import THUMB_SIZES, Settings
 from fabricsearch.gui.widgets.detail_panel import DetailPanel
+from fabricsearch.gui.widgets.flow import ElidedLabel
 from fabricsearch.gui.widgets.label_panel import LabelPanel
 from fabricsearch.gui.widgets.library_browser import LibraryBrowser
 from fabricsearch.gui.widgets.metadata_panel import MetadataPanel
@@ -56,6 +57,9 @@ from fabricsearch.gui.workers import stop_all_workers
 from fabricsearch.services.imports import model_advice
 
 log = logging.getLogger(__name__)
+
+#: Room kept for the window frame (borders, title bar) before it is known: pixels (w, h).
+FRAME_ALLOWANCE = (16, 40)
 
 
 class MainWindow(QMainWindow):
@@ -171,10 +175,12 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.splitter)
         self.setCentralWidget(self.stack)
 
+        # The status bar's longer lines are elided (whole in their tooltips): they never
+        # widen the window beyond a small screen (issue 24).
         self.count_label = QLabel()
-        self.model_label = QLabel()
-        self.advice_label = QLabel()
-        self.watch_label = QLabel()
+        self.model_label = ElidedLabel()
+        self.advice_label = ElidedLabel()
+        self.watch_label = ElidedLabel()
         self.statusBar().addPermanentWidget(self.watch_label)
         self.statusBar().addPermanentWidget(self.advice_label)
         self.statusBar().addPermanentWidget(self.count_label)
@@ -208,14 +214,19 @@ class MainWindow(QMainWindow):
         sp = QStyle.StandardPixmap
         s, lib, tr, lab = self.searching, self.libraries, self.training, self.labelling
         file_menu = bar.addMenu("&File")
+        # Ctrl+F is the text search, as everywhere else; a photo is Ctrl+Shift+F (issue 24).
         self.search_action = self._action(
-            file_menu, "Search by photo…", s.choose_query, "Ctrl+F", sp.SP_FileDialogContentsView
+            file_menu,
+            "Search by photo…",
+            s.choose_query,
+            "Ctrl+Shift+F",
+            sp.SP_FileDialogContentsView,
         )
         self.paste_action = self._action(
             file_menu, "Search by pasted image", s.paste_query, QKeySequence.StandardKey.Paste
         )
         self.similar_action = self._action(
-            file_menu, "Find similar to selected image", s.find_similar, "Ctrl+Shift+F"
+            file_menu, "Find similar to selected image", s.find_similar, "Ctrl+Alt+F"
         )
         self.back_action = self._action(file_menu, "Previous search", s.back, "Alt+Left")
         self.forward_action = self._action(file_menu, "Next search", s.forward, "Alt+Right")
@@ -258,6 +269,10 @@ class MainWindow(QMainWindow):
         for action in (self.accept_action, self.accept_all_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._action(edit, "Select all", self._select_all, QKeySequence.StandardKey.SelectAll)
+        edit.addSeparator()
+        self.find_text_action = self._action(
+            edit, "Find by text (records, names, labels)", self.focus_text_search, "Ctrl+F"
+        )
 
         lib_menu = bar.addMenu("&Library")
         self._action(
@@ -331,6 +346,7 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "About fabricsearch", self.show_about)
         self.menus_needing_library = [
             self.search_action,
+            self.find_text_action,
             self.paste_action,
             self.similar_action,
             self.import_action,
@@ -416,6 +432,29 @@ class MainWindow(QMainWindow):
                 splitter.restoreState(st)
         self.set_thumb_size(self.settings.thumb_size, save=False)
         self._fill_recent()
+        self.fit_to_screen()
+
+    def fit_to_screen(self) -> None:
+        """Open no larger than the screen's free area, and on it: a 1280×800 laptop (or
+        2560×1600 at 200 %) shows the whole window, also when the saved geometry came from a
+        larger monitor (issue 24)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        free = screen.availableGeometry()
+        # The title bar and borders lie outside resize(); before the first show they are
+        # unknown, so leave room for a usual frame.
+        frame = self.frameGeometry().size() - self.geometry().size()
+        fw = frame.width() if self.isVisible() else FRAME_ALLOWANCE[0]
+        fh = frame.height() if self.isVisible() else FRAME_ALLOWANCE[1]
+        width = max(1, min(self.width(), free.width() - fw))
+        height = max(1, min(self.height(), free.height() - fh))
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        x = min(max(self.x(), free.left()), max(free.left(), free.right() + 1 - width - fw))
+        y = min(max(self.y(), free.top()), max(free.top(), free.bottom() + 1 - height - fh))
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
     # --- the library's widgets ------------------------------------------------------------
     def library_opened_widgets(self, lib: Any, cache: Any) -> None:
@@ -543,6 +582,17 @@ class MainWindow(QMainWindow):
 
     def _select_all(self) -> None:
         self.active_grid().selectAll()
+
+    def focus_text_search(self) -> QWidget | None:
+        """Ctrl+F: the text field of the tab shown (library or results), its text selected."""
+        if self.library is None:
+            return None
+        field = (
+            self.search_panel.text_edit if self.tabs.currentIndex() == 1 else self.browser.text_edit
+        )
+        field.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        field.selectAll()
+        return field
 
     def open_image(self, image_id: int) -> None:
         if self.library is not None:

@@ -16,6 +16,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog
 
 from fabricsearch.catalogue import ImageRecord
+from fabricsearch.catalogue.textsearch import TextQueryError, parse_query
 from fabricsearch.gui.dropping import QueryInput, can_accept, query_from_mime
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
@@ -170,6 +171,7 @@ class SearchController(QObject):
         self.history: list[HistoryEntry] = []
         self.position = -1  # index into history of the search shown
         self._navigating = False
+        self._held: SearchRequest | None = None  # a query waiting for an understood text
 
     # --- state ------------------------------------------------------------------------------
     def searcher(self) -> Any:
@@ -208,10 +210,24 @@ class SearchController(QObject):
         if mime is None or not can_accept(mime):
             self.w.statusBar().showMessage("The clipboard holds no image.", 5000)
             return
-        self.search(query_from_mime(mime))
+        self.search_input(query_from_mime(mime))
 
     def search_mime(self, mime: QMimeData) -> Any:
-        return self.search(query_from_mime(mime))
+        return self.search_input(query_from_mime(mime))
+
+    def search_input(self, query: QueryInput) -> Any:
+        """A pasted or dropped query; a photo of the library itself (its path copied as text,
+        or the file dropped) is searched as *Find similar* on that image, with its labels,
+        rather than as an outside photo."""
+        lib = self.w.library
+        if query.ok and query.path is not None and lib is not None:
+            try:
+                rec = lib.find_by_path(query.path)
+            except Exception:  # noqa: BLE001 - a path outside the library's folders
+                rec = None
+            if rec is not None:
+                return self.find_similar(rec.id)
+        return self.search(query)
 
     def find_similar(self, image_id: int | None = None) -> Any:
         """Search with a library image as the query, its labels included."""
@@ -250,12 +266,41 @@ class SearchController(QObject):
     def rerun(self) -> Any:
         """The current query again (the top N, the balance or the text filter changed):
         re-ranks the candidates the query kept, without decoding or running the network."""
+        panel = self.w.search_panel
         if self.outcome is None or self.outcome.request is None or self.w.library is None:
+            held = self._held
+            if held is not None and self.w.library is not None:  # its text was not understood
+                return self.run(dataclasses.replace(held, text=panel.text()))
+            self._text_refused(panel.text(), None)
             return None
         req = self.outcome.request
-        panel = self.w.search_panel
         request = dataclasses.replace(req, balance=panel.balance(), text=panel.text())
         return self.run(request, True, rerank_from=self.outcome)
+
+    def _text_refused(self, text: str, request: SearchRequest | None) -> bool:
+        """A text filter that cannot be understood: no matches and why (never the previous
+        matches, which would read as its answer). The query is held, so that a corrected
+        text searches with it."""
+        try:
+            if text:
+                parse_query(text)
+        except TextQueryError as exc:
+            panel = self.w.search_panel
+            if request is None:  # nothing searched yet: only the field says so
+                panel.mark_text_error(str(exc))
+                return True
+            self._held = request
+            self._generation += 1  # a search still running must not show its matches
+            panel.show_text_error(str(exc))
+            if self.w.tabs.currentIndex() == 1:
+                self.w.detail.show_record(None)
+                self.w.label_panel.set_selection([])
+            self.w.update_state()
+            self.w.statusBar().showMessage(f"Text filter not understood: {exc}", 8000)
+            self.w.searchFailed.emit(str(exc))
+            return True
+        self.w.search_panel.mark_text_error(None)
+        return False
 
     def run(
         self,
@@ -275,6 +320,9 @@ class SearchController(QObject):
         if w.library is None:
             w.sink.inform("Search", "Open a library first.")
             return None
+        if self._text_refused(request.text, request):
+            return None
+        self._held = None
         self._generation += 1
         generation = self._generation
         navigating = self._navigating or same_entry
@@ -344,6 +392,7 @@ class SearchController(QObject):
         self._generation += 1
         self.query = None
         self.outcome = None
+        self._held = None
         if message is None:
             w.search_panel.clear()
         else:

@@ -177,6 +177,55 @@ class RegionImageLabel(ImageLabel):
         painter.end()
 
 
+def size_text(n: int) -> str:
+    """A file size as a person reads it: "850 KB", "2.4 MB" (1 KB = 1,024 bytes)."""
+    if n < 1024 * 1024:
+        return f"{max(1, round(n / 1024)) if n else 0} KB"
+    if n < 1024**3:
+        return f"{n / 1024**2:.1f} MB"
+    return f"{n / 1024**3:.2f} GB"
+
+
+def file_info_text(record: ImageRecord) -> str:
+    """"2026-11-03 14:22 · 2.4 MB · 3000 × 2000 px": the file's date (modified or taken),
+    size and pixel dimensions, from the catalogue (no disk access)."""
+    import time
+
+    parts = []
+    if record.mtime:
+        parts.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(record.mtime)))
+    parts.append(size_text(int(record.size)))
+    parts.append(f"{record.width} × {record.height} px")
+    return " · ".join(parts)
+
+
+class PathLabel(QLabel):
+    """A full path on one line, elided in the middle when narrow (the file name stays
+    readable); the whole path is its tooltip. It never widens the window."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def set_path(self, path: str) -> None:
+        self._full = path
+        self.setToolTip(path)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(0, self.contentsRect().width())
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, width))
+
+
 class _Side(QGroupBox):
     def __init__(
         self, title: str, parent: QWidget | None = None, image: ImageLabel | None = None

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolButton, QWidget
 
 from fabricsearch.catalogue import ImageRecord
 from fabricsearch.colour import COLOUR_NAMES
+from fabricsearch.gui.widgets.flow import FlowLayout, row_widget
 from fabricsearch.taxonomy import Taxonomy
 
 COLOUR_PRESENT = 0.05  # a colour "is in" an image when it covers at least 5 % of it
@@ -108,16 +109,22 @@ class FacetBar(QWidget):
         self.reset_button.setToolTip("Show everything again")
         self.reset_button.clicked.connect(self.reset)
 
-        bar = QHBoxLayout(self)
-        bar.setContentsMargins(0, 0, 0, 0)
+        # One line when there is room, more when narrow: the filters never widen the window
+        # (issue 24: it must fit 1280×800).
+        self.flow = FlowLayout(self)
         for w in (self.coarse_box, self.fine_box, self.labelled_box):
-            bar.addWidget(w)
-        bar.addWidget(QLabel("Tight." if compact else "Tightness"))
-        bar.addWidget(self.tight_min)
-        bar.addWidget(QLabel("–"))
-        bar.addWidget(self.tight_max)
-        bar.addWidget(self.colour_box)
-        bar.addWidget(self.reset_button)
+            self.flow.addWidget(w)
+        self.flow.addWidget(
+            row_widget(
+                QLabel("Tight." if compact else "Tightness"),
+                self.tight_min,
+                QLabel("–"),
+                self.tight_max,
+            )
+        )
+        self.flow.addWidget(self.colour_box)
+        self.flow.addWidget(self.reset_button)
+        self._extra_active = False  # a text filter beside the facets (its owner says)
         for box in (self.coarse_box, self.fine_box, self.labelled_box, self.colour_box):
             box.currentIndexChanged.connect(self._changed)
         self.tight_min.valueChanged.connect(self._changed)
@@ -125,6 +132,9 @@ class FacetBar(QWidget):
         self._update_reset()
 
     def set_taxonomy(self, tax: Taxonomy) -> None:
+        """The categories offered; a choice still offered stays chosen (categories added by
+        another process refresh the boxes without dropping the filter), else "All"."""
+        chosen = [_choice(box) for box in (self.coarse_box, self.fine_box)]
         for box in (self.coarse_box, self.fine_box):
             box.blockSignals(True)
             box.clear()
@@ -132,9 +142,6 @@ class FacetBar(QWidget):
         for major in tax.active_majors():
             self.coarse_box.addItem(tax.display_coarse(major), major)
             for minor in current_minors(tax, major):
-        """The categories offered; a choice still offered stays chosen (categories added by
-        another process refresh the boxes without dropping the filter), else "All"."""
-        chosen = [_choice(box) for box in (self.coarse_box, self.fine_box)]
                 self.coarse_box.addItem("    " + tax.minor_names.get(minor, minor), minor)
         self.fine_box.addItem("All textures", ANY)
         for fine in tax.active_fine():
@@ -145,6 +152,8 @@ class FacetBar(QWidget):
             box.setCurrentIndex(max(0, index))
             lost |= data is not None and index < 0
             box.blockSignals(False)
+        if lost:
+            self._changed()  # the filter follows what the boxes now show
 
     def current_filter(self) -> BrowseFilter:
         lo, hi = self.tight_min.value(), self.tight_max.value()
@@ -190,8 +199,18 @@ class FacetBar(QWidget):
         self._update_reset()
         self.filterChanged.emit()
 
+    def add_widget(self, widget: QWidget) -> None:
+        """A widget after the facets, wrapping with them (an expanding one fills its line)."""
+        self.flow.addWidget(widget)
+
+    def set_extra_active(self, active: bool) -> None:
+        """Whether a filter beside the facets (the text field) narrows the list: *Clear* is
+        enabled then too, and its owner clears that filter on *Clear*."""
+        self._extra_active = active
+        self._update_reset()
+
     def _update_reset(self) -> None:
-        self.reset_button.setEnabled(self.current_filter().active)
+        self.reset_button.setEnabled(self.current_filter().active or self._extra_active)
 
 
 def _choice(box: QComboBox) -> str | None:

@@ -61,6 +61,12 @@ class LabelPanel(QWidget):
         self.major_box = QComboBox()
         self.minor_box = QComboBox()
         self.fine_box = QComboBox()
+        # As wide as a short name, not the longest one: the panel never widens the window.
+        for box in (self.major_box, self.minor_box, self.fine_box):
+            box.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            box.setMinimumContentsLength(14)
         self.tight_slider = QSlider(Qt.Orientation.Horizontal)
         self.tight_slider.setRange(0, 100)
         self.tight_spin = QSpinBox()

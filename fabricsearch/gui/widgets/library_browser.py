@@ -38,6 +38,10 @@ EMPTY_LIBRARY = (
 )
 NO_MATCH = "No image matches these filters."
 LOADING = "Loading the library…"
+TEXT_TIP = (
+    "Search the fabric records (article, supplier, composition, season, notes, tags, "
+    "file name, labels); field:value terms and free words; Enter applies (Ctrl+F)"
+)
 
 
 def _colour_key(r: ImageRecord) -> tuple[float, ...]:
@@ -93,15 +97,16 @@ class LibraryBrowser(QWidget):
         self.text_edit = QLineEdit()
         self.text_edit.setPlaceholderText("Text: supplier:Acme composition:wool …")
         self.text_edit.setClearButtonEnabled(True)
-        self.text_edit.setToolTip(
-            "Search the fabric records (article, supplier, composition, season, notes, tags, "
-            "file name, labels); field:value terms and free words; Enter applies"
-        )
+        self.text_edit.setToolTip(TEXT_TIP)
+        self._text_error: str | None = None
         self.text_edit.returnPressed.connect(self.refresh_text_filter)
         self.text_edit.textChanged.connect(lambda t: None if t else self.refresh_text_filter())
         self.model: LibraryModel | None = None
         self.grid = ThumbnailGrid(self)
         self.facets = FacetBar()
+        # Clear empties the text filter too, and is enabled while one is typed (issue 24).
+        self.facets.reset_button.clicked.connect(self.text_edit.clear)
+        self.text_edit.textChanged.connect(lambda t: self.facets.set_extra_active(bool(t.strip())))
         # The facet widgets under their old names (scripts and tests use them).
         self.coarse_box = self.facets.coarse_box
         self.fine_box = self.facets.fine_box
@@ -119,10 +124,6 @@ class LibraryBrowser(QWidget):
         self.sort_box.setMinimumContentsLength(13)
         self.count_label = QLabel()
 
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(self.facets)
-        bar.addStretch(1)
         second = QHBoxLayout()
         second.setContentsMargins(0, 0, 0, 0)
         second.addWidget(QLabel("Sort by"))
@@ -132,7 +133,7 @@ class LibraryBrowser(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(bar)
+        layout.addWidget(self.facets)  # wraps onto a second line when narrow
         layout.addLayout(second)
         # The grid, or a line saying why it is empty (rather than a blank grid).
         self.empty_label = QLabel(EMPTY_LIBRARY)
@@ -189,9 +190,15 @@ class LibraryBrowser(QWidget):
         try:
             ids = self._text_search(text) if self._text_search is not None and text else None
         except Exception as exc:  # noqa: BLE001 - a query that cannot be understood: say why
-            self.text_edit.setToolTip(f"Not understood: {message_for(exc, what='a text filter')}")
+            # No matches and the reason, never the previous matches (they read as the answer).
+            self._text_error = message_for(exc, what="a text filter")
+            self.text_edit.setToolTip(f"Not understood: {self._text_error}")
             self.text_edit.setStyleSheet("QLineEdit { border: 1px solid #b00020; }")
+            self._text_ids = frozenset()
+            self._apply()
             return
+        self._text_error = None
+        self.text_edit.setToolTip(TEXT_TIP)
         self.text_edit.setStyleSheet("")
         self._text_ids = ids
         self._apply()
@@ -366,5 +373,7 @@ class LibraryBrowser(QWidget):
             self.views.setCurrentWidget(self.grid)
         else:
             text = LOADING if self._loading else (NO_MATCH if self.count_all() else EMPTY_LIBRARY)
+            if self._text_error is not None and not self._loading:
+                text = f"No matches: the text filter is not understood.\n{self._text_error}"
             self.empty_label.setText(text)
             self.views.setCurrentWidget(self.empty_label)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QStyle,
@@ -31,6 +32,7 @@ from fabricsearch.gui.models import (
     ThumbnailCache,
 )
 from fabricsearch.gui.widgets.facets import FacetBar, filter_records
+from fabricsearch.gui.widgets.flow import ElidedLabel
 from fabricsearch.gui.widgets.grid import ThumbnailDelegate, ThumbnailGrid, paint_badge
 from fabricsearch.gui.widgets.palette import paint_chips
 from fabricsearch.search import BALANCE_DEFAULT, SearchHit, SearchResult
@@ -44,6 +46,23 @@ PROMPT = (
     "Drop a photo of a fabric anywhere on the window, paste one "
     "(Ctrl+V) or use File ▸ Search by photo…"
 )
+TEXT_TIP = (
+    "Only fabrics whose record matches (field:value terms, free words); combined with "
+    "the photo inside the search, so the top N are the best of those. Enter applies. (Ctrl+F)"
+)
+
+
+def headline(result: SearchResult) -> str:
+    """The results header in the user's words: '24 similar fabrics · same fabric first'."""
+    n = len(result.hits)
+    if not n:
+        return "No similar fabrics (a text filter or a small library can leave none)"
+    parts = [f"{n} similar fabric{'s' * (n != 1)}"]
+    if result.hits[0].exact:
+        parts.append("the photo itself first")
+    elif result.hits[0].same_fabric:
+        parts.append("same fabric first")
+    return " · ".join(parts)
 
 
 def explanation(hit: SearchHit) -> str:
@@ -145,8 +164,8 @@ class SearchPanel(QWidget):
         self.query_thumb = QLabel()
         self.query_thumb.setFixedSize(48, 48)
         self.query_thumb.setScaledContents(False)
-        self.summary = QLabel(PROMPT)
-        self.summary.setWordWrap(True)
+        # One short line in the user's words; the model, bits and timing are its tooltip.
+        self.summary = ElidedLabel(PROMPT, min_chars=10)
         self.k_spin = QSpinBox()
         self.k_spin.setRange(5, 500)
         self.k_spin.setValue(40)
@@ -208,38 +227,48 @@ class SearchPanel(QWidget):
         self.balance_slider.valueChanged.connect(self._balance_moved)
         self.text_edit = QLineEdit()
         self.text_edit.setPlaceholderText("Text: supplier:Acme …")
+        # Room for a few words whatever else the line holds (it once shrank to "T…").
+        self.text_edit.setMinimumWidth(self.text_edit.fontMetrics().horizontalAdvance("x" * 18))
+        self.text_edit.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.text_edit.setClearButtonEnabled(True)
-        self.text_edit.setToolTip(
-            "Only fabrics whose record matches (field:value terms, free words); combined with "
-            "the photo inside the search, so the top N are the best of those. Enter applies."
-        )
+        self.text_edit.setToolTip(TEXT_TIP)
         self.text_edit.returnPressed.connect(lambda: self.textChanged.emit(self.text()))
         self.text_edit.textChanged.connect(lambda t: None if t else self.textChanged.emit(""))
+        self.text_edit.textChanged.connect(lambda t: self.facets.set_extra_active(bool(t.strip())))
         self.facets = FacetBar(compact=True)
         self.facets.filterChanged.connect(self._apply_facets)
+        self.facets.reset_button.clicked.connect(self.text_edit.clear)  # Clear: the text too
+        self.facets.add_widget(self.text_edit)
+        # "7 of 40 shown" has its room kept: a filter never moves the splitter.
         self.shown_label = QLabel()
+        self.shown_label.setMinimumWidth(
+            self.shown_label.fontMetrics().horizontalAdvance("000 of 000 shown")
+        )
+        self.shown_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
+        # Three lines that each fit a narrow window (issue 24): where the results come from,
+        # how they are ranked and exported, and what narrows them (the facets wrap).
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         for w in (self.back_button, self.forward_button, self.recent_button):
             top.addWidget(w)
         top.addWidget(self.query_thumb)
         top.addWidget(self.summary, 1)
-        top.addWidget(QLabel("Texture"))
-        top.addWidget(self.balance_slider)
-        top.addWidget(QLabel("Colour"))
-        top.addWidget(self.k_spin)
-        top.addWidget(self.csv_button)
-        top.addWidget(self.sheet_button)
-        second = QHBoxLayout()
-        second.setContentsMargins(0, 0, 0, 0)
-        second.addWidget(self.facets)
-        second.addWidget(self.text_edit, 1)
-        second.addWidget(self.shown_label)
+        top.addWidget(self.shown_label)
+        ranking = QHBoxLayout()
+        ranking.setContentsMargins(0, 0, 0, 0)
+        ranking.addWidget(QLabel("Texture"))
+        ranking.addWidget(self.balance_slider)
+        ranking.addWidget(QLabel("Colour"))
+        ranking.addWidget(self.k_spin)
+        ranking.addStretch(1)
+        ranking.addWidget(self.csv_button)
+        ranking.addWidget(self.sheet_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
-        layout.addLayout(second)
+        layout.addLayout(ranking)
+        layout.addWidget(self.facets)
         layout.addWidget(self.grid, 1)
         self.grid.selectionChangedIds.connect(self.selectionChangedIds)
         self.grid.activatedId.connect(self.activatedId)
@@ -343,7 +372,32 @@ class SearchPanel(QWidget):
             self.model.set_hits([], [])
         self.query_thumb.clear()
         self.summary.setText(message)
+        self.summary.setToolTip("")
         self._set_export_enabled(False)
+
+    def show_text_error(self, message: str) -> None:
+        """A text filter that cannot be understood: no matches, and why (not the previous
+        matches, which would read as the answer). The query stays: a corrected text
+        re-ranks it."""
+        self.result = None
+        self._hits, self._records = [], []
+        if self.model is not None:
+            self.model.set_hits([], [])
+        self.shown_label.setText("")
+        self.summary.setText(f"No matches: the text filter is not understood ({message})")
+        self.summary.setToolTip(message)
+        self._set_text_error(message)
+        self._set_export_enabled(False)
+
+    def mark_text_error(self, message: str | None) -> None:
+        """The text field in red with why (None: as usual)."""
+        self._set_text_error(message)
+
+    def _set_text_error(self, message: str | None) -> None:
+        self.text_edit.setStyleSheet(
+            "" if message is None else "QLineEdit { border: 1px solid #b00020; }"
+        )
+        self.text_edit.setToolTip(message or TEXT_TIP)
 
     def set_busy(self, name: str) -> None:
         self.summary.setText(f"Searching for fabrics like {name}…")
@@ -377,10 +431,11 @@ class SearchPanel(QWidget):
             if "decode" in result.elapsed_ms or not result.elapsed_ms
             else f"re-ranked in {total_ms:.1f} ms"
         )
-        self.summary.setText(
-            f"<b>{len(result.hits)}</b> fabrics like <b>{name}</b> · model {result.model} "
-            f"({result.bits} bits) · {timing}"
+        self.summary.setText(headline(result))
+        self.summary.setToolTip(
+            f"Fabrics like {name}\nModel {result.model} ({result.bits} bits)\nSearch: {timing}"
         )
+        self._set_text_error(None)
         self._set_export_enabled(bool(result.hits))
         shown = self.model.hits()
         if shown:
