@@ -314,8 +314,8 @@ class LibraryController(QObject):
             self.show_shared_training(lib)
         if lib is None or self._loading or self._signature is None:
             return False
-        if self.w.runner.running("import") or self.w.watching.writing():
-            return False  # the import's (or watched folder's batch's) end reloads anyway
+        if self.w.runner.running("import"):
+            return False  # the import's end reloads anyway
         if self.w.runner.running("labels"):
             return False  # the window's own labels CSV: its end reloads and shows them
         if catalogue_signature(lib) == self._signature:
