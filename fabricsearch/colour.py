@@ -37,6 +37,10 @@ BLACK, GREY, WHITE, RED, ORANGE, YELLOW, GREEN, CYAN, BLUE, PURPLE = range(N_COL
 MIN_PROPORTION = 0.01
 #: Pixels quantisation looks at (512 × 512); larger photos are sampled, see `working_pixels`.
 WORKING_PIXELS = 512 * 512
+#: Longest side, at least, of the decode a palette is measured on (import and query): a JPEG
+#: is decoded at the coarsest DCT scale that keeps this many pixels, never area-resized below
+#: it, so the yarns of a fine check keep their own colours (docs/similarity.md, issue 24).
+PALETTE_SIDE = 1536
 #: Width of the Gaussian weight over centre distance in the unit HSV cylinder (see docs).
 COLOUR_SIGMA = 0.25
 

@@ -288,6 +288,42 @@ def decode_pair(
     return resize_max_side(full, work_side), resize_max_side(full, net_side), info
 
 
+def decode_fine(
+    source: str | os.PathLike[str] | bytes,
+    fine_side: int,
+    net_side: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, np.ndarray | None, ImageInfo]:
+    """Decode for the colour palette (and the network) → (fine RGB, network RGB, header info).
+
+    The fine image is never area-resized: a JPEG is decoded at the coarsest DCT scale whose
+    longest side is still at least ``fine_side``, other formats at full size, so the yarns of a
+    fine check keep their own colours (`colour.quantise` samples its pixels itself; a 512 px
+    resize of a 4000 px photo would blend orange and black yarns into one brown).
+    The network image (with ``net_side``) is pixel for pixel ``decode(source,
+    max_side=net_side)``: from the same decode where the scales agree, else a second decode."""
+    im, data = _open(source)
+    try:
+        info = _header_info(im)
+        _check_size(info, max_pixels)
+        fast = im.format == "JPEG" and im.mode in ("RGB", "L") and _ends_with_eoi(data)
+        size, orientation = im.size, _orientation(im)
+    finally:
+        im.close()
+    fine = _decode_jpeg_cv2(data, size, fine_side, orientation) if fast else None
+    if fine is None:
+        fine, _ = decode(data, max_side=None, max_pixels=max_pixels)
+        if info.format != "JPEG" and net_side is not None:
+            # decode() of a non-JPEG is this full decode, resized: no second decode needed.
+            return fine, resize_max_side(fine, net_side), info
+    if net_side is None:
+        return fine, None, info
+    if fast and _jpeg_scale(size, net_side) == _jpeg_scale(size, fine_side):
+        return fine, resize_max_side(fine, net_side), info
+    net, _ = decode(data, max_side=net_side, max_pixels=max_pixels)
+    return fine, net, info
+
+
 def centre_square(rgb: np.ndarray, size: int) -> np.ndarray:
     """Resize the shorter side to `size` and centre-crop to a square → (size, size, 3) uint8
     (`hashing.data.prepare_image`; here so that import workers need no torch)."""
@@ -327,6 +363,15 @@ _ORIENT = {
 }
 
 
+def _jpeg_scale(size: tuple[int, int], max_side: int | None) -> int:
+    """The coarsest DCT scale (1, 2, 4, 8) whose longest side is still at least `max_side`."""
+    if max_side is not None:
+        for s in (8, 4, 2):
+            if max(size) // s >= max_side:
+                return s
+    return 1
+
+
 def _decode_jpeg_cv2(
     data: bytes, size: tuple[int, int], max_side: int | None, orientation: int
 ) -> np.ndarray | None:
@@ -336,12 +381,7 @@ def _decode_jpeg_cv2(
     matters because entropy decoding dominates import time. None when OpenCV cannot decode."""
     import cv2
 
-    scale = 1
-    if max_side is not None:
-        for s in (8, 4, 2):
-            if max(size) // s >= max_side:
-                scale = s
-                break
+    scale = _jpeg_scale(size, max_side)
     flags = {
         1: cv2.IMREAD_COLOR,
         2: cv2.IMREAD_REDUCED_COLOR_2,

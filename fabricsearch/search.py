@@ -606,8 +606,8 @@ class Searcher:
         rerank = RERANK_DEFAULT if rerank is None else bool(rerank)
         times: dict[str, float] = {}
         t0 = time.perf_counter()
-        rgb, name, sha = _load_query(image, crop)
-        palette = colour.quantise(rgb)
+        rgb, name, sha, fine = _load_query(image, crop)
+        palette = colour.quantise(fine)
         times["decode"] = (time.perf_counter() - t0) * 1e3
 
         with self._lock:
@@ -636,7 +636,7 @@ class Searcher:
             )
             # Colour that survives a camera: S_C is the best over plausible corrections of the
             # query's white balance and exposure (colour.camera_palettes).
-            camera = colour.camera_palettes(rgb) if rerank else None
+            camera = colour.camera_palettes(fine) if rerank else None
             times["colour"] = (time.perf_counter() - t2) * 1e3
             return QueryState(
                 query=name,
@@ -1092,18 +1092,20 @@ def _encode_query(
 
 def _load_query(
     image: Path | str | np.ndarray, crop: tuple[int, int, int, int] | None = None
-) -> tuple[np.ndarray, str, str | None]:
-    """Decode a query → (RGB uint8, display name, sha256 of the file or None); with `crop`
+) -> tuple[np.ndarray, str, str | None, np.ndarray]:
+    """Decode a query → (RGB uint8, display name, sha256 of the file or None, the finer RGB the
+    palette is measured on, as the importer measures it: `imaging.decode_fine`); with `crop`
     (pixels of the original photo) only that region, and no sha (it is not the file)."""
-    from fabricsearch.imaging import ImageError, decode, read_bytes, resize_max_side
+    from fabricsearch.imaging import ImageError, decode, decode_fine, read_bytes, resize_max_side
 
     if isinstance(image, np.ndarray):
-        rgb = image
+        rgb = fine = image
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise SearchError("the query must be an RGB image (H, W, 3) of 8-bit values")
         name, sha = "<image>", None
         if crop is not None:
-            rgb = resize_max_side(_crop(rgb, crop), QUERY_MAX_SIDE)
+            fine = _crop(rgb, crop)
+            rgb = resize_max_side(fine, QUERY_MAX_SIDE)
     else:
         path = Path(image)
         if not path.exists():
@@ -1117,19 +1119,22 @@ def _load_query(
             raise SearchError(f"{path}: {exc}") from exc
         try:
             # A crop is in pixels of the original photo: decode it whole, then crop.
-            rgb = decode(data, max_side=None if crop else QUERY_MAX_SIDE)[0]
+            if crop is None:
+                fine = decode_fine(data, colour.PALETTE_SIDE)[0]
+            else:
+                fine = _crop(decode(data)[0], crop)
         except ImageError as exc:
             raise SearchError(f"{path.name}: {exc}") from exc
         name, sha = str(path), hashlib.sha256(data).hexdigest()
+        rgb = resize_max_side(fine, QUERY_MAX_SIDE)
         if crop is not None:
-            rgb = resize_max_side(_crop(rgb, crop), QUERY_MAX_SIDE)
             sha = None
     if min(rgb.shape[:2]) < MIN_QUERY_SIDE:
         raise SearchError(
             f"the query image is too small ({rgb.shape[1]}×{rgb.shape[0]} px); "
             f"use a photo at least {MIN_QUERY_SIDE} px on each side"
         )
-    return rgb, name, sha
+    return rgb, name, sha, fine
 
 
 def _save_index_quietly(index: HammingIndex, path: Path) -> None:

@@ -2,8 +2,9 @@
 
 Plan: walk the folder; a file whose path, size and mtime match the catalogue is unchanged and
 is not read. Every other file goes to a process pool, whose workers read the bytes once, hash
-them (sha256), decode at reduced size (≤ 512 px), measure the colour palette and encode the
-256/512 px thumbnails. The main process alone writes: thumbnails first (atomic renames), then
+them (sha256), decode at reduced size (a JPEG at the coarsest DCT scale of at least
+`colour.PALETTE_SIDE` px), measure the colour palette on it and encode the 256/512 px
+thumbnails. The main process alone writes: thumbnails first (atomic renames), then
 rows in batched transactions. A kill at any moment leaves committed batches complete and
 nothing of the current one; a re-run picks up the rest because finished files are unchanged.
 
@@ -146,13 +147,17 @@ def measure_file(path: str, known: frozenset[str] | None = None, net_size: int =
         sha = hashlib.sha256(data).hexdigest()
         if sha in known:
             return Measured(path=path, sha256=sha, size=st.st_size, mtime=st.st_mtime, known=True)
+        # The palette is measured on a decode fine enough to keep yarn colours apart (not on
+        # the 512 px work image, where a fine orange/black check is one brown); docs/similarity.md.
+        fine, net, info = imaging.decode_fine(
+            data, colour.PALETTE_SIDE, 2 * net_size if net_size else None
+        )
+        palette = np.ascontiguousarray(colour.quantise(fine), dtype=np.float32)
+        rgb = imaging.resize_max_side(fine, WORK_SIDE)
+        del fine
         net_input = b""
-        if net_size:
-            rgb, net, info = imaging.decode_pair(data, WORK_SIDE, 2 * net_size)
+        if net is not None:
             net_input = imaging.centre_square(net, net_size).tobytes()
-        else:
-            rgb, info = imaging.decode(data, max_side=WORK_SIDE)
-        palette = np.ascontiguousarray(colour.quantise(rgb), dtype=np.float32)
         thumbs = tuple((s, imaging.thumbnail_jpeg(rgb, s)) for s in imaging.THUMB_SIZES)
         return Measured(
             path=path,

@@ -27,14 +27,15 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to RGB uint8 at full resolution (quantisation samples pixels itself;
-    a reduced decode would blend neighbouring yarn colours).
+    """Decode ``path`` to RGB uint8 as the importer does for the palette (never area-resized
+    below `colour.PALETTE_SIDE`: quantisation samples pixels itself, and a resize would blend
+    neighbouring yarn colours).
 
     Raises `UserError` with a readable reason for missing or unreadable files."""
-    from fabricsearch.services.search import ImageError, load_rgb
+    from fabricsearch.services.search import ImageError, load_for_palette
 
     try:
-        return load_rgb(path)
+        return load_for_palette(path)
     except ImageError as exc:
         raise UserError(f"{path}: {exc}") from exc
 

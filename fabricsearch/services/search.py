@@ -35,6 +35,7 @@ __all__ = [
     "decode_image",
     "encode_missing",
     "is_image_path",
+    "load_for_palette",
     "load_rgb",
     "palette_report",
     "parse_crop",
@@ -110,6 +111,15 @@ def load_rgb(path: Any) -> np.ndarray:
     from fabricsearch import imaging
 
     return imaging.load_rgb(path)
+
+
+def load_for_palette(path: Any) -> np.ndarray:
+    """A photo decoded as the importer decodes it for its palette (`imaging.decode_fine`), so
+    `fabricsearch colour` reports what the library stores; `imaging.ImageError` if it cannot be."""
+    from fabricsearch import imaging
+    from fabricsearch.colour import PALETTE_SIDE
+
+    return imaging.decode_fine(path, PALETTE_SIDE)[0]
 
 
 def colour_report(rgb: np.ndarray) -> list[dict[str, Any]]:
