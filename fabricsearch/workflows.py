@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fabricsearch.catalogue import Library
     from fabricsearch.catalogue.importer import ImportReport
     from fabricsearch.featurefeed import FeatureFeed
+    from fabricsearch.stages import StagePlan
 
 
 @dataclass
@@ -95,6 +96,43 @@ def import_and_encode(
             ) from exc
         encoded = max(0, lib.count_codes(active.version) - before.get(active.version, 0))
     return ImportOutcome(report, encoded)
+
+
+#: What each step of `import_and_encode` costs, in seconds: fixed + per photo read, measured
+#: on the 2-core test machine (synthetic 256–512 px photos under load, docs/gui.md). Only the
+#: shares matter to the bar; the time left comes from the import's own pace.
+_COST_SCAN = 0.5
+_COST_READ = (1.5, 0.09)  # start the decoding processes; decode, measure, thumbnails
+_COST_FEATURES = 0.05  # the network's pass left when reading ends (it runs alongside)
+_COST_FIT = (5.0, 0.02)  # fit the label-free head and publish it (partly silent)
+_COST_ENCODE_CACHED = 0.01  # codes from stored features
+_COST_ENCODE_DECODED = 0.08  # codes from the photos: decode and network
+_COST_ENCODE_OTHER = 0.045  # the model active before: codes of the new photos, to compare
+
+
+def import_plan(lib: Library) -> StagePlan:
+    """The stages of `import_and_encode` on ``lib`` as the user reads them, with their
+    expected costs (`stages.StagePlan`), for one progress across the whole import."""
+    from fabricsearch.featurefeed import feature_backbone
+    from fabricsearch.stages import Stage, StagePlan
+
+    looking = Stage(("wait", "scan"), "Looking for photos", fixed=_COST_SCAN)
+    reading = Stage(("import",), "Reading photos", _COST_READ[1], _COST_READ[0])
+    preparing = "Preparing search"
+    if lib.folder is not None and feature_backbone(lib) is not None:
+        rest: tuple[Stage, ...] = (
+            Stage(("features", "training views"), "Learning what they look like", _COST_FEATURES),
+            Stage(("train", "decode images"), preparing, _COST_FIT[1], _COST_FIT[0]),
+            Stage(("encode",), preparing, _COST_ENCODE_CACHED),
+            Stage(("encode new images",), preparing, _COST_ENCODE_OTHER),
+        )
+    elif lib.active_model() is not None:
+        rest = (
+            Stage(("features", "encode", "encode new images"), preparing, _COST_ENCODE_DECODED),
+        )
+    else:
+        rest = ()
+    return StagePlan((looking, reading, *rest), count_stage="import")
 
 
 def _feature_feed(lib: Library) -> FeatureFeed | None:

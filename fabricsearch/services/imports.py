@@ -12,6 +12,7 @@ from fabricsearch.workflows import (
     create_library,
     encode_catalogued,
     import_and_encode,
+    import_plan,
     model_advice,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "encode_catalogued",
     "fit_auto_head",
     "import_and_encode",
+    "import_plan",
     "model_advice",
     "wants_auto_head",
 ]

@@ -29,6 +29,8 @@ WATCH_INTERVAL_MS = 1500
 #: Records read when a library opens, before anything else: the first screen (issue 23).
 FIRST_SCREEN = 512
 LABELS_CSV_NAME = "labels.csv"
+#: How often the grid shows what a running import has committed (it commits every second).
+IMPORT_REFRESH_MS = 1500
 
 
 def load_records(
@@ -414,11 +416,21 @@ class LibraryController(QObject):
             self.import_folder(folder)
 
     def import_folder(self, folder: str | Path, labels_csv: str | Path | None = None) -> Any:
-        """Import in a worker with a progress dialog; a report of failed files at the end. A
+        """Import in the background and return its worker (issue 24 item 8): the window stays
+        usable, the status bar shows one progress for the whole import with Cancel
+        (`import_bar`), and the grid shows the photos as the import commits them
+        (`IMPORT_REFRESH_MS`); a report of failed files at the end, then ``importEnded``. A
         labels.csv in the folder is offered (its labels applied when the user agrees)."""
-        from fabricsearch.services.imports import import_and_encode
+        from fabricsearch.services.imports import import_and_encode, import_plan
 
         if self.library is None:
+            return None
+        if self.importing:
+            self.w.sink.inform(
+                "Import folder",
+                "An import is running: wait for it to end (or cancel it in the status bar) "
+                "before importing another folder.",
+            )
             return None
         found = Path(folder) / LABELS_CSV_NAME
         if (
@@ -438,15 +450,54 @@ class LibraryController(QObject):
             labels_csv=labels_csv,
             workers=self.import_workers,
         )
-        return self.w.runner.start(
+        worker = self.w.runner.start(
             fn,
             name="import",
             slot="import",
-            dialog=f"Importing {Path(folder).name}",
             on_finished=lambda out: self._on_import_done(out, str(folder)),
             on_failed=self._on_import_failed,
             on_cancelled=lambda: self._on_import_failed("cancelled"),
         )
+        self.import_bar.follow(worker, f"Importing {Path(folder).name}", import_plan(self.library))
+        self._import_refresh.start()
+        return worker
+
+    @property
+    def importing(self) -> bool:
+        return self.w.runner.running("import")
+
+    @property
+    def import_bar(self) -> Any:
+        """The running import in the status bar (`widgets.job_bar.JobBar`), made when first
+        needed."""
+        bar = getattr(self, "_import_bar", None)
+        if bar is None:
+            from fabricsearch.gui.widgets.job_bar import JobBar
+
+            bar = self._import_bar = JobBar()
+            self.w.statusBar().insertPermanentWidget(0, bar)
+            self._import_refresh = QTimer(self)
+            self._import_refresh.setInterval(IMPORT_REFRESH_MS)
+            self._import_refresh.timeout.connect(self.show_imported_so_far)
+        return bar
+
+    def show_imported_so_far(self) -> bool:
+        """While an import runs: the photos it has committed since the grid was last read
+        are shown (a reload of the columns in a worker, as any other); True if one began."""
+        lib = self.library
+        if lib is None or not self.importing:
+            self._import_refresh.stop()
+            return False
+        if self._loading:
+            return False  # the reload under way shows them, or the next tick does
+        try:
+            if catalogue_signature(lib) == self._signature:
+                return False
+        except Exception:  # noqa: BLE001 - a lost connection: the import's end says so
+            log.debug("cannot look at the catalogue", exc_info=True)
+            return False
+        self.reload_records()
+        return True
 
     def _on_import_done(self, outcome: Any, folder: str) -> None:
         from fabricsearch.gui.dialogs.import_report import ImportReportDialog
