@@ -573,6 +573,7 @@ class LibraryController(QObject):
             return None
         tax = self.library.taxonomy
         dialog = LabelsReportDialog(summarise_labels(rep, tax), tax, self.w)
+        dialog.library = self.library  # its rows belong to this library, not the next one
         dialog.addRequested.connect(lambda: self.add_missing_categories(dialog))
         self.labels_dialog = dialog
         self.w.sink.present(dialog)
@@ -585,7 +586,8 @@ class LibraryController(QObject):
         from fabricsearch.services.labels import import_missing_categories
 
         lib = self.library
-        if lib is None:
+        if lib is None or getattr(dialog, "library", lib) is not lib:
+            dialog.set_busy(False)
             return None
         summary = dialog.summary
         name = Path(summary.source).name

@@ -6,6 +6,7 @@ applies those rows ("Add these 12 categories and import"). The dialog only shows
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -54,6 +55,7 @@ class LabelsReportDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Labels imported")
+        self.library: Any = None  # the library the rows were applied to (its controller sets it)
         self.resize(640, 460)
         self.headline = QLabel()
         self.headline.setWordWrap(True)
