@@ -522,12 +522,6 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 self._taxonomy = Taxonomy.from_dict(json.loads(raw)) if raw else Taxonomy.default()
             return Taxonomy.from_dict(self._taxonomy.to_dict())
 
-    def add_categories(
-        self, coarse_ids: Sequence[str] = (), fine_ids: Sequence[str] = ()
-    ) -> list[str]:
-        """Append categories to the stored taxonomy; returns the ids that were new.
-
-        ``coarse_ids`` may be ``major/minor`` (the major is added too if needed) or ``major``."""
     def stored_taxonomy(self) -> Taxonomy:
         """The taxonomy as stored now, read again: another process (the CLI, another window,
         a team library's other clients) may have edited it since this one last read it."""
@@ -535,6 +529,12 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             self._taxonomy = None
         return self.taxonomy
 
+    def add_categories(
+        self, coarse_ids: Sequence[str] = (), fine_ids: Sequence[str] = ()
+    ) -> list[str]:
+        """Append categories to the stored taxonomy; returns the ids that were new.
+
+        ``coarse_ids`` may be ``major/minor`` (the major is added too if needed) or ``major``."""
         if coarse_ids or fine_ids:
             self.require_writable("add categories")
         with self.atomic():
