@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QLabel
 from test_gui_support import (  # noqa: F401 - fixtures
     N_IMAGES,
     fabric_folder,
@@ -142,3 +143,90 @@ def test_a_reload_keeps_the_selection_and_the_scroll_position(
     assert bar.value() == value
     assert seen == [[target]]  # announced once, never as an empty selection
     assert window.detail.record.id == target
+
+
+def test_thumbnail_zoom_with_keys_and_the_slider(window, library_path: Path, qtbot) -> None:
+    from fabricsearch.gui.settings import THUMB_SIZES
+    from fabricsearch.gui.widgets.zoom import step_size
+
+    assert step_size(THUMB_SIZES, 128, 1) == 160
+    assert step_size(THUMB_SIZES, 224, 1) == 224  # clamped
+    assert step_size(THUMB_SIZES, 130, -1) == 96  # from the nearest offered size
+    assert open_library(window, library_path)
+    grid = window.browser.grid
+    window.set_thumb_size(128, save=False)
+    grid.setFocus()
+    qtbot.keyClick(grid, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert grid.iconSize().width() == 160
+    assert window.search_panel.grid.iconSize().width() == 160
+    assert window.zoom_slider.px() == 160
+    assert window.settings.thumb_size == 160
+    qtbot.keyClick(grid, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(grid, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    assert grid.iconSize().width() == 96
+    assert window.size_actions[96].isChecked()
+    window.zoom_slider.setValue(window.zoom_slider.maximum())  # as a drag of the slider does
+    assert grid.iconSize().width() == max(THUMB_SIZES)
+    assert window.settings.thumb_size == max(THUMB_SIZES)
+
+
+def test_full_screen_preview_moves_with_the_arrows_and_closes_on_escape(
+    window, library_path: Path, qtbot
+) -> None:
+    assert open_library(window, library_path)
+    grid = window.browser.grid
+    ids = [int(i) for i in window.browser.shown_ids()]
+    grid.select_ids([ids[1]])
+    grid.setFocus()
+    qtbot.keyClick(grid, Qt.Key.Key_Space)
+    preview = window.previewing.widget
+    assert preview is not None
+    qtbot.waitUntil(preview.isVisible)
+    assert preview.record.id == ids[1]
+    assert grid.selected_ids() == [ids[1]]  # Space previewed; it did not change the selection
+    assert f"2 / {N_IMAGES}" in preview.caption
+    qtbot.waitUntil(preview.shows_original, timeout=20_000)  # the photo itself, decoded
+    qtbot.keyClick(preview, Qt.Key.Key_Right)
+    assert grid.selected_ids() == [ids[2]]
+    assert preview.record.id == ids[2] == window.detail.record.id
+    qtbot.waitUntil(lambda: preview.image() is not None, timeout=20_000)
+    qtbot.keyClick(preview, Qt.Key.Key_Left)
+    qtbot.keyClick(preview, Qt.Key.Key_Left)
+    qtbot.keyClick(preview, Qt.Key.Key_Left)  # stops at the first image
+    assert preview.record.id == ids[0]
+    assert grid.selected_ids() == [ids[0]]
+    qtbot.keyClick(preview, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not preview.isVisible())
+    # Space typed in a text field stays a space.
+    window.browser.text_edit.setFocus()
+    qtbot.keyClick(window.browser.text_edit, Qt.Key.Key_Space)
+    assert not preview.isVisible()
+    assert window.browser.text_edit.text() == " "
+
+
+def test_the_detail_panel_shows_the_file_details(window, library_path: Path, qtbot) -> None:
+    import time
+
+    from fabricsearch.gui.widgets.detail_panel import size_text
+
+    assert size_text(850 * 1024) == "850 KB"
+    assert size_text(int(2.4 * 1024 * 1024)) == "2.4 MB"
+    assert size_text(300) == "1 KB"
+    assert open_library(window, library_path)
+    rec = window.browser.all_records()[4]
+    window.browser.grid.select_ids([rec.id])
+    detail = window.detail
+    assert detail.file_path.full_text() == str(rec.path)
+    assert detail.file_path.toolTip() == str(rec.path)
+    info = detail.file_info.text()
+    assert time.strftime("%Y-%m-%d", time.localtime(rec.mtime)) in info
+    assert size_text(rec.size) in info
+    assert "KB" in info
+    assert f"{rec.width} × {rec.height} px" in info
+    # A long path is elided in the middle; it does not widen the panel.
+    before = detail.minimumSizeHint().width()
+    detail.file_path.set_path("/" + "very-long-folder-name/" * 40 + "fabric.jpg")
+    assert detail.minimumSizeHint().width() == before
+    assert "…" in QLabel.text(detail.file_path)
+    window.browser.grid.select_ids([])
+    assert detail.file_info.text() == ""

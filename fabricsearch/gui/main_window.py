@@ -36,6 +36,7 @@ from fabricsearch.gui import desktop
 from fabricsearch.gui.controllers.demo import DemoController
 from fabricsearch.gui.controllers.labelling import LabellingController
 from fabricsearch.gui.controllers.library import LibraryController
+from fabricsearch.gui.controllers.preview import PreviewController
 from fabricsearch.gui.controllers.records import RecordsController
 from fabricsearch.gui.controllers.search import SearchController
 from fabricsearch.gui.controllers.suggestions import SuggestionController
@@ -53,6 +54,7 @@ from fabricsearch.gui.widgets.library_browser import LibraryBrowser
 from fabricsearch.gui.widgets.metadata_panel import MetadataPanel
 from fabricsearch.gui.widgets.search_panel import SearchPanel
 from fabricsearch.gui.widgets.welcome import WelcomePage
+from fabricsearch.gui.widgets.zoom import ZoomSlider, step_size
 from fabricsearch.gui.workers import stop_all_workers
 from fabricsearch.services.imports import model_advice
 
@@ -93,6 +95,7 @@ class MainWindow(QMainWindow):
         self.watching = WatchController(self)
         self.categories = TaxonomyController(self)
         self.demo = DemoController(self)
+        self.previewing = PreviewController(self)
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -185,6 +188,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.advice_label)
         self.statusBar().addPermanentWidget(self.count_label)
         self.statusBar().addPermanentWidget(self.model_label)
+        self.zoom_slider = ZoomSlider(THUMB_SIZES)
+        self.zoom_slider.sizeChanged.connect(self.set_thumb_size)
+        self.statusBar().addPermanentWidget(self.zoom_slider)
         # While a training runs (its window may be hidden): what it is doing; a click shows it.
         self.training_button = QPushButton()
         self.training_button.setFlat(True)
@@ -340,6 +346,17 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             size_menu.addAction(action)
             self.size_actions[px] = action
+        size_menu.addSeparator()
+        self.zoom_in_action = self._action(size_menu, "Larger", lambda: self.zoom_thumbs(1))
+        self.zoom_in_action.setShortcuts([QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
+        self.zoom_out_action = self._action(
+            size_menu, "Smaller", lambda: self.zoom_thumbs(-1), "Ctrl+-"
+        )
+        # Space on a grid (not in a text field, where it types a space).
+        self.preview_action = self._action(
+            view, "Full-screen preview", self.previewing.show, "Space"
+        )
+        self.preview_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "Labelling shortcuts", self.show_shortcuts)
@@ -373,6 +390,7 @@ class MainWindow(QMainWindow):
         for grid in (self.browser.grid, self.search_panel.grid):
             grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
             for action in (
+                self.preview_action,
                 self.similar_action,
                 self.copy_image_action,
                 self.copy_path_action,
@@ -490,6 +508,7 @@ class MainWindow(QMainWindow):
         self.watch_label.setText("")
         if self.loupe is not None:
             self.loupe.close()
+        self.previewing.close()
         self.stack.setCurrentWidget(self.welcome)
         self.update_state()
 
@@ -564,6 +583,7 @@ class MainWindow(QMainWindow):
         # None: a load is queued and on_thumbnail_ready fills the preview in.
         image = self.cache.request_image(rec) if self.cache is not None else None
         self.detail.show_record(rec, image, hit)
+        self.previewing.selection_changed(rec)
         if image is None and self.cache is not None and self.cache.failed(rec.id):
             self.detail.image_failed(rec.id)
         self.suggesting.show_for_selection()
@@ -577,6 +597,7 @@ class MainWindow(QMainWindow):
         image = self.cache.image(image_id)
         if image is not None:
             self.detail.update_image(image_id, image)
+            self.previewing.thumbnail_ready(image_id, image)
         elif self.cache.failed(image_id):
             self.detail.image_failed(image_id)
 
@@ -661,8 +682,15 @@ class MainWindow(QMainWindow):
         self.search_panel.set_thumb_size(px)
         if px in self.size_actions:
             self.size_actions[px].setChecked(True)
+        self.zoom_slider.set_size(px)
         if save:
             self.settings.thumb_size = px
+
+    def zoom_thumbs(self, step: int) -> int:
+        """Ctrl+= / Ctrl+−: the next larger or smaller thumbnail size."""
+        px = step_size(THUMB_SIZES, self.browser.grid.iconSize().width(), step)
+        self.set_thumb_size(px)
+        return px
 
     def show_shortcuts(self) -> None:
         self.sink.inform("Labelling shortcuts", self.label_panel.shortcut_help())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QPoint, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -187,8 +187,8 @@ def size_text(n: int) -> str:
 
 
 def file_info_text(record: ImageRecord) -> str:
-    """"2026-11-03 14:22 · 2.4 MB · 3000 × 2000 px": the file's date (modified or taken),
-    size and pixel dimensions, from the catalogue (no disk access)."""
+    """The file's date (modified or taken), size and pixel dimensions, from the catalogue
+    (no disk access): "2026-11-03 14:22 · 2.4 MB · 3000 × 2000 px"."""
     import time
 
     parts = []
@@ -216,6 +216,13 @@ class PathLabel(QLabel):
 
     def full_text(self) -> str:
         return self._full
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        fm = self.fontMetrics()
+        return QSize(fm.horizontalAdvance("x" * 8), fm.height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return self.minimumSizeHint()
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -300,6 +307,13 @@ class DetailPanel(QWidget):
         layout.addLayout(buttons)
         self.query.setVisible(False)
         self.show_record(None)
+        # The selected photo's file: full path, date, size and pixels (issue 24).
+        self.file_path = PathLabel()
+        self.file_info = QLabel()
+        self.file_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.file_info.setWordWrap(True)
+        self.selected.layout().addWidget(self.file_path)
+        self.selected.layout().addWidget(self.file_info)
 
     def set_query(
         self,
@@ -375,6 +389,8 @@ class DetailPanel(QWidget):
             side.palette_bar.set_palette(None)
             for lab in (side.coarse, side.fine, side.tightness):
                 lab.setText("—")
+            self.file_path.set_path("")
+            self.file_info.setText("")
             side.extra.setText("")
             return
         side.setTitle(f"#{hit.rank} · {record.path.name}" if hit else record.path.name)
@@ -385,6 +401,8 @@ class DetailPanel(QWidget):
         self._show_labels(side, record.coarse, record.fine, record.tightness)
         if hit is not None:
             from fabricsearch.gui.models import breakdown_text
+        self.file_path.set_path(str(record.path))
+        self.file_info.setText(file_info_text(record))
 
             parts = [
                 f"score {hit.score:.3f}",
@@ -398,7 +416,7 @@ class DetailPanel(QWidget):
                 parts.append(f"{key} {breakdown_text(hit, key, value, '?')}")
             side.extra.setText(" · ".join(parts))
         else:
-            side.extra.setText(f"{record.width} × {record.height} px")
+            side.extra.setText("")  # the pixels are in the file's details below
 
     def image_failed(self, image_id: int) -> None:
         """The selected image's thumbnail cannot be read: say so, not "loading…"."""
