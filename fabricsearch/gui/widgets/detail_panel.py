@@ -305,8 +305,6 @@ class DetailPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(sides, 1)
         layout.addLayout(buttons)
-        self.query.setVisible(False)
-        self.show_record(None)
         # The selected photo's file: full path, date, size and pixels (issue 24).
         self.file_path = PathLabel()
         self.file_info = QLabel()
@@ -314,6 +312,8 @@ class DetailPanel(QWidget):
         self.file_info.setWordWrap(True)
         self.selected.layout().addWidget(self.file_path)
         self.selected.layout().addWidget(self.file_info)
+        self.query.setVisible(False)
+        self.show_record(None)
 
     def set_query(
         self,
@@ -387,10 +387,10 @@ class DetailPanel(QWidget):
             side.image.set_image(None)
             side.image.setText("Select an image")
             side.palette_bar.set_palette(None)
-            for lab in (side.coarse, side.fine, side.tightness):
-                lab.setText("—")
             self.file_path.set_path("")
             self.file_info.setText("")
+            for lab in (side.coarse, side.fine, side.tightness):
+                lab.setText("—")
             side.extra.setText("")
             return
         side.setTitle(f"#{hit.rank} · {record.path.name}" if hit else record.path.name)
@@ -399,10 +399,10 @@ class DetailPanel(QWidget):
             side.image.setText("loading…")
         side.palette_bar.set_palette(record.palette)
         self._show_labels(side, record.coarse, record.fine, record.tightness)
-        if hit is not None:
-            from fabricsearch.gui.models import breakdown_text
         self.file_path.set_path(str(record.path))
         self.file_info.setText(file_info_text(record))
+        if hit is not None:
+            from fabricsearch.gui.models import breakdown_text
 
             parts = [
                 f"score {hit.score:.3f}",
