@@ -193,6 +193,7 @@ def load_start_model(lib: Library, start: str = "active") -> tuple[HashMethod, s
     if key == "active":
         info = lib.active_model()
         if info is not None:
+            info = lib.fetch_model(info.version)  # a team library's client downloads it
             method, _meta = ckpt.load_checkpoint(info.path)
             if _adaptable(method):
                 return method.float(), info.version

@@ -73,8 +73,9 @@ RERANK_DEFAULT = True
 #: 0.5 weighs every component equally, which is the ranking before the balance existed.
 BALANCE_DEFAULT = 0.5
 COMPONENTS = ("colour", "coarse", "fine", "tightness")
-#: At most this many images lacking a code are encoded inside a query (about a second each 100
-#: on a laptop CPU); more are left to `fabricsearch encode` with a warning.
+#: At most this many images lacking a code are encoded by the step before a query
+#: (`Searcher.complete_codes`, about a second each 100 on a laptop CPU); more are left to
+#: `fabricsearch encode` with a warning. A query itself writes nothing.
 MAX_INLINE_ENCODE = 500
 #: `encode_missing` commits the codes of this many images at a time (a kill loses at most these).
 ENCODE_COMMIT_EVERY = 256
@@ -184,6 +185,9 @@ class SearchResult:
     predicted: dict[str, object] | None = None
     #: What the query computed: `Searcher.rerank(result.state, ...)` re-ranks in milliseconds.
     state: QueryState | None = field(default=None, repr=False, compare=False)
+    #: Library images with no code under the model yet, so not found by this search (an
+    #: import still encoding, or interrupted): `Searcher.complete_codes` or `encode` adds them.
+    unsearchable: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -191,6 +195,7 @@ class SearchResult:
             "model": self.model,
             "bits": self.bits,
             "reranked": self.reranked,
+            "unsearchable": self.unsearchable,
             "colours": colour.palette_report(self.palette),
             "results": [h.to_json() for h in self.hits],
             "elapsed_ms": {k: round(v, 2) for k, v in self.elapsed_ms.items()},
@@ -332,7 +337,13 @@ class _State:
     tightness: list[float | None]
     shas: _ShaColumn | list[str] = field(default_factory=list)  # content hash of each row
     synced: int = -1  # the library's image count when the index was last brought up to date
+    coded: int = -1  # how many of them had a code under the model then
     features: FeatureStore | None = None  # the cached features re-ranking reads (kept open)
+
+    @property
+    def unsearchable(self) -> int:
+        """Images without a code under the model at the last update: not in the index."""
+        return max(0, self.synced - self.coded)
 
 
 class _PathsById:
@@ -384,7 +395,13 @@ def index_file(lib: Library, version: str) -> Path:
 
 
 class Searcher:
-    """Answers queries against one library; thread-safe (one query at a time)."""
+    """Answers queries against one library; thread-safe (one query at a time).
+
+    A query writes nothing to the catalogue: images without a code under the active model
+    are left out and counted (`SearchResult.unsearchable`); `complete_codes`, the one method
+    that writes, encodes them (the search service calls it before a query). A query writes
+    only caches: the Hamming index file (rebuilt from the codes) and, on a team library's
+    client, the active model's files downloaded when it is first loaded (`fetch_model`)."""
 
     def __init__(self, library: Library, device: str = "cpu") -> None:
         self.library = library
@@ -434,8 +451,11 @@ class Searcher:
         st = self._state
         if st is not None and st.info.version == info.version:
             # Same model: images added or removed since (an import, another process, another
-            # client of a team library) update the open index in place.
-            if st.synced != self.library.count():
+            # client of a team library), or codes given to images that had none, update the
+            # open index in place.
+            if st.synced != self.library.count() or (
+                st.unsearchable and self.library.count_codes(info.version) != st.coded
+            ):
                 self._update_incrementally(st)
             return st
         return self._full_load(info)
@@ -449,21 +469,23 @@ class Searcher:
         from fabricsearch.index import HammingIndex
 
         try:
+            # A team library's client downloads the model's files into its cache first.
+            info = self.library.fetch_model(info.version)
             method, _meta = load_checkpoint(info.path, device=self.device)
-        except (CheckpointError, OSError) as exc:
+        except (CheckpointError, LibraryError, OSError) as exc:
             raise SearchError(f"the active model {info.version} cannot be loaded: {exc}") from exc
         method.eval()
         synced = self.library.count()
-        self._complete_codes(info, method)
 
         def rebuild() -> tuple[np.ndarray, np.ndarray]:
             return self.library.load_codes(info.version)
 
         try:
+            coded = self.library.count_codes(info.version)
             index = HammingIndex.load_or_rebuild(
                 index_file(self.library, info.version), info.bits, rebuild
             )
-            if len(index) != self.library.count_codes(info.version):
+            if len(index) != coded:
                 # Codes were added or replaced since the index was saved: rebuild it.
                 ids, packed = rebuild()
                 index = HammingIndex(info.bits)
@@ -475,21 +497,22 @@ class Searcher:
             info, method, index, np.zeros(0, np.int64), LabelArrays.empty(), {}, {}, [], [], []
         )
         self._load_labels(st)
-        st.synced = synced
+        st.synced, st.coded = synced, coded
+        self._warn_unsearchable(st)
         self._state = st
         self._generation += 1
         return st
 
     def _update_incrementally(self, st: _State) -> None:
-        """Images were added or removed under the same active model: encode the new ones
-        that have no code yet, add just their codes to the open index, remove the gone ones,
-        and refresh the label arrays; no full reload of the codes."""
+        """Images were added or removed under the same active model, or codes given: add
+        just the new codes to the open index, remove the gone images, and refresh the label
+        arrays; no full reload of the codes. Images without a code stay out (counted)."""
         from fabricsearch.catalogue import LibraryError
 
         version = st.info.version
         synced = self.library.count()
-        self._complete_codes(st.info, st.method)
         try:
+            coded = self.library.count_codes(version)
             now = np.asarray(self.library.image_ids(), dtype=np.int64)
             gone = np.setdiff1d(st.index.ids(), now)
             new = np.setdiff1d(now, st.index.ids())
@@ -504,47 +527,60 @@ class Searcher:
             self._state = None  # a half-updated state is not kept
             self._generation += 1
             raise SearchError(str(exc)) from exc
-        st.synced = synced
+        st.synced, st.coded = synced, coded
+        self._warn_unsearchable(st)
         log.info("index of %s updated: %d added, %d removed", version, len(new), len(gone))
         if len(new) or len(gone):
             _save_index_quietly(st.index, index_file(self.library, version))
 
-    def _complete_codes(self, info: ModelInfo, method: HashMethod) -> None:
-        """Every image must have a code under the active model, or search can never return it.
-        Activation guarantees that; this repairs libraries where it does not hold (an older
-        version, a crash) by encoding the missing images now, and says which cannot be."""
+    def _warn_unsearchable(self, st: _State) -> None:
+        if st.unsearchable:
+            log.warning(
+                "%d images have no code under the active model %s and cannot be found yet: "
+                "run `fabricsearch encode LIB`",
+                st.unsearchable,
+                st.info.version,
+            )
+
+    def complete_codes(
+        self,
+        limit: int = MAX_INLINE_ENCODE,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> int:
+        """Encode the images that have no code under the active model, when they are at most
+        ``limit`` (more is minutes of work: left to `encode_missing`, with a warning), so that
+        the next query finds them. Every image has a code after an activation or a finished
+        import; this finishes what an interrupted import, another client's import still
+        encoding, or an older version left. The explicit writing step before a query
+        (`services.search.ensure_codes`); a read-only library is left as it is. Returns how
+        many images stay unsearchable (undecodable files among them)."""
         import sqlite3
 
         from fabricsearch.catalogue import LibraryError
         from fabricsearch.hashing.activation import complete_codes
 
-        failed = self._unencodable.setdefault(info.version, set())
-        # Codes belong to images (a foreign key, removed with them): as many codes as images
-        # means none is missing, found by two counts instead of a list of every image.
-        if self.library.count_codes(info.version) >= self.library.count():
-            return
-        missing = len(self.library.ids_without_codes(info.version)) - len(failed)
-        if missing <= 0:
-            return
-        if missing > MAX_INLINE_ENCODE:  # minutes of work: not inside a query
-            log.warning(
-                "%d images have no code under the active model %s and cannot be found yet: "
-                "run `fabricsearch encode LIB`",
-                missing,
-                info.version,
-            )
-            return
-        try:
-            failed |= complete_codes(self.library, info.version, method, skip=failed)
-        except (LibraryError, sqlite3.Error, OSError) as exc:  # e.g. a read-only library
-            log.warning("images without a code under %s stay unsearchable: %s", info.version, exc)
-            return
-        if failed:
-            log.warning(
-                "%d images cannot be encoded with %s and cannot be found by search",
-                len(failed),
-                info.version,
-            )
+        with self._lock:
+            st = self._ensure()
+            if not st.unsearchable or self.library.read_only:
+                return st.unsearchable
+            version = st.info.version
+            failed = self._unencodable.setdefault(version, set())
+            missing = st.unsearchable - len(failed)
+            if missing <= 0 or missing > limit:
+                return st.unsearchable
+            try:
+                failed |= complete_codes(self.library, version, st.method, progress, cancel, failed)
+            except (LibraryError, sqlite3.Error, OSError) as exc:
+                log.warning("images without a code under %s stay unsearchable: %s", version, exc)
+                return st.unsearchable
+            if failed:
+                log.warning(
+                    "%d images cannot be encoded with %s and cannot be found by search",
+                    len(failed),
+                    version,
+                )
+            return self._ensure().unsearchable
 
     def _load_labels(self, st: _State) -> None:
         # Columns in one read (no ImageRecord per image): 100k images in well under a second.
@@ -749,6 +785,7 @@ class Searcher:
                 reranked=rerank,
                 predicted=state.predicted,
                 state=state,
+                unsearchable=st.unsearchable,
             )
 
     def _adopt(self, st: _State, state: QueryState) -> None:

@@ -396,14 +396,20 @@ def test_activate_model_encodes_images_added_since(lib: Library, extra_photos: P
     assert lib.ids_without_codes(second.version) == []
 
 
-def test_searcher_encodes_images_that_lack_codes(lib: Library) -> None:
-    from fabricsearch.search import Searcher
+def test_search_service_encodes_images_that_lack_codes(lib: Library) -> None:
+    from fabricsearch.services.search import Searcher, ensure_codes
 
     info = train_library(lib, _cfg(), activate=True)
     ids, packed = lib.load_codes(info.version)
     lib.store_codes(info.version, ids[:-5].tolist(), packed[:-5])  # 5 images lost their codes
     lost = lib.get(int(ids[-1]))
-    hits = Searcher(lib).search(lost.path, k=3).hits
+    searcher = Searcher(lib)
+    result = searcher.search(lost.path, k=3)  # a query writes nothing: it says what it missed
+    assert result.unsearchable == 5
+    assert lost.id not in {h.image_id for h in result.hits}
+    assert len(lib.ids_without_codes(info.version)) == 5
+    assert ensure_codes(searcher) == 0  # the step before a query encodes them
+    hits = searcher.search(lost.path, k=3).hits
     assert hits[0].image_id == lost.id
     assert hits[0].exact
     assert lib.ids_without_codes(info.version) == []

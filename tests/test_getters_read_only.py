@@ -1,5 +1,6 @@
 """Getters write nothing (issue 21 item 9): `Library.splits()` on rows without a stored split
-computes the same deterministic value and leaves the catalogue as it was, also read-only."""
+computes the same deterministic value and leaves the catalogue as it was, also read-only; a
+search leaves images without a code out and counts them (the service encodes them first)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,48 @@ def test_splits_is_a_pure_getter(tmp_path: Path) -> None:
         assert lib.change_token() == before
     with Library.open(folder, read_only=True) as ro:
         assert ro.splits() == splits
+
+
+def _catalogue_bytes(lib: Library) -> bytes:
+    wal = lib.db_path.with_name(lib.db_path.name + "-wal")
+    return b"".join(p.read_bytes() for p in (lib.db_path, wal) if p.exists())
+
+
+def test_a_search_writes_nothing_to_the_catalogue(tmp_path: Path) -> None:
+    """Images without a code under the active model are left out and counted, not encoded by
+    the query; the service's step before a query (`ensure_codes`) encodes them."""
+    from fabricsearch.catalogue.importer import import_folder
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.train import train_library
+    from fabricsearch.services.search import Searcher, ensure_codes
+    from fabricsearch.synth import write_dataset
+
+    photos = tmp_path / "photos"
+    labels = write_dataset(photos, count=24, seed=5, size=48)
+    folder = tmp_path / "lib"
+    with Library.create(folder) as lib:
+        import_folder(lib, photos, labels_csv=labels, workers=0)
+        cfg = TrainConfig(bits=16, input_size=32, epochs=1, batch_size=8, patience=0, seed=0)
+        version = train_library(lib, cfg).version
+        ids, packed = lib.load_codes(version)
+        lib.store_codes(version, ids[:-3].tolist(), packed[:-3])  # 3 images lose their code
+        lost = lib.get(int(ids[-1]))
+    with Library.open(folder) as lib:
+        token, data = lib.change_token(), _catalogue_bytes(lib)
+        searcher = Searcher(lib)
+        first = searcher.search(lost.path, k=5)
+        again = searcher.rerank(first.state, k=10, balance=0.9)
+        assert (first.unsearchable, again.unsearchable) == (3, 3)
+        assert lost.id not in {h.image_id for h in again.hits}
+        assert lib.count_codes(version) == len(ids) - 3
+        assert lib.change_token() == token
+        assert _catalogue_bytes(lib) == data
+    with Library.open(folder, read_only=True) as ro:
+        searcher = Searcher(ro)
+        assert searcher.search(lost.path, k=5).unsearchable == 3
+        assert ensure_codes(searcher) == 3  # a read-only library is searched as it is
+    with Library.open(folder) as lib:
+        searcher = Searcher(lib)
+        assert ensure_codes(searcher) == 0
+        hit = searcher.search(lost.path, k=5).hits[0]
+        assert (hit.image_id, hit.exact, lib.count_codes(version)) == (lost.id, True, len(ids))

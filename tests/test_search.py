@@ -23,6 +23,7 @@ from fabricsearch.search import (
     encode_missing,
     index_file,
 )
+from fabricsearch.services.search import ensure_codes
 from fabricsearch.synth import write_dataset
 
 TINY = {"width": 8}
@@ -242,7 +243,8 @@ def test_index_updates_incrementally_when_images_arrive(
         for seed in (101, 102):
             extra = tmp_path / f"extra{seed}"
             write_dataset(extra, count=2, seed=seed, size=64)
-            import_folder(other, extra, workers=0)  # no codes yet: encoded by the searcher
+            import_folder(other, extra, workers=0)  # no codes yet
+            assert ensure_codes(searcher) == 0  # encoded by the step before a query
             for photo in sorted(extra.rglob("*.jpg")):
                 new = lib.find_by_path(photo)
                 hit = searcher.search(new.path, k=3).hits[0]

@@ -146,16 +146,54 @@ def test_model_files_live_in_the_server_with_their_checksum(
     monkeypatch.setenv("FABRICSEARCH_DATA_DIR", str(tmp_path / "desk1"))
     with create_library(pg_database) as a:
         a.add_model(ModelInfo("v1", "dvsh", 16, weights, 1.0))
-    # Another computer (another cache folder) gets the same bytes.
+    # Another computer (another cache folder) gets the same bytes, when it fetches them.
     monkeypatch.setenv("FABRICSEARCH_DATA_DIR", str(tmp_path / "desk2"))
     with Library.open(pg_database) as b:
-        path = b.active_model().path
+        path = b.fetch_model("v1").path
         assert str(path).startswith(str(tmp_path / "desk2"))
         assert path.read_bytes() == weights.read_bytes()
         assert path.with_suffix(".json").read_text() == '{"method": "dvsh"}'
         path.write_bytes(b"tampered")
     with Library.open(pg_database) as c:  # a changed cached copy is fetched again
-        assert c.active_model().path.read_bytes() == weights.read_bytes()
+        assert c.fetch_model("v1").path.read_bytes() == weights.read_bytes()
+
+
+def test_listing_models_downloads_nothing_a_search_fetches_the_active_one(
+    pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`models()`/`active_model()` are getters (the window calls them on its GUI thread): on a
+    client that never used the model they only say where its files would lie; the search
+    (off the GUI thread) downloads the active model's files."""
+    from fabricsearch.catalogue.copying import copy_library
+    from fabricsearch.catalogue.importer import import_folder
+    from fabricsearch.config import TrainConfig
+    from fabricsearch.hashing.train import train_library
+    from fabricsearch.services.search import Searcher
+    from fabricsearch.synth import write_dataset
+
+    photos = tmp_path / "photos"
+    labels = write_dataset(photos, count=16, seed=7, size=48)
+    folder = tmp_path / "lib"
+    with Library.create(folder) as lib:
+        import_folder(lib, photos, labels_csv=labels, workers=0)
+        cfg = TrainConfig(bits=16, input_size=32, epochs=1, batch_size=8, patience=0, seed=0)
+        version = train_library(lib, cfg).version
+        query = lib.images()[3]
+    monkeypatch.setenv("FABRICSEARCH_DATA_DIR", str(tmp_path / "desk1"))
+    copy_library(folder, pg_database, photos_root=tmp_path)
+    monkeypatch.setenv("FABRICSEARCH_DATA_DIR", str(tmp_path / "desk2"))  # a fresh client
+    with Library.open(pg_database) as team:
+        models = team.models()
+        active = team.active_model()
+        assert [m.version for m in models] == [version] == [active.version]
+        assert str(active.path).startswith(str(tmp_path / "desk2"))
+        assert not active.present
+        assert not team.models_dir.exists() or not any(team.models_dir.iterdir())
+        hit = Searcher(team).search(query.path, k=3).hits[0]
+        assert (hit.path, hit.exact) == (query.path, True)
+        assert team.active_model().present
+        fetched = team.active_model().path
+        assert fetched.read_bytes() == (folder / "models" / fetched.name).read_bytes()
 
 
 def test_one_training_at_a_time(location: str) -> None:

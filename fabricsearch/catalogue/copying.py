@@ -252,7 +252,7 @@ def _copy(
     progress: ProgressFn | None,
     cancel: CancelToken | None,
 ) -> None:
-    models = {m.version: m for m in src.models()}  # a team source downloads its files here
+    models = {m.version: m for m in src.sync_models()}  # a team source downloads its files
     total = sum(_count(src, t) for t, _cols in TABLES)
     done = 0
     with dest.atomic():

@@ -104,6 +104,12 @@ class ModelInfo:
     note: str = ""
     kind: str = "trained"  # one of MODEL_KINDS
 
+    @property
+    def present(self) -> bool:
+        """Whether the weights are on this machine (a team library's client downloads them
+        with `Library.fetch_model`, not when listing models)."""
+        return Path(self.path).is_file()
+
 
 @dataclass(frozen=True)
 class FailedFile:
@@ -1008,15 +1014,41 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 self.team.upload_model_files(self, info)
 
     def models(self) -> list[ModelInfo]:
-        """All models, newest first."""
+        """All models, newest first. A getter: on a team library a model's ``path`` is where
+        this client keeps its files, downloaded or not (`ModelInfo.present`; `fetch_model`)."""
         rows = self._query(
             f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY created DESC, version DESC"
         )
-        return [self._model(r) for r in rows]
+        served = self._served_models()
+        return [self._model(r, served) for r in rows]
 
     def active_model(self) -> ModelInfo | None:
+        """The search model (None: none yet); a getter, like `models`."""
         rows = self._query(f"SELECT {_MODEL_COLUMNS} FROM models WHERE active = 1")
-        return self._model(rows[0]) if rows else None
+        return self._model(rows[0], self._served_models()) if rows else None
+
+    def fetch_model(self, version: str) -> ModelInfo:
+        """The model ``version`` with its files on this machine: a team library downloads them
+        from the server into this client's cache (checked by SHA-256) when missing or
+        different; a library folder has them already. The step before a model is loaded
+        (search, encoding, activation, suggestions, adaptation); it may take seconds, so never
+        on the GUI thread."""
+        rows = self._query(f"SELECT {_MODEL_COLUMNS} FROM models WHERE version = ?", (version,))
+        if not rows:
+            raise LibraryError(f"no model {version!r} in this library")
+        if self.team is not None:
+            self.team.fetch_model_files(self, version)
+        return self._model(rows[0], self._served_models())
+
+    def sync_models(self) -> list[ModelInfo]:
+        """Every model with its files on this machine (`fetch_model` of each), newest first."""
+        return [self.fetch_model(m.version) for m in self.models()]
+
+    def _served_models(self) -> frozenset[str]:
+        """A team library's models whose files the server holds (none for a folder)."""
+        if self.team is None:
+            return frozenset()
+        return frozenset(r[0] for r in self._query("SELECT DISTINCT version FROM model_files"))
 
     def set_active_model(self, version: str) -> None:
         with self.atomic():
@@ -1124,10 +1156,10 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         except ValueError:
             return str(p)
 
-    def _model(self, r: tuple[Any, ...]) -> ModelInfo:
+    def _model(self, r: tuple[Any, ...], served: frozenset[str] = frozenset()) -> ModelInfo:
         p = Path(r[3])
-        if self.team is not None:  # the server's bytes, cached in this client's folder
-            p = self.team.model_file(self, r[0], p)
+        if r[0] in served:  # a team library: the server's bytes, cached in this client's folder
+            p = self.models_dir / p.name
         return ModelInfo(
             version=r[0],
             method=r[1],

@@ -12,7 +12,8 @@ is what this module adds (docs/team-library.md says why each thing lives where i
   the photos and the catalogue when missing, and the model files.
 * **Model files** live in the server (``model_files``: bytes and SHA-256, uploaded in the
   same transaction that records the model); a client downloads them into its cache and
-  checks the hash, so every client loads the same bytes.
+  checks the hash, so every client loads the same bytes. Listing models downloads nothing:
+  `Library.fetch_model` does, before a model is loaded (search, encoding, activation).
 """
 
 from __future__ import annotations
@@ -90,17 +91,15 @@ class TeamInfo:
                 lib.models_dir.mkdir(parents=True, exist_ok=True)
                 atomicio.write_bytes_atomic(lib.models_dir / path.name, data)
 
-    def model_file(self, lib: Library, version: str, stored: Path) -> Path:
-        """The cached copy of a model's weights, downloaded (with the files beside it) when
-        missing or different from the server's bytes."""
-        local = lib.models_dir / stored.name
-        if (version, stored.name) in self._verified and local.is_file():
-            return local
+    def fetch_model_files(self, lib: Library, version: str) -> None:
+        """Download a model's files (weights and the JSON beside them) into this client's
+        cache when missing or different from the server's bytes (`Library.fetch_model`;
+        listing models downloads nothing). Nothing to do for a model recorded without files."""
         rows = lib._query("SELECT name, sha256 FROM model_files WHERE version = ?", (version,))
-        if not rows:  # recorded without files (a path only): as a library folder would
-            return stored
         for name, digest in rows:
             target = lib.models_dir / name
+            if self._verified.get((version, name)) == digest and target.is_file():
+                continue
             if target.is_file() and _sha256(target) == digest:
                 self._verified[(version, name)] = digest
                 continue
@@ -117,7 +116,6 @@ class TeamInfo:
             lib.models_dir.mkdir(parents=True, exist_ok=True)
             atomicio.write_bytes_atomic(target, data)
             self._verified[(version, name)] = digest
-        return local
 
 
 def _is_absolute(path: str) -> bool:
@@ -212,15 +210,16 @@ def open_team(
     read_only: bool,
     photos_root: str | os.PathLike[str] | None,
 ) -> Library:
-    """The team library at ``url``; `LibraryError` when there is none."""
-    from fabricsearch.catalogue.library import DamagedCatalogueError, LibraryError
+    """The team library at ``url``; `NoLibraryThereError` when there is none."""
+    from fabricsearch.catalogue.errors import NoLibraryThereError
+    from fabricsearch.catalogue.library import DamagedCatalogueError
 
     conn = _connect(url, read_only)
     try:
         have = schema.current_version(conn)
         uuid = _meta(conn, "uuid") if have else None
         if uuid is None:
-            raise LibraryError(
+            raise NoLibraryThereError(
                 f"{postgres.display_url(url)} holds no fabricsearch library: create one with"
                 " `fabricsearch init URL --photos-root DIR`"
             )

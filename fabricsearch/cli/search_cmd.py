@@ -193,6 +193,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         QueryLabels,
         Searcher,
         SearchError,
+        ensure_codes,
         is_image_path,
         parse_crop,
     )
@@ -205,6 +206,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         crop = parse_crop(args.crop) if args.crop else None
         with open_library(args.library) as lib:
             searcher = Searcher(lib)
+            ensure_codes(searcher)  # the few images an interrupted import left unsearchable
             filters = _filters(args, lib)
             for q in queries:
                 try:
@@ -250,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         QueryLabels,
         Searcher,
         SearchError,
+        ensure_codes,
         palette_report,
         parse_crop,
     )
@@ -261,7 +264,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         crop = parse_crop(args.crop) if args.crop else None
         with open_library(args.library) as lib:
-            result = Searcher(lib).search(
+            searcher = Searcher(lib)
+            ensure_codes(searcher)  # the few images an interrupted import left unsearchable
+            result = searcher.search(
                 args.image,
                 k=args.k,
                 filters=_filters(args, lib),

@@ -226,10 +226,11 @@ def find_model(lib: Library, version: str | None = None) -> ModelInfo:
 def load_library_model(
     lib: Library, version: str | None = None, device: str | torch.device = "cpu"
 ) -> tuple[HashMethod, ModelInfo, CheckpointMeta]:
-    """Load a library model (active by default): (method in eval mode, ModelInfo, metadata)."""
+    """Load a library model (active by default): (method in eval mode, ModelInfo, metadata).
+    A team library's client downloads its files first (`Library.fetch_model`)."""
     from fabricsearch.hashing.checkpoint import load_checkpoint
 
-    info = find_model(lib, version)
+    info = lib.fetch_model(find_model(lib, version).version)
     method, meta = load_checkpoint(info.path, device=device)
     return method, info, meta
 

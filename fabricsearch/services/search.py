@@ -1,5 +1,6 @@
 """Searching a library: the searcher, its filters and errors, crops, palettes, and encoding
-the images that lack a code under the search model.
+the images that lack a code under the search model (`ensure_codes` before a query: a query
+writes nothing; `encode_missing` for all of them).
 
 `fabricsearch.search` needs numpy and OpenCV: its names are imported on first use."""
 
@@ -34,6 +35,7 @@ __all__ = [
     "colour_report",
     "decode_image",
     "encode_missing",
+    "ensure_codes",
     "is_image_path",
     "load_for_palette",
     "load_rgb",
@@ -76,6 +78,18 @@ def encode_missing(
     from fabricsearch import search
 
     return search.encode_missing(lib, version, progress=progress, cancel=cancel, chunk=chunk)
+
+
+def ensure_codes(
+    searcher: Searcher,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> int:
+    """The step before a query, the one that writes: give the images the searcher cannot
+    find yet (no code under the active model) their code when they are few
+    (`search.MAX_INLINE_ENCODE`; more are left to `encode_missing`), so that the query finds
+    them. The query itself writes nothing. Returns how many images stay unsearchable."""
+    return searcher.complete_codes(progress=progress, cancel=cancel)
 
 
 def palette_report(palette: np.ndarray) -> list[dict[str, Any]]:

@@ -86,10 +86,14 @@ def run_search(
         SearchError,
         SearchFilters,
         decode_image,
+        ensure_codes,
         resize_max_side,
     )
 
     query = request.query
+    # The few images an interrupted import (or another client's) left without a code: the
+    # one step that writes, here in the worker; the query itself writes nothing.
+    ensure_codes(searcher, progress, cancel)
     report(progress, "search", 0, None, "queries", message=query.name)
     labels = QueryLabels(coarse=query.coarse, fine=query.fine, tightness=query.tightness)
     filters = None
