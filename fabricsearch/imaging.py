@@ -13,7 +13,6 @@ import errno
 import io
 import os
 import re
-import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fabricsearch import livefiles
+from fabricsearch import livefiles, safeio
 from fabricsearch.errors import UserError
 
 #: Refuse images with more pixels than this before decoding (80 megapixels: larger than any
@@ -66,15 +65,20 @@ def read_bytes(path: str | os.PathLike[str], max_bytes: int | None = None) -> by
     errors turned into `ImageError` reasons.
 
     Anything but a regular file is refused before reading: a FIFO would block forever and a
-    device such as ``/dev/zero`` never ends. The file is opened non-blocking (so opening a FIFO
-    cannot hang either) and its type checked on the open descriptor, so a file swapped for a
-    FIFO between a check and the open is still refused."""
+    device such as ``/dev/zero`` never ends (`safeio.read_regular_file`: checked before the
+    open, opened non-blocking, checked again on the open descriptor)."""
     limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
     if livefiles.is_held(path):
         # Opening and closing it here would drop this process's SQLite locks on it.
         raise ImageError("is a library's open catalogue, not a photo; not read")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        data = safeio.read_regular_file(path, limit)
+    except safeio.NotRegularFileError as exc:
+        if exc.is_dir:
+            raise ImageError("is a directory, not a file") from exc
+        raise ImageError(f"not a regular file ({exc.kind}); not read") from exc
+    except safeio.FileTooLargeError as exc:
+        raise ImageError(_too_big(exc.size, limit)) from exc
     except PermissionError as exc:
         raise ImageError("cannot read file: permission denied") from exc
     except FileNotFoundError as exc:
@@ -85,37 +89,9 @@ def read_bytes(path: str | os.PathLike[str], max_bytes: int | None = None) -> by
         if exc.errno == errno.ELOOP:
             raise ImageError("symbolic link loop") from exc
         raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise ImageError("is a directory, not a file")
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError(f"not a regular file ({_file_kind(st.st_mode)}); not read")
-        if st.st_size > limit:
-            raise ImageError(_too_big(st.st_size, limit))
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(limit + 1)  # bounded even if the file grows while we read
-    except OSError as exc:
-        raise ImageError(f"cannot read file: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ImageError(_too_big(len(data), limit))
     if not data:
         raise ImageError("empty file (0 bytes)")
     return data
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
 
 
 def _too_big(size: int, limit: int) -> str:

@@ -21,12 +21,12 @@ import csv
 import io
 import os
 import re
-import stat
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fabricsearch import safeio
 from fabricsearch.atomicio import atomic_write
 from fabricsearch.catalogue.library import Library, normalise_path
 from fabricsearch.errors import UserError
@@ -60,29 +60,23 @@ class CsvRow:
 def read_csv_text(csv_path: Path, error: type[ValueError]) -> str:
     """The text of a UTF-8 CSV file (Excel's byte-order mark allowed); `error` with a plain
     message for a path that is not a regular file (a folder, a pipe, a device: checked before
-    opening, so a FIFO cannot hang the import), a file over `MAX_CSV_BYTES`, one that is not
+    opening, so a FIFO cannot hang the import; `safeio.read_regular_file`), a file over `MAX_CSV_BYTES`, one that is not
     UTF-8 text, or one holding a NUL byte (a binary or UTF-16 file)."""
-    data = b""
     try:
-        st = os.stat(csv_path)
-        if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_CSV_BYTES:
-            # O_NONBLOCK: should the path become a FIFO after the check, opening it does not
-            # wait for a writer (the fstat below then refuses it).
-            fd = os.open(csv_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-            with os.fdopen(fd, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                data = fh.read(MAX_CSV_BYTES + 1) if stat.S_ISREG(st.st_mode) else b""
-    except OSError as exc:
-        raise error(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
-    if stat.S_ISDIR(st.st_mode):
-        raise error(f"{csv_path} is a folder, not a CSV file")
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{csv_path} is not a regular file (a pipe or a device?); give a CSV file")
-    if st.st_size > MAX_CSV_BYTES or len(data) > MAX_CSV_BYTES:
+        data = safeio.read_regular_file(csv_path, MAX_CSV_BYTES)
+    except safeio.NotRegularFileError as exc:
+        if exc.is_dir:
+            raise error(f"{csv_path} is a folder, not a CSV file") from exc
+        raise error(
+            f"{csv_path} is not a regular file (a pipe or a device?); give a CSV file"
+        ) from exc
+    except safeio.FileTooLargeError as exc:
         raise error(
             f"{csv_path} is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB: "
             "too large for a labels or metadata CSV"
-        )
+        ) from exc
+    except OSError as exc:
+        raise error(f"cannot read {csv_path}: {exc.strerror or exc}") from exc
     try:
         text = data.decode("utf-8-sig")  # utf-8-sig: Excel writes a BOM
     except UnicodeDecodeError as exc:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import struct
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from fabricsearch import safeio
 from fabricsearch.atomicio import atomic_write, write_text_atomic
 from fabricsearch.config import config_from_dict, config_to_dict
 from fabricsearch.errors import UserError
@@ -158,21 +158,14 @@ def save_checkpoint(path: str | Path, method: HashMethod, meta: CheckpointMeta) 
 
 def _open_regular(path: Path, what: str) -> BinaryIO:
     """`path` opened for reading if it is a regular file. A FIFO, device or folder (also
-    behind a symbolic link) is refused without being opened for long: the open does not
-    block, and what was opened is checked again, so a swap in between is caught too."""
+    behind a symbolic link) is refused without being opened for long
+    (`safeio.open_regular_file`)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise CheckpointError(f"{what} {path} is not a regular file")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        return safeio.open_regular_file(path)
+    except safeio.NotRegularFileError as exc:
+        raise CheckpointError(f"{what} {path} is not a regular file") from exc
     except OSError as exc:
         raise CheckpointError(f"cannot read {what} {path}: {exc}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CheckpointError(f"{what} {path} is not a regular file")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _read_header(f: BinaryIO, path: Path) -> dict[str, Any]:
