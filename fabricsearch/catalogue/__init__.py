@@ -55,8 +55,9 @@ Import and labels CSV live in `catalogue.importer` and `catalogue.labels_csv`:
     labels_csv.export_labels(lib, csv) -> int
 
 Errors (catalogue/errors.py) are `fabricsearch.errors.UserError`s: LibraryError and its
-DamagedCatalogueError, ReadOnlyLibraryError, DiskFullError and MissingImageError (also a
-KeyError: image ids not in the catalogue).
+DamagedCatalogueError, ReadOnlyLibraryError, DiskFullError, MissingImageError (also a
+KeyError: image ids not in the catalogue) and NoLibraryThereError (a team database with no
+library yet: one can be created there).
 
 A `Library` may be used from any thread (one connection behind a lock); see docs/library.md.
 """
@@ -66,6 +67,7 @@ from fabricsearch.catalogue.errors import (
     DiskFullError,
     LibraryError,
     MissingImageError,
+    NoLibraryThereError,
     ReadOnlyLibraryError,
 )
 from fabricsearch.catalogue.library import (
@@ -88,5 +90,6 @@ __all__ = [
     "LibraryError",
     "MissingImageError",
     "ModelInfo",
+    "NoLibraryThereError",
     "ReadOnlyLibraryError",
 ]

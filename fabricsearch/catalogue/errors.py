@@ -10,6 +10,11 @@ class LibraryError(UserError):
     """A library folder that cannot be used, with a message for the user."""
 
 
+class NoLibraryThereError(LibraryError):
+    """A team library's database that holds no library yet: one can be created there (the
+    window offers it; the CLI says `fabricsearch init URL --photos-root DIR`)."""
+
+
 class DamagedCatalogueError(LibraryError):
     """The catalogue file is empty, not SQLite, damaged, or newer than this fabricsearch.
     It is never repaired or overwritten automatically: the user restores it."""
@@ -36,5 +41,6 @@ __all__ = [
     "DiskFullError",
     "LibraryError",
     "MissingImageError",
+    "NoLibraryThereError",
     "ReadOnlyLibraryError",
 ]

@@ -45,7 +45,7 @@ from fabricsearch.gui.controllers.training import TrainingController
 from fabricsearch.gui.controllers.watching import WatchController
 from fabricsearch.gui.dropping import can_accept
 from fabricsearch.gui.jobs import JobRunner
-from fabricsearch.gui.messages import DialogSink, MessageSink
+from fabricsearch.gui.messages import DialogSink, MessageSink, plural
 from fabricsearch.gui.settings import THUMB_SIZES, Settings
 from fabricsearch.gui.widgets.detail_panel import DetailPanel
 from fabricsearch.gui.widgets.flow import ElidedLabel
@@ -693,7 +693,10 @@ class MainWindow(QMainWindow):
         return px
 
     def show_shortcuts(self) -> None:
-        self.sink.inform("Labelling shortcuts", self.label_panel.shortcut_help())
+        from fabricsearch.gui.shortcuts import shortcut_help
+
+        text = shortcut_help(self.label_panel.shortcut_help(), self.menuBar())
+        self.sink.inform("Labelling shortcuts", text)
 
     def show_about(self) -> None:
         from fabricsearch.gui.dialogs.about_dialog import AboutDialog
@@ -723,9 +726,9 @@ class MainWindow(QMainWindow):
         if self.libraries.loading and not count:
             self.count_label.setText("Loading the library…")
         elif labelled is None:  # counted; the labels are still being read
-            self.count_label.setText(f"{count:,} images · reading labels…")
+            self.count_label.setText(f"{plural(count, 'image')} · reading labels…")
         else:
-            self.count_label.setText(f"{count:,} images · {labelled:,} labelled")
+            self.count_label.setText(f"{plural(count, 'image')} · {labelled:,} labelled")
         active = lib.active_model()
         self.model_label.setText(
             f"Model: {active.version} ({active.method}, {active.bits} bits)"

@@ -25,6 +25,12 @@ class MessageSink(Protocol):
     def present(self, dialog: QDialog) -> None: ...
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """ "1 image", "2 images", "1,200 photos": a count with its noun agreeing (`nouns` for an
+    irregular plural, e.g. ``plural(n, "category", "categories")``)."""
+    return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def _log(title: str, text: str, warning: bool) -> None:
     log.log(logging.WARNING if warning else logging.INFO, "%s: %s", title, text)
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog
 
-from fabricsearch.catalogue import ImageRecord, Library, LibraryError
+from fabricsearch.catalogue import ImageRecord, Library, LibraryError, NoLibraryThereError
 from fabricsearch.errors import message_for
 from fabricsearch.gui.browse_columns import BrowseColumns
+from fabricsearch.gui.messages import plural
 from fabricsearch.gui.models import ThumbnailCache
 from fabricsearch.gui.workers import Worker
 from fabricsearch.jobs import CancelToken, ProgressFn, report
@@ -84,9 +85,12 @@ class LibraryController(QObject):
         self.watch_timer.timeout.connect(self.check_external_changes)
 
     # --- open / close -------------------------------------------------------------------
-    def open_library(self, path: str | Path, create: bool = False) -> bool:
+    def open_library(
+        self, path: str | Path, create: bool = False, photos_root: str | Path | None = None
+    ) -> bool:
         """Open (or create) a library and show it; its records arrive from a worker
-        (`recordsLoaded`). False with a message if it cannot be used."""
+        (`recordsLoaded`). False with a message if it cannot be used. `photos_root`: a new
+        team library's (the folder its photos lie under)."""
         from fabricsearch.services.imports import create_library
 
         w = self.w
@@ -118,10 +122,16 @@ class LibraryController(QObject):
         w.statusBar().showMessage(f"Opening {shown}…")
         try:
             if create:
-                lib = self._off_thread(partial(create_library, path), "create-library")
+                make = partial(create_library, path, photos_root=photos_root)
+                lib = self._off_thread(make, "create-library")
             else:
                 lib = self._open_asking_password(path)
         except (LibraryError, OSError) as exc:
+            if isinstance(exc, NoLibraryThereError) and isinstance(path, str):
+                # An empty team database: offer to create one there, once this open is over.
+                w.statusBar().clearMessage()
+                QTimer.singleShot(0, partial(self.offer_new_team_library, path))
+                return False
             if self.library is None:
                 w.welcome.problem.setText(f"Cannot open {shown}:\n{exc}")
                 w.welcome.problem.setVisible(True)
@@ -231,6 +241,32 @@ class LibraryController(QObject):
             raise value
         return value
 
+    def offer_new_team_library(self, url: str) -> bool:
+        """Connect to team library… found an empty database: create a team library there
+        (as `fabricsearch init URL --photos-root DIR` does), after asking, with the folder
+        the team's photos lie under."""
+        from fabricsearch.services.imports import display_url
+
+        shown = display_url(url)
+        if not self.w.sink.confirm(
+            "Connect to team library",
+            f"{shown} holds no fabricsearch library yet.\n\nCreate a new team library there? "
+            "You then choose the shared folder the team's photos lie under (each colleague "
+            "maps it for their computer).",
+        ):
+            return False
+        root = self.ask_photos_root(shown)
+        if not root:
+            return False
+        return self.open_library(url, create=True, photos_root=root)
+
+    def ask_photos_root(self, url: str) -> str | None:
+        """The folder a new team library's photos lie under, from the user (None: cancelled)."""
+        folder = QFileDialog.getExistingDirectory(
+            self.w, f"New team library {url}: the folder the team's photos lie under"
+        )
+        return folder or None
+
     def ask_password(self, url: str) -> str | None:
         """The password for ``url`` from the user (None: cancelled)."""
         from PySide6.QtWidgets import QInputDialog, QLineEdit
@@ -316,8 +352,8 @@ class LibraryController(QObject):
             self.show_shared_training(lib)
         if lib is None or self._loading or self._signature is None:
             return False
-        if self.w.runner.running("import"):
-            return False  # the import's end reloads anyway
+        if self.w.runner.running("import") or self.w.watching.writing():
+            return False  # the import's (or watched folder's batch's) end reloads anyway
         if self.w.runner.running("labels"):
             return False  # the window's own labels CSV: its end reloads and shows them
         if catalogue_signature(lib) == self._signature:
@@ -340,7 +376,7 @@ class LibraryController(QObject):
             self.w.searching.invalidate_labels()
             self.w.active_grid().select_ids(selected)
             self.w.statusBar().showMessage(
-                f"{len(changed)} images changed outside this window: refreshed", 6000
+                f"{plural(len(changed), 'image')} changed outside this window: refreshed", 6000
             )
             self.externalChange.emit(changed)
 
@@ -385,9 +421,13 @@ class LibraryController(QObject):
 
     # --- dialogs ----------------------------------------------------------------------------
     def new_library_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.w, "New library: choose an empty folder")
-        if folder:
-            self.open_library(folder, create=True)
+        """An empty folder, or one not made yet (`NewLibraryDialog` makes it)."""
+        from fabricsearch.gui.dialogs.new_library_dialog import NewLibraryDialog
+
+        dialog = NewLibraryDialog(self.w)
+        dialog.fileSelected.connect(lambda folder: self.open_library(folder, create=True))
+        self.w.runner.last_dialog = dialog
+        dialog.open()
 
     def open_library_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.w, "Open library")
@@ -400,7 +440,10 @@ class LibraryController(QObject):
         from PySide6.QtWidgets import QInputDialog
 
         url, ok = QInputDialog.getText(
-            self.w, "Connect to team library", "Team library URL (postgresql://USER@HOST/DB):"
+            self.w,
+            "Connect to team library",
+            "Team library URL (postgresql://USER@HOST/DB)\n"
+            "(an empty database: you are offered to create a team library there):",
         )
         if ok and url.strip():
             self.open_library(url.strip())
@@ -543,7 +586,8 @@ class LibraryController(QObject):
                 if rep.errors:
                     self.show_labels_report(rep)
                 else:
-                    text = f"Labels applied to {rep.applied} images from {Path(path).name}."
+                    applied = plural(rep.applied, "image")
+                    text = f"Labels applied to {applied} from {Path(path).name}."
                     self.w.sink.inform("Import labels", text)
                 self.w.labelsImported.emit(rep)
 
@@ -632,7 +676,7 @@ class LibraryController(QObject):
         except OSError as exc:
             self.w.sink.inform("Export labels", f"Cannot write {path}: {exc}", warning=True)
             return None
-        self.w.statusBar().showMessage(f"Saved the labels of {n} images to {path}", 5000)
+        self.w.statusBar().showMessage(f"Saved the labels of {plural(n, 'image')} to {path}", 5000)
         return n
 
     # --- remove and relocate --------------------------------------------------------------------
@@ -663,7 +707,8 @@ class LibraryController(QObject):
         w.searching.invalidate()
         w.searching.clear()
         w.statusBar().showMessage(
-            f"Removed {len(rep.removed)} images from the library (saved in {rep.record})", 6000
+            f"Removed {plural(len(rep.removed), 'image')} from the library (saved in {rep.record})",
+            6000,
         )
         self.reload_records()
         return rep
@@ -689,7 +734,10 @@ class LibraryController(QObject):
             return lib.relocate(old, new, progress=progress, cancel=cancel)
 
         def done(rep: Any) -> None:
-            lines = [f"{len(rep.moved)} images now point into {new}."]
+            moved = len(rep.moved)
+            lines = [
+                f"{plural(moved, 'image')} now {'points' if moved == 1 else 'point'} into {new}."
+            ]
             for what, items in (
                 ("not found there", rep.missing),
                 ("with other content there", rep.different),

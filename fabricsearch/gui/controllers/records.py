@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
@@ -11,6 +12,8 @@ from fabricsearch.errors import message_for
 
 if TYPE_CHECKING:
     from fabricsearch.gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
 
 
 class SetMetadataCommand(QUndoCommand):
@@ -63,8 +66,11 @@ class RecordsController(QObject):
             replaced = w.library.set_metadata(ids, values)
         except Exception as exc:  # noqa: BLE001 - a refused value: say why
             reason = message_for(exc, what="setting a fabric record")
-            w.sink.inform("Fabric record", f"Cannot set this: {reason}", warning=True)
-            self.show_selection()
+            log.info("fabric record refused: %s", reason)
+            # Beside the field, the typed text kept to be corrected (a box that erased it
+            # made the user type it all again).
+            w.metadata_panel.show_problem(next(iter(values)), reason)
+            w.statusBar().showMessage(f"Not set: {reason}", 6000)
             return False
         stored = w.library.metadata(ids)
         new = {i: {k: _stored(stored[i], k) for k in values} for i in ids}

@@ -5,6 +5,7 @@ The folders are remembered per library."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from fabricsearch.gui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
+
+WRITING_GRACE_S = 30.0
 
 
 class WatchController(QObject):
@@ -30,6 +33,9 @@ class WatchController(QObject):
         self.folders: list[Path] = []
         #: What the watcher refused since it (re)started (a link leaving the folders, …).
         self.problems: list[str] = []
+        # When the watcher last reported work on the catalogue (set from its thread; None
+        # once its batch is shown): the window's own import, not "another process".
+        self._writing_since: float | None = None
         self._batch.connect(self._on_batch)
         self._problem.connect(self._on_problem)
 
@@ -78,8 +84,11 @@ class WatchController(QObject):
             return
         emit = self._batch.emit
 
+        def writing(_p: Any) -> None:  # in the watcher's thread
+            self._writing_since = time.monotonic()
+
         def run(progress: Any = None, cancel: Any = None) -> None:
-            watcher.run(on_batch=emit, cancel=cancel)
+            watcher.run(on_batch=emit, progress=writing, cancel=cancel)
 
         self.w.runner.start(
             run,
@@ -91,7 +100,16 @@ class WatchController(QObject):
         )
         self._show_status()
 
+    def writing(self) -> bool:
+        """Whether the watcher is importing into the catalogue now (its batch not yet shown):
+        the library's poll then leaves the change to the batch's own reload rather than
+        calling it a change "outside this window". A watcher silent for `WRITING_GRACE_S`
+        (a catch-up that found nothing sends no batch) counts as done."""
+        since = self._writing_since
+        return since is not None and time.monotonic() - since < WRITING_GRACE_S
+
     def _on_batch(self, batch: Any) -> None:
+        self._writing_since = None
         new = batch.added + batch.updated + batch.moved
         log.info("watched folder %s: %d new or changed photos", batch.folder, new)
         self.w.searching.invalidate()

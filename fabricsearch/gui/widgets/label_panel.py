@@ -188,7 +188,6 @@ class LabelPanel(QWidget):
             f"  F{i + 1}: {tax.fine_names.get(f, f)}" for i, f in enumerate(tax.active_fine()[:12])
         ]
         lines.append("  [ / ]: tightness −5 / +5 %")
-        lines.append("  N: next unlabelled · Ctrl+Z / Ctrl+Shift+Z: undo / redo")
         return "\n".join(lines)
 
     def _build_actions(self) -> None:

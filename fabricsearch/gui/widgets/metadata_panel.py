@@ -40,6 +40,13 @@ class MetadataPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.selection_label = QLabel("No selection")
+        # A refused value, said beside the form (not in a box) with the typed text kept, so it
+        # can be corrected rather than typed again.
+        self.problem_label = QLabel()
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setStyleSheet("color: #b00020;")
+        self.problem_label.setVisible(False)
+        self.problem_field = ""
         self.edits: dict[str, QLineEdit] = {}
         self._shown: dict[str, str] = {}
         form = QFormLayout()
@@ -54,11 +61,38 @@ class MetadataPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.selection_label)
+        layout.addWidget(self.problem_label)
         layout.addLayout(form)
         layout.addStretch(1)
         self.set_selection([], {})
 
+    def show_problem(self, name: str, reason: str) -> None:
+        """Say why `name`'s value was refused, under the selection and on the field, keeping
+        the typed text (`set_selection` or a value accepted clears it)."""
+        self.clear_problem()
+        self.problem_field = name
+        label = FIELD_LABELS.get(name, name)
+        self.problem_label.setText(f"{label}: {reason}")
+        self.problem_label.setVisible(True)
+        edit = self.edits.get(name)
+        if edit is not None:
+            edit.setStyleSheet("border: 1px solid #b00020;")
+            edit.setToolTip(reason)
+        # Finishing the edit again with the same text tries it again.
+        self._shown.pop(name, None)
+
+    def clear_problem(self) -> None:
+        edit = self.edits.get(self.problem_field)
+        if edit is not None:
+            edit.setStyleSheet("")
+            edit.setToolTip(
+                "Comma-separated, e.g. summer, linen look" if self.problem_field == "tags" else ""
+            )
+        self.problem_field = ""
+        self.problem_label.setVisible(False)
+
     def set_selection(self, ids: Sequence[int], metadata: Mapping[int, Any]) -> None:
+        self.clear_problem()
         n = len(ids)
         self.selection_label.setText(
             "No selection" if n == 0 else f"Fabric record of {n} image{'s' if n != 1 else ''}"
