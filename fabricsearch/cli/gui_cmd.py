@@ -11,6 +11,13 @@ def _library_arg(value: str) -> str | Path:
     return value if value.startswith(("postgresql://", "postgres://")) else Path(value)
 
 
+def _size_arg(value: str) -> tuple[int, int]:
+    w, sep, h = value.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 200 or int(h) < 200:
+        raise argparse.ArgumentTypeError(f"not a window size: {value!r} (e.g. 1280x800)")
+    return int(w), int(h)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="open the desktop application")
     p.add_argument(
@@ -30,6 +37,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="PHOTO",
         help="query photo for --screenshot (default: an image of the library)",
+    )
+    p.add_argument(
+        "--size",
+        type=_size_arg,
+        metavar="WxH",
+        help="window size for --screenshot / --self-test, e.g. 1280x800 (default 1440x900)",
     )
     p.add_argument(
         "--training-screenshot",
@@ -65,4 +78,5 @@ def run(args: argparse.Namespace) -> int:
         training_screenshot=args.training_screenshot,
         train_overrides=overrides if args.training_screenshot else None,
         verbose=getattr(args, "verbose", False),
+        size=args.size,
     )

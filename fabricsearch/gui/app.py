@@ -98,8 +98,10 @@ def run(
     training_screenshot: Path | None = None,
     train_overrides: dict[str, Any] | None = None,
     verbose: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> int:
-    """Open the main window; with `screenshot` / `self_test`, do that and quit."""
+    """Open the main window; with `screenshot` / `self_test`, do that and quit (`size`: the
+    window's size in a scripted run, e.g. (1280, 800) for a small laptop's screen)."""
     from fabricsearch.gui import scripted as script
     from fabricsearch.gui.main_window import MainWindow
     from fabricsearch.gui.messages import RecordingSink
@@ -127,7 +129,7 @@ def run(
     # Scripted runs record messages instead of showing boxes nobody could close.
     window = MainWindow(settings, RecordingSink() if scripted else None, train_config)
     if scripted:
-        window.resize(1440, 900)
+        window.resize(*(size or (1440, 900)))
     path = open_window(window, settings, library, demo_now=scripted)
     if not scripted:
         import threading
