@@ -8,7 +8,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 FIELD_LABELS = {
     "article": "Article no.",
@@ -58,12 +66,21 @@ class MetadataPanel(QWidget):
                 edit.setToolTip("Comma-separated, e.g. summer, linen look")
             self.edits[name] = edit
             form.addRow(label, edit)
+        # The fields scroll rather than make the window taller than a small screen (issue 24).
+        fields = QWidget()
+        inner = QVBoxLayout(fields)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addLayout(form)
+        inner.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(fields)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.selection_label)
         layout.addWidget(self.problem_label)
-        layout.addLayout(form)
-        layout.addStretch(1)
+        layout.addWidget(scroll, 1)
         self.set_selection([], {})
 
     def show_problem(self, name: str, reason: str) -> None:
