@@ -60,4 +60,9 @@ def run_suggest(args: argparse.Namespace) -> int:
         f"{verb} labels for {len(rep.suggestions)} unlabelled images at confidence >= "
         f"{rep.min_confidence:g}; {rep.unsuggested} left unsuggested"
     )
+    if rep.unfamiliar:
+        print(
+            f"{len(rep.unfamiliar)} unlabelled images are unlike any labelled fabric: no "
+            "suggestion (label a few of them by hand, then train again)"
+        )
     return 0

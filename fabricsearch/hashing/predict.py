@@ -105,3 +105,29 @@ def predict_labels(
         for ids, x in record_inputs(lib, method, records, 256, progress, cancel, "predict"):
             found.update(zip(ids, predict_inputs(method, x, taxonomy), strict=True))
     return [Prediction(rec.id, rec.path, *found.get(rec.id, empty)) for rec in records]
+
+
+@torch.no_grad()
+def record_embeddings(
+    lib: Library,
+    records: Sequence[ImageRecord],
+    method: HashMethod,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[list[int], torch.Tensor]:
+    """Unit-length embeddings of library images, for "is this like the labelled fabrics?"
+    (`suggest`): on a pretrained backbone its cached feature (what every head sees, and a
+    space the labels did not shape), on the compact network the relaxed code. → (ids, (N, D)
+    float32); images that cannot be decoded are left out."""
+    from fabricsearch.hashing.encode import record_inputs
+
+    ids: list[int] = []
+    rows: list[torch.Tensor] = []
+    with method.evaluating():
+        for batch_ids, x in record_inputs(lib, method, records, 256, progress, cancel, "compare"):
+            z = x if method.on_features else method.encode_continuous(x)
+            rows.append(torch.nn.functional.normalize(z.float().flatten(1), dim=1))
+            ids.extend(batch_ids)
+    if not rows:
+        return [], torch.zeros(0, 0)
+    return ids, torch.cat(rows)

@@ -1,6 +1,8 @@
 """Label suggestions from the active model's classification heads (`fabricsearch.suggest`):
 ghost labels for unlabelled images, accepted with Enter (one undoable step), accept-all above
-a confidence, and "next unlabelled" ordered by the model's lowest confidence."""
+a confidence, and "next unlabelled" ordered by the model's lowest confidence. Images unlike
+any labelled fabric get no ghost label: "None of these — unlike any labelled fabric", and
+neither Enter nor Shift+Enter accepts anything for them."""
 
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class SuggestionController(QObject):
         super().__init__(window)
         self.w = window
         self.suggestions: dict[int, Any] = {}
+        # Images unlike any labelled fabric → the head's guess, never offered nor accepted.
+        self.unfamiliar: dict[int, Any] = {}
         self._generation = 0
 
     @property
@@ -56,7 +60,11 @@ class SuggestionController(QObject):
 
         def done(rep: Any) -> None:
             if generation == self._generation:
-                self._set({} if rep is None else {s.image_id: s for s in rep.suggestions})
+                if rep is None:
+                    self._set({})
+                else:
+                    odd = {s.image_id: s for s in rep.unfamiliar}
+                    self._set({s.image_id: s for s in rep.suggestions}, odd)
 
         self.w.runner.start(
             partial(predict_all, lib),
@@ -71,8 +79,9 @@ class SuggestionController(QObject):
         self._generation += 1
         self._set({})
 
-    def _set(self, suggestions: dict[int, Any]) -> None:
+    def _set(self, suggestions: dict[int, Any], unfamiliar: dict[int, Any] | None = None) -> None:
         self.suggestions = suggestions
+        self.unfamiliar = unfamiliar or {}
         self.w.browser.set_suggestions(suggestions)
         if self.w.search_panel.model is not None:
             self.w.search_panel.model.set_suggestions(suggestions)
@@ -90,15 +99,24 @@ class SuggestionController(QObject):
     def show_for_selection(self) -> None:
         records = self.w.selected_records()
         found = self.for_records(records)
+        odd = [r for r in records if not r.labelled and r.id in self.unfamiliar]
         tax = self.w.library.taxonomy if self.w.library is not None else None
+        panel = self.w.label_panel
+        unlike = f"{len(odd)} unlike any labelled fabric" if odd else ""
         if not found:
-            self.w.label_panel.set_suggestion(None)
+            if len(odd) == 1 and len(records) == 1:
+                panel.set_suggestion("None of these — unlike any labelled fabric")
+            elif odd:
+                panel.set_suggestion(f"No suggestion: {unlike}")
+            else:
+                panel.set_suggestion(None)
+            panel.accept_button.setVisible(False)  # nothing to accept
         elif len(found) == 1:
-            self.w.label_panel.set_suggestion(f"Suggested: {describe(found[0], tax)}", 1)
+            text = f"Suggested: {describe(found[0], tax)}"
+            panel.set_suggestion(f"{text} ({unlike})" if odd else text, 1)
         else:
-            self.w.label_panel.set_suggestion(
-                f"Suggestions for {len(found)} of the {len(records)} selected images", len(found)
-            )
+            text = f"Suggestions for {len(found)} of the {len(records)} selected images"
+            panel.set_suggestion(f"{text} ({unlike})" if odd else text, len(found))
 
     def accept(self, min_confidence: float = 0.0) -> bool:
         """Accept the selection's suggestions at or above `min_confidence` (one undo step)."""
