@@ -247,6 +247,8 @@ class _Side(QGroupBox):
         self.extra.setWordWrap(True)
         for lab in (self.coarse, self.fine, self.tightness, self.extra):
             lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            # "Plaid / check › Small lattice / gingham" wraps rather than widen the window.
+            lab.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Coarse", self.coarse)
         form.addRow("Fine", self.fine)
