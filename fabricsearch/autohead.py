@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The version prefixes of automatic heads and the shipped model: names only, for people
-#: reading a list of models. What a model is, is its ``kind`` (`catalogue.MODEL_KINDS`).
+#: The version prefix of automatic heads (the shipped model's is `pretrain.pretrained_version`):
+#: a name only, for people reading a list of models. What a model is, is its ``kind``
+#: (`catalogue.MODEL_KINDS`).
 AUTO_PREFIX = "auto-"
-SHIPPED_PREFIX = "pretrained-"
 AUTO_BITS = 64
 AUTO_NOTE = "label-free: ITQ on the pretrained backbone's features of this library's photos"
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-VALID_BITS = (8, 16, 32, 48, 64, 128, 256, 512)
-
 
 def pack_codes(codes: np.ndarray) -> np.ndarray:
     """(N, K) array of ±1 floats, 0/1 or booleans → (N, K/8) uint8. K must be a multiple of 8."""

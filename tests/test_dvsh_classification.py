@@ -17,9 +17,9 @@ from fabricsearch.hashing.checkpoint import build_metadata, save_checkpoint
 from fabricsearch.hashing.methods.dvsh import DVSH
 from fabricsearch.hashing.registry import create_method
 from fabricsearch.hashing.train import (
-    _lr_factor,
     build_method,
     train,
+    train_schedule,
     with_class_counts,
 )
 
@@ -144,9 +144,9 @@ def test_init_from_a_checkpoint_without_heads_keeps_the_hash_head(tmp_path: Path
 
 def test_cosine_schedule() -> None:
     cfg = TrainConfig()
-    assert _lr_factor(cfg, 0, 100) == 1.0
-    assert _lr_factor(cfg, 50, 100) == pytest.approx(0.5)
-    assert _lr_factor(cfg, 100, 100) == pytest.approx(0.0, abs=1e-12)
-    assert _lr_factor(TrainConfig(lr_schedule="constant"), 50, 100) == 1.0
+    assert train_schedule(cfg).factor(0, 100) == 1.0
+    assert train_schedule(cfg).factor(50, 100) == pytest.approx(0.5)
+    assert train_schedule(cfg).factor(100, 100) == pytest.approx(0.0, abs=1e-12)
+    assert train_schedule(TrainConfig(lr_schedule="constant")).factor(50, 100) == 1.0
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")

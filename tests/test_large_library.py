@@ -72,7 +72,7 @@ def test_columns_match_the_records(library_dir: Path) -> None:
         cols = lib.columns()
         assert cols.ids.tolist() == [r.id for r in recs]
         assert cols.paths == [str(r.path) for r in recs]
-        assert [cols.sha_hex(i) for i in range(len(cols))] == [r.sha256 for r in recs]
+        assert [cols.sha[i].tobytes().hex() for i in range(len(cols))] == [r.sha256 for r in recs]
         np.testing.assert_array_equal(cols.palettes, np.stack([r.palette for r in recs]))
         assert cols.coarse == [r.coarse for r in recs]
         assert cols.fine == [r.fine for r in recs]

@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 DB_NAME = "catalogue.sqlite"
 #: Set to 1 to open every library read-only (search only), whatever its permissions.
 READ_ONLY_ENV = "FABRICSEARCH_READ_ONLY"
-SPLITS = ("train", "val", "test")
 #: Split fractions; an image's split comes from its content hash, so it is the same on every
 #: machine and survives re-imports and moves.
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -1421,7 +1420,7 @@ class CatalogueColumns:
 
     ids: np.ndarray  # int64 (N,)
     paths: list[str]  # as `ImageRecord.path` (a str), empty when not asked for
-    sha: np.ndarray  # uint8 (N, 32): the SHA-256 digests (`sha_hex` for the text)
+    sha: np.ndarray  # uint8 (N, 32): the SHA-256 digests (`.tobytes().hex()`: the text)
     palettes: np.ndarray  # float32 (N, 10, 4)
     coarse: list[str | None]
     fine: list[str | None]
@@ -1429,9 +1428,6 @@ class CatalogueColumns:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def sha_hex(self, row: int) -> str:
-        return self.sha[row].tobytes().hex()
 
     def take(self, rows: np.ndarray) -> CatalogueColumns:
         idx = rows.tolist()

@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-URL_SCHEMES = ("postgresql://", "postgres://")
-
 #: Tables whose ``id`` the server assigns from a sequence (`PgConnection.advance_identities`).
 IDENTITY_TABLES = ("images", "label_audit")
 #: How long a lost connection is retried (a server restart takes a few seconds).
@@ -258,12 +256,6 @@ class PgConnection:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-    @property
-    def in_transaction(self) -> bool:
-        from psycopg.pq import TransactionStatus
-
-        return self._conn.info.transaction_status != TransactionStatus.IDLE
 
     # --- what differs between the engines beyond SQL ---------------------------------------
     def check(self) -> list[str]:

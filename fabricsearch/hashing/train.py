@@ -148,11 +148,6 @@ def train_schedule(cfg: TrainConfig) -> LRSchedule:
     return LRSchedule(cfg.lr_schedule, warmup_frac=0.0, floor=0.0)
 
 
-def _lr_factor(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """Training's multiplier at `step` (`train_schedule`)."""
-    return train_schedule(cfg).factor(step, total_steps)
-
-
 def method_config(cfg: TrainConfig) -> MethodConfig:
     """The method's `Config` for `cfg` (bits, input size, backbone and options): a value it
     refuses raises ValueError naming it (`fabricsearch train` checks the options with this

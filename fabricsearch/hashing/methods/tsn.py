@@ -322,9 +322,6 @@ class TSN(HashMethod):
         return self(x)
 
     # --- training -----------------------------------------------------------------------
-    def gan_parameters(self) -> list[nn.Parameter]:
-        return [*self.generator.parameters(), *self.discriminator.parameters()]
-
     def hash_parameters(self) -> list[nn.Parameter]:
         return [*self.head.parameters(), *self.classifier.parameters()]
 
