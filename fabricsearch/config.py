@@ -107,11 +107,26 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
-def step_metric(finetune: bool, gpu: bool) -> str:
+#: Kinds of training run, by what a step costs: the search layers on cached features of a
+#: frozen pretrained network, those layers with the network's last blocks fine-tuned on
+#: photos, or the compact network trained on pixels.
+RUN_KINDS = ("features", "finetune", "pixels")
+
+
+def run_kind(finetune: int, backbone: str) -> str:
+    """The `RUN_KINDS` entry of a training with these settings."""
+    from fabricsearch.backbone_specs import is_pretrained
+
+    if finetune:
+        return "finetune"
+    return "features" if is_pretrained(backbone) else "pixels"
+
+
+def step_metric(kind: str, gpu: bool) -> str:
     """The model metric holding a training's measured seconds per step, for runs of its kind
-    ("train_step_s_cpu", "finetune_step_s_gpu", …): what `presets` estimates the next one
-    from."""
-    return f"{'finetune' if finetune else 'train'}_step_s_{'gpu' if gpu else 'cpu'}"
+    (`run_kind`; "features_step_s_cpu", "finetune_step_s_gpu", …): what `presets` estimates
+    the next one from."""
+    return f"{kind}_step_s_{'gpu' if gpu else 'cpu'}"
 
 
 def replace(cfg: T, **changes: Any) -> T:

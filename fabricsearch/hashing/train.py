@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from fabricsearch.config import TrainConfig, step_metric
+from fabricsearch.config import TrainConfig, run_kind, step_metric
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, BatchLabels, HashMethod, TrainContext
 from fabricsearch.hashing.data import (
@@ -977,7 +977,8 @@ def _step_speed(result: TrainResult, choice: dict[str, Any] | None) -> dict[str,
     seconds = sum(float(t) for _n, t in loops)
     if steps <= 0 or seconds <= 0 or not result.method.trainable:
         return {}
-    key = step_metric(bool(result.config.finetune), result.device.startswith("cuda"))
+    kind = run_kind(result.config.finetune, result.config.backbone)
+    key = step_metric(kind, result.device.startswith("cuda"))
     return {key: seconds / steps}
 
 

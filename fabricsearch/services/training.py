@@ -78,15 +78,16 @@ def train(
     return impl.train_library(lib, cfg, progress=progress, cancel=cancel, **options)
 
 
-def measured_step_seconds(lib: Library, finetune: bool, gpu: bool) -> float | None:
-    """Seconds per training step of this library's latest training of the kind (fine-tuning
-    or not, GPU or CPU), as recorded with its model (`config.step_metric`); None before any.
+def measured_step_seconds(lib: Library, kind: str, gpu: bool) -> float | None:
+    """Seconds per training step of this library's latest training of the kind
+    (`config.run_kind`, on GPU or CPU), as recorded with its model (`config.step_metric`);
+    None before any.
     Read from the catalogue: cheap enough for a dialog's opening."""
     import math
 
     from fabricsearch.config import step_metric
 
-    key = step_metric(finetune, gpu)
+    key = step_metric(kind, gpu)
     for info in lib.models():  # newest first
         value = info.metrics.get(key)
         if isinstance(value, int | float) and math.isfinite(value) and value > 0:

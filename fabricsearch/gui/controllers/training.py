@@ -58,7 +58,7 @@ class TrainingController(QObject):
             lib.active_model(),
             self.base_config(),
             w,
-            step_seconds=lambda finetune, gpu: measured_step_seconds(lib, finetune, gpu),
+            step_seconds=lambda kind, gpu: measured_step_seconds(lib, kind, gpu),
         )
         w.runner.last_dialog = dialog
         dialog.accepted.connect(lambda: self.start_training(dialog.config()))

@@ -87,10 +87,11 @@ class TrainOptionsDialog(QDialog):
         active: ModelInfo | None,
         base_config: Any,
         parent: QWidget | None = None,
-        step_seconds: Callable[[bool, bool], float | None] | None = None,
+        step_seconds: Callable[[str, bool], float | None] | None = None,
     ) -> None:
-        """`step_seconds(finetune, gpu)`: this computer's measured seconds per training step
-        (`services.training.measured_step_seconds`); the estimates scale it by the library."""
+        """`step_seconds(kind, gpu)`: this computer's measured seconds per training step for
+        runs of a `config.run_kind` (`services.training.measured_step_seconds`); the estimates
+        scale it by the library."""
         super().__init__(parent)
         self.setWindowTitle("Retrain on new samples")
         self.base_config = base_config
@@ -115,14 +116,15 @@ class TrainOptionsDialog(QDialog):
         self.labels_text = text
         self.info = QLabel(text)
         self.info.setWordWrap(True)
+        from fabricsearch.config import run_kind
         from fabricsearch.presets import describe, presets
 
         # Presets in plain words with a time estimate; choosing one sets the fields below.
         self.preset_box = QComboBox()
         gpu = cuda_available()
         for key, preset in presets().items():
-            finetune = bool(preset.changes.get("finetune"))
-            step_s = step_seconds(finetune, gpu) if step_seconds is not None else None
+            kind = run_kind(int(preset.changes.get("finetune") or 0), preset.changes["backbone"])
+            step_s = step_seconds(kind, gpu) if step_seconds is not None else None
             # Quick keeps the configured epochs; Thorough sets its own.
             epochs = None if "epochs" in preset.changes else base_config.epochs
             text = describe(preset, max(labelled, 2), 0, gpu, step_s, epochs)
