@@ -25,6 +25,7 @@ class DemoController(QObject):
         super().__init__(window)
         self.w = window
         self._open_when_ready = True
+        self._logged = -1  # the last tenth of the build written to the log
 
     def running(self) -> bool:
         return self.w.runner.running(SLOT)
@@ -36,6 +37,7 @@ class DemoController(QObject):
         self._open_when_ready = open_when_ready
         if self.running():
             return
+        self._logged = -1
         self.w.welcome.show_preparing("Preparing the demo library…")
         log.info("preparing the demo library in the background")
         self.w.runner.start(
@@ -50,6 +52,9 @@ class DemoController(QObject):
 
     def _progress(self, p: Any) -> None:
         text = f"Preparing the demo library… {p.done} %"
+        if p.done // 10 > self._logged:  # the log follows too, a line per tenth
+            self._logged = p.done // 10
+            log.info("preparing the demo library: %d %% (%s)", p.done, p.message)
         if p.message and p.message != "Ready":
             text += f" ({p.message.lower()})"
         self.w.welcome.show_preparing(text)
