@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fabricsearch.catalogue import Library
 from fabricsearch.catalogue.library import split_for_sha
@@ -37,7 +38,9 @@ def _catalogue_bytes(lib: Library) -> bytes:
     return b"".join(p.read_bytes() for p in (lib.db_path, wal) if p.exists())
 
 
-def test_a_search_writes_nothing_to_the_catalogue(tmp_path: Path) -> None:
+def test_a_search_writes_nothing_to_the_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Images without a code under the active model are left out and counted, not encoded by
     the query; the service's step before a query (`ensure_codes`) encodes them."""
     from fabricsearch.catalogue.importer import import_folder
@@ -70,6 +73,13 @@ def test_a_search_writes_nothing_to_the_catalogue(tmp_path: Path) -> None:
         searcher = Searcher(ro)
         assert searcher.search(lost.path, k=5).unsearchable == 3
         assert ensure_codes(searcher) == 3  # a read-only library is searched as it is
+    from fabricsearch.catalogue.library import READ_ONLY_ENV
+    from fabricsearch.cli import main
+
+    monkeypatch.setenv(READ_ONLY_ENV, "1")
+    assert main(["search", str(folder), str(lost.path), "-k", "3"]) == 0
+    assert "3 photos have no code under the model yet" in capsys.readouterr().out
+    monkeypatch.delenv(READ_ONLY_ENV)
     with Library.open(folder) as lib:
         searcher = Searcher(lib)
         assert ensure_codes(searcher) == 0

@@ -321,6 +321,11 @@ def run(args: argparse.Namespace) -> int:
         print("~ predicted by the model, weighed by its confidence: " + ", ".join(guesses))
     t = result.elapsed_ms
     print(f"{len(result.hits)} results in {t.get('total', 0):.0f} ms")
+    if result.unsearchable:
+        print(
+            f"{result.unsearchable} photos have no code under the model yet and were not "
+            "searched: `fabricsearch encode LIB` encodes them"
+        )
     return 0
 
 
