@@ -41,6 +41,7 @@ __all__ = [
     "load_rgb",
     "palette_report",
     "parse_crop",
+    "parse_text_query",
     "resize_max_side",
 ]
 
@@ -57,6 +58,14 @@ def __getattr__(name: str) -> Any:
 
         return ImageError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse_text_query(text: str) -> None:
+    """Check that a text filter can be understood (no database read); raises
+    `TextQueryError` with a message for the user when it cannot."""
+    from fabricsearch.catalogue.textsearch import parse_query
+
+    parse_query(text)
 
 
 def parse_crop(text: str) -> tuple[int, int, int, int]:

@@ -16,7 +16,6 @@ from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog
 
 from fabricsearch.catalogue import ImageRecord
-from fabricsearch.catalogue.textsearch import TextQueryError, parse_query
 from fabricsearch.gui.dropping import QueryInput, can_accept, query_from_mime
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
@@ -285,9 +284,11 @@ class SearchController(QObject):
         """A text filter that cannot be understood: no matches and why (never the previous
         matches, which would read as its answer). The query is held, so that a corrected
         text searches with it."""
+        from fabricsearch.services.search import TextQueryError, parse_text_query
+
         try:
             if text:
-                parse_query(text)
+                parse_text_query(text)
         except TextQueryError as exc:
             panel = self.w.search_panel
             if request is None:  # nothing searched yet: only the field says so
