@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 #: See the module docstring and docs/benchmarks.md (Suggestions).
 DEFAULT_MIN_CONFIDENCE = 0.5
-#: Labelled images (with an embedding) needed before images are checked against them.
-MIN_REFERENCE = 10
+#: Labelled images (with an embedding) needed before images are checked against them: the
+#: 95th percentile of fewer distances rests on one or two of them (docs/gui.md).
+MIN_REFERENCE = 30
 #: Labelled images compared with at most (a fixed sample of them beyond this).
 MAX_REFERENCE = 4000
 #: An image farther from every labelled image than this percentile of the labelled images'

@@ -113,5 +113,7 @@ def test_real_model_suggests_valid_categories(tmp_path: Path) -> None:
         lib.set_labels(unlabel, coarse=None, fine=None, tightness=None)
         rep = suggest_labels(lib, min_confidence=0.0)
         assert rep.unsuggested == 0
-        assert sorted(s.image_id for s in rep.suggestions) == unlabel
-        assert all(lib.taxonomy.has_coarse(s.coarse) for s in rep.suggestions)
+        # Every unlabelled image is suggested, or set apart as unlike any labelled fabric.
+        judged = rep.suggestions + rep.unfamiliar
+        assert sorted(s.image_id for s in judged) == unlabel
+        assert all(lib.taxonomy.has_coarse(s.coarse) for s in judged)
