@@ -88,6 +88,11 @@ def test_window_fits_1280x800_in_every_state(window, long_labels: Path, qtbot) -
     assert_fits(window, qtbot, "welcome")
     assert open_library(window, long_labels)
     assert_fits(window, qtbot, "library")
+    window.tabs.setCurrentIndex(1)  # before any search: the prompt, whole, on one line
+    settle(qtbot)
+    assert window.search_panel.summary.text()
+    assert not window.search_panel.summary.is_elided()
+    window.tabs.setCurrentIndex(0)
     image_id = long_labelled(window)
     window.browser.grid.select_ids([image_id])
     assert_fits(window, qtbot, "selection")

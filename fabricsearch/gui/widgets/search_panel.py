@@ -42,10 +42,8 @@ EXTRA_HEIGHT = 30  # chip strip + explanation line below the score
 #: While the balance slider is dragged, the results follow after this pause of the drag
 #: (a re-rank of the kept candidates takes milliseconds; this only coalesces mouse moves).
 DRAG_DEBOUNCE_MS = 60
-PROMPT = (
-    "Drop a photo of a fabric anywhere on the window, paste one "
-    "(Ctrl+V) or use File ▸ Search by photo…"
-)
+#: Short enough for one line of a 1280 px window (the header never wraps).
+PROMPT = "Drop or paste (Ctrl+V) a fabric photo to search, or press Ctrl+Shift+F"
 TEXT_TIP = (
     "Only fabrics whose record matches (field:value terms, free words); combined with "
     "the photo inside the search, so the top N are the best of those. Enter applies. (Ctrl+F)"
