@@ -113,20 +113,23 @@ _COST_ENCODE_OTHER = 0.045  # the model active before: codes of the new photos, 
 def import_plan(lib: Library) -> StagePlan:
     """The stages of `import_and_encode` on ``lib`` as the user reads them, with their
     expected costs (`stages.StagePlan`), for one progress across the whole import."""
-    from fabricsearch.featurefeed import feature_backbone
+    # Called on the window's thread: nothing here may import torch (seconds on first use),
+    # so the rule of `featurefeed.feature_backbone` is asked without the backbone's check.
+    from fabricsearch.autohead import is_automatic
     from fabricsearch.stages import Stage, StagePlan
 
+    active = lib.active_model()
     looking = Stage(("wait", "scan"), "Looking for photos", fixed=_COST_SCAN)
     reading = Stage(("import",), "Reading photos", _COST_READ[1], _COST_READ[0])
     preparing = "Preparing search"
-    if lib.folder is not None and feature_backbone(lib) is not None:
+    if lib.folder is not None and (active is None or is_automatic(active)):
         rest: tuple[Stage, ...] = (
             Stage(("features", "training views"), "Learning what they look like", _COST_FEATURES),
             Stage(("train", "decode images"), preparing, _COST_FIT[1], _COST_FIT[0]),
             Stage(("encode",), preparing, _COST_ENCODE_CACHED),
             Stage(("encode new images",), preparing, _COST_ENCODE_OTHER),
         )
-    elif lib.active_model() is not None:
+    elif active is not None:
         rest = (
             Stage(("features", "encode", "encode new images"), preparing, _COST_ENCODE_DECODED),
         )

@@ -166,3 +166,23 @@ def test_overall_progress_spans_the_stages_without_going_back() -> None:
     assert half.seconds_left is not None
     assert half.seconds_left > 0
     assert overall.current(now=1000.0).seconds_left == 0.0
+
+
+def test_the_import_plan_loads_no_network(tmp_path: Path) -> None:
+    # The window asks for the plan on its own thread as the import starts: importing torch
+    # there froze it for seconds (found by scripts/long_session.py). The test process has
+    # torch loaded already, so a fresh one is asked.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from fabricsearch.catalogue import Library\n"
+        "from fabricsearch.services.imports import import_plan\n"
+        f"lib = Library.create({str(tmp_path / 'lib')!r})\n"
+        "labels = [s.label for s in import_plan(lib).stages]\n"
+        "assert 'Learning what they look like' in labels, labels\n"
+        "assert 'torch' not in sys.modules\n"
+        "lib.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
