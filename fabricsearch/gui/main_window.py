@@ -170,7 +170,8 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.right)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([820, 540])
+        # The grid gets four columns of medium thumbnails at 1280 px (issue 24 screenshots).
+        self.splitter.setSizes([880, 480])
         self.right.setSizes([600, 260])
         self.welcome = WelcomePage()
         self.stack = QStackedWidget()
