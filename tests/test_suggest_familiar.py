@@ -164,3 +164,24 @@ def test_too_few_labels_skip_the_check(lib: Library) -> None:
     assert rep.familiar_distance is None
     assert rep.unfamiliar == []
     assert all(s.distance is None and s.confidence == pytest.approx(0.97) for s in rep.suggestions)
+
+
+def test_cli_lists_unlike_fabric_apart_and_accept_leaves_it(lib: Library, capsys) -> None:
+    import json
+
+    from fabricsearch.cli import main as cli_main
+
+    folder = str(lib.folder)
+    lib.close()
+    assert cli_main(["labels", "suggest", folder, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["unfamiliar"]) == 6
+    assert all(not s["familiar"] for s in out["unfamiliar"])
+    assert cli_main(["labels", "suggest", folder]) == 0
+    assert "6 unlabelled images are unlike any labelled fabric" in capsys.readouterr().out
+    assert cli_main(["labels", "accept", folder, "--min-confidence", "0", "--json"]) == 0
+    capsys.readouterr()
+    with Library.open(folder) as again:
+        odd = [r for r in again.images() if r.path.name.startswith(("solid", "stripes"))]
+        assert len(odd) == 6
+        assert all(r.coarse is None for r in odd)
