@@ -88,6 +88,8 @@ def test_window_fits_1280x800_in_every_state(window, long_labels: Path, qtbot) -
     assert_fits(window, qtbot, "welcome")
     assert open_library(window, long_labels)
     assert_fits(window, qtbot, "library")
+    for widget in key_widgets(window)[:4]:  # no selection yet: no result details either
+        assert_on_screen(window, widget, "library")
     window.tabs.setCurrentIndex(1)  # before any search: the prompt, whole, on one line
     settle(qtbot)
     assert window.search_panel.summary.text()
