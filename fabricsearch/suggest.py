@@ -42,6 +42,8 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 MIN_REFERENCE = 30
 #: Labelled images compared with at most (a fixed sample of them beyond this).
 MAX_REFERENCE = 4000
+#: ... and on the compact network, whose labelled photos are decoded for every check.
+MAX_PIXEL_REFERENCE = 800
 #: An image farther from every labelled image than this percentile of the labelled images'
 #: own nearest-neighbour distances (leave one out) is unlike any labelled fabric.
 FAMILIAR_PERCENTILE = 95.0
@@ -198,8 +200,10 @@ class _Neighbourhood:
         ref_ids = lib.image_ids(labelled=True)
         if len(ref_ids) < MIN_REFERENCE or not targets:
             return None
-        if len(ref_ids) > MAX_REFERENCE:  # a fixed sample: the same answer every time
-            pick = np.random.default_rng(0).choice(len(ref_ids), MAX_REFERENCE, replace=False)
+        # On pixels every labelled photo is decoded again: fewer of them.
+        most = MAX_REFERENCE if method.on_features else MAX_PIXEL_REFERENCE
+        if len(ref_ids) > most:  # a fixed sample: the same answer every time
+            pick = np.random.default_rng(0).choice(len(ref_ids), most, replace=False)
             ref_ids = [ref_ids[i] for i in sorted(pick)]
         refs = lib.images(ref_ids)
         rids, r = record_embeddings(lib, refs, method, progress, cancel)
