@@ -80,7 +80,7 @@ def counts(scale: float) -> dict[str, int]:
     return {
         "selections": max(10, round(SELECTIONS * scale)),
         "searches": max(2, round(SEARCHES * scale)),
-        "switches": max(2, 2 * round(SWITCHES * scale / 2)),
+        "switches": max(4, 2 * round(SWITCHES * scale / 2)),
         "images_a": max(12, round(IMAGES_A * size)),
         "images_b": max(8, round(IMAGES_B * size)),
         "images_import": max(6, round(IMAGES_IMPORT * size)),
@@ -123,6 +123,18 @@ def build(work: Path, c: dict[str, int], workers: int) -> dict[str, Path]:
     synth.write_dataset(paths["queries"], QUERIES, seed=4, size=px)
     stamp.write_text(json.dumps(key), encoding="utf-8")
     return paths
+
+
+def fresh_copies(paths: dict[str, Path], work: Path) -> dict[str, Path]:
+    """The session changes its libraries (the import): it works on copies of the built ones."""
+    out = dict(paths)
+    for name in ("lib_a", "lib_b"):
+        target = work / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(paths[name], target)
+        out[name] = target
+    return out
 
 
 # --------------------------------------------------------------------------- the session
@@ -402,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         print("long_session: cannot build the libraries", file=sys.stderr)
         return 2
     paths = build(work / "libraries", c, args.workers)  # already built: only the paths
+    paths = fresh_copies(paths, work / "session")
     build_s = time.monotonic() - t0
 
     from PySide6.QtCore import QSettings

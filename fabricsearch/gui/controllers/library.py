@@ -501,7 +501,7 @@ class LibraryController(QObject):
             on_failed=self._on_import_failed,
             on_cancelled=lambda: self._on_import_failed("cancelled"),
         )
-        self.import_bar.follow(worker, f"Importing {Path(folder).name}", import_plan(self.library))
+        self.import_bar.follow(worker, "Import", import_plan(self.library), f"Importing {folder}")
         self._import_refresh.start()
         return worker
 

@@ -59,6 +59,12 @@ class JobBar(QWidget):
         self.cancel_button.setText("Cancel")
         self.cancel_button.setAutoRaise(True)
         self.cancel_button.clicked.connect(self.cancel)
+        # The status bar must not make the window wider (issue 24 item 4): each label may be
+        # squeezed below its text, the full text is in the tooltip.
+        self.title.setMaximumWidth(140)
+        for label in (self.title, self.stage_label, self.left_label):
+            label.setMinimumWidth(40)
+        self.bar.setMinimumWidth(60)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for w in (self.title, self.stage_label, self.bar, self.left_label, self.cancel_button):
@@ -68,13 +74,15 @@ class JobBar(QWidget):
         self._tick.timeout.connect(self._show_time_left)
         self.setVisible(False)
 
-    def follow(self, worker: Worker, title: str, plan: StagePlan) -> None:
-        """Show ``worker``'s job until it ends (a job followed before is let go)."""
+    def follow(self, worker: Worker, title: str, plan: StagePlan, details: str = "") -> None:
+        """Show ``worker``'s job until it ends (a job followed before is let go): a short
+        ``title`` ("Import"), ``details`` (what it works on) in the tooltip."""
         if self.worker is not None:
             self._disconnect(self.worker)
         self.worker = worker
         self.overall = OverallProgress(plan)
         self.title.setText(f"<b>{title}</b>")
+        self.setToolTip(details or title)
         self.stage_label.setText(plan.stages[0].label if plan.stages else "Starting…")
         self.bar.setValue(0)
         self.left_label.setText(time_left_text(None))
