@@ -115,3 +115,33 @@ def test_cli_colour_reports_both_yarn_colours(tmp_path: Path, capsys) -> None:
     assert cli_main(["colour", str(path), "--json"]) == 0
     names = {c["name"]: c["proportion"] for c in json.loads(capsys.readouterr().out)["colours"]}
     assert names.get("black", 0) >= 0.4
+
+
+def test_measure_colours_again_fixes_a_library_measured_the_old_way(tmp_path: Path, capsys) -> None:
+    import json
+
+    from fabricsearch.catalogue.importer import remeasure_palettes
+    from fabricsearch.cli import main as cli_main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    save(photos / "check.png", check(1200, 1800, 2, ORANGE, BLACK))
+    save(photos / "orange.png", np.full((600, 900, 3), ORANGE, np.uint8))
+    save(photos / "gone.png", np.full((64, 64, 3), BLACK, np.uint8))
+    with Library.create(tmp_path / "lib") as lib:
+        import_folder(lib, photos, workers=0)
+        by_name = {r.path.name: r for r in lib.images()}
+        # As an import before issue 24 measured it: on the 512 px resize, one brown "orange".
+        old = colour.quantise(imaging.decode((photos / "check.png").read_bytes(), max_side=512)[0])
+        assert shares(old) == {"orange": 1.0}
+        lib.update_image(by_name["check.png"].id, palette=old)
+    (photos / "gone.png").unlink()
+    assert cli_main(["measure-colours", str(tmp_path / "lib"), "--json"]) == 1  # one skipped
+    out = json.loads(capsys.readouterr().out)
+    assert (out["changed"], out["unchanged"]) == (1, 1)
+    assert [Path(s["path"]).name for s in out["skipped"]] == ["gone.png"]
+    with Library.open(tmp_path / "lib") as lib:
+        fixed = {r.path.name: r for r in lib.images()}["check.png"]
+        assert shares(fixed.palette)["black"] == pytest.approx(0.5, abs=0.03)
+        again = remeasure_palettes(lib)
+        assert (again.changed, again.unchanged) == (0, 2)

@@ -657,3 +657,65 @@ def _reconcile(
                 rep.added += 1
         for p in deferred:
             lib.clear_failure(p)
+
+
+# --- measuring the palettes again ----------------------------------------------------------
+@dataclass
+class RemeasureReport:
+    """What `remeasure_palettes` did: palettes changed and left as they were, and the images
+    it could not measure ({"path", "reason"})."""
+
+    changed: int = 0
+    unchanged: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changed": self.changed, "unchanged": self.unchanged, "skipped": self.skipped}
+
+
+def remeasure_palettes(
+    lib: Library,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> RemeasureReport:
+    """Measure every image's colour palette again from its file, as an import measures it now
+    (`measure_file`: the finer decode of issue 24), and store those that changed.
+
+    For libraries imported before palettes were measured on the finer decode (the catalogue
+    keeps no measurement version). A file whose bytes changed since the import is skipped (its
+    row describes the old content: import the folder again). Writes are batched; a cancel
+    keeps the batches written and raises `Cancelled` with the report so far."""
+    from fabricsearch import colour
+
+    rep = RemeasureReport()
+    records = lib.images()
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        with lib.atomic():
+            for image_id, palette in pending:
+                lib.update_image(image_id, palette=palette)
+        pending.clear()
+
+    for k, rec in enumerate(records):
+        if cancel is not None and cancel.cancelled:
+            flush()
+            raise Cancelled(
+                f"measured {k} of {len(records)} images; run it again to finish", partial=rep
+            )
+        m = measure_file(str(rec.path), frozenset())
+        if m.error or m.sha256 != rec.sha256:
+            reason = m.error or "the file changed since it was imported: import its folder again"
+            rep.skipped.append({"path": str(rec.path), "reason": reason})
+        else:
+            palette = np.frombuffer(m.palette, np.float32).reshape(colour.N_COLOURS, 4)
+            if np.allclose(palette, rec.palette, atol=1e-4):
+                rep.unchanged += 1
+            else:
+                pending.append((rec.id, palette))
+                rep.changed += 1
+                if len(pending) >= BATCH_SIZE:
+                    flush()
+        report(progress, "colours", k + 1, len(records), "img")
+    flush()
+    return rep

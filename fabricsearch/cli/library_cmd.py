@@ -88,6 +88,16 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("library", metavar="LIB")
     p.set_defaults(func=run_thumbs)
 
+    p = subparsers.add_parser(
+        "measure-colours",
+        aliases=["measure-colors"],
+        help="measure every photo's colours again (libraries imported before fine yarns were"
+        " measured apart)",
+    )
+    p.add_argument("library", metavar="LIB")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_colours)
+
 
 def _open(path: str) -> Any:
     from fabricsearch.cli.libraries import open_library
@@ -225,6 +235,24 @@ def run_info(args: argparse.Namespace) -> int:
     if "integrity" in info:
         print(f"integrity {info['integrity']}")
     return 1 if damaged else 0
+
+
+@user_errors
+def run_colours(args: argparse.Namespace) -> int:
+    from fabricsearch.services.imports import remeasure_colours
+
+    with _open(args.library) as lib, tqdm_progress(not args.json) as (prog, cancel):
+        rep = remeasure_colours(lib, prog, cancel)
+    if args.json:
+        print_json(rep.to_json())
+    else:
+        for row in rep.skipped:
+            print(f"  {row['path']}: {row['reason']}", file=sys.stderr)
+        print(
+            f"colours measured again: {rep.changed} changed, {rep.unchanged} unchanged, "
+            f"{len(rep.skipped)} skipped"
+        )
+    return 0 if not rep.skipped else 1
 
 
 @user_errors

@@ -29,8 +29,19 @@ __all__ = [
     "import_and_encode",
     "import_plan",
     "model_advice",
+    "remeasure_colours",
     "wants_auto_head",
 ]
+
+
+def remeasure_colours(
+    lib: Library, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+) -> Any:
+    """Measure every photo's colour palette again, as imports measure it now, and store the
+    changed ones → `catalogue.importer.RemeasureReport` (docs/similarity.md, issue 24)."""
+    from fabricsearch.catalogue.importer import remeasure_palettes
+
+    return remeasure_palettes(lib, progress, cancel)
 
 
 def wants_auto_head(lib: Library) -> bool:
