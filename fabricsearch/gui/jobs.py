@@ -50,7 +50,7 @@ class JobRunner(QObject):
             old = self._slots.get(slot)
             if old is not None and old.running:
                 old.cancel()
-        worker = Worker(fn, name=name, parent=self)
+        worker = Worker(fn, name=name, parent=self, delete_when_done=True)
         # The dialog connects to the worker first, so it has shown the outcome by the time the
         # callbacks (which may announce it to the rest of the window) run.
         box: QDialog | None = None

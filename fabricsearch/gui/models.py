@@ -93,6 +93,7 @@ class ThumbnailCache(QObject):
         self._pending: set[int] = set()
         self._urgent: set[int] = set()  # requested by the preview, queued first
         self._failed: set[int] = set()
+        self._stopped = False
         self._signals = _LoaderSignals()
         self._signals.loaded.connect(self._on_loaded)
         self._signals.failed.connect(self._on_failed)
@@ -110,7 +111,7 @@ class ThumbnailCache(QObject):
         image = self._images.get(record.id)
         if image is not None:
             return self._store(record.id, image)
-        if record.id not in self._pending and record.id not in self._failed:
+        if record.id not in self._pending and record.id not in self._failed and not self._stopped:
             self._pending.add(record.id)
             self.pool.start(_LoadThumb(self.library, record, self._signals))
         return None
@@ -128,7 +129,7 @@ class ThumbnailCache(QObject):
         if image is not None:
             self._images.move_to_end(record.id)
             return image
-        if record.id in self._failed or record.id in self._urgent:
+        if record.id in self._failed or record.id in self._urgent or self._stopped:
             return None
         # Already queued for the grid, perhaps behind a screenful of icons: queued again,
         # first (the second load of the same file is cheap and harmless).
@@ -145,11 +146,16 @@ class ThumbnailCache(QObject):
         return bool(self._pending)
 
     def stop(self) -> None:
-        """Drop queued loads and wait for running ones (before the library closes)."""
+        """Drop queued loads and wait for running ones (before the library closes), and let
+        the images go: a closed library's grid may still paint, but loads nothing more."""
+        self._stopped = True
         self.pool.clear()
         self.pool.waitForDone(10_000)
         self._pending.clear()
         self._urgent.clear()
+        # Up to IMAGE_CACHE_ITEMS images of 512 px (1 MB each) per library opened before.
+        self._images.clear()
+        self._pixmaps.clear()
 
     def _store(self, image_id: int, image: QImage) -> QPixmap:
         side = max(1, round(self._icon_px * self._dpr))
@@ -167,6 +173,8 @@ class ThumbnailCache(QObject):
         return pm
 
     def _on_loaded(self, image_id: int, image: QImage) -> None:
+        if self._stopped:  # a load that ended as the library closed
+            return
         self._pending.discard(image_id)
         self._urgent.discard(image_id)
         self._images[image_id] = image

@@ -57,9 +57,14 @@ class Worker(QObject):
         name: str = "work",
         parent: QObject | None = None,
         max_rate_hz: float = MAX_RATE_HZ,
+        delete_when_done: bool = False,
     ) -> None:
         super().__init__(parent)
         self.fn = fn
+        # The Qt object is deleted once its thread has ended (`JobRunner`'s workers: each
+        # was kept by its parent for the window's life, with its result). The Python object,
+        # its state and result stay readable for as long as someone holds it.
+        self._delete_when_done = delete_when_done
         self.name = name
         self.token = CancelToken()
         self.result: Any = None
@@ -152,6 +157,11 @@ class Worker(QObject):
 
     def _on_thread_finished(self) -> None:
         _ACTIVE.discard(self)
+        if self._thread is not None:
+            self._thread._worker = None  # type: ignore[assignment] # no cycle once it ended
+        if self._delete_when_done:
+            # Last of the worker's queued events: every receiver of ``ended`` has run.
+            self.deleteLater()
 
 
 def active_workers() -> list[Worker]:

@@ -231,7 +231,8 @@ class LibraryController(QObject):
                 outcome.append((False, exc))
 
         loop = QEventLoop()
-        worker = Worker(work, name=name, parent=self)
+        # Deleted when done: each open's worker (holding the Library it opened) stayed.
+        worker = Worker(work, name=name, parent=self, delete_when_done=True)
         worker.ended.connect(loop.quit, Qt.ConnectionType.QueuedConnection)
         worker.start()
         loop.exec()
@@ -288,6 +289,8 @@ class LibraryController(QObject):
         w.runner.cancel()
         if self.cache is not None:
             self.cache.stop()
+            # Freed once the grids let it go (their models are replaced at the next open).
+            self.cache.setParent(None)
         w.undo_stack.clear()
         if self.library is not None:
             self.library.close()

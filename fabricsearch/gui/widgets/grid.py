@@ -229,7 +229,10 @@ class ThumbnailGrid(QListView):
         self.set_thumb_size(128)
 
     def setModel(self, model: ThumbnailModel) -> None:  # type: ignore[override]
+        old = self.selectionModel()
         super().setModel(model)
+        if old is not None:  # Qt leaves the old one to us (it would keep the old model)
+            old.deleteLater()
         self.selectionModel().selectionChanged.connect(self._emit_selection)
         model.modelReset.connect(self._emit_selection)
 

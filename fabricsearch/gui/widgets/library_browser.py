@@ -152,8 +152,11 @@ class LibraryBrowser(QWidget):
             self.set_cache(cache)
 
     def set_cache(self, cache: ThumbnailCache) -> None:
+        old = self.model
         self.model = LibraryModel(cache, self._fetch_records, self)
         self.grid.setModel(self.model)
+        if old is not None:  # the previous library's (its records, its cache): not kept
+            old.deleteLater()
         self.grid.set_thumb_size(self.grid.iconSize().width())
 
     def set_taxonomy(self, tax: Taxonomy) -> None:

@@ -274,8 +274,11 @@ class SearchPanel(QWidget):
             self.set_cache(cache)
 
     def set_cache(self, cache: ThumbnailCache) -> None:
+        old = self.model
         self.model = ResultsModel(cache, self)
         self.grid.setModel(self.model)
+        if old is not None:  # the previous library's (its records, its cache): not kept
+            old.deleteLater()
         self.set_thumb_size(self.grid.iconSize().width())
 
     def set_thumb_size(self, px: int) -> None:
