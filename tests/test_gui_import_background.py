@@ -123,6 +123,11 @@ def test_cancel_in_the_status_bar_keeps_the_photos_read(
     with qtbot.waitSignal(window.importEnded, timeout=120_000) as ended:
         worker = libraries.import_folder(photos)
         qtbot.waitUntil(lambda: "Learning" in bar.stage_label.text(), timeout=60_000)
+        # Opening another library meanwhile asks first (it would cancel the import).
+        window.sink.answer = False
+        assert not window.open_library(tmp_path / "other")
+        assert "An import is running" in window.sink.questions[-1]
+        assert libraries.importing
         bar.cancel_button.click()
         assert bar.stage_label.text() == "Cancelling…"
     assert ended.args[0] is None

@@ -109,6 +109,12 @@ class LibraryController(QObject):
             "A training is running in this library. Open another library and cancel it?",
         ):
             return False
+        if self.importing and not w.sink.confirm(
+            "Open library",
+            "An import is running in this library. Open another library and cancel it? The "
+            "photos read so far stay imported; importing the folder again finishes it.",
+        ):
+            return False
         if isinstance(path, str):
             from fabricsearch.services.imports import display_url
 
