@@ -474,7 +474,7 @@ def test_remove_from_library_and_relocate_a_moved_folder(
     browser.grid.setFocus()
     qtbot.keyClick(browser.grid, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: len(browser.all_records()) == N_IMAGES - 2, timeout=10_000)
-    assert "cannot be undone" in window.sink.questions[-1]
+    assert "Undo puts them back" in window.sink.questions[-1]
     assert records[0].path.exists()  # the file stays on disk
     assert not {r.id for r in browser.all_records()} & set(gone)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fabricsearch.catalogue.authors import user_name
+from fabricsearch.catalogue.errors import LibraryError
 from fabricsearch.jobs import Cancelled, CancelToken, ProgressFn, report
 
 #: The folder of a library (a team library: this computer's cache folder of it) where
@@ -76,6 +78,33 @@ class RestoreReport:
 
 
 @dataclass
+class RemovalBatch:
+    """One `remove_paths` as its ``removed/`` file describes it (`EditsMixin.removal_batches`)."""
+
+    record: str  # the file, for `restore_removed`
+    removed_at: float  # seconds since the epoch
+    who: str | None
+    paths: list[str]  # the removed images' paths, sorted
+    labelled: int
+    #: How many of them are in the library again now (restored, or imported again).
+    back: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "removed_at": self.removed_at,
+            "who": self.who,
+            "paths": list(self.paths),
+            "labelled": self.labelled,
+            "back": self.back,
+        }
+
+
+@dataclass
 class RelocateReport:
     moved: list[dict[str, str]] = field(default_factory=list)  # {"from", "to"}
     missing: list[str] = field(default_factory=list)  # no file at the new path
@@ -101,8 +130,6 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def _read_record(path: Path) -> dict[str, Any]:
-    from fabricsearch.catalogue.library import LibraryError
-
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -182,7 +209,6 @@ class EditsMixin:
 
     def _write_removal_record(self, ids: list[int], asked: list[str]) -> Path:
         from fabricsearch import atomicio
-        from fabricsearch.catalogue.library import _user_name
 
         images = {
             int(r[0]): dict(zip(_IMAGE_COLS, r, strict=True))
@@ -209,7 +235,7 @@ class EditsMixin:
             "version": RECORD_VERSION,
             "library": self.location,  # type: ignore[attr-defined]
             "removed_at": now,
-            "who": _user_name(),
+            "who": user_name(),
             "asked": asked,
             "images": [images[i] for i in sorted(images)],
             "label_audit": sorted(audit, key=lambda a: a["id"]),
@@ -242,8 +268,6 @@ class EditsMixin:
         one transaction: image rows (under the same ids where free), labels, metadata, codes of
         models the library still has, and label history rows it lacks. An image whose path or
         content is in the library again (re-imported since) is skipped and listed."""
-        from fabricsearch.catalogue.library import LibraryError
-
         self.require_writable("restore images")  # type: ignore[attr-defined]
         doc = _read_record(Path(record))
         rep = RestoreReport()
@@ -309,12 +333,47 @@ class EditsMixin:
                     f" VALUES ({', '.join('?' * len(_AUDIT_COLS))})",
                     [a[c] if c != "image_id" else image_id for c in _AUDIT_COLS],
                 )
-            if self.team is not None and rep.restored:  # type: ignore[attr-defined]
-                with self._lock:  # type: ignore[attr-defined]
-                    self._run(self._c.advance_identities)  # type: ignore[attr-defined]
+            if rep.restored:
+                self.backend.after_restore(self)  # type: ignore[attr-defined]
         for version in touched:
             self._drop_index_files(version)  # type: ignore[attr-defined]
         return rep
+
+    def removal_batches(self) -> list[RemovalBatch]:
+        """The removals whose records lie in the library's ``removed/`` folder, newest first,
+        each with how many of its images are in the library again. Unreadable files are left
+        out (they are not this library's records)."""
+        folder = self.folder / REMOVED_DIR  # type: ignore[attr-defined]
+        batches = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                doc = _read_record(path)
+            except LibraryError:
+                continue
+            images = doc.get("images") or []
+            hashes = [str(img.get("sha256")) for img in images]
+            back = 0
+            for k in range(0, len(hashes), 500):  # bounded parameter lists
+                chunk = hashes[k : k + 500]
+                back += int(
+                    self._query(  # type: ignore[attr-defined]
+                        "SELECT COUNT(DISTINCT sha256) FROM images"
+                        f" WHERE sha256 IN ({', '.join('?' * len(chunk))})",
+                        chunk,
+                    )[0][0]
+                )
+            batches.append(
+                RemovalBatch(
+                    record=str(path),
+                    removed_at=float(doc.get("removed_at") or path.stat().st_mtime),
+                    who=doc.get("who"),
+                    paths=sorted(str(img.get("path")) for img in images),
+                    labelled=sum(1 for img in images if img.get("labels")),
+                    back=back,
+                )
+            )
+        batches.sort(key=lambda b: (b.removed_at, b.record), reverse=True)
+        return batches
 
     def _restore_conflict(self, stored_path: str, sha256: str) -> str:
         rows = self._query("SELECT id FROM images WHERE path = ?", (stored_path,))  # type: ignore[attr-defined]

@@ -206,22 +206,10 @@ def _list(label: str, paths: list[str], stream: Any = None) -> None:
 
 @user_errors
 def run_restore(args: argparse.Namespace) -> int:
-    with _open(args.library) as lib:
-        rep = lib.restore_removed(args.record)
-        # Codes come back from the record; a model trained since has none for them: encode
-        # those now, as an import does, so every restored image is searchable at once.
-        active = lib.active_model()
-        missing = (
-            set(lib.ids_without_codes(active.version)) & {r["id"] for r in rep.restored}
-            if active is not None
-            else set()
-        )
-        encoded = 0
-        if missing:
-            from fabricsearch.services.search import encode_missing
+    from fabricsearch.services.records import restore_removed
 
-            with tqdm_progress(not args.json) as (prog, cancel):
-                encoded = encode_missing(lib, progress=prog, cancel=cancel)
+    with _open(args.library) as lib, tqdm_progress(not args.json) as (prog, cancel):
+        rep, encoded = restore_removed(lib, args.record, progress=prog, cancel=cancel)
     if args.json:
         print_json({**rep.to_json(), "encoded": encoded})
     else:

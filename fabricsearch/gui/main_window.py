@@ -36,8 +36,10 @@ from fabricsearch.gui import desktop
 from fabricsearch.gui.controllers.demo import DemoController
 from fabricsearch.gui.controllers.labelling import LabellingController
 from fabricsearch.gui.controllers.library import LibraryController
+from fabricsearch.gui.controllers.opening import OpenController
 from fabricsearch.gui.controllers.preview import PreviewController
 from fabricsearch.gui.controllers.records import RecordsController
+from fabricsearch.gui.controllers.removal import RemovalController
 from fabricsearch.gui.controllers.search import SearchController
 from fabricsearch.gui.controllers.suggestions import SuggestionController
 from fabricsearch.gui.controllers.taxonomy import TaxonomyController
@@ -96,6 +98,8 @@ class MainWindow(QMainWindow):
         self.categories = TaxonomyController(self)
         self.demo = DemoController(self)
         self.previewing = PreviewController(self)
+        self.removal = RemovalController(self)  # Remove from library, undoably
+        self.opening = OpenController(self)  # the desktop's viewer, or Open with…
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -185,6 +189,7 @@ class MainWindow(QMainWindow):
         self.model_label = ElidedLabel()
         self.advice_label = ElidedLabel()
         self.watch_label = ElidedLabel()
+        self.statusBar().addPermanentWidget(self.removal.notice)  # "Removed 2 images · Undo"
         self.statusBar().addPermanentWidget(self.watch_label)
         self.statusBar().addPermanentWidget(self.advice_label)
         self.statusBar().addPermanentWidget(self.count_label)
@@ -234,6 +239,9 @@ class MainWindow(QMainWindow):
         )
         self.similar_action = self._action(
             file_menu, "Find similar to selected image", s.find_similar, "Ctrl+Alt+F"
+        )
+        self.open_with_action = self._action(
+            file_menu, "Open with…", lambda: self.opening.open_with()
         )
         self.back_action = self._action(file_menu, "Previous search", s.back, "Alt+Left")
         self.forward_action = self._action(file_menu, "Next search", s.forward, "Alt+Right")
@@ -308,6 +316,9 @@ class MainWindow(QMainWindow):
             lib_menu, "Remove from library…", lib.remove_selected, QKeySequence.StandardKey.Delete
         )
         self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.removed_action = self._action(
+            lib_menu, "Recently removed…", lambda: self.removal.dialog()
+        )
         self.relocate_action = self._action(lib_menu, "Relocate moved folder…", lib.relocate_dialog)
         self.watch_action = self._action(
             lib_menu, "Watched folders…", lambda: self.watching.dialog()
@@ -371,6 +382,8 @@ class MainWindow(QMainWindow):
             self.watch_action,
             self.taxonomy_action,
             self.remove_action,
+            self.removed_action,
+            self.open_with_action,
             self.relocate_action,
             self.import_labels_action,
             self.export_labels_action,
@@ -392,6 +405,7 @@ class MainWindow(QMainWindow):
             grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
             for action in (
                 self.preview_action,
+                self.open_with_action,
                 self.similar_action,
                 self.copy_image_action,
                 self.copy_path_action,
@@ -618,7 +632,7 @@ class MainWindow(QMainWindow):
 
     def open_image(self, image_id: int) -> None:
         if self.library is not None:
-            self._say_if_false(desktop.open_file(self.library.get(image_id).path), "Open")
+            self.opening.open(image_id)
 
     def reveal_image(self, image_id: int) -> None:
         if self.library is not None:

@@ -96,6 +96,17 @@ class Settings:
     def thumb_size(self, size: int) -> None:
         self._qs.setValue("browser/thumb_size", int(size))
 
+    # --- Open with… -----------------------------------------------------------------------
+    @property
+    def open_with_program(self) -> str | None:
+        """The program last chosen in *Open with…* (used when the desktop has no viewer)."""
+        value = self._qs.value("open/with_program", "")
+        return str(value) if value else None
+
+    @open_with_program.setter
+    def open_with_program(self, program: str | None) -> None:
+        self._qs.setValue("open/with_program", program or "")
+
     # --- watched folders, per library ---------------------------------------------------------
     def watched_folders(self, library: Path | str) -> list[Path]:
         value = self._qs.value(_watch_key(library), [])

@@ -1,6 +1,7 @@
 """Records: the metadata CSV in and out (and its cells, for a front end's own CSV), copying a
-library, relocating a team library's photos. Removing, restoring and relabelling a record are
-`catalogue.Library` methods a front end calls on the library it holds."""
+library, relocating a team library's photos, putting removed images back (`restore_removed`,
+`removal_batches`). Removing and relabelling a record are `catalogue.Library` methods a front
+end calls on the library it holds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fabricsearch.catalogue import LibraryError
 from fabricsearch.catalogue.copying import copy_library
+from fabricsearch.catalogue.edits import RemovalBatch, RestoreReport
 from fabricsearch.catalogue.labels_csv import _escape as csv_cell
 from fabricsearch.catalogue.metadata_csv import (
     MetadataCsvError,
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MetadataCsvError",
+    "RemovalBatch",
+    "RestoreReport",
     "TaxonomyError",
     "copy_library",
     "csv_cell",
@@ -34,7 +38,38 @@ __all__ = [
     "make_missing_thumbnails",
     "map_photos_root",
     "metadata_cells",
+    "removal_batches",
+    "restore_removed",
 ]
+
+
+def removal_batches(lib: Library) -> list[RemovalBatch]:
+    """What `Library.remove_paths` removed and kept in the library's ``removed/`` folder,
+    newest first (`Library.removal_batches`)."""
+    return lib.removal_batches()
+
+
+def restore_removed(
+    lib: Library,
+    record: str,
+    encode: bool = True,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[RestoreReport, int]:
+    """Put back the images, labels, records, codes and label history a removal kept in
+    ``record``; (report, images encoded). Codes come back from the record, but a model
+    trained since has none for them: with ``encode`` those are encoded now, as an import does,
+    so every restored image is searchable at once. Without it (the window's undo, on its own
+    thread) the next search encodes them (`search.ensure_codes`)."""
+    from fabricsearch.services.search import encode_missing
+
+    rep = lib.restore_removed(record)
+    active = lib.active_model()
+    if not encode or active is None or not rep.restored:
+        return rep, 0
+    if not set(lib.ids_without_codes(active.version)) & {r["id"] for r in rep.restored}:
+        return rep, 0
+    return rep, encode_missing(lib, progress=progress, cancel=cancel)
 
 
 def make_missing_thumbnails(

@@ -13,7 +13,6 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from fabricsearch.catalogue import ImageRecord, Library, LibraryError, NoLibraryThereError
-from fabricsearch.errors import message_for
 from fabricsearch.gui.browse_columns import BrowseColumns
 from fabricsearch.gui.messages import plural
 from fabricsearch.gui.models import ThumbnailCache
@@ -690,37 +689,9 @@ class LibraryController(QObject):
 
     # --- remove and relocate --------------------------------------------------------------------
     def remove_selected(self) -> Any:
-        """Forget the selected images (the files stay on disk), after asking."""
-        w = self.w
-        records = w.selected_records()
-        if self.library is None or not records:
-            w.statusBar().showMessage("Select the images to remove first.", 4000)
-            return None
-        n = len(records)
-        labelled = sum(1 for r in records if r.labelled)
-        lost = f" {labelled} of them are labelled; their labels go too." if labelled else ""
-        if not w.sink.confirm(
-            "Remove from library",
-            f"Remove {n} image{'s' * (n != 1)} from the library? The files stay on disk; "
-            "this cannot be undone in the window (what is removed is saved in the library's "
-            f"removed/ folder, for `fabricsearch restore`).{lost}",
-        ):
-            return None
-        try:
-            rep = self.library.remove_paths([r.path for r in records])
-        except Exception as exc:  # noqa: BLE001 - e.g. a read-only library: say why
-            reason = message_for(exc, what="removing images")
-            w.sink.inform("Remove from library", f"Cannot remove: {reason}", warning=True)
-            return None
-        w.undo_stack.clear()  # the commands refer to images that are gone
-        w.searching.invalidate()
-        w.searching.clear()
-        w.statusBar().showMessage(
-            f"Removed {plural(len(rep.removed), 'image')} from the library (saved in {rep.record})",
-            6000,
-        )
-        self.reload_records()
-        return rep
+        """Forget the selected images (the files stay on disk), after asking; undoable
+        (`controllers.removal`)."""
+        return self.w.removal.remove_selected()
 
     def relocate_dialog(self) -> None:
         records = self.w.selected_records()

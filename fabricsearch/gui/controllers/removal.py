@@ -1,0 +1,223 @@
+"""Remove from library, undoably, and Library ▸ Recently removed….
+
+`Library.remove_paths` keeps what it removes (rows, labels, records, codes, label history) in
+the library's ``removed/`` folder. A removal from the window is a command on the window's undo
+stack whose undo puts those back (`services.records.restore_removed`) and whose redo removes
+the same photos again; the status bar offers Undo for a while after it. The dialog lists every
+kept removal, older ones included, and restores the chosen one in a worker."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QUndoCommand
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+
+from fabricsearch.errors import message_for
+from fabricsearch.gui.messages import plural
+
+if TYPE_CHECKING:
+    from fabricsearch.gui.main_window import MainWindow
+
+#: How long the status bar offers Undo after a removal.
+UNDO_OFFER_MS = 20_000
+
+
+class RemoveImagesCommand(QUndoCommand):
+    """Images removed from the library: undo restores them from their ``removed/`` record,
+    redo removes the same paths again (a new record)."""
+
+    def __init__(self, controller: RemovalController, paths: list[str], record: str, n: int):
+        super().__init__(f"remove {plural(n, 'image')} from the library")
+        self.controller = controller
+        self.paths = list(paths)
+        self.record = record
+        self._applied = True  # removed before the push; push() calls redo() once
+
+    def redo(self) -> None:
+        if self._applied:
+            self._applied = False
+            return
+        self.controller.remove_again(self)
+
+    def undo(self) -> None:
+        self.controller.restore_command(self)
+
+
+class UndoNotice(QWidget):
+    """ "Removed 2 images · Undo" in the status bar, for `UNDO_OFFER_MS`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel()
+        self.button = QPushButton("Undo")
+        self.button.setToolTip("Put the removed images back, with their labels (Ctrl+Z)")
+        layout.addWidget(self.label)
+        layout.addWidget(self.button)
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.hide)
+        self.hide()
+
+    def offer(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+        self.timer.start(UNDO_OFFER_MS)
+
+
+class RemovalController(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.w = window
+        self.notice = UndoNotice()
+        self.notice.button.clicked.connect(self.undo_offered)
+        self._offered: RemoveImagesCommand | None = None
+        self.dialog_: Any = None
+        window.undo_stack.indexChanged.connect(lambda _i: self._withdraw_offer())
+
+    # --- remove ---------------------------------------------------------------------------
+    def remove_selected(self) -> Any:
+        """Forget the selected images (the files stay on disk), after asking; one undo step.
+        The `RemoveReport`, or None when nothing was removed."""
+        w = self.w
+        lib = w.library
+        records = w.selected_records()
+        if lib is None or not records:
+            w.statusBar().showMessage("Select the images to remove first.", 4000)
+            return None
+        n = len(records)
+        labelled = sum(1 for r in records if r.labelled)
+        lost = f" {labelled} of them are labelled; their labels go with them." if labelled else ""
+        if not w.sink.confirm(
+            "Remove from library",
+            f"Remove {plural(n, 'image')} from the library? The files stay on disk.{lost} "
+            "Edit ▸ Undo puts them back, and so does Library ▸ Recently removed… later.",
+        ):
+            return None
+        paths = [str(r.path) for r in records]
+        try:
+            rep = lib.remove_paths(paths)
+        except Exception as exc:  # noqa: BLE001 - e.g. a read-only library: say why
+            reason = message_for(exc, what="removing images")
+            w.sink.inform("Remove from library", f"Cannot remove: {reason}", warning=True)
+            return None
+        if rep.record is None:
+            return rep
+        command = RemoveImagesCommand(self, paths, rep.record, len(rep.removed))
+        w.undo_stack.push(command)
+        self._changed(clear_results=True)
+        text = f"Removed {plural(len(rep.removed), 'image')} from the library"
+        w.statusBar().showMessage(f"{text} (Ctrl+Z puts them back)", 6000)
+        self._offered = command
+        self.notice.offer(text)
+        return rep
+
+    def undo_offered(self) -> None:
+        """The status bar's Undo: undo the removal it offered if it is the latest step."""
+        stack = self.w.undo_stack
+        if self._offered is not None and stack.command(stack.index() - 1) is self._offered:
+            stack.undo()
+        self._withdraw_offer()
+
+    def _withdraw_offer(self) -> None:
+        stack = self.w.undo_stack
+        if self._offered is None or stack.command(stack.index() - 1) is not self._offered:
+            self._offered = None
+            self.notice.hide()
+
+    def remove_again(self, command: RemoveImagesCommand) -> None:
+        lib = self.w.library
+        if lib is None:
+            return
+        try:
+            rep = lib.remove_paths(command.paths)
+        except Exception as exc:  # noqa: BLE001 - a read-only library, a lost connection
+            reason = message_for(exc, what="removing images")
+            self.w.sink.inform("Redo", f"Cannot remove the images again: {reason}", warning=True)
+            return
+        if rep.record is not None:
+            command.record = rep.record
+        self._changed(clear_results=True)
+        self.w.statusBar().showMessage(
+            f"Removed {plural(len(rep.removed), 'image')} from the library again", 6000
+        )
+
+    def restore_command(self, command: RemoveImagesCommand) -> None:
+        from fabricsearch.services.records import restore_removed
+
+        lib = self.w.library
+        if lib is None:
+            return
+        try:
+            # Codes come back from the record; a model trained since encodes them at the
+            # next search (`ensure_codes`), so nothing heavy runs on this thread.
+            rep, _encoded = restore_removed(lib, command.record, encode=False)
+        except Exception as exc:  # noqa: BLE001 - a read-only library, a deleted record
+            reason = message_for(exc, what="restoring images")
+            self.w.sink.inform("Undo", f"Cannot put the images back: {reason}", warning=True)
+            return
+        self._changed()
+        self._say_restored(rep)
+        if rep.renumbered:
+            # Earlier steps name the images by their old ids: they would now touch others.
+            QTimer.singleShot(0, self.w.undo_stack.clear)
+
+    # --- recently removed -----------------------------------------------------------------
+    def dialog(self) -> Any:
+        """Library ▸ Recently removed…: every kept removal, newest first."""
+        from fabricsearch.gui.dialogs.removed_dialog import RecentlyRemovedDialog
+        from fabricsearch.services.records import removal_batches
+
+        w = self.w
+        if w.library is None:
+            return None
+        dialog = RecentlyRemovedDialog(removal_batches(w.library), w)
+        dialog.restoreRequested.connect(self.restore_batch)
+        self.dialog_ = dialog
+        w.runner.last_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def restore_batch(self, record: str) -> Any:
+        """Put back one kept removal in a worker (it encodes what a newer model lacks); the
+        records are reloaded and the dialog refreshed at the end. The worker."""
+        from fabricsearch.services.records import removal_batches, restore_removed
+
+        w = self.w
+        lib = w.library
+        if lib is None:
+            return None
+
+        def done(outcome: Any) -> None:
+            rep, _encoded = outcome
+            self._changed()
+            self._say_restored(rep)
+            if self.dialog_ is not None and w.library is lib:
+                self.dialog_.set_batches(removal_batches(lib))
+                self.dialog_.select_record(record)
+
+        return w.runner.start(
+            partial(restore_removed, lib, record),
+            name="restore",
+            slot="restore",
+            on_finished=done,
+            on_failed=lambda m: w.sink.inform("Restore", f"Cannot restore: {m}", warning=True),
+        )
+
+    # --- shared ---------------------------------------------------------------------------
+    def _changed(self, clear_results: bool = False) -> None:
+        w = self.w
+        w.searching.invalidate()
+        if clear_results:
+            w.searching.clear()  # the results name images that are gone
+        w.libraries.reload_records()
+
+    def _say_restored(self, rep: Any) -> None:
+        text = f"Put back {plural(len(rep.restored), 'image')}"
+        if rep.skipped:
+            text += f"; {len(rep.skipped)} already in the library"
+        self.w.statusBar().showMessage(text, 6000)

@@ -1,0 +1,172 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_gui_support are redefined as arguments
+"""GUI: what users of photo managers look for (issue 24): undo of Remove from library and
+Library ▸ Recently removed…, Open with… where the desktop has no viewer, article numbers on
+the contact sheet, saved searches."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from test_gui_support import (  # noqa: F401 - fixtures
+    fabric_folder,
+    gui_env,
+    library_path,
+    library_template,
+    open_library,
+    trained_library_path,
+    trained_template,
+    window,
+)
+
+pytestmark = pytest.mark.gui
+
+
+def _ids(window) -> set[int]:
+    return {r.id for r in window.browser.all_records()}
+
+
+def test_remove_is_undone_with_labels_records_and_codes(
+    window, trained_library_path: Path, qtbot
+) -> None:
+    open_library(window, trained_library_path)
+    lib = window.library
+    version = lib.active_model().version
+    records = [r for r in window.browser.all_records() if r.labelled][:2]
+    assert len(records) == 2
+    gone = [r.id for r in records]
+    lib.set_metadata(gone, {"article": "A-100"})
+    before = {r.id: (r.coarse, r.fine, r.tightness) for r in records}
+    n = len(window.browser.all_records())
+
+    window.browser.grid.select_ids(gone)
+    window.browser.grid.setFocus()
+    qtbot.keyClick(window.browser.grid, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n - 2, timeout=20_000)
+    assert "Undo puts them back" in window.sink.questions[-1]
+    assert not _ids(window) & set(gone)
+    # The status bar offers Undo; Edit ▸ Undo names the step.
+    assert window.removal.notice.isVisible()
+    assert "Removed 2 images" in window.removal.notice.label.text()
+    assert window.undo_action.isEnabled()
+    assert "remove 2 images" in window.undo_action.text()
+
+    # Ctrl+Z: back, with their labels, their fabric records and their codes.
+    window.browser.grid.setFocus()
+    qtbot.keyClick(window.browser.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n, timeout=20_000)
+    assert set(gone) <= _ids(window)
+    assert not window.removal.notice.isVisible()  # the offer is withdrawn once used
+    after = {r.id: (r.coarse, r.fine, r.tightness) for r in lib.images(gone)}
+    assert after == before
+    assert {i: m.article for i, m in lib.metadata(gone).items()} == {i: "A-100" for i in gone}
+    assert not set(lib.ids_without_codes(version)) & set(gone)
+    window.browser.grid.select_ids([gone[0]])
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.similar_action.trigger()
+    assert blocker.args[0].result.hits[0].image_id == gone[0]
+
+    # Redo removes them again; the status bar's Undo puts them back too.
+    window.tabs.setCurrentIndex(0)  # the library grid again, after the results
+    window.redo_action.trigger()
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n - 2, timeout=20_000)
+    window.browser.grid.select_ids([r.id for r in window.browser.all_records()][:1])
+    window.removal.remove_selected()
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n - 3, timeout=20_000)
+    window.removal.notice.button.click()
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n - 2, timeout=20_000)
+
+
+def test_recently_removed_restores_an_older_batch(
+    window, trained_library_path: Path, qtbot
+) -> None:
+    open_library(window, trained_library_path)
+    lib = window.library
+    records = window.browser.all_records()
+    n = len(records)
+    first = [records[0].id, records[1].id]
+    labels = {r.id: (r.coarse, r.fine) for r in records[:2]}
+    window.browser.grid.select_ids(first)
+    window.removal.remove_selected()
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n - 2, timeout=20_000)
+    window.browser.grid.select_ids([records[5].id])
+    window.removal.remove_selected()
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n - 3, timeout=20_000)
+
+    window.removed_action.trigger()
+    dialog = window.removal.dialog_
+    assert dialog.isVisible()
+    assert [b.count for b in dialog.batches] == [1, 2]  # newest first
+    assert dialog.table.item(1, 4).text() == "0 of 2"
+    assert dialog.select_record(dialog.batches[1].record)
+    assert dialog.restore_button.isEnabled()
+    dialog.restore_button.click()
+    qtbot.waitUntil(lambda: len(window.browser.all_records()) == n - 1, timeout=30_000)
+    assert set(first) <= _ids(window)
+    assert records[5].id not in _ids(window)
+    assert {r.id: (r.coarse, r.fine) for r in lib.images(first)} == labels
+    qtbot.waitUntil(lambda: dialog.table.item(1, 4).text() == "2 of 2", timeout=10_000)
+    assert not dialog.restore_button.isEnabled()  # nothing left to put back
+
+
+def _argv_writer(tmp_path: Path) -> tuple[Path, Path]:
+    """A program that writes its arguments to a file (the test's stand-in for a viewer)."""
+    out = tmp_path / "argv.txt"
+    script = tmp_path / "viewer.py"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys, pathlib\n"
+        f"pathlib.Path({str(out)!r} + '.tmp').write_text('\\n'.join(sys.argv[1:]))\n"
+        f"os.replace({str(out)!r} + '.tmp', {str(out)!r})\n",  # whole when it exists
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return script, out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a #! script is not a Windows program")
+def test_open_with_when_the_desktop_has_no_viewer(
+    window, library_path: Path, tmp_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    from fabricsearch.gui import desktop
+    from fabricsearch.gui.settings import Settings
+
+    open_library(window, library_path)
+    script, out = _argv_writer(tmp_path)
+    asked: list[str] = []
+
+    def pick(_parent, title, start="", *_a, **_k):
+        asked.append(title)
+        return str(script), ""
+
+    monkeypatch.setattr(desktop, "open_file", lambda _path: False)  # no handler
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", pick)
+    rec = window.browser.all_records()[2]
+    window.open_image(rec.id)  # a double click, Enter, the detail panel's Open
+    qtbot.waitUntil(out.exists, timeout=20_000)
+    assert out.read_text(encoding="utf-8") == str(rec.path)
+    assert f"No application opens {rec.path.suffix[1:].upper()} files" in asked[0]
+    assert Settings().open_with_program == str(script)
+
+    # The choice is remembered: the next photo opens with it without asking.
+    out.unlink()
+    other = window.browser.all_records()[3]
+    window.open_image(other.id)
+    qtbot.waitUntil(out.exists, timeout=20_000)
+    assert out.read_text(encoding="utf-8") == str(other.path)
+    assert len(asked) == 1
+
+    # Open with… in the context menu always asks, and takes the selection.
+    out.unlink()
+    assert window.open_with_action in window.browser.grid.actions()
+    window.browser.grid.select_ids([rec.id, other.id])
+    window.open_with_action.trigger()
+    qtbot.waitUntil(out.exists, timeout=20_000)
+    assert sorted(out.read_text(encoding="utf-8").splitlines()) == sorted(
+        [str(rec.path), str(other.path)]
+    )
+    assert len(asked) == 2
