@@ -48,6 +48,7 @@ from fabricsearch.gui.controllers.watching import WatchController
 from fabricsearch.gui.dropping import can_accept
 from fabricsearch.gui.jobs import JobRunner
 from fabricsearch.gui.messages import DialogSink, MessageSink, plural
+from fabricsearch.gui.session import LibrarySession
 from fabricsearch.gui.settings import THUMB_SIZES, Settings
 from fabricsearch.gui.widgets.detail_panel import DetailPanel
 from fabricsearch.gui.widgets.flow import ElidedLabel
@@ -88,6 +89,8 @@ class MainWindow(QMainWindow):
         self.sink: MessageSink = sink if sink is not None else DialogSink(self)
         self.runner = JobRunner(self)
         self.undo_stack = QUndoStack(self)
+        # The open library's state; controllers and panels listen to it (issue 21 item 5).
+        self.session = LibrarySession(self)
         self.libraries = LibraryController(self)
         self.searching = SearchController(self)
         self.labelling = LabellingController(self)
@@ -107,7 +110,8 @@ class MainWindow(QMainWindow):
         self.resize(1360, 860)
         self._build_widgets()
         self._build_menus()
-        self.addActions(self.label_panel.shortcut_actions)
+        self._shortcut_actions = list(self.label_panel.shortcut_actions)
+        self.addActions(self._shortcut_actions)
         self._connect()
         self._restore_settings()
         self.update_state()
@@ -115,7 +119,7 @@ class MainWindow(QMainWindow):
     # --- what tests, scripts and dialogs reach for -----------------------------------------
     @property
     def library(self) -> Any:
-        return self.libraries.library
+        return self.session.library
 
     @property
     def cache(self) -> Any:
@@ -224,7 +228,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         sp = QStyle.StandardPixmap
-        s, lib, tr, lab = self.searching, self.libraries, self.training, self.labelling
+        s, lib, tr = self.searching, self.libraries, self.training
         file_menu = bar.addMenu("&File")
         # Ctrl+F is the text search, as everywhere else; a photo is Ctrl+Shift+F (issue 24).
         self.search_action = self._action(
@@ -266,7 +270,7 @@ class MainWindow(QMainWindow):
         )
         self.copy_path_action = self._action(edit, "Copy path", self.copy_paths, "Ctrl+Shift+C")
         edit.addSeparator()
-        self.next_action = self._action(edit, "Next unlabelled", lab.next_unlabelled)
+        self.next_action = self._action(edit, "Next unlabelled", self.next_unlabelled)
         self.next_action.setShortcut(QKeySequence("N"))  # also in the label panel's help
         sug = self.suggesting
         self.next_unsure_action = self._action(
@@ -393,13 +397,20 @@ class MainWindow(QMainWindow):
         ]
 
     def _connect(self) -> None:
-        s, lab = self.searching, self.labelling
-        self.browser.selectionChangedIds.connect(
-            lambda ids: self.on_selection(ids, from_results=False)
-        )
-        self.search_panel.selectionChangedIds.connect(
-            lambda ids: self.on_selection(ids, from_results=True)
-        )
+        s, lab, session = self.searching, self.labelling, self.session
+        # The panels follow the session themselves (categories, changed labels); then the
+        # window: the selection shown again, the status bar, and its own signals.
+        for panel in (self.browser, self.search_panel, self.detail, self.label_panel):
+            panel.listen(session)
+        session.opened.connect(self._library_opened)
+        session.closed.connect(self.library_closed_widgets)
+        session.taxonomyChanged.connect(self._taxonomy_shown)
+        session.selectionChanged.connect(self.on_selection)
+        session.labelsChanged.connect(lambda _ids: self.refresh_selection())
+        session.labelsChanged.connect(lambda _ids: self.update_state())
+        session.labelsChanged.connect(self.labelsChanged)
+        self.browser.selectionChangedIds.connect(lambda ids: self._grid_selected(ids, False))
+        self.search_panel.selectionChangedIds.connect(lambda ids: self._grid_selected(ids, True))
         self.browser.activatedId.connect(self.open_image)
         for grid in (self.browser.grid, self.search_panel.grid):
             grid.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
@@ -423,18 +434,14 @@ class MainWindow(QMainWindow):
         self.search_panel.forwardRequested.connect(s.forward)
         self.search_panel.historyRequested.connect(s.go_to)
         s.historyChanged.connect(self._fill_history)
-        self.tabs.currentChanged.connect(
-            lambda _i: self.on_selection(
-                self.active_grid().selected_ids(), from_results=self.tabs.currentIndex() == 1
-            )
-        )
+        self.tabs.currentChanged.connect(lambda _i: self.refresh_selection())
         self.detail.openRequested.connect(self.open_image)
         self.detail.revealRequested.connect(self.reveal_image)
         self.detail.regionSelected.connect(s.search_region)
         self.detail.loupeRequested.connect(self.show_loupe)
         self.label_panel.labelRequested.connect(lab.label_selection)
         self.label_panel.tightnessStepRequested.connect(lab.step_tightness)
-        self.label_panel.nextUnlabelledRequested.connect(lab.next_unlabelled)
+        self.label_panel.nextUnlabelledRequested.connect(self.next_unlabelled)
         self.label_panel.acceptRequested.connect(lambda: self.suggesting.accept())
         self.label_panel.acceptAllRequested.connect(self.suggesting.accept)
         self.libraries.recordsLoaded.connect(self.suggesting.refresh)
@@ -490,12 +497,16 @@ class MainWindow(QMainWindow):
             self.move(x, y)
 
     # --- the library's widgets ------------------------------------------------------------
+    def _library_opened(self, lib: Any) -> None:
+        self.library_opened_widgets(lib, self.cache)
+        self.browser.set_library(lib)
+
     def library_opened_widgets(self, lib: Any, cache: Any) -> None:
         """Point every panel at a newly opened library (its records follow)."""
         self.browser.set_cache(cache)
         self.search_panel.set_cache(cache)
         self.set_thumb_size(self.settings.thumb_size, save=False)
-        self.set_taxonomy(lib.taxonomy)
+        self.session.set_taxonomy(lib.taxonomy)
         self.browser.set_records([], loading=True)
         self._fill_recent()
         read_only = " (read-only)" if getattr(lib, "read_only", False) else ""
@@ -505,17 +516,15 @@ class MainWindow(QMainWindow):
         self.update_state()
 
     def set_taxonomy(self, tax: Any) -> None:
-        """Category names and pickers everywhere (a library opened, a category edited)."""
-        for action in self.label_panel.shortcut_actions:
+        """Category names and pickers everywhere: `LibrarySession.set_taxonomy`."""
+        self.session.set_taxonomy(tax)
+
+    def _taxonomy_shown(self, _tax: Any) -> None:
+        # The label panel (listening before the window) has made its shortcut actions anew.
+        for action in self._shortcut_actions:
             self.removeAction(action)
-        self.browser.set_taxonomy(tax)
-        self.search_panel.set_taxonomy(tax)
-        for model in (self.browser.model, self.search_panel.model):
-            if model is not None:
-                model.taxonomy = tax
-        self.detail.taxonomy = tax
-        self.label_panel.set_taxonomy(tax)
-        self.addActions(self.label_panel.shortcut_actions)
+        self._shortcut_actions = list(self.label_panel.shortcut_actions)
+        self.addActions(self._shortcut_actions)
 
     def library_closed_widgets(self) -> None:
         self.suggesting.clear()
@@ -580,6 +589,15 @@ class MainWindow(QMainWindow):
                 out.append(rec)
         return out
 
+    def _grid_selected(self, ids: list[int], from_results: bool) -> None:
+        # The grid not shown keeps its own selection; the shown one's is the session's.
+        if (self.tabs.currentIndex() == 1) == from_results:
+            self.session.select(ids, from_results)
+
+    def refresh_selection(self) -> None:
+        """The shown grid's selection again (another tab, labels changed)."""
+        self.session.select(self.active_grid().selected_ids(), self.tabs.currentIndex() == 1)
+
     def on_selection(self, ids: list[int], from_results: bool) -> None:
         if (self.tabs.currentIndex() == 1) != from_results:
             return
@@ -615,6 +633,21 @@ class MainWindow(QMainWindow):
             self.previewing.thumbnail_ready(image_id, image)
         elif self.cache.failed(image_id):
             self.detail.image_failed(image_id)
+
+    def next_unlabelled(self) -> int | None:
+        """Select the next unlabelled image in the library grid (after the current one)."""
+        if self.library is None or self.browser.model is None:
+            return None
+        if self.tabs.currentIndex() != 0:
+            self.tabs.setCurrentIndex(0)
+        current = self.browser.grid.currentIndex()
+        image_id = self.browser.next_unlabelled_id(current.row() if current.isValid() else -1)
+        if image_id is not None:
+            self.browser.grid.select_ids([image_id])
+            self.browser.grid.setFocus()
+            return image_id
+        self.statusBar().showMessage("Every image shown is labelled.", 4000)
+        return None
 
     def _select_all(self) -> None:
         self.active_grid().selectAll()

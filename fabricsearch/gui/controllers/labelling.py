@@ -1,4 +1,5 @@
-"""Labelling the selection: one undoable command per change, next unlabelled image."""
+"""Labelling the selection: one undoable command per change; the window's `LibrarySession`
+tells whoever shows labels (`labelsChanged`)."""
 
 from __future__ import annotations
 
@@ -55,31 +56,6 @@ class LabellingController(QObject):
         )
 
     def labels_changed(self, ids: list[int]) -> None:
-        w = self.w
-        if w.library is None:
-            return
-        w.searching.invalidate_labels()
-        w.libraries.note_own_write()
-        records = w.library.images(ids)
-        w.browser.update_records(records)
-        if w.search_panel.model is not None:
-            w.search_panel.update_records(records)
-        w.on_selection(w.active_grid().selected_ids(), from_results=w.tabs.currentIndex() == 1)
-        w.update_state()
-        w.labelsChanged.emit(ids)
-
-    def next_unlabelled(self) -> int | None:
-        """Select the next unlabelled image in the library grid (after the current one)."""
-        w = self.w
-        if w.library is None or w.browser.model is None:
-            return None
-        if w.tabs.currentIndex() != 0:
-            w.tabs.setCurrentIndex(0)
-        current = w.browser.grid.currentIndex()
-        image_id = w.browser.next_unlabelled_id(current.row() if current.isValid() else -1)
-        if image_id is not None:
-            w.browser.grid.select_ids([image_id])
-            w.browser.grid.setFocus()
-            return image_id
-        w.statusBar().showMessage("Every image shown is labelled.", 4000)
-        return None
+        """Labels written (a command done, undone or redone): the session tells whoever
+        shows them."""
+        self.w.session.labels_changed(ids)

@@ -69,7 +69,8 @@ class LibraryController(QObject):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.w = window
-        self.library: Library | None = None
+        self.session = window.session
+        self.session.labelsChanged.connect(lambda _ids: self.note_own_write())
         self.cache: ThumbnailCache | None = None
         self.import_workers: int | None = None  # decoding processes (None = all cores)
         self.last_import_report: Any = None
@@ -82,6 +83,11 @@ class LibraryController(QObject):
         self.watch_timer = QTimer(self)
         self.watch_timer.setInterval(WATCH_INTERVAL_MS)
         self.watch_timer.timeout.connect(self.check_external_changes)
+
+    @property
+    def library(self) -> Library | None:
+        """The open library (`LibrarySession.library`)."""
+        return self.session.library
 
     # --- open / close -------------------------------------------------------------------
     def open_library(
@@ -153,14 +159,12 @@ class LibraryController(QObject):
             return False
         w.welcome.problem.setVisible(False)
         self.close_library()
-        self.library = lib
         self.cache = ThumbnailCache(lib, self)
         self.cache.ready.connect(w.on_thumbnail_ready)
         # A team library by its URL without the password (Settings strips one too); before
         # the widgets, which fill the Library menu's recent entries.
         self.w.settings.add_recent_library(lib.folder if lib.team is None else lib.location)
-        w.library_opened_widgets(lib, self.cache)
-        w.browser.set_library(lib)
+        self.session.open(lib)  # the window points its panels at it
         if lib.team is not None:
             w.setWindowTitle(f"{lib.location} — fabricsearch")
         read_only = " (read-only)" if getattr(lib, "read_only", False) else ""
@@ -297,12 +301,10 @@ class LibraryController(QObject):
             # Freed once the grids let it go (their models are replaced at the next open).
             self.cache.setParent(None)
         w.undo_stack.clear()
-        if self.library is not None:
-            self.library.close()
-        self.library = None
         self.cache = None
-        w.searching.forget_library()
-        w.library_closed_widgets()
+        # Closes the handle; the search controller forgets its searches and history, the
+        # window shows its welcome page (`closed`).
+        self.session.close()
 
     @property
     def loading(self) -> bool:
@@ -379,9 +381,10 @@ class LibraryController(QObject):
             if not changed:
                 return
             log.info("library changed by another process: %d records", len(changed))
-            # Labels reloaded; added or removed images update the open index incrementally
-            # at the next query (a new active model reloads it: the searcher notices).
-            self.w.searching.invalidate_labels()
+            # Labels reloaded (the searcher reads them again on `recordsChanged`); added or
+            # removed images update the open index incrementally at the next query (a new
+            # active model reloads it: the searcher notices).
+            self.session.records_changed()
             self.w.active_grid().select_ids(selected)
             self.w.statusBar().showMessage(
                 f"{plural(len(changed), 'image')} changed outside this window: refreshed", 6000
@@ -403,9 +406,8 @@ class LibraryController(QObject):
         if tax.to_dict() == self.w.label_panel.taxonomy.to_dict():
             return False
         log.info("categories changed by another process")
-        self.w.set_taxonomy(tax)
+        self.session.set_taxonomy(tax)  # the panels and the searcher follow
         self.w.label_panel.set_selection(self.w.selected_records())  # its boxes were refilled
-        self.w.searching.invalidate_labels()
         self.w.statusBar().showMessage("Categories changed outside this window: refreshed", 6000)
         return True
 

@@ -175,6 +175,13 @@ class SearchController(QObject):
         self.position = -1  # index into history of the search shown
         self._navigating = False
         self._held: SearchRequest | None = None  # a query waiting for an understood text
+        # Labels changed here or elsewhere: the re-ranking reads them again; a closed library's
+        # searches are forgotten.
+        session = window.session
+        session.labelsChanged.connect(lambda _ids: self.invalidate_labels())
+        session.recordsChanged.connect(self.invalidate_labels)
+        session.taxonomyChanged.connect(lambda _tax: self.invalidate_labels())
+        session.closed.connect(self.forget_library)
 
     # --- state ------------------------------------------------------------------------------
     def searcher(self) -> Any:
@@ -378,7 +385,7 @@ class SearchController(QObject):
             self.history[self.position].request = outcome.request
             self.history[self.position].hits = len(result.hits)
         w.tabs.setCurrentWidget(w.search_panel)
-        w.on_selection(w.search_panel.grid.selected_ids(), from_results=True)
+        w.refresh_selection()  # the results grid's, through the session
         w.update_state()  # the File menu's exports follow the results
         w.statusBar().showMessage(f"{len(result.hits)} results", 5000)
         w.searchFinished.emit(outcome)
@@ -497,14 +504,20 @@ class SearchController(QObject):
 
         name = self.query.name if self.query else "query"
         preview = self.outcome.preview if self.outcome else None
+        hits = panel.model.hits()
+        # Article numbers under the thumbnails (one query, here: the worker only draws).
+        articles = {
+            i: m.article for i, m in lib.metadata([h.image_id for h in hits]).items() if m.article
+        }
         fn = partial(
             write_contact_sheet,
             path,
-            panel.model.hits(),
+            hits,
             panel.model.records(),
             load,
             title=f"Fabrics like {name}",
             query=None if preview is None else preview.copy(),  # the worker's own copy
+            articles=articles,
         )
         self.w.statusBar().showMessage(f"Saving the contact sheet {path.name}…")
         return self.w.runner.start(

@@ -128,7 +128,7 @@ class SuggestionController(QObject):
             w.statusBar().showMessage("No suggestion to accept for the selection.", 4000)
             return False
         try:
-            command = apply_suggestions(w.library, found, w.labelling.labels_changed)
+            command = apply_suggestions(w.library, found, w.session.labels_changed)
         except Exception as exc:  # noqa: BLE001 - refused (e.g. read-only): say why
             reason = message_for(exc, what="accepting suggestions")
             w.sink.inform("Labels", f"Cannot set these labels: {reason}", warning=True)

@@ -95,8 +95,7 @@ class TaxonomyController(QObject):
         lib = w.library
         if lib is None:
             return
-        w.set_taxonomy(lib.taxonomy)
-        w.searching.invalidate_labels()
+        w.session.set_taxonomy(lib.taxonomy)  # the panels and the searcher follow
 
         def refreshed() -> None:
             self.refresh_dialog()

@@ -369,6 +369,14 @@ class DetailPanel(QWidget):
         self.set_query(None, None)
         self.set_query_region(None, None)
 
+    def listen(self, session: Any) -> None:
+        """Follow the window's `LibrarySession`: category names as its categories change (the
+        selected record itself is shown again by the window on ``selectionChanged``)."""
+        session.taxonomyChanged.connect(self.set_taxonomy)
+
+    def set_taxonomy(self, tax: Taxonomy) -> None:
+        self.taxonomy = tax
+
     def _show_labels(
         self, side: _Side, coarse: str | None, fine: str | None, tightness: float | None
     ) -> None:

@@ -159,6 +159,10 @@ class LabelPanel(QWidget):
             w.setVisible(count > 1)
 
     # --- taxonomy and shortcuts ---------------------------------------------------------
+    def listen(self, session: Any) -> None:
+        """Follow the window's `LibrarySession`: its categories fill the pickers and keys."""
+        session.taxonomyChanged.connect(self.set_taxonomy)
+
     def set_taxonomy(self, tax: Taxonomy) -> None:
         self.taxonomy = tax
         self._updating = True

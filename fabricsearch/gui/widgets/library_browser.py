@@ -159,8 +159,19 @@ class LibraryBrowser(QWidget):
             old.deleteLater()
         self.grid.set_thumb_size(self.grid.iconSize().width())
 
+    def listen(self, session: Any) -> None:
+        """Follow the window's `LibrarySession`: its categories, the labels it changed."""
+        self._session = session
+        session.taxonomyChanged.connect(self.set_taxonomy)
+        session.labelsChanged.connect(self._labels_changed)
+
+    def _labels_changed(self, _ids: list[int]) -> None:
+        self.update_records(self._session.changed_records())
+
     def set_taxonomy(self, tax: Taxonomy) -> None:
         self.facets.set_taxonomy(tax)
+        if self.model is not None:
+            self.model.taxonomy = tax
 
     def set_suggestions(self, suggestions: dict[int, Any]) -> None:
         self._suggestions = suggestions

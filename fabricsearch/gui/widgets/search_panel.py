@@ -285,8 +285,20 @@ class SearchPanel(QWidget):
         self.grid.set_thumb_size(px)
         self.grid.setGridSize(QSize(px + 56 + 8, px + 8 + 18 + EXTRA_HEIGHT + 8))
 
+    def listen(self, session: Any) -> None:
+        """Follow the window's `LibrarySession`: its categories, the labels it changed."""
+        self._session = session
+        session.taxonomyChanged.connect(self.set_taxonomy)
+        session.labelsChanged.connect(self._labels_changed)
+
+    def _labels_changed(self, _ids: list[int]) -> None:
+        if self.model is not None:  # results shown
+            self.update_records(self._session.changed_records())
+
     def set_taxonomy(self, tax: Taxonomy) -> None:
         self.facets.set_taxonomy(tax)
+        if self.model is not None:
+            self.model.taxonomy = tax
 
     def text(self) -> str:
         return self.text_edit.text().strip()
