@@ -180,3 +180,52 @@ def test_a_command_reaching_past_the_services_is_caught() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _module_graph(package: str) -> dict[str, set[str]]:
+    """Module → project modules it imports at run time, inside functions too; imports under
+    ``if TYPE_CHECKING:`` are left out (they never run). Only modules of ``package``."""
+
+    def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+        out: list[ast.AST] = []
+        todo = [tree]
+        while todo:
+            node = todo.pop()
+            out.append(node)
+            for child in ast.iter_child_nodes(node):
+                test = child.test if isinstance(child, ast.If) else None
+                if isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
+                    todo.extend(child.orelse)  # type: ignore[union-attr]
+                    continue
+                todo.append(child)
+        return out
+
+    edges: dict[str, set[str]] = defaultdict(set)
+    for path in (ROOT / package).rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            prefix = f"fabricsearch.{package}."
+            for target in targets:
+                if (
+                    target.startswith(prefix)
+                    and (ROOT.parent / target.replace(".", "/")).with_suffix(".py").is_file()
+                ):
+                    edges[module].add(target)
+    return edges
+
+
+def test_no_run_time_import_cycles_inside_the_storage_layer() -> None:
+    """Issue 21: `library` ↔ `team` ↔ `jobprogress` imported each other inside functions.
+    The library reaches the engines through `backend`; the engine modules, the errors and the
+    authors module import no library."""
+    edges = _module_graph("catalogue")
+    assert _cycles(edges) == []
+    for low in ("team", "jobprogress", "postgres", "errors", "authors", "backend"):
+        assert "fabricsearch.catalogue.library" not in edges[f"fabricsearch.catalogue.{low}"], low

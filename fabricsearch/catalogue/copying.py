@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fabricsearch.catalogue.library import DB_NAME, Library, LibraryError
+from fabricsearch.catalogue.team import UNFINISHED
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 #: (table, columns) in the order rows must be written (foreign keys).
@@ -57,7 +58,6 @@ TABLES: list[tuple[str, tuple[str, ...]]] = [
 ]  # fmt: skip
 #: The meta key of a team library whose copy has not finished (catalogue/team.py refuses to
 #: open it); written with the library's uuid, deleted by the copy's final transaction.
-UNFINISHED = "copy unfinished"
 #: meta keys that belong to one library, not to its content.
 OWN_META = ("uuid", "photos_root", "taxonomy", UNFINISHED)
 BATCH = 2000
@@ -236,9 +236,9 @@ def _team_lock() -> int:
 def _forget_unfinished(conn: Any) -> None:
     """An interrupted copy into this database: forget it (its rows were never committed) so
     the copy starts over. A finished library is left alone (the create refuses it)."""
-    from fabricsearch.catalogue import schema, team
+    from fabricsearch.catalogue import schema_pg, team
 
-    if schema.current_version(conn) == 0 or team._meta(conn, UNFINISHED) is None:
+    if schema_pg.current_version(conn) == 0 or team._meta(conn, UNFINISHED) is None:
         return
     if conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]:
         return  # not what a copy leaves: never delete a library with images

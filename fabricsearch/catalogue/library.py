@@ -29,6 +29,15 @@ import numpy as np
 
 from fabricsearch import atomicio, livefiles
 from fabricsearch.catalogue import schema
+from fabricsearch.catalogue.authors import audit_text as _audit_text
+from fabricsearch.catalogue.authors import user_name as _user_name
+from fabricsearch.catalogue.backend import (
+    Backend,
+    SQLiteBackend,
+    TeamBackend,
+    damaged,
+    translate_sqlite,
+)
 from fabricsearch.catalogue.edits import EditsMixin
 from fabricsearch.catalogue.errors import (
     DamagedCatalogueError,
@@ -175,9 +184,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         self._lock = threading.RLock()
         self._depth = 0  # atomic() nesting
         self._taxonomy: Taxonomy | None = None
-        # While the connection is open nothing else in this process may open and close the
-        # catalogue file (that drops SQLite's POSIX locks on it; `livefiles`).
-        self._held = livefiles.hold(self.db_path) if team is None else None
+        #: What differs between SQLite and PostgreSQL (catalogue/backend.py).
+        self.backend: Backend = SQLiteBackend(self.db_path) if team is None else TeamBackend(team)
 
     # --- opening and closing ------------------------------------------------------------
     @classmethod
@@ -243,14 +251,14 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             try:
                 conn = _connect(db, read_only=read_only)
             except sqlite3.Error as exc:
-                raise _damaged(db, exc) from exc
+                raise damaged(db, exc) from exc
             lib = cls(folder, conn, read_only=read_only)
         try:
             lib._check_schema()
             lib._setup()
         except sqlite3.DatabaseError as exc:
             lib.close()
-            raise _translate(exc, db) from exc
+            raise translate_sqlite(exc, db, folder) from exc
         except BaseException:
             lib.close()
             raise
@@ -280,42 +288,14 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 )
 
     def _open_check(self) -> list[str]:
-        """SQLite's quick check of a catalogue up to `QUICK_CHECK_MAX_BYTES` (it reads every
-        page: zeroed or torn pages are found at open rather than in the middle of a job). A
-        larger one (100k images: 60 MB, 0.3 s; 1M: seconds) gets the cheap part only: the
-        small tables checked in full, the file's size against its page count (a cut copy)
-        and the first and last rows of the large tables; damage elsewhere is refused when it
-        is read (`DamagedCatalogueError`), and `integrity_check` (`fabricsearch info --check`)
-        reads everything on demand. See docs/library.md."""
-        c = self._c
-        if self.team is not None:
-            return c.check()  # type: ignore[attr-defined]
-        if _file_size(self.db_path) <= QUICK_CHECK_MAX_BYTES:
-            return [r[0] for r in c.execute("PRAGMA quick_check(5)").fetchall()]
-        page_size = int(c.execute("PRAGMA page_size").fetchone()[0])
-        pages = int(c.execute("PRAGMA page_count").fetchone()[0])
-        free = int(c.execute("PRAGMA freelist_count").fetchone()[0])
-        size = _file_size(self.db_path)
-        # Committed pages not yet copied back from the WAL may lie beyond the file's end.
-        wal = _file_size(self.db_path.with_name(self.db_path.name + "-wal"))
-        if free > pages or (wal == 0 and size < pages * page_size):
-            return [f"the file holds {size} bytes, its header promises {pages * page_size}"]
-        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        problems: list[str] = []
-        for name in tables:
-            if name in _LARGE_TABLES or name.startswith("fabric_text"):
-                continue
-            quoted = name.replace('"', '""')
-            problems += [r[0] for r in c.execute(f'PRAGMA quick_check("{quoted}")').fetchall()]
-        problems = [p for p in problems if p != "ok"]
-        for sql in _EDGE_READS:
-            c.execute(sql).fetchall()  # a damaged page raises SQLITE_CORRUPT
-        return problems or ["ok"]
+        """The backend's check at open (`SQLiteBackend.open_check`: SQLite's quick check up to
+        `QUICK_CHECK_MAX_BYTES`, the cheap part beyond; docs/library.md)."""
+        return self.backend.open_check(self._c, self.db_path, QUICK_CHECK_MAX_BYTES)
 
     def _setup(self) -> None:
         with self._lock:
             if not self.read_only:
-                schema.migrate(self._c)
+                self.backend.migrate(self._c)
                 # Temp files a killed writer (or a version before atomicio) left behind.
                 for d in (self.models_dir, self.indexes_dir):
                     atomicio.sweep_stale_temps(d)
@@ -333,61 +313,20 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         a library folder uses a lock file). A holder that dies releases it (the server ends its
         session; the OS closes its file). Busy: raises `LibraryError` naming the holder, or with
         ``wait`` polls until free (``cancel``: a `jobs.CancelToken` that stops the wait)."""
-        if self.team is not None:
-            from fabricsearch.catalogue import team
-
-            key = team.lock_key(self.team.uuid, name)
-            while not self._query("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
-                if not wait:
-                    raise LibraryError(
-                        f"a {name} is already running in {self.location}"
-                        f"{team.describe_lock(self, name)}: one at a time per library"
-                    )
-                _check_cancel(cancel)
-                time.sleep(poll_s)
-            try:
-                with contextlib.suppress(LibraryError):  # shown to others; best effort
-                    self._put_meta(f"lock:{name}", f"{team.holder()} since {time.ctime()}")
-                yield
-            finally:
-                with contextlib.suppress(LibraryError, sqlite3.Error):
-                    self._execute("DELETE FROM meta WHERE key = ?", (f"lock:{name}",))
-                with contextlib.suppress(LibraryError, sqlite3.Error):
-                    self._query("SELECT pg_advisory_unlock(?)", (key,))
-            return
-        with _file_lock(self.folder / f".{name}.lock", name, self.location, wait, poll_s, cancel):
+        with self.backend.exclusive(self, name, wait, poll_s, cancel):
             yield
 
     def job_progress(self, name: str) -> dict[str, Any] | None:
         """The recorded progress of the job holding the lock ``name`` (``"training"``) on a
         team library, from whichever client runs it; None when none runs (or for a folder)."""
-        from fabricsearch.catalogue import jobprogress
-
-        return jobprogress.read(self, name)
+        return self.backend.job_progress(self, name)
 
     def change_token(self) -> tuple[Any, ...]:
         """A value that changes whenever anyone commits a change to the catalogue (another
         window, the CLI, another client of a team library); cheap enough to poll every second
         or two. A library folder: size and mtime of the catalogue and its WAL. A team library:
         the newest audit row, image, label, metadata and model (the server is not a file)."""
-        if self.team is None:
-            out: list[Any] = []
-            for p in (self.db_path, self.db_path.with_name(self.db_path.name + "-wal")):
-                try:
-                    st = os.stat(p)
-                    out.append((st.st_mtime_ns, st.st_size))
-                except OSError:
-                    out.append((0, 0))
-            return tuple(out)
-        return tuple(
-            self._query(
-                "SELECT (SELECT COALESCE(MAX(id), 0) FROM label_audit),"
-                " (SELECT COUNT(*) FROM images), (SELECT COALESCE(MAX(added), 0) FROM images),"
-                " (SELECT COALESCE(MAX(at), 0) FROM labels), (SELECT COUNT(*) FROM metadata),"
-                " (SELECT COALESCE(MAX(at), 0) FROM metadata),"
-                " (SELECT COUNT(*) FROM models), (SELECT value FROM meta WHERE key = 'taxonomy')"
-            )[0]
-        )
+        return self.backend.change_token(self)
 
     def label_history(self, image_id: int | None = None) -> list[dict[str, Any]]:
         """Every recorded label change (oldest first), of one image or all: ``image_id, field,
@@ -410,14 +349,10 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
-                # Fold the WAL back so the folder is a single self-contained file at rest.
-                if self.team is None:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.backend.before_close(self._conn)
                 self._conn.close()
                 self._conn = None
-                livefiles.release(self._held)
-                self._held = None
+                self.backend.release()
 
     def __enter__(self) -> Library:
         return self
@@ -445,18 +380,15 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         with self._lock:
             conn = self._c
             if self._depth == 0:
-                # A read-only connection cannot take the write lock up front; its blocks only
-                # read, and a write inside one fails as ReadOnlyLibraryError. PostgreSQL has
-                # row locks and no IMMEDIATE: a plain BEGIN.
-                begin = "BEGIN" if self.read_only or self.team is not None else "BEGIN IMMEDIATE"
+                begin = self.backend.begin_statement(self.read_only)
                 commit, rollback = "COMMIT", "ROLLBACK"
             else:
                 name = f"sp{self._depth}"
                 begin = f"SAVEPOINT {name}"
                 commit, rollback = f"RELEASE {name}", f"ROLLBACK TO {name}; RELEASE {name}"
             self._run(conn.execute, begin)
-            if self._depth == 0 and self.team is not None:
-                conn.transaction_open = True  # type: ignore[attr-defined]
+            if self._depth == 0:
+                self.backend.transaction_open(conn, True)
             self._depth += 1
             try:
                 yield
@@ -466,15 +398,15 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                     for stmt in rollback.split("; "):
                         conn.execute(stmt)
                 self._taxonomy = None  # may have been changed inside the rolled-back block
-                if self._depth == 0 and self.team is not None:
-                    conn.transaction_open = False  # type: ignore[attr-defined]
+                if self._depth == 0:
+                    self.backend.transaction_open(conn, False)
                 raise
             self._depth -= 1
             try:
                 self._run(conn.execute, commit)
             finally:
-                if self._depth == 0 and self.team is not None:
-                    conn.transaction_open = False  # type: ignore[attr-defined]
+                if self._depth == 0:
+                    self.backend.transaction_open(conn, False)
 
     def _run(self, fn: Any, *args: Any) -> Any:
         """Call a sqlite3 function, turning damage, a full disk and read-only refusals into
@@ -482,7 +414,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         try:
             return fn(*args)
         except sqlite3.Error as exc:
-            new = _translate(exc, self.db_path, self)
+            new = self.backend.translate(exc, self)
             if new is exc:
                 raise
             raise new from exc
@@ -508,14 +440,12 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def integrity_check(self) -> str:
         """``'ok'`` or SQLite's description of the damage."""
-        if self.team is not None:
-            with self._lock:
-                return "\n".join(self._run(self._c.check))  # type: ignore[attr-defined]
-        return "\n".join(r[0] for r in self._query("PRAGMA integrity_check"))
+        with self._lock:
+            return "\n".join(self._run(self.backend.integrity_check, self._c))
 
     def schema_version(self) -> int:
         with self._lock:
-            return schema.current_version(self._c)
+            return self.backend.schema_version(self._c)
 
     # --- taxonomy ---------------------------------------------------------------------------
     @property
@@ -621,8 +551,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         rows = self._query(f"SELECT id, {column} FROM images ORDER BY id")
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         values = [r[1] for r in rows]
-        if column == "path" and self.team is not None:
-            values = [self._path_from_db(v) for v in values]
+        if column == "path":
+            values = list(self.backend.paths_from_db(values))
         return ids, values
 
     def find_by_path(self, path: str | os.PathLike[str]) -> ImageRecord | None:
@@ -734,24 +664,20 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         """The stored form of a photo's path: as given in a library folder; relative to the
         photos root (POSIX separators) in a team library, so every client maps it to its
         own mount of the archive. ``strict``: refuse a path outside the root."""
-        if self.team is None:
-            return str(path)
-        return self.team.to_db(str(path), strict)
+        return self.backend.to_db(path, strict)
 
     def _path_from_db(self, stored: str) -> str:
-        return stored if self.team is None else self.team.from_db(stored)
+        return self.backend.from_db(stored)
 
     def _record(self, r: tuple[Any, ...]) -> ImageRecord:
         rec = _record(r)
-        if self.team is None:
-            return rec
-        return dataclasses.replace(rec, path=Path(self.team.from_db(r[1])))
+        path = self.backend.from_db(r[1])
+        return rec if path == r[1] else dataclasses.replace(rec, path=Path(path))
 
     def check_photo_folder(self, folder: str | os.PathLike[str]) -> None:
         """Raise `LibraryError` when photos in ``folder`` cannot be catalogued here (a team
         library's photos must lie under its photos root)."""
-        if self.team is not None:
-            self.team.to_db(str(folder), strict=True)
+        self.backend.check_photo_folder(folder)
 
     # --- labels -----------------------------------------------------------------------------
     def set_labels(
@@ -917,15 +843,12 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 cid, cpath, csha, cpal, cco, cfi, cti = zip(*chunk, strict=True)
                 ids.append(np.fromiter(cid, np.int64, len(cid)))
                 if paths:
-                    path_col.extend(
-                        cpath if self.team is None else (self._path_from_db(p) for p in cpath)
-                    )
+                    path_col.extend(self.backend.paths_from_db(cpath))
                 shas.append(_digests(csha))
                 pals.append(_palettes(cpal))
                 coarse.extend(map(names.setdefault, cco, cco))  # C loops, no frame per row
                 fine.extend(map(names.setdefault, cfi, cfi))
-                # REAL column: floats already (a team library's server may give numbers)
-                tight.extend(cti if self.team is None else (_float_or_none(v) for v in cti))
+                tight.extend(self.backend.numbers(cti))
                 if not fetch:
                     break
         return CatalogueColumns(
@@ -1009,8 +932,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                 )
             except sqlite3.IntegrityError as exc:
                 raise LibraryError(f"a model {info.version!r} already exists") from exc
-            if self.team is not None:
-                self.team.upload_model_files(self, info)
+            self.backend.store_model_files(self, info)
 
     def models(self) -> list[ModelInfo]:
         """All models, newest first. A getter: on a team library a model's ``path`` is where
@@ -1035,8 +957,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         rows = self._query(f"SELECT {_MODEL_COLUMNS} FROM models WHERE version = ?", (version,))
         if not rows:
             raise LibraryError(f"no model {version!r} in this library")
-        if self.team is not None:
-            self.team.fetch_model_files(self, version)
+        self.backend.fetch_model_files(self, version)
         return self._model(rows[0], self._served_models())
 
     def sync_models(self) -> list[ModelInfo]:
@@ -1045,9 +966,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def _served_models(self) -> frozenset[str]:
         """A team library's models whose files the server holds (none for a folder)."""
-        if self.team is None:
-            return frozenset()
-        return frozenset(r[0] for r in self._query("SELECT DISTINCT version FROM model_files"))
+        return self.backend.served_models(self)
 
     def set_active_model(self, version: str) -> None:
         with self.atomic():
@@ -1243,38 +1162,6 @@ def _check_catalogue_file(db: Path) -> None:
         )
 
 
-def _damaged(db: Path, exc: sqlite3.Error) -> DamagedCatalogueError:
-    return DamagedCatalogueError(
-        f"{db} is damaged ({exc}); it was left unchanged: restore it from a backup"
-    )
-
-
-def _translate(exc: sqlite3.Error, db: Path, lib: Library | None = None) -> BaseException:
-    """A `LibraryError` for SQLite errors the user can act on; other errors unchanged."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    if lib is not None and lib.team is not None:
-        if name == "SQLITE_FULL":
-            return DiskFullError(f"disk full: free space on the server of {lib.location} and retry")
-        if name.startswith("SQLITE_READONLY"):
-            return ReadOnlyLibraryError(f"{lib.location} is open read-only: it cannot be changed")
-        if name in ("SQLITE_CANTOPEN", "SQLITE_IOERR"):
-            return LibraryError(f"team library {lib.location}: {exc}")
-        return exc
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return _damaged(db, exc)
-    if name == "SQLITE_FULL" or (
-        name.startswith("SQLITE_IOERR") and atomicio.failed_for_space(exc, db)
-    ):
-        # A full disk often surfaces as "disk I/O error" (the WAL cannot grow).
-        return DiskFullError(atomicio.disk_full_message(db))
-    if name.startswith("SQLITE_READONLY"):
-        where = lib.folder if lib is not None else db.parent
-        return ReadOnlyLibraryError(
-            f"{where} is open read-only (search only): it cannot be changed"
-        )
-    return exc
-
-
 def _client_cache(folder: Path) -> Path:
     """This user's cache folder for one library (thumbnails and index files of a library
     whose own folder cannot be written), in the user cache folder."""
@@ -1333,52 +1220,8 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
     raise LibraryError(f"cannot open {db_path} even read-only")
 
 
-@contextmanager
-def _file_lock(
-    path: Path, name: str, where: str, wait: bool, poll_s: float, cancel: Any
-) -> Iterator[None]:
-    from fabricsearch import locks
-
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(
-                locks.hold(path, wait=wait, poll_s=poll_s, on_wait=lambda: _check_cancel(cancel))
-            )
-        except locks.LockBusy as busy:
-            by = busy.holder
-            raise LibraryError(
-                f"a {name} is already running in {where}{f' (by {by})' if by else ''}:"
-                " one at a time per library"
-            ) from None
-        except OSError:  # a read-only folder: nothing in it can change anyway
-            pass
-        yield
-
-
-def _check_cancel(cancel: Any) -> None:
-    if cancel is not None:
-        from fabricsearch.jobs import check
-
-        check(cancel)
-
-
 def _is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
-def _user_name() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-
-
-def _audit_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def _palette_blob(palette: np.ndarray) -> bytes:
@@ -1391,23 +1234,6 @@ def _palette_blob(palette: np.ndarray) -> bytes:
 #: `Library.open` runs SQLite's quick check (it reads every page) on catalogues up to this
 #: size; a larger one gets the cheap checks of `Library._open_check` (docs/library.md).
 QUICK_CHECK_MAX_BYTES = 16 << 20
-#: Tables that grow with the images; the open check of a large catalogue reads their edges only.
-_LARGE_TABLES = frozenset({"images", "labels", "codes", "metadata", "label_audit"})
-_EDGE_READS = (
-    "SELECT min(id), max(id) FROM images",
-    "SELECT min(image_id), max(image_id) FROM labels",
-    "SELECT * FROM codes ORDER BY model_version, image_id LIMIT 1",
-    "SELECT * FROM codes ORDER BY model_version DESC, image_id DESC LIMIT 1",
-)
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
 #: `label_arrays` reads the whole table above this many ids; `columns` fetches this many
 #: rows at a time (bounded memory for the rows in flight).
 _SCAN_ABOVE = 20_000
@@ -1475,10 +1301,6 @@ def _label_arrays(
         tightness=np.array(tightness, np.float64).astype(np.float32),  # None → NaN
         palette=np.asarray(palettes, np.float32).reshape(n, *PALETTE_SHAPE),
     )
-
-
-def _float_or_none(v: Any) -> float | None:
-    return None if v is None else float(v)
 
 
 def _palettes(blobs: Sequence[bytes]) -> np.ndarray:

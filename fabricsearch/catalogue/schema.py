@@ -194,11 +194,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def current_version(conn: sqlite3.Connection) -> int:
+def _refuse_postgresql(conn: sqlite3.Connection) -> None:
     if getattr(conn, "dialect", "sqlite") == "postgresql":
-        from fabricsearch.catalogue import schema_pg
+        raise TypeError("a PostgreSQL catalogue's schema is schema_pg's (Library.backend)")
 
-        return schema_pg.current_version(conn)
+
+def current_version(conn: sqlite3.Connection) -> int:
+    _refuse_postgresql(conn)
     row = conn.execute(
         "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
     ).fetchone()
@@ -214,12 +216,10 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
     The connection must be in autocommit mode (isolation_level=None): each migration runs
     inside its own explicit BEGIN IMMEDIATE … COMMIT. A team library's connection
-    (`catalogue.postgres.PgConnection`) runs `schema_pg`'s twin migrations instead.
+    (`catalogue.postgres.PgConnection`) is migrated by `schema_pg`, its twin (the library's
+    `backend` chooses).
     """
-    if getattr(conn, "dialect", "sqlite") == "postgresql":
-        from fabricsearch.catalogue import schema_pg
-
-        return schema_pg.migrate(conn)
+    _refuse_postgresql(conn)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)"

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fabricsearch.catalogue.authors import audit_text, user_name
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, check_name, split_coarse
 
 Kind = Literal["coarse", "fine"]
@@ -231,9 +232,7 @@ class TaxonomyEditMixin:
                 ids[start : start + 500],
             )
         }
-        from fabricsearch.catalogue.library import _audit_text, _user_name
-
-        author, now = f"{_user_name()} ({_EDITOR}, undo)", time.time()
+        author, now = f"{user_name()} ({_EDITOR}, undo)", time.time()
         kept: list[int] = []
         for i in ids:
             if i not in existing:
@@ -259,7 +258,7 @@ class TaxonomyEditMixin:
             self._execute(  # type: ignore[attr-defined]
                 "INSERT INTO label_audit (image_id, field, old, new, who, at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (i, col, _audit_text(cur_value), _audit_text(value), author, now),
+                (i, col, audit_text(cur_value), audit_text(value), author, now),
             )
         return kept
 
@@ -275,11 +274,9 @@ class TaxonomyEditMixin:
     def _relabel(self, kind: Kind, mapping: dict[str, str | None]) -> None:
         """Replace label ``kind`` by ``mapping`` (None clears), keeping the old rows for undo
         and writing one audit row per image."""
-        from fabricsearch.catalogue.library import _user_name
-
         self._relabel_field = kind
         now = time.time()
-        author = f"{_user_name()} ({_EDITOR})"
+        author = f"{user_name()} ({_EDITOR})"
         for old, new in mapping.items():
             rows = self._query(  # type: ignore[attr-defined]
                 f"SELECT image_id, coarse, fine, tightness, who, at FROM labels WHERE {kind} = ?",

@@ -29,7 +29,13 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from fabricsearch import atomicio
-from fabricsearch.catalogue import postgres, schema
+from fabricsearch.catalogue import postgres, schema_pg
+from fabricsearch.catalogue.authors import user_name
+from fabricsearch.catalogue.errors import (
+    DamagedCatalogueError,
+    LibraryError,
+    NoLibraryThereError,
+)
 from fabricsearch.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
 
 PHOTOS_ROOT_ENV = "FABRICSEARCH_PHOTOS_ROOT"
 CLIENT_FILE = "client.json"
+#: The meta key of a team library that `library copy` has not finished (catalogue/copying.py).
+UNFINISHED = "copy unfinished"
 
 
 @dataclass
@@ -55,8 +63,6 @@ class TeamInfo:
             return Path(path).relative_to(self.photos_root).as_posix()
         except ValueError:
             if strict:
-                from fabricsearch.catalogue.library import LibraryError
-
                 raise LibraryError(
                     f"{path} is outside the team library's photos root {self.photos_root}:"
                     " only photos under it can be shared (map the root with"
@@ -108,8 +114,6 @@ class TeamInfo:
             )[0][0]
             data = bytes(data)
             if hashlib.sha256(data).hexdigest() != digest:
-                from fabricsearch.catalogue.library import DamagedCatalogueError
-
                 raise DamagedCatalogueError(
                     f"model file {name} of {version} does not match its checksum on the server"
                 )
@@ -139,8 +143,6 @@ def cache_folder(library_uuid: str) -> Path:
 def _connect(url: str, read_only: bool) -> postgres.PgConnection:
     import sqlite3
 
-    from fabricsearch.catalogue.library import LibraryError
-
     try:
         return postgres.PgConnection(url, read_only=read_only)
     except sqlite3.Error as exc:
@@ -161,8 +163,6 @@ def create_team(
 ) -> Library:
     """A new team library in the (empty) database at ``url``; ``extra_meta`` is written in
     the same transaction as its uuid (`copying` marks a copy unfinished so)."""
-    from fabricsearch.catalogue.library import LibraryError
-
     if photos_root is None:
         raise LibraryError(
             "a team library needs a photos root (--photos-root DIR): the folder its photos"
@@ -170,9 +170,9 @@ def create_team(
         )
     conn = _connect(url, read_only=False)
     try:
-        if schema.current_version(conn) > 0 and _meta(conn, "uuid") is not None:
+        if schema_pg.current_version(conn) > 0 and _meta(conn, "uuid") is not None:
             raise LibraryError(f"{postgres.display_url(url)} already holds a library")
-        schema.migrate(conn)
+        schema_pg.migrate(conn)
         new = str(uuidlib.uuid4())
         tax = taxonomy if taxonomy is not None else Taxonomy.default()
         conn.execute("BEGIN")
@@ -211,22 +211,19 @@ def open_team(
     photos_root: str | os.PathLike[str] | None,
 ) -> Library:
     """The team library at ``url``; `NoLibraryThereError` when there is none."""
-    from fabricsearch.catalogue.errors import NoLibraryThereError
-    from fabricsearch.catalogue.library import DamagedCatalogueError
-
     conn = _connect(url, read_only)
     try:
-        have = schema.current_version(conn)
+        have = schema_pg.current_version(conn)
         uuid = _meta(conn, "uuid") if have else None
         if uuid is None:
             raise NoLibraryThereError(
                 f"{postgres.display_url(url)} holds no fabricsearch library: create one with"
                 " `fabricsearch init URL --photos-root DIR`"
             )
-        if have > schema.SCHEMA_VERSION:
+        if have > schema_pg.SCHEMA_VERSION:
             raise DamagedCatalogueError(
                 f"{postgres.display_url(url)} was written by a newer fabricsearch (catalogue"
-                f" schema {have}; this version reads up to {schema.SCHEMA_VERSION}):"
+                f" schema {have}; this version reads up to {schema_pg.SCHEMA_VERSION}):"
                 " update fabricsearch to open it"
             )
         _refuse_unfinished_copy(conn, url)
@@ -239,9 +236,6 @@ def open_team(
 def _refuse_unfinished_copy(conn: postgres.PgConnection, url: str) -> None:
     """A `library copy` into this database was stopped before its final commit: it holds an
     empty library that must not pass for the copy."""
-    from fabricsearch.catalogue.copying import UNFINISHED
-    from fabricsearch.catalogue.library import LibraryError
-
     raw = _meta(conn, UNFINISHED)
     if raw is None:
         return
@@ -293,8 +287,6 @@ def _client_root(folder: Path) -> str | None:
 
 def map_photos_root(lib: Library, root: str | os.PathLike[str]) -> Path:
     """Remember where this client sees the team library's photos (its ``client.json``)."""
-    from fabricsearch.catalogue.library import LibraryError
-
     if lib.team is None:
         raise LibraryError(f"{lib.location} is a library folder: its photo paths are absolute")
     path = Path(root).expanduser().resolve()
@@ -312,9 +304,7 @@ def lock_key(library_uuid: str, name: str) -> int:
 
 
 def holder() -> str:
-    from fabricsearch.catalogue.library import _user_name
-
-    return f"{_user_name()}@{socket.gethostname()} (pid {os.getpid()})"
+    return f"{user_name()}@{socket.gethostname()} (pid {os.getpid()})"
 
 
 def describe_lock(lib: Library, name: str) -> str:
