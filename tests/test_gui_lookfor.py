@@ -170,3 +170,37 @@ def test_open_with_when_the_desktop_has_no_viewer(
         [str(rec.path), str(other.path)]
     )
     assert len(asked) == 2
+
+
+def test_contact_sheet_prints_article_numbers(
+    window, trained_library_path: Path, tmp_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtGui import QImage
+
+    from fabricsearch.gui import export
+
+    open_library(window, trained_library_path)
+    rec = window.browser.all_records()[4]
+    window.browser.grid.select_ids([rec.id])
+    with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
+        window.similar_action.trigger()
+    hits = blocker.args[0].result.hits
+    numbered = {h.image_id: f"ART-{k:03d}" for k, h in enumerate(hits[:3])}
+    for image_id, article in numbered.items():
+        window.library.set_metadata([image_id], {"article": article})
+    drawn: list[list[str]] = []
+
+    def captions(*args, **kwargs):
+        out = real(*args, **kwargs)
+        drawn.append(out)
+        return out
+
+    real = export.sheet_captions
+    monkeypatch.setattr(export, "sheet_captions", captions)
+    sheet = tmp_path / "sheet.png"
+    window.searching.export_sheet(sheet)
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == f"Saved {sheet}", timeout=60_000)
+    assert not QImage(str(sheet)).isNull()
+    shown = window.search_panel.model.hits()
+    assert drawn == [[numbered.get(h.image_id, h.path.name) for h in shown]]
+    assert drawn[0][:3] == ["ART-000", "ART-001", "ART-002"]

@@ -88,6 +88,13 @@ def _tight(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
+def sheet_captions(hits: Sequence[SearchHit], articles: Mapping[int, str] | None) -> list[str]:
+    """The line under each result's thumbnail on the contact sheet, in rank order: its
+    article number (what a supplier or a sample card is ordered by), else its file name."""
+    articles = articles or {}
+    return [(articles.get(h.image_id) or "").strip() or h.path.name for h in hits]
+
+
 def write_contact_sheet(
     path: Path,
     hits: Sequence[SearchHit],
@@ -98,14 +105,17 @@ def write_contact_sheet(
     columns: int = 5,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    articles: Mapping[int, str] | None = None,
 ) -> Path:
-    """A printable grid of the results (query first) with rank, score and colours; its path.
+    """A printable grid of the results (query first) with rank, score, article number (the
+    file name where there is none: `sheet_captions`) and colours; its path.
 
     The format follows the suffix: ``.pdf`` through QPdfWriter (A4), anything else as a PNG.
     Safe in a worker (`load_image` then runs there too); a cancel stops it before the file is
     written."""
     path = Path(path)
     by_id = {r.id: r for r in records}
+    captions = sheet_captions(hits, articles)
     cells: list[tuple[QImage | None, str, str, ImageRecord | None]] = []
     if query is not None:
         cells.append((query, "Query", "", None))
@@ -114,7 +124,7 @@ def write_contact_sheet(
         check(cancel)
         rec = by_id.get(hit.image_id)
         img = load_image(rec) if rec is not None else None
-        cells.append((img, f"#{hit.rank}  score {hit.score:.2f}", hit.path.name, rec))
+        cells.append((img, f"#{hit.rank}  score {hit.score:.2f}", captions[k], rec))
     report(progress, "write", 0, None, "pages")
     check(cancel)
     cell_w, cell_h, margin, header = 220, 290, 30, 60
