@@ -26,12 +26,15 @@ table and writes benchmarks/results/import_speed.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,8 @@ from fabricsearch.catalogue.importer import WORK_SIDE, import_folder
 
 RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
 SPEED_RESULTS = Path(__file__).resolve().parent / "results" / "import_speed.json"
+RECIPE_RESULTS = Path(__file__).resolve().parent / "results" / "import_recipe.json"
+COSTS_RESULTS = Path(__file__).resolve().parent / "results" / "import_costs.json"
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(tempfile.gettempdir()) / "fabricsearch-bench-import"
 
@@ -205,6 +210,13 @@ def child(variant: str, folder: Path, workers: int | None) -> dict[str, Any]:
     else:
         from fabricsearch.workflows import create_library, import_and_encode
 
+        try:
+            from fabricsearch.threads import free_cores
+
+            out["free_cores_at_start"] = free_cores()
+        except ImportError:  # the baseline may predate it
+            pass
+
         lib_dir = Path(tempfile.mkdtemp(prefix="bench-lib-"))
         try:
             lib = create_library(lib_dir / "lib")
@@ -217,6 +229,9 @@ def child(variant: str, folder: Path, workers: int | None) -> dict[str, Any]:
             shutil.rmtree(lib_dir, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
     out["stages"] = {k: [round(a, 2), round(b, 2)] for k, (a, b) in stages.items()}
+    if "import" in stages and "features" in stages:
+        # The per-image part: from the first photo read to the last feature stored.
+        out["import_features_s"] = stages["features"][1] - stages["import"][0]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["peak_worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return out
@@ -260,8 +275,11 @@ def compare(args: argparse.Namespace) -> None:
     for r in range(args.rounds):
         for name, folder in datasets.items():
             order = ["old", "new", "features"] if r % 2 == 0 else ["features", "new", "old"]
+            if args.new_workers:  # today's path with a fixed decoder count, beside the policy's
+                order.insert(2, f"new_w{args.new_workers}")
             for variant in order:
-                res = run_child(variant, folder, workers, base)
+                w = args.new_workers if variant.startswith("new_w") else workers
+                res = run_child(variant, folder, w, base)
                 res.update({"dataset": name, "round": r})
                 runs.append(res)
                 print(
@@ -293,6 +311,15 @@ def compare(args: argparse.Namespace) -> None:
                 "new_peak_mb": new["peak_rss_mb"] + new["peak_worker_rss_mb"],
                 "load": (old["loadavg_1min_before"] + new["loadavg_1min_before"]) / 2,
             }
+            fixed = got.get(f"new_w{args.new_workers}")
+            if fixed is not None:
+                row["new_fixed_workers"] = args.new_workers
+                row["new_fixed_img_s"] = fixed["images"] / fixed["seconds"]
+                row["new_fixed_peak_mb"] = fixed["peak_rss_mb"] + fixed["peak_worker_rss_mb"]
+                row["new_over_fixed"] = fixed["seconds"] / new["seconds"]
+            for key, run in (("old", old), ("new", new), ("fixed", fixed)):
+                if run is not None and "import_features_s" in run:
+                    row[f"{key}_per_image_part_img_s"] = run["images"] / run["import_features_s"]
             rows.append(row)
             print(
                 f"{name:18s} {r:5d} {row['old_img_s']:9.2f} {row['new_img_s']:9.2f} "
@@ -300,6 +327,13 @@ def compare(args: argparse.Namespace) -> None:
                 f"{row['new_over_features']:7.2f}× {row['old_peak_mb']:7.0f} "
                 f"{row['new_peak_mb']:7.0f} {row['load']:5.1f}"
             )
+            parts = "  ".join(
+                f"{k}: {row[f'{k}_per_image_part_img_s']:.2f}"
+                for k in ("old", "new", "fixed")
+                if f"{k}_per_image_part_img_s" in row
+            )
+            extra = f"  new/new_w{args.new_workers} {row['new_over_fixed']:.2f}×" if fixed else ""
+            print(f"{'':18s} import+features img/s  {parts}{extra}")
     SPEED_RESULTS.parent.mkdir(parents=True, exist_ok=True)
     SPEED_RESULTS.write_text(
         json.dumps(
@@ -322,6 +356,125 @@ def compare(args: argparse.Namespace) -> None:
     print(f"wrote {SPEED_RESULTS}")
 
 
+# --------------------------------------------------------------------------- --recipe / --costs
+
+
+def _old_net_pixels(path: Path, size: int) -> np.ndarray:
+    """The network's pixels before issue 23's one-decode recipe: a separate decode with the
+    longest side capped at 2·size (a 12 MP JPEG at the 1/8 DCT scale)."""
+    return imaging.decode(path.read_bytes(), max_side=2 * size)[0]
+
+
+def recipe_cosine(args: argparse.Namespace) -> None:
+    """Cosine between a photo's feature with the old network pixels and with today's (derived
+    from the fine decode), on dtd10 photos and on camera JPEGs made from them: how far cached
+    features of existing libraries are from what a new import or query computes."""
+    from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, get_spec
+    from fabricsearch.hashing.extract import compute_features
+
+    dtd = Path(args.dtd).resolve()
+    size = get_spec(DEFAULT_BACKBONE).input_size
+    out: dict[str, Any] = {}
+    photos = sorted(dtd.rglob("*.jpg"))
+    step = max(1, len(photos) // args.recipe)
+    sets = {
+        "dtd10": photos[::step][: args.recipe],
+        "camera 4000×3000": sorted(ensure_camera_photos(dtd, args.recipe).glob("*.jpg"))[
+            : args.recipe
+        ],
+    }
+    for name, files in sets.items():
+        old, _ = compute_features(
+            files, DEFAULT_BACKBONE, loader=lambda p: _old_net_pixels(p, size)
+        )
+        new, _ = compute_features(files, DEFAULT_BACKBONE)
+        a, b = old[:, 0].astype(np.float64), new[:, 0].astype(np.float64)
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        out[name] = {
+            "photos": len(files),
+            "cosine_min": float(cos.min()),
+            "cosine_median": float(np.median(cos)),
+            "cosine_mean": float(cos.mean()),
+        }
+        print(
+            f"{name:18s} {len(files):4d} photos  cosine old/new min {cos.min():.4f} "
+            f"median {np.median(cos):.4f}",
+            flush=True,
+        )
+    RECIPE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RECIPE_RESULTS.write_text(
+        json.dumps({"benchmark": "recipe_cosine", "sets": out}, indent=2) + "\n"
+    )
+    print(f"wrote {RECIPE_RESULTS}")
+
+
+def per_photo_costs(args: argparse.Namespace) -> None:
+    """Per-photo costs of the import on camera JPEGs, one core: decode at the chosen DCT scale
+    (and at 1/8 for comparison), palette, thumbnails + network pixels, network at batch 32."""
+    import torch
+
+    from fabricsearch import colour
+    from fabricsearch.catalogue.importer import measure_file
+    from fabricsearch.hashing.backbones import DEFAULT_BACKBONE, get_spec, load_backbone
+    from fabricsearch.hashing.extract import forward_batch, net_pixels
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    dtd = Path(args.dtd).resolve()
+    files = sorted(ensure_camera_photos(dtd, args.costs).glob("*.jpg"))[: args.costs]
+    size = get_spec(DEFAULT_BACKBONE).input_size
+    ms: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def timed(key: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        ms.setdefault(key, []).append((time.perf_counter() - t0) * 1e3)
+
+    squares = []
+    for f in files:
+        with timed("read_sha256"):
+            data = f.read_bytes()
+            hashlib.sha256(data).digest()
+        with timed("decode_fine"):
+            fine = imaging.decode_fine(data, colour.PALETTE_SIDE)[0]
+        with timed("decode_1_8_old_net"):
+            imaging.decode(data, max_side=2 * size)
+        with timed("palette"):
+            colour.quantise(fine)
+        with timed("thumbnails"):
+            work = imaging.resize_max_side(fine, WORK_SIDE)
+            [imaging.thumbnail_jpeg(work, s) for s in imaging.THUMB_SIZES]
+        with timed("net_pixels_square"):
+            squares.append(imaging.centre_square(net_pixels(fine, size), size))
+        with timed("measure_file_total"):
+            measure_file(str(f), frozenset(), net_size=size)
+    net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"), fused=True)
+    batch = np.stack((squares * (32 // len(squares) + 1))[:32])
+    forward_batch(net, batch, torch.device("cpu"))  # warm-up
+    for _ in range(3):
+        with timed("network_per_image_b32"):
+            forward_batch(net, batch, torch.device("cpu"))
+    ms["network_per_image_b32"] = [t / 32 for t in ms["network_per_image_b32"]]
+    med = {k: float(np.median(v)) for k, v in ms.items()}
+    for k, v in med.items():
+        print(f"  {k:24s} {v:7.1f} ms")
+    per_photo = med["measure_file_total"] + med["network_per_image_b32"]
+    print(
+        f"  one core per photo (measure_file + network): {per_photo:.0f} ms → "
+        f"{2000 / per_photo:.1f} img/s on 2 cores at best; load {os.getloadavg()[0]:.1f}"
+    )
+    COSTS_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    COSTS_RESULTS.write_text(
+        json.dumps(
+            {"benchmark": "import_costs", "median_ms": med, "loadavg_1min": os.getloadavg()[0]},
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {COSTS_RESULTS}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", action="store_true", help="old vs new import_and_encode")
@@ -330,6 +483,11 @@ def main() -> None:
     ap.add_argument("--dtd", default=str(REPO.parent / "shared" / "data" / "dtd10"))
     ap.add_argument("--dtd-count", type=int, default=240)
     ap.add_argument("--camera-count", type=int, default=40)
+    ap.add_argument(
+        "--new-workers", type=int, default=0, help="also run today's path with N decoders"
+    )
+    ap.add_argument("--recipe", type=int, default=0, help="cosine old/new network pixels, N photos")
+    ap.add_argument("--costs", type=int, default=0, help="per-photo costs on N camera JPEGs")
     ap.add_argument("--child", nargs=2, metavar=("VARIANT", "FOLDER"), help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--width", type=int, default=3000)
@@ -342,6 +500,12 @@ def main() -> None:
         return
     if args.compare:
         compare(args)
+        return
+    if args.recipe:
+        recipe_cosine(args)
+        return
+    if args.costs:
+        per_photo_costs(args)
         return
 
     cores = os.cpu_count() or 1

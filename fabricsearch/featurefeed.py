@@ -61,6 +61,9 @@ class FeatureFeed:
         self.seconds = 0.0  # time spent in the network and the store
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=2 * batch_size)
         self._stop = threading.Event()
+        # True once the import has handed over its last input: its decoders no longer need
+        # the cores, and the network may take every free one (`_serve`).
+        self._draining = False
         self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="feature-feed", daemon=True)
         self._thread.start()
@@ -80,6 +83,7 @@ class FeatureFeed:
     def close(self, progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> None:
         """Wait until every queued input has its feature stored (progress stage ``features``).
         Cancelling stops at the next batch; what was stored stays."""
+        self._draining = True
         self._send_end()
         while self._thread.is_alive():
             if cancel is not None and cancel.cancelled:
@@ -159,8 +163,11 @@ class FeatureFeed:
                 arr = np.stack(
                     [np.frombuffer(batch[i][1], np.uint8).reshape(s, s, 3) for i in todo]
                 )
-                # The network pass of extract.compute_features, so the same feature.
-                with torch_threads(threads_for(len(todo))):
+                # The network pass of extract.compute_features, so the same feature. While the
+                # import decodes, its workers hold the free cores: one torch thread (a second
+                # mostly spin-waits for a core, fabricsearch/threads.py), all free ones after.
+                n = threads_for(len(todo)) if self._draining else 1
+                with torch_threads(n):
                     f = forward_batch(net, arr, dev)
                 store.add([shas[i] for i in todo], f)
             self.done += len(batch)

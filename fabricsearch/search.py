@@ -651,8 +651,14 @@ class Searcher:
             t1 = time.perf_counter()
             # On a pretrained backbone the file goes through the library's own input recipe
             # (extract.decode_for → data.prepare_image), so a library photo used as a query
-            # gets exactly its stored code.
-            source = image if st.method.on_features and sha is not None and crop is None else rgb
+            # gets exactly its stored code; decode_for's pixels come from the decode the
+            # palette was measured on (extract.net_pixels), so the file is decoded once.
+            source: Path | str | np.ndarray = rgb
+            if st.method.on_features and sha is not None and crop is None:
+                from fabricsearch.hashing.backbones import get_spec
+                from fabricsearch.hashing.extract import net_pixels
+
+                source = net_pixels(fine, get_spec(st.method.backbone).input_size)
             code, predicted, qfeat = _encode_query(st.method, source, self.library)
             times["encode"] = (time.perf_counter() - t1) * 1e3
             t2 = time.perf_counter()

@@ -44,14 +44,18 @@ def busy_elsewhere() -> float:
     return max(0.0, load - 1.0)
 
 
+def free_cores(n_cores: int | None = None, busy: float | None = None) -> int:
+    """The cores not busy with other work now, at least one (module docstring)."""
+    n_cores = cores() if n_cores is None else n_cores
+    busy = busy_elsewhere() if busy is None else busy
+    return max(1, min(n_cores, int(n_cores - busy + 0.5)))
+
+
 def threads_for(images: int, n_cores: int | None = None, busy: float | None = None) -> int:
     """Threads for encoding ``images`` images now (see the module docstring)."""
-    n_cores = cores() if n_cores is None else n_cores
     if images < SMALL_BATCH:
         return 1
-    busy = busy_elsewhere() if busy is None else busy
-    free = int(n_cores - busy + 0.5)
-    return max(1, min(n_cores, free))
+    return free_cores(n_cores, busy)
 
 
 @contextlib.contextmanager
@@ -70,4 +74,23 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-__all__ = ["SMALL_BATCH", "cores", "threads_for", "torch_threads"]
+@contextlib.contextmanager
+def cv2_threads(n: int) -> Iterator[None]:
+    """Run the body with OpenCV's thread pool at ``n`` threads, then restore (a process-wide
+    setting). Decoding threads that run beside torch's use one: OpenCV's own pool for each
+    resize fought the network's threads (features of 12 camera JPEGs: 12.4 img/s with one
+    OpenCV thread against 11.3 with two, loaded 2-core machine, docs/benchmarks.md)."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    if n == before:
+        yield
+        return
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+__all__ = ["SMALL_BATCH", "cores", "cv2_threads", "free_cores", "threads_for", "torch_threads"]

@@ -134,10 +134,12 @@ def _exit_with_parent(parent: int) -> None:
 def measure_file(path: str, known: frozenset[str] | None = None, net_size: int = 0) -> Measured:
     """Read, hash, decode (reduced), quantise and thumbnail one file; errors become reasons.
 
-    With ``net_size`` (a backbone's input size) the same decode also gives the backbone's
-    input: exactly `extract.decode_for` (longest side 2·``net_size``) centre-cropped by
-    `hashing.data.prepare_image`, so the feature stage need not read and decode the file again
-    (`imaging.decode_pair`)."""
+    One decode per photo (issue 23): `imaging.decode_fine` at `colour.PALETTE_SIDE` px (a
+    large JPEG at a reduced DCT scale); the palette is measured on it and the thumbnails are
+    area-resized from it. With ``net_size`` (a backbone's input size) the backbone's input is
+    area-resized from it too: exactly `extract.decode_for` (longest side 2·``net_size``)
+    centre-cropped by `hashing.data.prepare_image`, so the feature stage need not read and
+    decode the file again."""
     from fabricsearch import colour
 
     known = _KNOWN if known is None else known
@@ -319,7 +321,8 @@ def _import_folder(
     `fabricsearch.watch`); a file among them that is a catalogued photo moved there is
     still recognised as a move.
 
-    ``workers``: processes for decoding (None = all cores; 0 = in this process). With
+    ``workers``: processes for decoding (None = the cores not busy with other work,
+    `threads.free_cores`; 0 = in this process). With
     ``labels_csv`` the labels are applied after the images (see `labels_csv.import_labels`).
 
     ``features``: the workers also prepare each new photo's backbone input (of
@@ -417,7 +420,11 @@ def _measure_all(
     net_size: int = 0,
 ) -> Iterator[Measured]:
     if workers is None:
-        workers = os.cpu_count() or 1
+        # The cores actually free (threads.free_cores): on a busy laptop more decoders than
+        # free cores only queue for them, and the feature feed's network shares them too.
+        from fabricsearch.threads import free_cores
+
+        workers = free_cores()
     workers = min(workers, len(paths))
     if workers <= 1 or len(paths) < 4:
         # Not worth starting processes (spawning costs ~1 s each) for a handful of files.

@@ -4,8 +4,8 @@ kept in its feature store (`fabricsearch.featurestore`, which only stores).
 `input_tensor` / `decode_for` + `hashing.data.prepare_image` are the one input recipe of a
 pretrained backbone: the same photo gives the same tensor in training, encoding, import and
 search (view 0 is the centre crop of the shorter side resized to the backbone's input size;
-the photo is decoded with its longest side capped at twice that, so large JPEGs decode at a
-reduced DCT scale).
+the photo's one decode, at least `colour.PALETTE_SIDE` px and for a large JPEG at a reduced
+DCT scale, is area-resized to a longest side of twice that first).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from fabricsearch.featurestore import MAIN_VIEWS, store_for
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
-from fabricsearch.threads import threads_for, torch_threads
+from fabricsearch.threads import cv2_threads, threads_for, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,26 @@ def input_tensor(rgb: np.ndarray, backbone: str) -> torch.Tensor:
 
 
 def decode_for(path: Any, size: int) -> np.ndarray:
-    """Decode a photo for a backbone of input `size` (an RGB array passes through). The longest
-    side is capped at 2·size, so large JPEGs decode at a reduced DCT scale (several times
-    faster) and every path (training, encoding, query) gets the same pixels."""
+    """Decode a photo for a backbone of input `size` (an RGB array passes through): the
+    photo's one decode, `imaging.decode_fine` at `colour.PALETTE_SIDE` (a large JPEG at a
+    reduced DCT scale), area-resized to a longest side of at most 2·size (`net_pixels`). The
+    import worker and the query derive the network's pixels from that same decode, so every
+    path (training, encoding, import, query) gets the same pixels."""
     if isinstance(path, np.ndarray):
         return path
-    from fabricsearch.imaging import load_rgb
+    from fabricsearch.colour import PALETTE_SIDE
+    from fabricsearch.imaging import decode_fine
 
-    return load_rgb(path, max_side=2 * size)
+    return net_pixels(decode_fine(path, PALETTE_SIDE)[0], size)
+
+
+def net_pixels(fine: np.ndarray, size: int) -> np.ndarray:
+    """The network's pixels from a photo's fine decode (`imaging.decode_fine`'s first array):
+    what `decode_for` returns for the file, without decoding it again (the query's path; the
+    import worker's `imaging.decode_fine(…, net_side=2·size)` is this same resize)."""
+    from fabricsearch.imaging import resize_max_side
+
+    return resize_max_side(fine, 2 * size)
 
 
 @torch.inference_mode()
@@ -108,8 +120,13 @@ def compute_features(
 
     report(progress, stage, 0, n, "img")
     # One torch thread for a query, the free cores for a batch, in this thread only
-    # (fabricsearch/threads.py: more threads were several times slower on a busy laptop).
-    with torch_threads(threads_for(n)), ThreadPoolExecutor(max_workers=2) as pool:
+    # (fabricsearch/threads.py: more threads were several times slower on a busy laptop);
+    # the decoding threads' OpenCV calls run single-threaded beside it (`cv2_threads`).
+    with (
+        torch_threads(threads_for(n)),
+        cv2_threads(1),
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
         starts = list(range(0, n, batch_size))
         pending = pool.map(lambda s: [prep(i) for i in range(s, min(n, s + batch_size))], starts)
         for start, prepared in zip(starts, pending, strict=True):
