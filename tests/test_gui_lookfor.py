@@ -204,3 +204,56 @@ def test_contact_sheet_prints_article_numbers(
     shown = window.search_panel.model.hits()
     assert drawn == [[numbered.get(h.image_id, h.path.name) for h in shown]]
     assert drawn[0][:3] == ["ART-000", "ART-001", "ART-002"]
+
+
+def test_saved_searches_are_kept_in_the_library(
+    window, library_path: Path, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QInputDialog
+
+    from fabricsearch.catalogue import Library
+    from fabricsearch.services.search import saved_searches
+
+    open_library(window, library_path)
+    browser = window.browser
+    records = browser.all_records()
+    coarse = next(r.coarse for r in records if r.coarse)
+    stem = records[0].path.stem[:5]
+    browser.facets.set_coarse(coarse.split("/")[0])
+    browser.labelled_box.setCurrentIndex(browser.labelled_box.findData("labelled"))
+    browser.text_edit.setText(stem)
+    browser.refresh_text_filter()
+    shown = sorted(r.id for r in browser.visible_records())
+    assert 0 < len(shown) < len(records)
+
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("My plaids", True))
+    window.saved_menu.aboutToShow.emit()  # the menu as the user opens it
+    save = window.saved_menu.actions()[0]
+    assert save.text().startswith("Save current filters")
+    save.trigger()
+    # Stored in the library: a teammate opening it sees the search.
+    with Library.open(library_path) as other:
+        [entry] = saved_searches(other)
+    assert entry.name == "My plaids"
+    assert entry.text == stem
+    assert entry.filters == {"coarse": coarse.split("/")[0], "labelled": True}
+
+    browser.facets.reset_button.click()
+    assert len(browser.visible_records()) == len(records)
+    window.tabs.setCurrentIndex(1)
+    window.saved_menu.aboutToShow.emit()
+    [chosen] = [a for a in window.saved_menu.actions() if a.text() == "My plaids"]
+    chosen.trigger()
+    assert window.tabs.currentIndex() == 0
+    assert browser.text_edit.text() == stem
+    assert browser.facets.current_filter().labelled is True
+    assert sorted(r.id for r in browser.visible_records()) == shown
+
+    # Reopened, the menu still offers it; Delete… forgets it.
+    window.libraries.close_library()
+    assert open_library(window, library_path)
+    window.saved_menu.aboutToShow.emit()
+    assert "My plaids" in [a.text() for a in window.saved_menu.actions()]
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("My plaids", True))
+    window.saved_menu.actions()[-1].trigger()
+    assert saved_searches(window.library) == []

@@ -40,6 +40,7 @@ from fabricsearch.gui.controllers.opening import OpenController
 from fabricsearch.gui.controllers.preview import PreviewController
 from fabricsearch.gui.controllers.records import RecordsController
 from fabricsearch.gui.controllers.removal import RemovalController
+from fabricsearch.gui.controllers.saved_searches import SavedSearchController
 from fabricsearch.gui.controllers.search import SearchController
 from fabricsearch.gui.controllers.suggestions import SuggestionController
 from fabricsearch.gui.controllers.taxonomy import TaxonomyController
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         self.previewing = PreviewController(self)
         self.removal = RemovalController(self)  # Remove from library, undoably
         self.opening = OpenController(self)  # the desktop's viewer, or Open with…
+        self.saved_searches = SavedSearchController(self)  # Library ▸ Saved searches
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -312,6 +314,9 @@ class MainWindow(QMainWindow):
             lib_menu, "Connect to team library…", lib.connect_team_library_dialog
         )
         self.recent_menu = lib_menu.addMenu("Open recent")
+        # Filled as it opens: searches a teammate saved in the library appear.
+        self.saved_menu = lib_menu.addMenu("Saved searches")
+        self.saved_menu.aboutToShow.connect(lambda: self.saved_searches.fill_menu(self.saved_menu))
         lib_menu.addSeparator()
         self.import_action = self._action(
             lib_menu, "Import folder…", lib.import_folder_dialog, "Ctrl+I", sp.SP_DialogOpenButton

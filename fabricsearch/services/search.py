@@ -1,6 +1,6 @@
-"""Searching a library: the searcher, its filters and errors, crops, palettes, and encoding
+"""Searching a library: the searcher, its filters and errors, crops, palettes, encoding
 the images that lack a code under the search model (`ensure_codes` before a query: a query
-writes nothing; `encode_missing` for all of them).
+writes nothing; `encode_missing` for all of them), and the library's saved searches.
 
 `fabricsearch.search` needs numpy and OpenCV: its names are imported on first use."""
 
@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fabricsearch.catalogue.saved_searches import (
+    SavedSearch,
+    delete_saved_search,
+    save_search,
+    saved_searches,
+)
 from fabricsearch.catalogue.textsearch import TextQueryError
 
 if TYPE_CHECKING:
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ImageError",
     "QueryLabels",
+    "SavedSearch",
     "SearchError",
     "SearchFilters",
     "Searcher",
@@ -34,6 +41,7 @@ __all__ = [
     "TextQueryError",
     "colour_report",
     "decode_image",
+    "delete_saved_search",
     "encode_missing",
     "ensure_codes",
     "is_image_path",
@@ -43,6 +51,8 @@ __all__ = [
     "parse_crop",
     "parse_text_query",
     "resize_max_side",
+    "save_search",
+    "saved_searches",
 ]
 
 _FROM_SEARCH = ("QueryLabels", "SearchError", "SearchFilters", "Searcher", "StaleQueryError")

@@ -4,7 +4,8 @@ tightness range and a colour. The same bar narrows the library grid and the sear
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Signal
@@ -43,6 +44,16 @@ class BrowseFilter:
     @property
     def active(self) -> bool:
         return self != BrowseFilter()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that differ from no filter (a saved search stores these)."""
+        return {k: v for k, v in asdict(self).items() if v != getattr(BrowseFilter(), k)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BrowseFilter:
+        """Back from `to_dict`; unknown keys (a newer version's) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def record_passes(r: ImageRecord, f: BrowseFilter, colour_i: int | None = None) -> bool:
@@ -175,6 +186,33 @@ class FacetBar(QWidget):
 
     def set_colour_index(self, i: int) -> None:
         self.colour_box.setCurrentIndex(i + 1)
+
+    def set_filter(self, f: BrowseFilter) -> None:
+        """Show `f` in the boxes (a saved search), with one `filterChanged`. A category the
+        library no longer offers falls back to "All"."""
+        labelled = next((k for k, v in LABELLED_CHOICES.items() if v == f.labelled), ANY)
+        widgets = (
+            self.coarse_box,
+            self.fine_box,
+            self.labelled_box,
+            self.colour_box,
+            self.tight_min,
+            self.tight_max,
+        )
+        for w in widgets:
+            w.blockSignals(True)
+        for box, data in (
+            (self.coarse_box, f.coarse),
+            (self.fine_box, f.fine),
+            (self.labelled_box, labelled),
+            (self.colour_box, f.colour),
+        ):
+            box.setCurrentIndex(max(0, box.findData(data if data is not None else ANY)))
+        self.tight_min.setValue(round(f.tightness_min))
+        self.tight_max.setValue(round(f.tightness_max))
+        for w in widgets:
+            w.blockSignals(False)
+        self._changed()
 
     def reset(self) -> None:
         widgets = (
