@@ -66,13 +66,14 @@ def save_search(
     lib: Library, name: str, text: str = "", filters: dict[str, Any] | None = None
 ) -> SavedSearch:
     """Save (or replace, by name) a search; the stored entry."""
-    from fabricsearch.catalogue.library import LibraryError, _user_name
+    from fabricsearch.catalogue.authors import user_name
+    from fabricsearch.catalogue.errors import LibraryError
 
     name = " ".join(name.split())[:MAX_NAME]
     if not name:
         raise LibraryError("a saved search needs a name")
     lib.require_writable("save a search")
-    entry = SavedSearch(name, text.strip(), dict(filters or {}), _user_name(), time.time())
+    entry = SavedSearch(name, text.strip(), dict(filters or {}), user_name(), time.time())
     with lib.atomic():  # read and write together: two savers do not lose each other's
         kept = [s for s in _read(lib) if s.name.casefold() != name.casefold()]
         _write(lib, [*kept, entry])
