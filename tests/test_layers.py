@@ -164,6 +164,36 @@ def test_the_window_controllers_work_only_through_the_services() -> None:
     } == {n: set() for n in reached}
 
 
+# What the rest of the window (its app, dialogs, widgets, session, export) may import besides:
+# the vocabulary it shows, which are data, not work (issue 21; docs/architecture.md, "Layers").
+GUI_MAY_IMPORT = CLI_MAY_IMPORT | {
+    "fabricsearch.taxonomy",  # Taxonomy: the category names and pickers
+    "fabricsearch.colour",  # COLOUR_NAMES: the palette's and the filters' colour names
+    "fabricsearch.stages",  # StagePlan, OverallProgress: the import's one progress bar
+}
+
+
+def test_the_whole_window_works_only_through_the_services() -> None:
+    sources = {
+        p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
+        for p in (ROOT / "gui").rglob("*.py")
+    }
+    assert any(n.startswith("gui/dialogs/") for n in sources)
+    assert any(n.startswith("gui/widgets/") for n in sources)
+    reached = {}
+    for name, source in sources.items():
+        deeper = {
+            m
+            for m in _imports_of(source)
+            if m not in GUI_MAY_IMPORT
+            and not any(m == u or m.startswith(u + ".") for u in CLI_MAY_IMPORT_UNDER)
+            and not m.startswith("fabricsearch.gui")
+        }
+        if deeper:
+            reached[name] = deeper
+    assert reached == {}
+
+
 def test_a_command_reaching_past_the_services_is_caught() -> None:
     bad = {
         "a.py": "def f():\n    from fabricsearch.hashing.train import train_library\n",

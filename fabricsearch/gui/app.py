@@ -83,11 +83,12 @@ def open_window(
 
 def _warm_up_backbone() -> None:
     """Runs in a background thread: the import of torch happens here, not in the GUI thread."""
+    from fabricsearch.services.training import warm_up_backbone
+
     try:
-        from fabricsearch.hashing.backbones import warm_up
+        warm_up_backbone()  # logs its own failures; an import that fails (no torch) is here
     except Exception:  # noqa: BLE001 - best effort; the first query does the work itself
         return
-    warm_up()
 
 
 def run(

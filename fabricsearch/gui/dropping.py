@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtGui import QImage
 
-from fabricsearch.imaging import is_image_path
+from fabricsearch.services.search import is_image_path
 
 OFFLINE_MESSAGE = (
     "This image is on the web and fabricsearch works offline, so it cannot fetch it. "

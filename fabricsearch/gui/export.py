@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainte
 from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui.widgets.palette import paint_chips, palette_entries
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
-from fabricsearch.search import SearchHit
+from fabricsearch.services.search import SearchHit
 
 CSV_FIELDS = (
     "rank",
@@ -49,7 +49,7 @@ def write_csv(
     """One row per hit, in rank order; labels as they are now (the records), then each
     fabric's record (`metadata`: image id → `FabricMetadata`) when given."""
     from fabricsearch.catalogue.metadata import FIELDS, FabricMetadata
-    from fabricsearch.catalogue.metadata_csv import metadata_cells
+    from fabricsearch.services.records import metadata_cells
 
     by_id = {r.id: r for r in records}
     with Path(path).open("w", newline="", encoding="utf-8") as fh:

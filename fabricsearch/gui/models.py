@@ -30,7 +30,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 
 from fabricsearch.catalogue import ImageRecord
-from fabricsearch.search import SearchHit
+from fabricsearch.services.search import SearchHit
 
 log = logging.getLogger(__name__)
 

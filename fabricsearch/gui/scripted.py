@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 
 def demo_available() -> bool:
     try:
-        from fabricsearch import demo  # noqa: F401
+        from fabricsearch.services import demo
     except ImportError:
         return False
     return hasattr(demo, "ensure_demo_library")

@@ -52,7 +52,7 @@ class Settings:
         password (libpq's ~/.pgpass, a service file or the window's prompt supplies it); only
         a folder becomes the library reopened at start (a server may be out of reach)."""
         if _is_url(path):
-            from fabricsearch.catalogue.postgres import display_url
+            from fabricsearch.services.imports import display_url
 
             entry: Path | str = display_url(str(path))
         else:

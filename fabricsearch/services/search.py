@@ -23,19 +23,25 @@ if TYPE_CHECKING:
     from fabricsearch.imaging import ImageError
     from fabricsearch.jobs import CancelToken, ProgressFn
     from fabricsearch.search import (
+        BALANCE_DEFAULT,
         QueryLabels,
         Searcher,
         SearchError,
         SearchFilters,
+        SearchHit,
+        SearchResult,
         StaleQueryError,
     )
 
 __all__ = [
+    "BALANCE_DEFAULT",
     "ImageError",
     "QueryLabels",
     "SavedSearch",
     "SearchError",
     "SearchFilters",
+    "SearchHit",
+    "SearchResult",
     "Searcher",
     "StaleQueryError",
     "TextQueryError",
@@ -55,7 +61,17 @@ __all__ = [
     "saved_searches",
 ]
 
-_FROM_SEARCH = ("QueryLabels", "SearchError", "SearchFilters", "Searcher", "StaleQueryError")
+# What a front end shows of a search (hits, results, the default balance) comes from here too.
+_FROM_SEARCH = (
+    "BALANCE_DEFAULT",
+    "QueryLabels",
+    "SearchError",
+    "SearchFilters",
+    "SearchHit",
+    "SearchResult",
+    "Searcher",
+    "StaleQueryError",
+)
 
 
 def __getattr__(name: str) -> Any:

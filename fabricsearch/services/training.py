@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fabricsearch.backbone_specs import COMPACT, BackboneError, is_pretrained
+from fabricsearch.backbone_specs import COMPACT, DEFAULT_BACKBONE, BackboneError, is_pretrained
 
 if TYPE_CHECKING:
     from fabricsearch.adapt import AdaptConfig
@@ -26,24 +26,31 @@ __all__ = [
     "AdaptConfig",
     "BackboneError",
     "COMPACT",
+    "DEFAULT_BACKBONE",
     "PretrainConfig",
     "adapt",
     "available_methods",
+    "backbone_available",
+    "backbone_labels",
     "check_method_config",
     "default_backbone_for",
     "describe_choice",
+    "describe_preset",
     "encode",
     "evaluate",
     "get_method_class",
     "get_preset",
     "is_pretrained",
     "measured_step_seconds",
+    "needs_labels",
     "parse_method_options",
+    "presets",
     "pretrain",
     "read_choice",
     "resolve_init",
     "stop_reason",
     "train",
+    "warm_up_backbone",
 ]
 
 
@@ -217,10 +224,60 @@ def parse_method_options(method: str, items: list[str]) -> dict[str, Any]:
     return impl(method, items)
 
 
+def needs_labels(method: str) -> bool:
+    """Whether a method learns from labels (LSH and ITQ are fitted on images alone)."""
+    from fabricsearch.hashing.registry import needs_labels as impl
+
+    return impl(method)
+
+
 def default_backbone_for(method: str) -> str:
     from fabricsearch.hashing.backbones import default_backbone_for as impl
 
     return impl(method)
+
+
+def backbone_available(name: str) -> bool:
+    """Whether an image network can be used here (a pretrained one: its weights found)."""
+    from fabricsearch.hashing.backbones import backbone_available as impl
+
+    return impl(name)
+
+
+def backbone_labels() -> dict[str, str]:
+    """Each image network's name in plain words, for a chooser (in the order offered)."""
+    from fabricsearch.hashing.backbones import BACKBONE_LABELS
+
+    return dict(BACKBONE_LABELS)
+
+
+def warm_up_backbone(name: str = DEFAULT_BACKBONE) -> None:
+    """Load torch and the image network once, so that the first query does not wait
+    (the window runs it in a background thread as it starts)."""
+    from fabricsearch.hashing.backbones import warm_up
+
+    warm_up(name)
+
+
+def presets() -> dict[str, Preset]:
+    """The training presets a front end offers, by key."""
+    from fabricsearch.presets import presets as impl
+
+    return impl()
+
+
+def describe_preset(
+    preset: Preset,
+    labelled: int,
+    missing_features: int = 0,
+    gpu: bool = False,
+    step_s: float | None = None,
+    epochs: int | None = None,
+) -> str:
+    """A preset in plain words with its time estimate (`presets.describe`)."""
+    from fabricsearch.presets import describe
+
+    return describe(preset, labelled, missing_features, gpu, step_s, epochs)
 
 
 def get_preset(key: str) -> Preset:

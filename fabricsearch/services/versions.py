@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from fabricsearch.hashing.evaluate import Assessment
     from fabricsearch.jobs import CancelToken, ProgressFn
 
-__all__ = ["activate", "assess", "model_rows", "read_decision"]
+__all__ = ["activate", "assess", "is_automatic", "model_rows", "read_decision"]
 
 
 def activate(
@@ -26,6 +26,14 @@ def activate(
     from fabricsearch.hashing.activation import activate_model
 
     return activate_model(lib, version, method, progress=progress, cancel=cancel)
+
+
+def is_automatic(model: ModelInfo) -> bool:
+    """Whether the library may replace ``model`` on its own (the shipped model, an automatic
+    head): such a model has seen no label."""
+    from fabricsearch.autohead import is_automatic as impl
+
+    return impl(model)
 
 
 def read_decision(info: ModelInfo) -> ActivationDecision | None:

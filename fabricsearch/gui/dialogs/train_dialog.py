@@ -61,7 +61,7 @@ def new_labelled_count(records: Sequence[ImageRecord], model: ModelInfo | None) 
 
 def available_methods() -> list[str]:
     try:
-        from fabricsearch.hashing.registry import available_methods as methods
+        from fabricsearch.services.training import available_methods as methods
 
         return list(methods())
     except ImportError:
@@ -69,9 +69,9 @@ def available_methods() -> list[str]:
 
 
 def needs_labels(method: str) -> bool:
-    """`hashing.registry.needs_labels`; True where the registry cannot answer."""
+    """`services.training.needs_labels`; True where the registry cannot answer."""
     try:
-        from fabricsearch.hashing.registry import needs_labels as method_needs_labels
+        from fabricsearch.services.training import needs_labels as method_needs_labels
 
         return method_needs_labels(method)
     except (ImportError, KeyError):
@@ -98,7 +98,7 @@ class TrainOptionsDialog(QDialog):
         labelled = sum(1 for r in records if r.labelled)
         self.labelled, self.images = labelled, len(records)
         new = new_labelled_count(records, active)
-        from fabricsearch.autohead import is_automatic
+        from fabricsearch.services.versions import is_automatic
 
         if active is None:
             text = f"No model yet. <b>{labelled:,}</b> labelled images will be used for training."
@@ -117,7 +117,8 @@ class TrainOptionsDialog(QDialog):
         self.info = QLabel(text)
         self.info.setWordWrap(True)
         from fabricsearch.config import run_kind
-        from fabricsearch.presets import describe, presets
+        from fabricsearch.services.training import describe_preset as describe
+        from fabricsearch.services.training import presets
 
         # Presets in plain words with a time estimate; choosing one sets the fields below.
         self.preset_box = QComboBox()
@@ -138,10 +139,10 @@ class TrainOptionsDialog(QDialog):
         for bits in CODE_LENGTHS:
             self.bits_box.addItem(f"{bits} bits", bits)
         _select_data(self.bits_box, getattr(active, "bits", None) or base_config.bits)
-        from fabricsearch.hashing.backbones import BACKBONE_LABELS, backbone_available
+        from fabricsearch.services.training import backbone_available, backbone_labels
 
         self.backbone_box = QComboBox()
-        for key, label in BACKBONE_LABELS.items():
+        for key, label in backbone_labels().items():
             if backbone_available(key):
                 self.backbone_box.addItem(label, key)
         self.backbone_box.setToolTip(
@@ -203,7 +204,7 @@ class TrainOptionsDialog(QDialog):
             self.epochs_spin.valueChanged,
         ):
             signal.connect(self._settings_edited)
-        from fabricsearch.hashing.backbones import DEFAULT_BACKBONE
+        from fabricsearch.services.training import DEFAULT_BACKBONE
 
         default_preset = "quick" if self.backbone_box.findData(DEFAULT_BACKBONE) >= 0 else "custom"
         _select_data(self.preset_box, default_preset)
@@ -217,7 +218,7 @@ class TrainOptionsDialog(QDialog):
 
     def _preset_changed(self) -> None:
         """A preset fills in method, image network, fine-tuning and epochs (Custom: no change)."""
-        from fabricsearch.presets import get_preset
+        from fabricsearch.services.training import get_preset
 
         key = self.preset_box.currentData()
         if not key or key == "custom":
@@ -243,7 +244,7 @@ class TrainOptionsDialog(QDialog):
         self.preset_box.blockSignals(False)
 
     def _method_changed(self) -> None:
-        from fabricsearch.hashing.backbones import default_backbone_for
+        from fabricsearch.services.training import default_backbone_for
 
         method = self.method_box.currentData()
         _select_data(self.backbone_box, default_backbone_for(method))
@@ -271,7 +272,7 @@ class TrainOptionsDialog(QDialog):
             )
 
     def _preset_finetune(self) -> int | None:
-        from fabricsearch.presets import get_preset
+        from fabricsearch.services.training import get_preset
 
         key = self.preset_box.currentData()
         if not key or key == "custom":
@@ -347,9 +348,9 @@ class TrainingProgressDialog(QDialog):
         if not needs_labels(config.method):
             epochs = "fitted in one pass, no labels needed"  # LSH/ITQ have no epochs
             self.epochs = 1
-        from fabricsearch.hashing.backbones import BACKBONE_LABELS
+        from fabricsearch.services.training import backbone_labels
 
-        network = BACKBONE_LABELS.get(getattr(config, "backbone", ""), "")
+        network = backbone_labels().get(getattr(config, "backbone", ""), "")
         network = f" · on {network.split(',')[0].split(' (')[0]}" if network else ""
         self.header = QLabel(
             f"Training <b>{config.method}</b> · {config.bits} bits · {epochs}{network}"
@@ -521,8 +522,8 @@ def finished_message(info: Any) -> str:
     """What a finished training says: whether the new model is active, and why (or why not)."""
     from html import escape
 
-    from fabricsearch.hashing.activation import read_decision
     from fabricsearch.services.training import stop_reason
+    from fabricsearch.services.versions import read_decision
 
     version = escape(getattr(info, "version", ""))
     decision = read_decision(info) if info is not None else None

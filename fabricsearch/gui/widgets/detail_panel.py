@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui.widgets.palette import PaletteBar
-from fabricsearch.search import SearchHit
+from fabricsearch.services.search import SearchHit
 from fabricsearch.taxonomy import Taxonomy
 
 

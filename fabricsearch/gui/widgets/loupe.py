@@ -40,17 +40,17 @@ def load_pair(
 ) -> tuple[QImage | None, QImage | None]:
     """Worker body: the query (its searched region when cropped) and the selected image, at
     their original resolution."""
-    from fabricsearch import imaging
+    from fabricsearch.services.search import load_rgb
 
     report(progress, "decode", 0, 2, "images")
     left = None
     if query is not None:
-        rgb = imaging.load_rgb(query.path) if query.path is not None else query.image
+        rgb = load_rgb(query.path) if query.path is not None else query.image
         if crop is not None:
             x, y, w, h = crop
             rgb = rgb[y : y + h, x : x + w]
         left = _qimage(rgb)
-    right = _qimage(imaging.load_rgb(path)) if path is not None else None
+    right = _qimage(load_rgb(path)) if path is not None else None
     return left, right
 
 

@@ -35,7 +35,7 @@ from fabricsearch.gui.widgets.facets import FacetBar, filter_records
 from fabricsearch.gui.widgets.flow import ElidedLabel
 from fabricsearch.gui.widgets.grid import ThumbnailDelegate, ThumbnailGrid, paint_badge
 from fabricsearch.gui.widgets.palette import paint_chips
-from fabricsearch.search import BALANCE_DEFAULT, SearchHit, SearchResult
+from fabricsearch.services.search import BALANCE_DEFAULT, SearchHit, SearchResult
 from fabricsearch.taxonomy import Taxonomy
 
 EXTRA_HEIGHT = 30  # chip strip + explanation line below the score
