@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 from test_gui_support import (  # noqa: F401 - fixtures
     fabric_folder,
     gui_env,
@@ -50,6 +51,9 @@ def test_remove_is_undone_with_labels_records_and_codes(
     # The status bar offers Undo; Edit ▸ Undo names the step.
     assert window.removal.notice.isVisible()
     assert "Removed 2 images" in window.removal.notice.label.text()
+    for _ in range(3):
+        QApplication.processEvents()
+    assert window.minimumSizeHint().width() <= 1000  # the offer never widens the window
     assert window.undo_action.isEnabled()
     assert "remove 2 images" in window.undo_action.text()
 
