@@ -36,6 +36,7 @@ from fabricsearch.catalogue.errors import (
 )
 
 if TYPE_CHECKING:
+    from fabricsearch.catalogue.db import Db
     from fabricsearch.catalogue.library import Library, ModelInfo
     from fabricsearch.catalogue.postgres import PgConnection
     from fabricsearch.catalogue.team import TeamInfo
@@ -109,20 +110,20 @@ class Backend(Protocol):
         """Raise `LibraryError` when photos in ``folder`` cannot be catalogued here."""
         ...
 
-    def store_model_files(self, lib: Library, info: ModelInfo) -> None:
+    def store_model_files(self, db: Db, models_dir: Path, info: ModelInfo) -> None:
         """Keep a just-recorded model's files where every user of the library finds them
         (inside the transaction that records it)."""
         ...
 
-    def fetch_model_files(self, lib: Library, version: str) -> None:
+    def fetch_model_files(self, db: Db, models_dir: Path, version: str) -> None:
         """Bring the model's files onto this machine when they are not here."""
         ...
 
-    def served_models(self, lib: Library) -> frozenset[str]:
+    def served_models(self, db: Db) -> frozenset[str]:
         """Versions whose files the backend serves into this machine's ``models/``."""
         ...
 
-    def translate(self, exc: sqlite3.Error, lib: Library) -> BaseException:
+    def translate(self, exc: sqlite3.Error) -> BaseException:
         """A `LibraryError` for an error the user can act on; others unchanged."""
         ...
 
@@ -235,17 +236,17 @@ class SQLiteBackend:
     def check_photo_folder(self, folder: str | os.PathLike[str]) -> None:
         pass
 
-    def store_model_files(self, lib: Library, info: ModelInfo) -> None:
+    def store_model_files(self, db: Db, models_dir: Path, info: ModelInfo) -> None:
         pass  # the files are in the library folder already
 
-    def fetch_model_files(self, lib: Library, version: str) -> None:
+    def fetch_model_files(self, db: Db, models_dir: Path, version: str) -> None:
         pass
 
-    def served_models(self, lib: Library) -> frozenset[str]:
+    def served_models(self, db: Db) -> frozenset[str]:
         return frozenset()
 
-    def translate(self, exc: sqlite3.Error, lib: Library) -> BaseException:
-        return translate_sqlite(exc, self.db_path, lib.folder)
+    def translate(self, exc: sqlite3.Error) -> BaseException:
+        return translate_sqlite(exc, self.db_path, self.db_path.parent)
 
     def job_progress(self, lib: Library, name: str) -> dict[str, Any] | None:
         # A library folder's windows notice changes by the catalogue file's size and mtime;
@@ -290,7 +291,7 @@ class TeamBackend:
         self, lib: Library, name: str, wait: bool, poll_s: float, cancel: Any
     ) -> Iterator[None]:
         key = team.lock_key(self.team.uuid, name)
-        while not lib._query("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
+        while not lib.db.query("SELECT pg_try_advisory_lock(?)", (key,))[0][0]:
             if not wait:
                 raise LibraryError(
                     f"a {name} is already running in {lib.location}"
@@ -300,18 +301,18 @@ class TeamBackend:
             time.sleep(poll_s)
         try:
             with contextlib.suppress(LibraryError):  # shown to others; best effort
-                lib._put_meta(f"lock:{name}", f"{team.holder()} since {time.ctime()}")
+                lib.db.put_meta(f"lock:{name}", f"{team.holder()} since {time.ctime()}")
             yield
         finally:
             with contextlib.suppress(LibraryError, sqlite3.Error):
-                lib._execute("DELETE FROM meta WHERE key = ?", (f"lock:{name}",))
+                lib.db.execute("DELETE FROM meta WHERE key = ?", (f"lock:{name}",))
             with contextlib.suppress(LibraryError, sqlite3.Error):
-                lib._query("SELECT pg_advisory_unlock(?)", (key,))
+                lib.db.query("SELECT pg_advisory_unlock(?)", (key,))
 
     def change_token(self, lib: Library) -> tuple[Any, ...]:
         # The server is not a file: the newest audit row, image, label, metadata and model.
         return tuple(
-            lib._query(
+            lib.db.query(
                 "SELECT (SELECT COALESCE(MAX(id), 0) FROM label_audit),"
                 " (SELECT COUNT(*) FROM images), (SELECT COALESCE(MAX(added), 0) FROM images),"
                 " (SELECT COALESCE(MAX(at), 0) FROM labels), (SELECT COUNT(*) FROM metadata),"
@@ -343,23 +344,24 @@ class TeamBackend:
     def check_photo_folder(self, folder: str | os.PathLike[str]) -> None:
         self.team.to_db(str(folder), strict=True)
 
-    def store_model_files(self, lib: Library, info: ModelInfo) -> None:
-        self.team.upload_model_files(lib, info)
+    def store_model_files(self, db: Db, models_dir: Path, info: ModelInfo) -> None:
+        self.team.store_model_files(db, models_dir, info)
 
-    def fetch_model_files(self, lib: Library, version: str) -> None:
-        self.team.fetch_model_files(lib, version)
+    def fetch_model_files(self, db: Db, models_dir: Path, version: str) -> None:
+        self.team.fetch_model_files(db, models_dir, version)
 
-    def served_models(self, lib: Library) -> frozenset[str]:
-        return frozenset(r[0] for r in lib._query("SELECT DISTINCT version FROM model_files"))
+    def served_models(self, db: Db) -> frozenset[str]:
+        return frozenset(r[0] for r in db.query("SELECT DISTINCT version FROM model_files"))
 
-    def translate(self, exc: sqlite3.Error, lib: Library) -> BaseException:
+    def translate(self, exc: sqlite3.Error) -> BaseException:
         name = getattr(exc, "sqlite_errorname", "") or ""
+        where = self.team.url
         if name == "SQLITE_FULL":
-            return DiskFullError(f"disk full: free space on the server of {lib.location} and retry")
+            return DiskFullError(f"disk full: free space on the server of {where} and retry")
         if name.startswith("SQLITE_READONLY"):
-            return ReadOnlyLibraryError(f"{lib.location} is open read-only: it cannot be changed")
+            return ReadOnlyLibraryError(f"{where} is open read-only: it cannot be changed")
         if name in ("SQLITE_CANTOPEN", "SQLITE_IOERR"):
-            return LibraryError(f"team library {lib.location}: {exc}")
+            return LibraryError(f"team library {where}: {exc}")
         return exc
 
     def job_progress(self, lib: Library, name: str) -> dict[str, Any] | None:
@@ -367,8 +369,8 @@ class TeamBackend:
 
     def after_restore(self, lib: Library) -> None:
         # Rows put back with their old ids leave the identity sequences behind them.
-        with lib._lock:
-            lib._run(lib._c.advance_identities)
+        with lib.db.lock:
+            lib.db.run(lib.db.conn.advance_identities)
 
 
 def translate_sqlite(exc: sqlite3.Error, db: Path, folder: Path) -> BaseException:

@@ -1,11 +1,12 @@
-"""Library: the SQLite catalogue of one fabric archive, and the folders beside it.
+"""Library: the catalogue of one fabric archive, and the folders beside it.
 
-Threading: one connection per `Library`, opened with ``check_same_thread=False`` and guarded
-by a re-entrant lock. Every statement and every `atomic()` block holds the lock, so the GUI
-thread can read while an import runs in a worker thread; the import writes in short batched
-transactions, so readers wait milliseconds at most. (A connection per thread would allow
-parallel readers, but SQLite serialises writers anyway and one connection is simpler to
-close reliably.) Other processes may open the same library: WAL mode plus a busy timeout.
+A `Library` is composed of a `Db` (catalogue/db.py: the connection, its lock and its
+transactions; one connection per library, usable from any thread), a `Backend`
+(catalogue/backend.py: what differs between a library folder on SQLite and a team library on
+PostgreSQL) and stores that each own a few tables: `ModelsStore` (models, codes, model files),
+`LabelsStore` (labels and their audit), `TaxonomyStore`. Its methods of those parts delegate
+to them; images, splits, thumbnails and the summary are still here, and metadata, text
+search, removals and taxonomy edits are mixins (docs/architecture.md, "Storage").
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +30,6 @@ import numpy as np
 
 from fabricsearch import atomicio, livefiles
 from fabricsearch.catalogue import schema
-from fabricsearch.catalogue.authors import audit_text as _audit_text
-from fabricsearch.catalogue.authors import user_name as _user_name
 from fabricsearch.catalogue.backend import (
     Backend,
     SQLiteBackend,
@@ -38,6 +37,7 @@ from fabricsearch.catalogue.backend import (
     damaged,
     translate_sqlite,
 )
+from fabricsearch.catalogue.db import Db
 from fabricsearch.catalogue.edits import EditsMixin
 from fabricsearch.catalogue.errors import (
     DamagedCatalogueError,
@@ -46,10 +46,17 @@ from fabricsearch.catalogue.errors import (
     MissingImageError,
     ReadOnlyLibraryError,
 )
+from fabricsearch.catalogue.labels_store import _LABELLED, UNSET, LabelsStore
 from fabricsearch.catalogue.metadata import MetadataMixin
+from fabricsearch.catalogue.models_store import (
+    MODEL_KINDS,
+    REPLACEABLE_KINDS,
+    ModelInfo,
+    ModelsStore,
+)
 from fabricsearch.catalogue.taxonomy_edit import TaxonomyEditMixin
+from fabricsearch.catalogue.taxonomy_store import TaxonomyStore
 from fabricsearch.catalogue.textsearch import TextSearchMixin
-from fabricsearch.errors import ConfigError
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 if TYPE_CHECKING:
@@ -63,20 +70,6 @@ READ_ONLY_ENV = "FABRICSEARCH_READ_ONLY"
 #: machine and survives re-imports and moves.
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 PALETTE_SHAPE = (10, 4)
-#: What a model is (``models.kind``, schema migration 5): trained on labels, the label-free
-#: head fitted on its own (autohead.py), the shipped pretrained default, a self-supervised
-#: adaptation, or a model file brought in from elsewhere. Never guessed from the version.
-MODEL_KINDS = ("trained", "automatic", "shipped", "adapted", "imported")
-#: Kinds the library may replace on its own (`autohead.is_automatic`): no label went into them.
-REPLACEABLE_KINDS = ("automatic", "shipped")
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
 
 
 @dataclass(frozen=True)
@@ -99,24 +92,6 @@ class ImageRecord:
     @property
     def labelled(self) -> bool:
         return self.coarse is not None or self.fine is not None or self.tightness is not None
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    version: str  # unique, e.g. "20261123-141500-dvsh-64"
-    method: str
-    bits: int
-    path: Path  # checkpoint file (weights); metadata JSON beside it
-    created: float
-    metrics: dict[str, float] = field(default_factory=dict)
-    note: str = ""
-    kind: str = "trained"  # one of MODEL_KINDS
-
-    @property
-    def present(self) -> bool:
-        """Whether the weights are on this machine (a team library's client downloads them
-        with `Library.fetch_model`, not when listing models)."""
-        return Path(self.path).is_file()
 
 
 @dataclass(frozen=True)
@@ -147,10 +122,6 @@ _IMAGE_COLUMNS = (
     "i.id, i.path, i.sha256, i.size, i.mtime, i.width, i.height, i.added, i.palette,"
     " l.coarse, l.fine, l.tightness, l.who, l.at"
 )
-_MODEL_COLUMNS = "version, method, bits, path, created, metrics, note, kind"
-_LABELLED = (
-    "(l.coarse IS NOT NULL OR l.fine IS NOT NULL OR l.tightness IS NOT NULL)"  # a labels row
-)
 
 
 class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
@@ -180,12 +151,14 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         self.thumbs_dir = cache / "thumbs"
         self.models_dir = folder / "models"
         self.indexes_dir = cache / "indexes"
-        self._conn: sqlite3.Connection | None = conn
-        self._lock = threading.RLock()
-        self._depth = 0  # atomic() nesting
-        self._taxonomy: Taxonomy | None = None
         #: What differs between SQLite and PostgreSQL (catalogue/backend.py).
         self.backend: Backend = SQLiteBackend(self.db_path) if team is None else TeamBackend(team)
+        #: The connection, its lock and its transactions (catalogue/db.py).
+        self.db = Db(conn, self.backend, read_only, where=folder)
+        # The stores this library is made of (docs/architecture.md, "Storage").
+        self.taxonomy_store = TaxonomyStore(self.db)
+        self.model_store = ModelsStore(self.db, folder, self.models_dir, self.indexes_dir)
+        self.label_store = LabelsStore(self.db, self.taxonomy_store.get)
 
     # --- opening and closing ------------------------------------------------------------
     @classmethod
@@ -331,28 +304,14 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     def label_history(self, image_id: int | None = None) -> list[dict[str, Any]]:
         """Every recorded label change (oldest first), of one image or all: ``image_id, field,
         old, new, who, at`` (values as text; tightness as repr)."""
-        sql = "SELECT image_id, field, old, new, who, at FROM label_audit"
-        params: tuple[Any, ...] = ()
-        if image_id is not None:
-            sql += " WHERE image_id = ?"
-            params = (int(image_id),)
-        keys = ("image_id", "field", "old", "new", "who", "at")
-        return [dict(zip(keys, r, strict=True)) for r in self._query(sql + " ORDER BY id", params)]
+        return self.label_store.label_history(image_id)
 
     def require_writable(self, action: str) -> None:
         """Raise `ReadOnlyLibraryError` naming ``action`` when the library is read-only."""
-        if self.read_only:
-            raise ReadOnlyLibraryError(
-                f"{self.folder} is open read-only (search only): cannot {action}"
-            )
+        self.db.require_writable(action)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self.backend.before_close(self._conn)
-                self._conn.close()
-                self._conn = None
-                self.backend.release()
+        self.db.close()
 
     def __enter__(self) -> Library:
         return self
@@ -362,81 +321,38 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     @property
     def closed(self) -> bool:
-        return self._conn is None
+        return self.db.closed
+
+    # --- low level: the connection (catalogue/db.py) ---------------------------------------
+    @property
+    def _c(self) -> Any:
+        return self.db.conn
 
     @property
-    def _c(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise LibraryError("library is closed")
-        return self._conn
+    def _lock(self) -> threading.RLock:
+        return self.db.lock
 
-    # --- low level ------------------------------------------------------------------------
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self) -> AbstractContextManager[None]:
         """A transaction (BEGIN IMMEDIATE … COMMIT); nested blocks become savepoints.
 
         Holds the library lock for its whole duration, so other threads see either none or
         all of it."""
-        with self._lock:
-            conn = self._c
-            if self._depth == 0:
-                begin = self.backend.begin_statement(self.read_only)
-                commit, rollback = "COMMIT", "ROLLBACK"
-            else:
-                name = f"sp{self._depth}"
-                begin = f"SAVEPOINT {name}"
-                commit, rollback = f"RELEASE {name}", f"ROLLBACK TO {name}; RELEASE {name}"
-            self._run(conn.execute, begin)
-            if self._depth == 0:
-                self.backend.transaction_open(conn, True)
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                with contextlib.suppress(sqlite3.Error):  # a damaged or full disk: keep the cause
-                    for stmt in rollback.split("; "):
-                        conn.execute(stmt)
-                self._taxonomy = None  # may have been changed inside the rolled-back block
-                if self._depth == 0:
-                    self.backend.transaction_open(conn, False)
-                raise
-            self._depth -= 1
-            try:
-                self._run(conn.execute, commit)
-            finally:
-                if self._depth == 0:
-                    self.backend.transaction_open(conn, False)
+        return self.db.atomic()
 
     def _run(self, fn: Any, *args: Any) -> Any:
-        """Call a sqlite3 function, turning damage, a full disk and read-only refusals into
-        `LibraryError`s with a message for the user."""
-        try:
-            return fn(*args)
-        except sqlite3.Error as exc:
-            new = self.backend.translate(exc, self)
-            if new is exc:
-                raise
-            raise new from exc
+        return self.db.run(fn, *args)
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._run(self._c.execute, sql, params)
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql, params)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._run(lambda: self._c.execute(sql, params).fetchall())
+        return self.db.query(sql, params)
 
     def _put_meta(self, key: str, value: str) -> None:
-        self._execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        self.db.put_meta(key, value)
 
     def _meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
-        return rows[0][0] if rows else None
+        return self.db.meta(key)
 
     def integrity_check(self) -> str:
         """``'ok'`` or SQLite's description of the damage."""
@@ -451,11 +367,16 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     @property
     def taxonomy(self) -> Taxonomy:
         """The taxonomy stored in this library (a copy: change it via `add_categories`)."""
-        with self._lock:
-            if self._taxonomy is None:
-                raw = self._meta("taxonomy")
-                self._taxonomy = Taxonomy.from_dict(json.loads(raw)) if raw else Taxonomy.default()
-            return Taxonomy.from_dict(self._taxonomy.to_dict())
+        return self.taxonomy_store.get()
+
+    @property
+    def _taxonomy(self) -> Taxonomy | None:
+        """The cached taxonomy (None: read it again; `TaxonomyStore.cached`)."""
+        return self.taxonomy_store.cached
+
+    @_taxonomy.setter
+    def _taxonomy(self, value: Taxonomy | None) -> None:
+        self.taxonomy_store.cached = value
 
     def stored_taxonomy(self) -> Taxonomy:
         """The taxonomy as stored now, read again: another process (the CLI, another window,
@@ -491,8 +412,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
                     tax.add_fine(fid)
                     new.append(fid)
             if new:
-                self._put_meta("taxonomy", json.dumps(tax.to_dict()))
-                self._taxonomy = tax
+                self.taxonomy_store.put(tax)
         return new
 
     # --- images -------------------------------------------------------------------------------
@@ -541,7 +461,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def label_times(self) -> list[float | None]:
         """When each labelled image's labels were last set (its `ImageRecord.labelled_at`)."""
-        return [r[0] for r in self._query(f"SELECT l.at FROM labels l WHERE {_LABELLED}")]
+        return self.label_store.label_times()
 
     def image_column(self, column: str) -> tuple[np.ndarray, list[Any]]:
         """(ids, values) of one image column by ascending id: ``added``, ``mtime`` or ``path``
@@ -688,85 +608,9 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         tightness: float | None = UNSET,
         who: str | None = None,
     ) -> None:
-        """Set the given label fields (None = unknown; UNSET = leave as is) on all ``ids``.
-
-        Validates against the taxonomy first, then writes in one transaction; raises
-        `TaxonomyError` / `ValueError` / `KeyError` and writes nothing on a bad value or id."""
-        self.require_writable("change labels")
-        tax = self.taxonomy
-        if coarse is not UNSET and coarse is not None:
-            coarse = coarse.strip() or None
-            if coarse is not None:
-                tax.coarse_indices(coarse)  # raises TaxonomyError
-        if fine is not UNSET and fine is not None:
-            fine = fine.strip() or None
-            tax.fine_index(fine)
-        if tightness is not UNSET and tightness is not None:
-            tightness = float(tightness)
-            if not 0.0 <= tightness <= 100.0:  # also rejects NaN
-                raise ConfigError(f"tightness {tightness} is outside 0–100")
-        ids = [int(i) for i in ids]
-        now = time.time()
-        with self.atomic():
-            known = {
-                r[0]
-                for start in range(0, len(ids), 500)
-                for r in self._query(
-                    "SELECT id FROM images WHERE id IN ({})".format(
-                        ",".join("?" * len(ids[start : start + 500]))
-                    ),
-                    ids[start : start + 500],
-                )
-            }
-            missing = [i for i in ids if i not in known]
-            if missing:
-                raise MissingImageError(f"no images with ids {missing[:10]}")
-            changes = [
-                (col, value)
-                for col, value in (("coarse", coarse), ("fine", fine), ("tightness", tightness))
-                if value is not UNSET
-            ]
-            author = who or _user_name()
-            # Ascending ids: concurrent writers lock rows in one order and never deadlock.
-            touched = sorted(set(ids))
-            for i in touched:
-                self._execute(
-                    "INSERT INTO labels (image_id, at) VALUES (?, ?)"
-                    " ON CONFLICT(image_id) DO NOTHING",
-                    (i, now),
-                )
-                # Lock the row first (a no-op update): on a team library a concurrent writer
-                # of the same image waits here, so the old values below are the ones this
-                # write replaces and the audit chains old → new without gaps. Each field
-                # written is the last writer's; fields not written are left to others.
-                self._execute("UPDATE labels SET at = at WHERE image_id = ?", (i,))
-                old = self._query(
-                    "SELECT coarse, fine, tightness FROM labels WHERE image_id = ?", (i,)
-                )[0]
-                sets, params = ["who = ?", "at = ?"], [who, now]
-                for col, value in changes:
-                    sets.append(f"{col} = ?")
-                    params.append(value)
-                self._execute(
-                    f"UPDATE labels SET {', '.join(sets)} WHERE image_id = ?", [*params, i]
-                )
-                before = dict(zip(("coarse", "fine", "tightness"), old, strict=True))
-                for col, value in changes:
-                    if before[col] != value:
-                        self._execute(
-                            "INSERT INTO label_audit (image_id, field, old, new, who, at)"
-                            " VALUES (?, ?, ?, ?, ?, ?)",
-                            (i, col, _audit_text(before[col]), _audit_text(value), author, now),
-                        )
-            # A row whose three fields are all unknown again is the same as no row (only
-            # rows written here: others' rows are not ours to lock).
-            for start in range(0, len(touched), 500):
-                chunk = touched[start : start + 500]
-                self._execute(
-                    "DELETE FROM labels WHERE coarse IS NULL AND fine IS NULL"
-                    f" AND tightness IS NULL AND image_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
+        """Set the given label fields (None = unknown; UNSET = leave as is) on all ``ids``
+        in one transaction, audited (`LabelsStore.set_labels`)."""
+        self.label_store.set_labels(ids, coarse, fine, tightness, who)
 
     def label_arrays(self, ids: Sequence[int]) -> LabelArrays:
         """`similarity.LabelArrays` aligned with ``ids`` (labels and palettes); raises
@@ -863,11 +707,7 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
 
     def label_counts(self) -> dict[str, int]:
         """Labelled images per coarse category (``'—'`` for labelled but coarse unknown)."""
-        rows = self._query(
-            f"SELECT COALESCE(l.coarse, '—'), COUNT(*) FROM labels l WHERE {_LABELLED}"
-            " GROUP BY 1 ORDER BY 1"
-        )
-        return {r[0]: int(r[1]) for r in rows}
+        return self.label_store.label_counts()
 
     # --- splits -----------------------------------------------------------------------------
     def splits(self) -> dict[int, str]:
@@ -901,193 +741,61 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             raise LibraryError(f"cannot make a thumbnail of {rec.path}: {exc}") from exc
         return self.write_thumbnail(rec.sha256, size, imaging.thumbnail_jpeg(rgb, size))
 
-    # --- models and codes -------------------------------------------------------------------
+    # --- models and codes (catalogue/models_store.py) -------------------------------------
     def add_model(self, info: ModelInfo, activate: bool | None = None) -> None:
         """Record a trained model. It becomes active if ``activate`` is true, or (by default)
         when no model is active yet, so a first training run is searchable at once."""
-        self.require_writable("add a model")
-        if info.kind not in MODEL_KINDS:
-            raise ValueError(f"model kind {info.kind!r} is not one of {', '.join(MODEL_KINDS)}")
-        with self.atomic():
-            if activate is None:
-                activate = self.active_model() is None
-            if activate:
-                self._execute("UPDATE models SET active = 0")
-            try:
-                self._execute(
-                    "INSERT INTO models"
-                    " (version, method, bits, path, created, metrics, note, active, kind)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        info.version,
-                        info.method,
-                        int(info.bits),
-                        self._store_path(info.path),
-                        float(info.created),
-                        json.dumps(info.metrics),
-                        info.note,
-                        int(bool(activate)),
-                        info.kind,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise LibraryError(f"a model {info.version!r} already exists") from exc
-            self.backend.store_model_files(self, info)
+        self.model_store.add_model(info, activate)
 
     def models(self) -> list[ModelInfo]:
-        """All models, newest first. A getter: on a team library a model's ``path`` is where
-        this client keeps its files, downloaded or not (`ModelInfo.present`; `fetch_model`)."""
-        rows = self._query(
-            f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY created DESC, version DESC"
-        )
-        served = self._served_models()
-        return [self._model(r, served) for r in rows]
+        """All models, newest first (a getter: `ModelsStore.models`)."""
+        return self.model_store.models()
 
     def active_model(self) -> ModelInfo | None:
         """The search model (None: none yet); a getter, like `models`."""
-        rows = self._query(f"SELECT {_MODEL_COLUMNS} FROM models WHERE active = 1")
-        return self._model(rows[0], self._served_models()) if rows else None
+        return self.model_store.active_model()
 
     def fetch_model(self, version: str) -> ModelInfo:
-        """The model ``version`` with its files on this machine: a team library downloads them
-        from the server into this client's cache (checked by SHA-256) when missing or
-        different; a library folder has them already. The step before a model is loaded
-        (search, encoding, activation, suggestions, adaptation); it may take seconds, so never
-        on the GUI thread."""
-        rows = self._query(f"SELECT {_MODEL_COLUMNS} FROM models WHERE version = ?", (version,))
-        if not rows:
-            raise LibraryError(f"no model {version!r} in this library")
-        self.backend.fetch_model_files(self, version)
-        return self._model(rows[0], self._served_models())
+        """The model ``version`` with its files on this machine (`ModelsStore.fetch_model`;
+        may download: never on the GUI thread)."""
+        return self.model_store.fetch_model(version)
 
     def sync_models(self) -> list[ModelInfo]:
         """Every model with its files on this machine (`fetch_model` of each), newest first."""
-        return [self.fetch_model(m.version) for m in self.models()]
-
-    def _served_models(self) -> frozenset[str]:
-        """A team library's models whose files the server holds (none for a folder)."""
-        return self.backend.served_models(self)
+        return self.model_store.sync_models()
 
     def set_active_model(self, version: str) -> None:
-        with self.atomic():
-            if not self._query("SELECT 1 FROM models WHERE version = ?", (version,)):
-                raise LibraryError(f"no model {version!r}")
-            self._execute(
-                "UPDATE models SET active = CASE WHEN version = ? THEN 1 ELSE 0 END", (version,)
-            )
+        self.model_store.set_active_model(version)
 
     def remove_model(self, version: str) -> None:
         """Forget a model and its codes (the checkpoint file is left alone)."""
-        with self.atomic():
-            self._execute("DELETE FROM models WHERE version = ?", (version,))
+        self.model_store.remove_model(version)
 
     def store_codes(self, version: str, ids: Sequence[int], packed: np.ndarray) -> None:
         """Replace all codes of model ``version`` with ``packed`` (N, bits/8) uint8 for ``ids``."""
-        ids, packed = self._checked_codes(version, ids, packed)
-        with self.atomic():
-            self._execute("DELETE FROM codes WHERE model_version = ?", (version,))
-            with self._lock:
-                self._run(
-                    self._c.executemany,
-                    "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
-                    ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
-                )
-        self._drop_index_files(version)
+        self.model_store.store_codes(version, ids, packed)
 
     def load_codes(
         self, version: str, ids: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 ascending, packed uint8 (N, bits/8)) for model ``version``; with ``ids``,
         only those images' codes (the ones that have one)."""
-        rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
-        if not rows:
-            raise LibraryError(f"no model {version!r}")
-        nbytes = (int(rows[0][0]) + 7) // 8
-        sql = "SELECT image_id, code FROM codes WHERE model_version = ?"
-        if ids is None:
-            data = self._query(sql + " ORDER BY image_id", (version,))
-        else:
-            wanted = sorted({int(i) for i in ids})
-            data = []
-            for k in range(0, len(wanted), 500):  # bounded parameter lists
-                chunk = wanted[k : k + 500]
-                marks = ", ".join("?" * len(chunk))
-                data += self._query(
-                    f"{sql} AND image_id IN ({marks}) ORDER BY image_id", (version, *chunk)
-                )
-        ids = np.array([r[0] for r in data], dtype=np.int64)
-        packed = np.frombuffer(b"".join(r[1] for r in data), dtype=np.uint8).reshape(
-            len(data), nbytes
-        )
-        return ids, packed.copy()
-
-    def _checked_codes(
-        self, version: str, ids: Sequence[int], packed: np.ndarray
-    ) -> tuple[list[int], np.ndarray]:
-        """Ids as ints and codes as contiguous uint8, checked against the model's code length."""
-        packed = np.ascontiguousarray(packed, dtype=np.uint8)
-        id_list = [int(i) for i in ids]
-        rows = self._query("SELECT bits FROM models WHERE version = ?", (version,))
-        if not rows:
-            raise LibraryError(f"no model {version!r}")
-        nbytes = (int(rows[0][0]) + 7) // 8
-        if packed.ndim != 2 or packed.shape != (len(id_list), nbytes):
-            raise ValueError(f"codes shape {packed.shape} != ({len(id_list)}, {nbytes})")
-        return id_list, packed
+        return self.model_store.load_codes(version, ids)
 
     def add_codes(self, version: str, ids: Sequence[int], packed: np.ndarray) -> None:
         """Insert or replace the codes of ``ids`` under model ``version`` (others are kept)."""
-        ids, packed = self._checked_codes(version, ids, packed)
-        with self.atomic(), self._lock:
-            self._run(
-                self._c.executemany,
-                "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)"
-                " ON CONFLICT (model_version, image_id) DO UPDATE SET code = excluded.code",
-                ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
-            )
-        self._drop_index_files(version)
+        self.model_store.add_codes(version, ids, packed)
 
     def _drop_index_files(self, version: str) -> None:
-        # The saved Hamming index of this model no longer matches its codes; search rebuilds it.
-        for f in self.indexes_dir.glob(f"{version}.*"):
-            f.unlink(missing_ok=True)
+        self.model_store._drop_index_files(version)
 
     def ids_without_codes(self, version: str) -> list[int]:
         """Ids (ascending) of the images that have no code under model ``version``."""
-        rows = self._query(
-            "SELECT i.id FROM images i WHERE NOT EXISTS (SELECT 1 FROM codes c"
-            " WHERE c.model_version = ? AND c.image_id = i.id) ORDER BY i.id",
-            (version,),
-        )
-        return [r[0] for r in rows]
+        return self.model_store.ids_without_codes(version)
 
     def count_codes(self, version: str) -> int:
         """How many images have a code under model ``version``."""
-        rows = self._query("SELECT COUNT(*) FROM codes WHERE model_version = ?", (version,))
-        return int(rows[0][0])
-
-    def _store_path(self, path: Path) -> str:
-        # Relative inside the library so the whole folder can be moved or copied.
-        p = Path(path)
-        try:
-            return Path(os.path.abspath(p)).relative_to(self.folder).as_posix()
-        except ValueError:
-            return str(p)
-
-    def _model(self, r: tuple[Any, ...], served: frozenset[str] = frozenset()) -> ModelInfo:
-        p = Path(r[3])
-        if r[0] in served:  # a team library: the server's bytes, cached in this client's folder
-            p = self.models_dir / p.name
-        return ModelInfo(
-            version=r[0],
-            method=r[1],
-            bits=int(r[2]),
-            path=p if p.is_absolute() else self.folder / p,
-            created=float(r[4]),
-            metrics=json.loads(r[5] or "{}"),
-            note=r[6] or "",
-            kind=r[7],
-        )
+        return self.model_store.count_codes(version)
 
     # --- summary ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -1352,6 +1060,7 @@ def _record(r: tuple[Any, ...]) -> ImageRecord:
 
 
 __all__ = [
+    "REPLACEABLE_KINDS",
     "UNSET",
     "DamagedCatalogueError",
     "DiskFullError",

@@ -39,6 +39,7 @@ from fabricsearch.catalogue.errors import (
 from fabricsearch.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
+    from fabricsearch.catalogue.db import Db
     from fabricsearch.catalogue.library import Library, ModelInfo
 
 PHOTOS_ROOT_ENV = "FABRICSEARCH_PHOTOS_ROOT"
@@ -77,6 +78,10 @@ class TeamInfo:
 
     # --- model files ---------------------------------------------------------------------
     def upload_model_files(self, lib: Library, info: ModelInfo) -> None:
+        """`store_model_files` of a library's catalogue and model folder."""
+        self.store_model_files(lib.db, lib.models_dir, info)
+
+    def store_model_files(self, db: Db, models_dir: Path, info: ModelInfo) -> None:
         """Store the model's files (weights and the JSON beside them) in the server."""
         from fabricsearch.modelfiles import metadata_path
 
@@ -86,30 +91,31 @@ class TeamInfo:
                 continue
             data = path.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
-            lib._execute(
+            db.execute(
                 "INSERT INTO model_files (version, name, sha256, size, data)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (version, name) DO UPDATE"
                 " SET sha256 = excluded.sha256, size = excluded.size, data = excluded.data",
                 (info.version, path.name, digest, len(data), data),
             )
             self._verified[(info.version, path.name)] = digest
-            if path.parent != lib.models_dir:  # keep a verified copy in the cache too
-                lib.models_dir.mkdir(parents=True, exist_ok=True)
-                atomicio.write_bytes_atomic(lib.models_dir / path.name, data)
+            if path.parent != models_dir:  # keep a verified copy in the cache too
+                models_dir.mkdir(parents=True, exist_ok=True)
+                atomicio.write_bytes_atomic(models_dir / path.name, data)
 
-    def fetch_model_files(self, lib: Library, version: str) -> None:
+    def fetch_model_files(self, db: Db, models_dir: Path, version: str) -> None:
         """Download a model's files (weights and the JSON beside them) into this client's
-        cache when missing or different from the server's bytes (`Library.fetch_model`;
-        listing models downloads nothing). Nothing to do for a model recorded without files."""
-        rows = lib._query("SELECT name, sha256 FROM model_files WHERE version = ?", (version,))
+        cache (``models_dir``) when missing or different from the server's bytes
+        (`Library.fetch_model`; listing models downloads nothing). Nothing to do for a model
+        recorded without files."""
+        rows = db.query("SELECT name, sha256 FROM model_files WHERE version = ?", (version,))
         for name, digest in rows:
-            target = lib.models_dir / name
+            target = models_dir / name
             if self._verified.get((version, name)) == digest and target.is_file():
                 continue
             if target.is_file() and _sha256(target) == digest:
                 self._verified[(version, name)] = digest
                 continue
-            data = lib._query(
+            data = db.query(
                 "SELECT data FROM model_files WHERE version = ? AND name = ?", (version, name)
             )[0][0]
             data = bytes(data)
@@ -117,7 +123,7 @@ class TeamInfo:
                 raise DamagedCatalogueError(
                     f"model file {name} of {version} does not match its checksum on the server"
                 )
-            lib.models_dir.mkdir(parents=True, exist_ok=True)
+            models_dir.mkdir(parents=True, exist_ok=True)
             atomicio.write_bytes_atomic(target, data)
             self._verified[(version, name)] = digest
 
