@@ -102,6 +102,7 @@ def test_recently_removed_restores_an_older_batch(
     window.removed_action.trigger()
     dialog = window.removal.dialog_
     assert dialog.isVisible()
+    qtbot.waitUntil(lambda: len(dialog.batches) == 2, timeout=10_000)  # read in a worker
     assert [b.count for b in dialog.batches] == [1, 2]  # newest first
     assert dialog.table.item(1, 4).text() == "0 of 2"
     assert dialog.select_record(dialog.batches[1].record)

@@ -168,24 +168,48 @@ class RemovalController(QObject):
 
     # --- recently removed -----------------------------------------------------------------
     def dialog(self) -> Any:
-        """Library ▸ Recently removed…: every kept removal, newest first."""
+        """Library ▸ Recently removed…: every kept removal, newest first (read in a worker:
+        each record holds every removed image's rows, megabytes for a large removal)."""
         from fabricsearch.gui.dialogs.removed_dialog import RecentlyRemovedDialog
-        from fabricsearch.services.records import removal_batches
 
         w = self.w
         if w.library is None:
             return None
-        dialog = RecentlyRemovedDialog(removal_batches(w.library), w)
+        dialog = RecentlyRemovedDialog([], w)
         dialog.restoreRequested.connect(self.restore_batch)
         self.dialog_ = dialog
         w.runner.last_dialog = dialog
         dialog.open()
+        self._list_batches()
         return dialog
+
+    def _list_batches(self, select: str | None = None) -> None:
+        from fabricsearch.services.records import removal_batches
+
+        w, lib, dialog = self.w, self.w.library, self.dialog_
+        if lib is None or dialog is None:
+            return
+        dialog.set_reading(True)
+
+        def done(batches: list[Any]) -> None:
+            if self.dialog_ is dialog and w.library is lib:
+                dialog.set_batches(batches)
+                if select is not None:
+                    dialog.select_record(select)
+
+        w.runner.start(
+            lambda progress=None, cancel=None: removal_batches(lib),
+            name="removed-list",
+            slot="removed-list",
+            replace=True,
+            on_finished=done,
+            on_failed=lambda m: w.sink.inform("Recently removed", m, warning=True),
+        )
 
     def restore_batch(self, record: str) -> Any:
         """Put back one kept removal in a worker (it encodes what a newer model lacks); the
         records are reloaded and the dialog refreshed at the end. The worker."""
-        from fabricsearch.services.records import removal_batches, restore_removed
+        from fabricsearch.services.records import restore_removed
 
         w = self.w
         lib = w.library
@@ -196,9 +220,8 @@ class RemovalController(QObject):
             rep, _encoded = outcome
             self._changed()
             self._say_restored(rep)
-            if self.dialog_ is not None and w.library is lib:
-                self.dialog_.set_batches(removal_batches(lib))
-                self.dialog_.select_record(record)
+            if w.library is lib:
+                self._list_batches(select=record)
 
         return w.runner.start(
             partial(restore_removed, lib, record),

@@ -40,6 +40,7 @@ class RecentlyRemovedDialog(QDialog):
         self.setWindowTitle("Recently removed")
         self.resize(760, 360)
         self.batches: list[Any] = []
+        self.reading = False
         layout = QVBoxLayout(self)
         self.note = QLabel(
             "Images removed from the library, with their labels and records. The photo files "
@@ -66,7 +67,15 @@ class RecentlyRemovedDialog(QDialog):
         self.table.itemSelectionChanged.connect(self._update_button)
         self.set_batches(batches)
 
+    def set_reading(self, reading: bool) -> None:
+        """While the removed/ folder is read: no Restore, and say so."""
+        self.reading = reading
+        self.restore_button.setEnabled(False)
+        self.setWindowTitle("Recently removed (reading…)" if reading else "Recently removed")
+
     def set_batches(self, batches: Sequence[Any]) -> None:
+        self.reading = False
+        self.setWindowTitle("Recently removed")
         self.batches = list(batches)
         self.table.setRowCount(len(self.batches))
         for row, b in enumerate(self.batches):
@@ -104,7 +113,7 @@ class RecentlyRemovedDialog(QDialog):
 
     def _update_button(self) -> None:
         b = self.selected()
-        self.restore_button.setEnabled(b is not None and b.back < b.count)
+        self.restore_button.setEnabled(not self.reading and b is not None and b.back < b.count)
 
     def _restore(self) -> None:
         b = self.selected()
