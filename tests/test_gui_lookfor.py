@@ -262,3 +262,39 @@ def test_saved_searches_are_kept_in_the_library(
     monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("My plaids", True))
     window.saved_menu.actions()[-1].trigger()
     assert saved_searches(window.library) == []
+
+
+def test_saved_searches_replace_by_name_and_a_damaged_value_lists_none(library_path: Path) -> None:
+    from fabricsearch.catalogue import Library, LibraryError
+    from fabricsearch.services.search import delete_saved_search, save_search, saved_searches
+
+    with Library.open(library_path) as lib:
+        save_search(lib, "Wool  checks", "composition:wool", {"coarse": "plaid"})
+        save_search(lib, "autumn", "", {"colour": "orange"})
+        save_search(lib, "wool checks", "composition:wool", {"labelled": True})  # replaces
+        assert [(s.name, s.filters) for s in saved_searches(lib)] == [
+            ("autumn", {"colour": "orange"}),
+            ("wool checks", {"labelled": True}),
+        ]
+        with pytest.raises(LibraryError):
+            save_search(lib, "   ", "x")
+        assert not delete_saved_search(lib, "nothing by that name")
+        lib._put_meta("saved_searches", "{not json")
+        assert saved_searches(lib) == []
+
+
+def test_removal_batches_count_what_is_back(library_path: Path) -> None:
+    from fabricsearch.catalogue import Library
+    from fabricsearch.services.records import removal_batches, restore_removed
+
+    with Library.open(library_path) as lib:
+        records = lib.images()
+        first = lib.remove_paths([records[0].path, records[1].path])
+        lib.remove_paths([records[2].path])
+        batches = removal_batches(lib)
+        assert [(b.count, b.back) for b in batches] == [(1, 0), (2, 0)]
+        assert batches[1].record == first.record
+        rep, encoded = restore_removed(lib, first.record)
+        assert len(rep.restored) == 2
+        assert encoded == 0  # their codes, if any, came back with them
+        assert [(b.count, b.back) for b in removal_batches(lib)] == [(1, 0), (2, 2)]
