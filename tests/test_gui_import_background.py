@@ -77,7 +77,7 @@ def test_import_runs_in_the_background(
 
     def on_change(o) -> None:
         labels.append(o.label)
-        texts.append(f"{bar.stage_label.text()} | {bar.left_label.text()}")
+        texts.append(f"{bar.stage_label.text()} | {bar.bar.text()}")
         modal.append(QApplication.activeModalWidget())
 
     bar.changed.connect(on_change)

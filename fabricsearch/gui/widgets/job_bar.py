@@ -1,9 +1,11 @@
 """A job running in the background, shown in the status bar: what it is doing in plain words,
-one bar for the whole job, one time left, and Cancel (issue 24 item 8).
+one bar for the whole job with one time left, and Cancel (issue 24 item 8).
 
 The window stays usable meanwhile (no dialog). The bar follows a `Worker` through a
 `stages.OverallProgress`, so it never restarts at a new stage; between reports a one-second
-timer keeps the time left counting down. It hides itself when the job ends.
+timer keeps the time left counting down. It hides itself when the job ends. It is narrow: the
+time left is written in the bar, what the job works on is in the tooltip, and the stage may
+be squeezed, so the status bar never widens the window (issue 24 item 4).
 """
 
 from __future__ import annotations
@@ -51,24 +53,18 @@ class JobBar(QWidget):
         self.stage_label = QLabel()
         self.bar = QProgressBar()
         self.bar.setRange(0, STEPS)
-        self.bar.setFormat("%p%")
-        self.bar.setMaximumWidth(180)
-        self.bar.setMaximumHeight(16)
-        self.left_label = QLabel()
+        self.bar.setMinimumWidth(150)
+        self.bar.setMaximumWidth(260)
+        self.bar.setMaximumHeight(18)
         self.cancel_button = QToolButton()
         self.cancel_button.setText("Cancel")
         self.cancel_button.setAutoRaise(True)
         self.cancel_button.clicked.connect(self.cancel)
-        # The status bar must not make the window wider (issue 24 item 4): each label may be
-        # squeezed below its text, the full text is in the tooltip.
-        self.title.setMaximumWidth(140)
-        for label in (self.title, self.stage_label, self.left_label):
-            label.setMinimumWidth(40)
-        self.bar.setMinimumWidth(60)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for w in (self.title, self.stage_label, self.bar, self.left_label, self.cancel_button):
+        for w in (self.title, self.stage_label, self.bar, self.cancel_button):
             layout.addWidget(w, 0, Qt.AlignmentFlag.AlignVCenter)
+        self.left_text = ""
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._show_time_left)
@@ -78,19 +74,25 @@ class JobBar(QWidget):
         """Show ``worker``'s job until it ends (a job followed before is let go): a short
         ``title`` ("Import"), ``details`` (what it works on) in the tooltip."""
         if self.worker is not None:
-            self._disconnect(self.worker)
+            self._let_go(self.worker)
         self.worker = worker
         self.overall = OverallProgress(plan)
         self.title.setText(f"<b>{title}</b>")
         self.setToolTip(details or title)
         self.stage_label.setText(plan.stages[0].label if plan.stages else "Starting…")
+        # The stage's words always fit; its count ("120 of 1,200") may be squeezed.
+        fm = self.stage_label.fontMetrics()
+        words = max((fm.horizontalAdvance(s.label) for s in plan.stages), default=60)
+        self.stage_label.setMinimumWidth(words + fm.averageCharWidth())
         self.bar.setValue(0)
-        self.left_label.setText(time_left_text(None))
+        self._set_time_left(None)
         self.cancel_button.setEnabled(True)
         worker.progress.connect(self.on_progress)
         worker.ended.connect(self._on_ended)
         self._tick.start()
         self.setVisible(True)
+        if worker.state not in ("new", "running"):  # it ended before we listened
+            self._on_ended()
 
     @property
     def running(self) -> bool:
@@ -107,12 +109,16 @@ class JobBar(QWidget):
         self.bar.setValue(max(self.bar.value(), round(o.fraction * STEPS)))
         if self.cancel_button.isEnabled():
             self.stage_label.setText(stage_text(o))
-        self.left_label.setText(time_left_text(o.seconds_left))
+        self._set_time_left(o.seconds_left)
         self.changed.emit(o)
+
+    def _set_time_left(self, seconds: float | None) -> None:
+        self.left_text = time_left_text(seconds)
+        self.bar.setFormat(f"%p% · {self.left_text}")
 
     def _show_time_left(self) -> None:
         if self.overall is not None:
-            self.left_label.setText(time_left_text(self.overall.current().seconds_left))
+            self._set_time_left(self.overall.current().seconds_left)
 
     def cancel(self) -> None:
         if self.worker is None:
@@ -122,16 +128,13 @@ class JobBar(QWidget):
         self.worker.cancel()
 
     def _on_ended(self) -> None:
-        worker = self.sender()
-        if worker is not None and worker is not self.worker:
-            return
         if self.worker is not None:
-            self._disconnect(self.worker)
+            self._let_go(self.worker)
         self.worker = None
         self._tick.stop()
         self.setVisible(False)
 
-    def _disconnect(self, worker: Worker) -> None:
+    def _let_go(self, worker: Worker) -> None:
         for signal, slot in ((worker.progress, self.on_progress), (worker.ended, self._on_ended)):
-            with contextlib.suppress(RuntimeError, TypeError):  # already disconnected
+            with contextlib.suppress(RuntimeError, TypeError):  # disconnected, or deleted
                 signal.disconnect(slot)
