@@ -110,10 +110,10 @@ class RemovalController(QObject):
         command = RemoveImagesCommand(self, paths, rep.record, len(rep.removed))
         w.undo_stack.push(command)
         self._changed(clear_results=True)
-        text = f"Removed {plural(len(rep.removed), 'image')} from the library"
-        w.statusBar().showMessage(f"{text} (Ctrl+Z puts them back)", 6000)
+        # Said once, by the offer (a status message beside it repeated it, cut short).
+        w.statusBar().clearMessage()
         self._offered = command
-        self.notice.offer(text)
+        self.notice.offer(f"Removed {plural(len(rep.removed), 'image')} from the library")
         return rep
 
     def undo_offered(self) -> None:
