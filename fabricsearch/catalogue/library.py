@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +47,16 @@ from fabricsearch.catalogue.errors import (
     ReadOnlyLibraryError,
 )
 from fabricsearch.catalogue.labels_store import _LABELLED, UNSET, LabelsStore
-from fabricsearch.catalogue.metadata import MetadataMixin
+from fabricsearch.catalogue.metadata import FabricMetadata, MetadataStore
 from fabricsearch.catalogue.models_store import (
     MODEL_KINDS,
     REPLACEABLE_KINDS,
     ModelInfo,
     ModelsStore,
 )
-from fabricsearch.catalogue.taxonomy_edit import TaxonomyEditMixin
+from fabricsearch.catalogue.taxonomy_edit import TaxonomyChange, TaxonomyEditor
 from fabricsearch.catalogue.taxonomy_store import TaxonomyStore
-from fabricsearch.catalogue.textsearch import TextSearchMixin
+from fabricsearch.catalogue.textsearch import TextQuery, text_search
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ _IMAGE_COLUMNS = (
 )
 
 
-class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
+class Library(EditsMixin):
     """One fabric archive: ``catalogue.sqlite`` plus ``thumbs/``, ``models/``, ``indexes/``."""
 
     def __init__(
@@ -159,6 +159,8 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
         self.taxonomy_store = TaxonomyStore(self.db)
         self.model_store = ModelsStore(self.db, folder, self.models_dir, self.indexes_dir)
         self.label_store = LabelsStore(self.db, self.taxonomy_store.get)
+        self.metadata_store = MetadataStore(self.db)
+        self.taxonomy_editor = TaxonomyEditor(self.db, self.taxonomy_store)
 
     # --- opening and closing ------------------------------------------------------------
     @classmethod
@@ -414,6 +416,31 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
             if new:
                 self.taxonomy_store.put(tax)
         return new
+
+    # --- the taxonomy editor (catalogue/taxonomy_edit.py) ----------------------------------
+    def taxonomy_add(self, kind: str, category_id: str, name: str | None = None) -> TaxonomyChange:
+        """Add a category (``major``, ``major/minor`` or a fine id) with a display name."""
+        return self.taxonomy_editor.taxonomy_add(kind, category_id, name)
+
+    def taxonomy_rename(self, kind: str, category_id: str, name: str) -> TaxonomyChange:
+        """Give a category a new display name (its id, and so every label, stays)."""
+        return self.taxonomy_editor.taxonomy_rename(kind, category_id, name)
+
+    def taxonomy_merge(self, kind: str, source: str, target: str) -> TaxonomyChange:
+        """Relabel every image of ``source`` with ``target`` and retire ``source``."""
+        return self.taxonomy_editor.taxonomy_merge(kind, source, target)
+
+    def taxonomy_retire(
+        self, kind: str, category_id: str, clear_labels: bool = False
+    ) -> TaxonomyChange:
+        """Retire a category (refused while images are labelled with it, unless
+        ``clear_labels``)."""
+        return self.taxonomy_editor.taxonomy_retire(kind, category_id, clear_labels)
+
+    def undo_taxonomy_change(self, change: TaxonomyChange) -> list[int]:
+        """Reverse ``change`` on the library as it is now (`TaxonomyEditor`); returns the
+        images left alone because they were labelled again since."""
+        return self.taxonomy_editor.undo_taxonomy_change(change)
 
     # --- images -------------------------------------------------------------------------------
     def count(self, labelled: bool | None = None) -> int:
@@ -796,6 +823,34 @@ class Library(MetadataMixin, TextSearchMixin, EditsMixin, TaxonomyEditMixin):
     def count_codes(self, version: str) -> int:
         """How many images have a code under model ``version``."""
         return self.model_store.count_codes(version)
+
+    # --- metadata and text search (catalogue/metadata.py, catalogue/textsearch.py) ----------
+    def metadata(self, ids: Iterable[int] | None = None) -> dict[int, FabricMetadata]:
+        """image id → its metadata; ids without any (or unknown ids) map to an empty record."""
+        return self.metadata_store.metadata(ids)
+
+    def set_metadata(
+        self, ids: Sequence[int], values: Mapping[str, Any], who: str | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Set the same ``values`` (field → value; None clears) on every image of ``ids``;
+        returns the values each replaced, for `set_metadata_rows` to undo."""
+        return self.metadata_store.set_metadata(ids, values, who)
+
+    def set_metadata_rows(
+        self, rows: Mapping[int, Mapping[str, Any]], who: str | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Set different values per image (image id → {field: value}) in one transaction;
+        returns the replaced values like `set_metadata` (so undoing an undo redoes)."""
+        return self.metadata_store.set_metadata_rows(rows, who)
+
+    def metadata_count(self) -> int:
+        """How many images have at least one metadata field."""
+        return self.metadata_store.metadata_count()
+
+    def text_search(self, query: str | TextQuery) -> list[int]:
+        """Ids (ascending) of the images matching every term of ``query``; raises
+        `TextQueryError` for a query that cannot be understood."""
+        return text_search(self.db, query)
 
     # --- summary ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

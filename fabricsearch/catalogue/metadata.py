@@ -2,7 +2,7 @@
 
 Article number, supplier, composition, weight (g/m²), width (cm), price, season, free notes and
 tags, in the ``metadata`` table (migration 2), one row per image while at least one field is
-known. `MetadataMixin` gives `Library` its metadata methods; every write validates all values
+known. `MetadataStore` holds `Library`'s metadata methods; every write validates all values
 first, runs in one transaction and returns the values it replaced, so a caller (the window's
 undo stack, a CSV import) can put them back with `Library.set_metadata_rows`.
 """
@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fabricsearch.catalogue.db import Db
 from fabricsearch.catalogue.errors import MissingImageError
 from fabricsearch.errors import UserError
 
@@ -146,20 +147,24 @@ def _from_row(r: Sequence[Any]) -> FabricMetadata:
 _COLS = ", ".join(FIELDS)
 
 
-class MetadataMixin:
-    """`Library` methods for fabric metadata (uses the library's `atomic`, `_query`, `_execute`)."""
+class MetadataStore:
+    """The fabric metadata of one catalogue's images (the ``metadata`` table); `Library`'s
+    metadata methods delegate to it."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
 
     def metadata(self, ids: Iterable[int] | None = None) -> dict[int, FabricMetadata]:
         """image id → its metadata; ids without any (or unknown ids) map to an empty record."""
         if ids is None:
-            rows = self._query(f"SELECT image_id, {_COLS} FROM metadata")  # type: ignore[attr-defined]
+            rows = self.db.query(f"SELECT image_id, {_COLS} FROM metadata")
             return {int(r[0]): _from_row(r[1:]) for r in rows}
         ids = [int(i) for i in ids]
         out = {i: FabricMetadata() for i in ids}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self._query(  # type: ignore[attr-defined]
+            for r in self.db.query(
                 f"SELECT image_id, {_COLS} FROM metadata WHERE image_id IN ({marks})", chunk
             ):
                 out[int(r[0])] = _from_row(r[1:])
@@ -187,14 +192,14 @@ class MetadataMixin:
     ) -> dict[int, dict[str, Any]]:
         now = time.time()
         ids = list(rows)
-        with self.atomic():  # type: ignore[attr-defined]
+        with self.db.atomic():
             known: set[int] = set()
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 known |= {
                     r[0]
-                    for r in self._query(f"SELECT id FROM images WHERE id IN ({marks})", chunk)  # type: ignore[attr-defined]
+                    for r in self.db.query(f"SELECT id FROM images WHERE id IN ({marks})", chunk)
                 }
             missing = [i for i in ids if i not in known]
             if missing:
@@ -205,19 +210,19 @@ class MetadataMixin:
                 old[i] = {k: before.get(i, {}).get(k) for k in values}
                 if not values:
                     continue
-                self._execute(  # type: ignore[attr-defined]
+                self.db.execute(
                     "INSERT INTO metadata (image_id, at) VALUES (?, ?)"
                     " ON CONFLICT (image_id) DO NOTHING",
                     (i, now),
                 )
                 sets = ", ".join(f"{k} = ?" for k in values)
-                self._execute(  # type: ignore[attr-defined]
+                self.db.execute(
                     f"UPDATE metadata SET {sets}, who = ?, at = ? WHERE image_id = ?",
                     [*values.values(), who, now, i],
                 )
             # A row with every field unknown again is the same as no row.
             empty = " AND ".join(f"{k} IS NULL" for k in FIELDS)
-            self._execute(f"DELETE FROM metadata WHERE {empty}")  # type: ignore[attr-defined]
+            self.db.execute(f"DELETE FROM metadata WHERE {empty}")
         return old
 
     def _stored_metadata(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -225,7 +230,7 @@ class MetadataMixin:
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            for r in self._query(  # type: ignore[attr-defined]
+            for r in self.db.query(
                 f"SELECT image_id, {_COLS} FROM metadata WHERE image_id IN ({marks})", chunk
             ):
                 out[int(r[0])] = dict(zip(FIELDS, r[1:], strict=True))
@@ -233,4 +238,4 @@ class MetadataMixin:
 
     def metadata_count(self) -> int:
         """How many images have at least one metadata field."""
-        return int(self._query("SELECT COUNT(*) FROM metadata")[0][0])  # type: ignore[attr-defined]
+        return int(self.db.query("SELECT COUNT(*) FROM metadata")[0][0])

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fabricsearch.catalogue.authors import audit_text, user_name
+from fabricsearch.catalogue.db import Db
+from fabricsearch.catalogue.taxonomy_store import TaxonomyStore
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, check_name, split_coarse
 
 Kind = Literal["coarse", "fine"]
@@ -54,8 +56,16 @@ def _kind(kind: str) -> Kind:
     return kind  # type: ignore[return-value]
 
 
-class TaxonomyEditMixin:
-    """`Library` methods of the taxonomy editor (uses `atomic`, `taxonomy`, `_query`, …)."""
+class TaxonomyEditor:
+    """The taxonomy editor of one catalogue: edits the stored taxonomy (`TaxonomyStore`) and
+    relabels the images (``labels``, ``label_audit``) in one transaction; `Library`'s
+    ``taxonomy_*`` methods delegate to it."""
+
+    def __init__(self, db: Db, taxonomy: TaxonomyStore) -> None:
+        self.db = db
+        self.taxonomy_store = taxonomy
+        self._relabelled: dict[int, tuple[Any, ...]] = {}
+        self._relabel_field: str | None = None
 
     def taxonomy_add(self, kind: str, category_id: str, name: str | None = None) -> TaxonomyChange:
         """Add a category (``major``, ``major/minor`` or a fine id) with a display name."""
@@ -162,11 +172,11 @@ class TaxonomyEditMixin:
         docstring). Returns the ids of the images it relabelled whose label was changed
         again since and so was left as it is. Raises `TaxonomyError` (nothing changed) when
         the edit cannot be reversed."""
-        self.require_writable("undo a taxonomy edit")  # type: ignore[attr-defined]
+        self.db.require_writable("undo a taxonomy edit")
         what = f"cannot undo {change.description}"
-        with self.atomic():  # type: ignore[attr-defined]
-            self._taxonomy = None  # the stored one: another client may have edited it
-            tax = self.taxonomy  # type: ignore[attr-defined]  # a copy
+        with self.db.atomic():
+            self.taxonomy_store.forget()  # the stored one: another client may have edited it
+            tax = self.taxonomy_store.get()  # a copy
             added = _reverse_taxonomy(
                 tax, Taxonomy.from_dict(change.before), Taxonomy.from_dict(change.after)
             )
@@ -174,23 +184,22 @@ class TaxonomyEditMixin:
             added_ids = {cid for _kind, cid in added}
             for kind, cid in added:
                 _drop_added(tax, kind, cid, self._label_users(kind, [cid]), added_ids, what)
-            self._put_meta("taxonomy", json.dumps(tax.to_dict()))  # type: ignore[attr-defined]
-            self._taxonomy = None
+            self.db.put_meta("taxonomy", json.dumps(tax.to_dict()))
+            self.taxonomy_store.forget()
         return kept
 
     # --- helpers --------------------------------------------------------------------------
     def _edit_taxonomy(self, edit: Any) -> TaxonomyChange:
-        self.require_writable("edit the taxonomy")  # type: ignore[attr-defined]
-        with self.atomic():  # type: ignore[attr-defined]
-            self._relabelled: dict[int, tuple[Any, ...]] = {}
-            self._relabel_field: str | None = None
-            self._taxonomy = None  # the stored one: another client may have edited it
-            tax = self.taxonomy  # type: ignore[attr-defined]  # a copy
+        self.db.require_writable("edit the taxonomy")
+        with self.db.atomic():
+            self._relabelled = {}
+            self._relabel_field = None
+            self.taxonomy_store.forget()  # the stored one: another client may have edited it
+            tax = self.taxonomy_store.get()  # a copy
             before = tax.to_dict()
             description = edit(tax)
             after = tax.to_dict()
-            self._put_meta("taxonomy", json.dumps(after))  # type: ignore[attr-defined]
-            self._taxonomy = tax
+            self.taxonomy_store.put(tax)
             relabelled, self._relabelled = self._relabelled, {}
             now_rows = self._label_rows(list(relabelled))
             relabelled_to = {i: now_rows.get(i) for i in relabelled}
@@ -203,7 +212,7 @@ class TaxonomyEditMixin:
         out: dict[int, tuple[Any, ...]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            for r in self._query(  # type: ignore[attr-defined]
+            for r in self.db.query(
                 "SELECT image_id, coarse, fine, tightness, who, at FROM labels"
                 f" WHERE image_id IN ({','.join('?' * len(chunk))})",
                 chunk,
@@ -225,7 +234,7 @@ class TaxonomyEditMixin:
         existing = {
             int(r[0])
             for start in range(0, len(ids), 500)
-            for r in self._query(  # type: ignore[attr-defined]
+            for r in self.db.query(
                 "SELECT id FROM images WHERE id IN ({})".format(
                     ",".join("?" * len(ids[start : start + 500]))
                 ),
@@ -248,14 +257,14 @@ class TaxonomyEditMixin:
                     f"{what}: image {i} would go back to {col} {value!r}, which was retired since"
                 )
             row = old if cur == after else _with(cur, ci, value, now)
-            self._execute(  # type: ignore[attr-defined]
+            self.db.execute(
                 "INSERT INTO labels (image_id, coarse, fine, tightness, who, at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (image_id) DO UPDATE SET"
                 " coarse = excluded.coarse, fine = excluded.fine,"
                 " tightness = excluded.tightness, who = excluded.who, at = excluded.at",
                 (i, *row),
             )
-            self._execute(  # type: ignore[attr-defined]
+            self.db.execute(
                 "INSERT INTO label_audit (image_id, field, old, new, who, at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (i, col, audit_text(cur_value), audit_text(value), author, now),
@@ -266,9 +275,7 @@ class TaxonomyEditMixin:
         marks = ",".join("?" * len(ids))
         return [
             int(r[0])
-            for r in self._query(  # type: ignore[attr-defined]
-                f"SELECT image_id FROM labels WHERE {kind} IN ({marks})", ids
-            )
+            for r in self.db.query(f"SELECT image_id FROM labels WHERE {kind} IN ({marks})", ids)
         ]
 
     def _relabel(self, kind: Kind, mapping: dict[str, str | None]) -> None:
@@ -278,23 +285,23 @@ class TaxonomyEditMixin:
         now = time.time()
         author = f"{user_name()} ({_EDITOR})"
         for old, new in mapping.items():
-            rows = self._query(  # type: ignore[attr-defined]
+            rows = self.db.query(
                 f"SELECT image_id, coarse, fine, tightness, who, at FROM labels WHERE {kind} = ?",
                 (old,),
             )
             for r in rows:
                 self._relabelled.setdefault(int(r[0]), tuple(r[1:]))
-            self._execute(  # type: ignore[attr-defined]
+            self.db.execute(
                 f"UPDATE labels SET {kind} = ?, who = ?, at = ? WHERE {kind} = ?",
                 (new, _EDITOR, now, old),
             )
             for r in sorted(rows, key=lambda r: int(r[0])):
-                self._execute(  # type: ignore[attr-defined]
+                self.db.execute(
                     "INSERT INTO label_audit (image_id, field, old, new, who, at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (int(r[0]), kind, old, new, author, now),
                 )
-        self._execute(  # type: ignore[attr-defined]
+        self.db.execute(
             "DELETE FROM labels WHERE coarse IS NULL AND fine IS NULL AND tightness IS NULL"
         )
 

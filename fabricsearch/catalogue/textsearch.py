@@ -11,7 +11,7 @@ A query is a list of terms, all of which must match (AND):
 
 Fields: article, supplier, composition, season, notes, tags, name (the file name), path
 (folders included), coarse, fine, and the numbers weight, width, price. The parser
-(`parse_query`) is plain Python; only `TextSearchMixin.text_search` speaks SQL.
+(`parse_query`) is plain Python; only `text_search` speaks SQL.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from fabricsearch.catalogue.db import Db
 from fabricsearch.catalogue.metadata import NUMBER_FIELDS, MetadataError, parse_number
 from fabricsearch.errors import UserError
 
@@ -126,37 +127,35 @@ def fts_expression(q: TextQuery) -> str | None:
     return " AND ".join(parts) or None
 
 
-class TextSearchMixin:
-    """`Library.text_search` (uses the library's `_query`)."""
-
-    def text_search(self, query: str | TextQuery) -> list[int]:
-        """Ids (ascending) of the images matching every term of ``query``; raises
-        `TextQueryError` for a query that cannot be understood."""
-        q = parse_query(query) if isinstance(query, str) else query
-        sql = "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
-        where: list[str] = []
-        params: list[object] = []
-        if getattr(self, "team", None) is not None:  # PostgreSQL: no FTS5 index
-            sql += " LEFT JOIN labels l ON l.image_id = i.id"
-            for key, words in q.terms:
-                cols = [key] if key is not None else list(FREE_COLUMNS)
-                # The same rule as the FTS5 phrase: words in order, each starting a word,
-                # the last one possibly a prefix; ~* ignores case.
-                pattern = r"\m" + r"\W+".join(words.split())
-                where.append("(" + " OR ".join(f"{_PG_COLUMNS[c]} ~* ?" for c in cols) + ")")
-                params.extend([pattern] * len(cols))
-            expr = None
-        else:
-            expr = fts_expression(q)
-        if expr is not None:
-            where.append("i.id IN (SELECT rowid FROM fabric_text WHERE fabric_text MATCH ?)")
-            params.append(expr)
-        for key, lo, hi in q.ranges:
-            if lo is not None:
-                where.append(f"m.{key} >= ?")
-                params.append(lo)
-            if hi is not None:
-                where.append(f"m.{key} <= ?")
-                params.append(hi)
-        sql += " WHERE " + " AND ".join(where) + " ORDER BY i.id"
-        return [int(r[0]) for r in self._query(sql, params)]  # type: ignore[attr-defined]
+def text_search(db: Db, query: str | TextQuery) -> list[int]:
+    """Ids (ascending) of the images matching every term of ``query`` (`Library.text_search`);
+    raises `TextQueryError` for a query that cannot be understood. SQLite searches its FTS5
+    index; PostgreSQL, which has none, matches the columns with ``~*`` (the same rule)."""
+    q = parse_query(query) if isinstance(query, str) else query
+    sql = "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
+    where: list[str] = []
+    params: list[object] = []
+    if db.backend.shared:  # PostgreSQL: no FTS5 index
+        sql += " LEFT JOIN labels l ON l.image_id = i.id"
+        for key, words in q.terms:
+            cols = [key] if key is not None else list(FREE_COLUMNS)
+            # The same rule as the FTS5 phrase: words in order, each starting a word,
+            # the last one possibly a prefix; ~* ignores case.
+            pattern = r"\m" + r"\W+".join(words.split())
+            where.append("(" + " OR ".join(f"{_PG_COLUMNS[c]} ~* ?" for c in cols) + ")")
+            params.extend([pattern] * len(cols))
+        expr = None
+    else:
+        expr = fts_expression(q)
+    if expr is not None:
+        where.append("i.id IN (SELECT rowid FROM fabric_text WHERE fabric_text MATCH ?)")
+        params.append(expr)
+    for key, lo, hi in q.ranges:
+        if lo is not None:
+            where.append(f"m.{key} >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append(f"m.{key} <= ?")
+            params.append(hi)
+    sql += " WHERE " + " AND ".join(where) + " ORDER BY i.id"
+    return [int(r[0]) for r in db.query(sql, params)]
