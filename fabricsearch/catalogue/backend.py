@@ -131,8 +131,9 @@ class Backend(Protocol):
         """The recorded progress of the job holding the lock ``name``, if recorded."""
         ...
 
-    def after_restore(self, lib: Library) -> None:
-        """Rows were inserted with their old ids (removed images put back)."""
+    def after_explicit_ids(self, lib: Library) -> None:
+        """Rows were inserted with explicit ids (removed images put back, a library copied):
+        move the id sequences past them."""
         ...
 
 
@@ -253,7 +254,7 @@ class SQLiteBackend:
         # a row written every second would make them reload every poll (jobprogress.py).
         return None
 
-    def after_restore(self, lib: Library) -> None:
+    def after_explicit_ids(self, lib: Library) -> None:
         pass  # INTEGER PRIMARY KEY: the next id is past the largest one already
 
 
@@ -367,7 +368,7 @@ class TeamBackend:
     def job_progress(self, lib: Library, name: str) -> dict[str, Any] | None:
         return jobprogress.read(lib, name)
 
-    def after_restore(self, lib: Library) -> None:
+    def after_explicit_ids(self, lib: Library) -> None:
         # Rows put back with their old ids leave the identity sequences behind them.
         with lib.db.lock:
             lib.db.run(lib.db.conn.advance_identities)

@@ -275,9 +275,7 @@ def _copy(
                 dest._put_meta(key, value)
         # A team library opens only once this commits (with everything above).
         dest._execute("DELETE FROM meta WHERE key = ?", (UNFINISHED,))
-        if dest.team is not None:  # explicit ids: move the id sequences past them
-            with dest._lock:
-                dest._run(dest._c.advance_identities)  # type: ignore[attr-defined]
+        dest.backend.after_explicit_ids(dest)  # rows were copied with their ids
 
 
 def _count(lib: Library, table: str) -> int:

@@ -334,7 +334,7 @@ class EditsMixin:
                     [a[c] if c != "image_id" else image_id for c in _AUDIT_COLS],
                 )
             if rep.restored:
-                self.backend.after_restore(self)  # type: ignore[attr-defined]
+                self.backend.after_explicit_ids(self)  # type: ignore[attr-defined]
         for version in touched:
             self._drop_index_files(version)  # type: ignore[attr-defined]
         return rep
