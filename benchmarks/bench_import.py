@@ -238,13 +238,17 @@ def child(variant: str, folder: Path, workers: int | None) -> dict[str, Any]:
 
 
 def run_child(
-    variant: str, folder: Path, workers: int | None, baseline: Path | None
+    variant: str,
+    folder: Path,
+    workers: int | None,
+    baseline: Path | None,
+    new_tree: Path | None = None,
 ) -> dict[str, Any]:
     import subprocess
     import sys
 
     env = dict(os.environ)
-    root = baseline if variant == "old" and baseline is not None else REPO
+    root = baseline if variant == "old" and baseline is not None else (new_tree or REPO)
     env["PYTHONPATH"] = str(root)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant, str(folder)]
     if workers is not None:
@@ -262,6 +266,8 @@ def compare(args: argparse.Namespace) -> None:
     dtd = Path(args.dtd).resolve()
     base = baseline_tree(args.baseline)
     print(f"baseline {args.baseline} in {base}", flush=True)
+    # --new-rev: today's side from a commit too (a shared working tree may be mid-edit).
+    new_tree = baseline_tree(args.new_rev) if args.new_rev else None
     datasets: dict[str, Path] = {}
     if args.camera_count:
         cam = sorted(ensure_camera_photos(dtd, args.camera_count).glob("*.jpg"))
@@ -279,7 +285,7 @@ def compare(args: argparse.Namespace) -> None:
                 order.insert(2, f"new_w{args.new_workers}")
             for variant in order:
                 w = args.new_workers if variant.startswith("new_w") else workers
-                res = run_child(variant, folder, w, base)
+                res = run_child(variant, folder, w, base, new_tree)
                 res.update({"dataset": name, "round": r})
                 runs.append(res)
                 print(
@@ -424,12 +430,14 @@ def per_photo_costs(args: argparse.Namespace) -> None:
     files = sorted(ensure_camera_photos(dtd, args.costs).glob("*.jpg"))[: args.costs]
     size = get_spec(DEFAULT_BACKBONE).input_size
     ms: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}  # CPU time of this process: what a quiet core would take
 
     @contextlib.contextmanager
     def timed(key: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         yield
         ms.setdefault(key, []).append((time.perf_counter() - t0) * 1e3)
+        cpu.setdefault(key, []).append((time.process_time() - c0) * 1e3)
 
     squares = []
     for f in files:
@@ -456,18 +464,28 @@ def per_photo_costs(args: argparse.Namespace) -> None:
         with timed("network_per_image_b32"):
             forward_batch(net, batch, torch.device("cpu"))
     ms["network_per_image_b32"] = [t / 32 for t in ms["network_per_image_b32"]]
+    cpu["network_per_image_b32"] = [t / 32 for t in cpu["network_per_image_b32"]]
     med = {k: float(np.median(v)) for k, v in ms.items()}
+    med_cpu = {k: float(np.median(v)) for k, v in cpu.items()}
+    print(f"  {'median per photo':24s} {'wall ms':>8s} {'CPU ms':>8s}")
     for k, v in med.items():
-        print(f"  {k:24s} {v:7.1f} ms")
-    per_photo = med["measure_file_total"] + med["network_per_image_b32"]
-    print(
-        f"  one core per photo (measure_file + network): {per_photo:.0f} ms → "
-        f"{2000 / per_photo:.1f} img/s on 2 cores at best; load {os.getloadavg()[0]:.1f}"
-    )
+        print(f"  {k:24s} {v:8.1f} {med_cpu[k]:8.1f}")
+    for label, m in (("wall", med), ("CPU", med_cpu)):
+        per_photo = m["measure_file_total"] + m["network_per_image_b32"]
+        print(
+            f"  one core per photo ({label}, measure_file + network): {per_photo:.0f} ms → "
+            f"{2000 / per_photo:.1f} img/s on 2 cores at best"
+        )
+    print(f"  load average {os.getloadavg()[0]:.1f}")
     COSTS_RESULTS.parent.mkdir(parents=True, exist_ok=True)
     COSTS_RESULTS.write_text(
         json.dumps(
-            {"benchmark": "import_costs", "median_ms": med, "loadavg_1min": os.getloadavg()[0]},
+            {
+                "benchmark": "import_costs",
+                "median_ms": med,
+                "median_cpu_ms": med_cpu,
+                "loadavg_1min": os.getloadavg()[0],
+            },
             indent=2,
         )
         + "\n"
@@ -483,6 +501,7 @@ def main() -> None:
     ap.add_argument("--dtd", default=str(REPO.parent / "shared" / "data" / "dtd10"))
     ap.add_argument("--dtd-count", type=int, default=240)
     ap.add_argument("--camera-count", type=int, default=40)
+    ap.add_argument("--new-rev", default="", help="git revision of today's path (default: tree)")
     ap.add_argument(
         "--new-workers", type=int, default=0, help="also run today's path with N decoders"
     )

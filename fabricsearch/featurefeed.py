@@ -164,9 +164,12 @@ class FeatureFeed:
                     [np.frombuffer(batch[i][1], np.uint8).reshape(s, s, 3) for i in todo]
                 )
                 # The network pass of extract.compute_features, so the same feature. While the
-                # import decodes, its workers hold the free cores: one torch thread (a second
-                # mostly spin-waits for a core, fabricsearch/threads.py), all free ones after.
-                n = threads_for(len(todo)) if self._draining else 1
+                # network waits for the decoders (camera photos), they hold the free cores: one
+                # torch thread (a second mostly spin-waits for a core, fabricsearch/threads.py).
+                # When a next batch already waits (small photos: the decoders are blocked on
+                # this queue) or the import is done, the free cores.
+                ahead = self._queue.qsize() >= self.batch_size
+                n = threads_for(len(todo)) if self._draining or ahead else 1
                 with torch_threads(n):
                     f = forward_batch(net, arr, dev)
                 store.add([shas[i] for i in todo], f)

@@ -52,7 +52,10 @@ def add_parsers(subparsers: Any) -> None:
         help="add categories the labels CSV names but the library lacks",
     )
     p.add_argument(
-        "--workers", type=int, default=None, help="decoding processes (default: all cores)"
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding processes (default: the cores not busy with other work)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run_import)
