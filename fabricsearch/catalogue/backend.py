@@ -131,7 +131,7 @@ class Backend(Protocol):
         """The recorded progress of the job holding the lock ``name``, if recorded."""
         ...
 
-    def after_explicit_ids(self, lib: Library) -> None:
+    def after_explicit_ids(self, db: Db) -> None:
         """Rows were inserted with explicit ids (removed images put back, a library copied):
         move the id sequences past them."""
         ...
@@ -254,7 +254,7 @@ class SQLiteBackend:
         # a row written every second would make them reload every poll (jobprogress.py).
         return None
 
-    def after_explicit_ids(self, lib: Library) -> None:
+    def after_explicit_ids(self, db: Db) -> None:
         pass  # INTEGER PRIMARY KEY: the next id is past the largest one already
 
 
@@ -368,10 +368,10 @@ class TeamBackend:
     def job_progress(self, lib: Library, name: str) -> dict[str, Any] | None:
         return jobprogress.read(lib, name)
 
-    def after_explicit_ids(self, lib: Library) -> None:
+    def after_explicit_ids(self, db: Db) -> None:
         # Rows put back with their old ids leave the identity sequences behind them.
-        with lib.db.lock:
-            lib.db.run(lib.db.conn.advance_identities)
+        with db.lock:
+            db.run(db.conn.advance_identities)
 
 
 def translate_sqlite(exc: sqlite3.Error, db: Path, folder: Path) -> BaseException:

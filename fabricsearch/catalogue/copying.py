@@ -275,7 +275,7 @@ def _copy(
                 dest._put_meta(key, value)
         # A team library opens only once this commits (with everything above).
         dest._execute("DELETE FROM meta WHERE key = ?", (UNFINISHED,))
-        dest.backend.after_explicit_ids(dest)  # rows were copied with their ids
+        dest.backend.after_explicit_ids(dest.db)  # rows were copied with their ids
 
 
 def _count(lib: Library, table: str) -> int:

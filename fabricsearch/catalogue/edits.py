@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from fabricsearch.catalogue.authors import user_name
+from fabricsearch.catalogue.db import Db
 from fabricsearch.catalogue.errors import LibraryError
+from fabricsearch.catalogue.images_store import ImagesStore
+from fabricsearch.catalogue.models_store import ModelsStore
 from fabricsearch.jobs import Cancelled, CancelToken, ProgressFn, report
 
 #: The folder of a library (a team library: this computer's cache folder of it) where
@@ -157,8 +160,18 @@ def file_sha256(path: str) -> str | None:
     return hashlib.sha256(data).hexdigest()
 
 
-class EditsMixin:
-    """`Library.remove_paths` and `Library.relocate` (uses `atomic`, `_query`, `images`)."""
+class EditsStore:
+    """Removing (undoably), restoring and relocating images: `Library.remove_paths`,
+    `restore_removed`, `removal_batches` and `relocate` delegate to it."""
+
+    def __init__(
+        self, db: Db, images: ImagesStore, models: ModelsStore, folder: Path, location: str
+    ) -> None:
+        self.db = db
+        self.image_store = images
+        self.model_store = models
+        self.folder = folder  # its removed/ folder holds what was removed
+        self.location = location  # named in a removal record
 
     def remove_paths(
         self, paths: Sequence[str | os.PathLike[str]], dry_run: bool = False
@@ -169,8 +182,8 @@ class EditsMixin:
         which `restore_removed` puts back. ``dry_run``: only report what would be removed."""
         rep = RemoveReport()
         rows = [
-            (i, self._path_from_db(p))  # type: ignore[attr-defined]
-            for i, p in self._query("SELECT id, path FROM images ORDER BY path")  # type: ignore[attr-defined]
+            (i, self.image_store.from_db(p))
+            for i, p in self.db.query("SELECT id, path FROM images ORDER BY path")
         ]
         chosen: dict[int, str] = {}
         for p in paths:
@@ -187,16 +200,16 @@ class EditsMixin:
             return rep
         ids = sorted(chosen)
         if dry_run:
-            records = self.images(ids)  # type: ignore[attr-defined]
+            records = self.image_store.images(ids)
         else:
-            self.require_writable("remove images")  # type: ignore[attr-defined]
-            with self.atomic():  # type: ignore[attr-defined]
-                records = self.images(ids)  # type: ignore[attr-defined]
+            self.db.require_writable("remove images")
+            with self.db.atomic():
+                records = self.image_store.images(ids)
                 # Written (and synced by the rename) before the rows go; removed again if
                 # the removal does not commit.
                 record = self._write_removal_record(ids, [str(p) for p in paths])
                 try:
-                    self.remove_images(ids)  # type: ignore[attr-defined]
+                    self.image_store.remove_images(ids)
                 except BaseException:
                     record.unlink(missing_ok=True)
                     raise
@@ -215,7 +228,7 @@ class EditsMixin:
             for r in self._rows_of("images", _IMAGE_COLS, "id", ids)
         }
         for img in images.values():
-            img["path"] = self._path_from_db(img["path"])  # type: ignore[attr-defined]
+            img["path"] = self.image_store.from_db(img["path"])
             img["palette"] = base64.b64encode(bytes(img["palette"])).decode("ascii")
             img["labels"] = img["metadata"] = None
             img["codes"] = {}
@@ -233,14 +246,14 @@ class EditsMixin:
         doc = {
             "format": RECORD_FORMAT,
             "version": RECORD_VERSION,
-            "library": self.location,  # type: ignore[attr-defined]
+            "library": self.location,
             "removed_at": now,
             "who": user_name(),
             "asked": asked,
             "images": [images[i] for i in sorted(images)],
             "label_audit": sorted(audit, key=lambda a: a["id"]),
         }
-        folder = self.folder / REMOVED_DIR  # type: ignore[attr-defined]
+        folder = self.folder / REMOVED_DIR
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{len(images)}-images"
         path, k = folder / f"{stem}.json", 1
@@ -257,7 +270,7 @@ class EditsMixin:
         for k in range(0, len(ids), 500):  # bounded parameter lists
             chunk = [int(i) for i in ids[k : k + 500]]
             marks = ", ".join("?" * len(chunk))
-            out += self._query(  # type: ignore[attr-defined]
+            out += self.db.query(
                 f"SELECT {', '.join(cols)} FROM {table} WHERE {key} IN ({marks}) ORDER BY 1",
                 chunk,
             )
@@ -268,20 +281,19 @@ class EditsMixin:
         one transaction: image rows (under the same ids where free), labels, metadata, codes of
         models the library still has, and label history rows it lacks. An image whose path or
         content is in the library again (re-imported since) is skipped and listed."""
-        self.require_writable("restore images")  # type: ignore[attr-defined]
+        self.db.require_writable("restore images")
         doc = _read_record(Path(record))
         rep = RestoreReport()
         versions = {
-            str(v): (int(b) + 7) // 8
-            for v, b in self._query("SELECT version, bits FROM models")  # type: ignore[attr-defined]
+            str(v): (int(b) + 7) // 8 for v, b in self.db.query("SELECT version, bits FROM models")
         }
         new_ids: dict[int, int] = {}
         touched: set[str] = set()
-        with self.atomic():  # type: ignore[attr-defined]
+        with self.db.atomic():
             for img in doc["images"]:
                 path = str(img["path"])
                 try:
-                    stored = self._db_path_of(path)  # type: ignore[attr-defined]
+                    stored = self.image_store.to_db(path)
                 except LibraryError as exc:
                     rep.skipped.append({"path": path, "reason": str(exc)})
                     continue
@@ -290,11 +302,11 @@ class EditsMixin:
                     rep.skipped.append({"path": path, "reason": reason})
                     continue
                 old = int(img["id"])
-                free = not self._query("SELECT 1 FROM images WHERE id = ?", (old,))  # type: ignore[attr-defined]
+                free = not self.db.query("SELECT 1 FROM images WHERE id = ?", (old,))
                 cols = [c for c in _IMAGE_COLS if c != "id" or free]
                 row = {**img, "path": stored, "palette": base64.b64decode(img["palette"])}
                 new = int(
-                    self._query(  # type: ignore[attr-defined]
+                    self.db.query(
                         f"INSERT INTO images ({', '.join(cols)})"
                         f" VALUES ({', '.join('?' * len(cols))}) RETURNING id",
                         [row[c] for c in cols],
@@ -308,7 +320,7 @@ class EditsMixin:
                     ("metadata", _META_COLS, img.get("metadata")),
                 ):
                     if values:
-                        self._execute(  # type: ignore[attr-defined]
+                        self.db.execute(
                             f"INSERT INTO {table} (image_id, {', '.join(cols_of)})"
                             f" VALUES (?, {', '.join('?' * len(cols_of))})",
                             [new, *(values.get(c) for c in cols_of)],
@@ -316,7 +328,7 @@ class EditsMixin:
                 for version, hexcode in (img.get("codes") or {}).items():
                     code = bytes.fromhex(hexcode)
                     if versions.get(version) == len(code):
-                        self._execute(  # type: ignore[attr-defined]
+                        self.db.execute(
                             "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
                             (version, new, code),
                         )
@@ -324,26 +336,26 @@ class EditsMixin:
                 rep.restored.append({"id": new, "path": path, "labelled": bool(img.get("labels"))})
             for a in doc.get("label_audit", []):
                 image_id = new_ids.get(int(a["image_id"]))
-                if image_id is None or self._query(  # type: ignore[attr-defined]
+                if image_id is None or self.db.query(
                     "SELECT 1 FROM label_audit WHERE id = ?", (int(a["id"]),)
                 ):
                     continue
-                self._execute(  # type: ignore[attr-defined]
+                self.db.execute(
                     f"INSERT INTO label_audit ({', '.join(_AUDIT_COLS)})"
                     f" VALUES ({', '.join('?' * len(_AUDIT_COLS))})",
                     [a[c] if c != "image_id" else image_id for c in _AUDIT_COLS],
                 )
             if rep.restored:
-                self.backend.after_explicit_ids(self)  # type: ignore[attr-defined]
+                self.db.backend.after_explicit_ids(self.db)
         for version in touched:
-            self._drop_index_files(version)  # type: ignore[attr-defined]
+            self.model_store.drop_index_files(version)
         return rep
 
     def removal_batches(self) -> list[RemovalBatch]:
         """The removals whose records lie in the library's ``removed/`` folder, newest first,
         each with how many of its images are in the library again. Unreadable files are left
         out (they are not this library's records)."""
-        folder = self.folder / REMOVED_DIR  # type: ignore[attr-defined]
+        folder = self.folder / REMOVED_DIR
         batches = []
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
@@ -356,7 +368,7 @@ class EditsMixin:
             for k in range(0, len(hashes), 500):  # bounded parameter lists
                 chunk = hashes[k : k + 500]
                 back += int(
-                    self._query(  # type: ignore[attr-defined]
+                    self.db.query(
                         "SELECT COUNT(DISTINCT sha256) FROM images"
                         f" WHERE sha256 IN ({', '.join('?' * len(chunk))})",
                         chunk,
@@ -376,12 +388,12 @@ class EditsMixin:
         return batches
 
     def _restore_conflict(self, stored_path: str, sha256: str) -> str:
-        rows = self._query("SELECT id FROM images WHERE path = ?", (stored_path,))  # type: ignore[attr-defined]
+        rows = self.db.query("SELECT id FROM images WHERE path = ?", (stored_path,))
         if rows:
             return f"already in the library (id {rows[0][0]})"
-        rows = self._query("SELECT path FROM images WHERE sha256 = ?", (sha256,))  # type: ignore[attr-defined]
+        rows = self.db.query("SELECT path FROM images WHERE sha256 = ?", (sha256,))
         if rows:
-            other = self._path_from_db(rows[0][0])  # type: ignore[attr-defined]
+            other = self.image_store.from_db(rows[0][0])
             return f"the same photo is in the library as {other}"
         return ""
 
@@ -400,13 +412,13 @@ class EditsMixin:
         old, new = _prefix(old_prefix), _prefix(new_prefix)
         rep = RelocateReport()
         # Paths as this client sees them (a team library stores them relative to its root).
-        absolute = self._path_from_db  # type: ignore[attr-defined]
+        absolute = self.image_store.from_db
         rows = [
             (int(i), absolute(p), sha)
-            for i, p, sha in self._query("SELECT id, path, sha256 FROM images ORDER BY path")  # type: ignore[attr-defined]
+            for i, p, sha in self.db.query("SELECT id, path, sha256 FROM images ORDER BY path")
             if _under(absolute(p), old)
         ]
-        taken = {absolute(p): int(i) for i, p in self._query("SELECT id, path FROM images")}  # type: ignore[attr-defined]
+        taken = {absolute(p): int(i) for i, p in self.db.query("SELECT id, path FROM images")}
         moving = {i for i, _p, _s in rows}
         plan: dict[int, tuple[str, str, os.stat_result]] = {}
         report(progress, "verify", 0, len(rows), "files")
@@ -429,12 +441,14 @@ class EditsMixin:
                 plan[i] = (path, target, os.stat(target))
             report(progress, "verify", k + 1, len(rows), "files")
         if plan:
-            with self.atomic():  # type: ignore[attr-defined]
+            with self.db.atomic():
                 # Out of the way first: with nested prefixes a target may be a mover's old path.
                 for i in plan:
                     # \x01, not \0: PostgreSQL text cannot hold NUL (team libraries).
-                    self.update_image(i, path=f"\x01relocating/{i}")  # type: ignore[attr-defined]
+                    self.image_store.update_image(i, path=f"\x01relocating/{i}")
                 for i, (_path, target, st) in plan.items():
-                    self.update_image(i, path=target, size=st.st_size, mtime=st.st_mtime)  # type: ignore[attr-defined]
+                    self.image_store.update_image(
+                        i, path=target, size=st.st_size, mtime=st.st_mtime
+                    )
         rep.moved = [{"from": p, "to": t} for p, t, _st in plan.values()]
         return rep

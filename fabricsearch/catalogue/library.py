@@ -37,7 +37,13 @@ from fabricsearch.catalogue.backend import (
     translate_sqlite,
 )
 from fabricsearch.catalogue.db import Db
-from fabricsearch.catalogue.edits import EditsMixin
+from fabricsearch.catalogue.edits import (
+    EditsStore,
+    RelocateReport,
+    RemovalBatch,
+    RemoveReport,
+    RestoreReport,
+)
 from fabricsearch.catalogue.errors import (
     DamagedCatalogueError,
     DiskFullError,
@@ -68,6 +74,7 @@ from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue.team import TeamInfo
+    from fabricsearch.jobs import CancelToken, ProgressFn
     from fabricsearch.similarity import LabelArrays
 
 DB_NAME = "catalogue.sqlite"
@@ -75,7 +82,7 @@ DB_NAME = "catalogue.sqlite"
 READ_ONLY_ENV = "FABRICSEARCH_READ_ONLY"
 
 
-class Library(EditsMixin):
+class Library:
     """One fabric archive: ``catalogue.sqlite`` plus ``thumbs/``, ``models/``, ``indexes/``."""
 
     def __init__(
@@ -113,6 +120,7 @@ class Library(EditsMixin):
         self.label_store = LabelsStore(self.db, self.taxonomy_store.get)
         self.metadata_store = MetadataStore(self.db)
         self.taxonomy_editor = TaxonomyEditor(self.db, self.taxonomy_store)
+        self.edits = EditsStore(self.db, self.image_store, self.model_store, folder, self.location)
 
     # --- opening and closing ------------------------------------------------------------
     @classmethod
@@ -685,7 +693,7 @@ class Library(EditsMixin):
         self.model_store.add_codes(version, ids, packed)
 
     def _drop_index_files(self, version: str) -> None:
-        self.model_store._drop_index_files(version)
+        self.model_store.drop_index_files(version)
 
     def ids_without_codes(self, version: str) -> list[int]:
         """Ids (ascending) of the images that have no code under model ``version``."""
@@ -722,6 +730,34 @@ class Library(EditsMixin):
         """Ids (ascending) of the images matching every term of ``query``; raises
         `TextQueryError` for a query that cannot be understood."""
         return text_search(self.db, query)
+
+    # --- removing, restoring, relocating (catalogue/edits.py) -----------------------------
+    def remove_paths(
+        self, paths: Sequence[str | os.PathLike[str]], dry_run: bool = False
+    ) -> RemoveReport:
+        """Forget the images at ``paths`` (files or folders) in one transaction, first
+        writing them to ``removed/`` for `restore_removed` (`EditsStore.remove_paths`)."""
+        return self.edits.remove_paths(paths, dry_run)
+
+    def restore_removed(self, record: str | os.PathLike[str]) -> RestoreReport:
+        """Put back the images a `remove_paths` wrote to ``record``, in one transaction."""
+        return self.edits.restore_removed(record)
+
+    def removal_batches(self) -> list[RemovalBatch]:
+        """The removals recorded in ``removed/``, newest first."""
+        return self.edits.removal_batches()
+
+    def relocate(
+        self,
+        old_prefix: str | os.PathLike[str],
+        new_prefix: str | os.PathLike[str],
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> RelocateReport:
+        """Point every image under ``old_prefix`` at the same relative path under
+        ``new_prefix`` where the file there has the catalogued content
+        (`EditsStore.relocate`)."""
+        return self.edits.relocate(old_prefix, new_prefix, progress, cancel)
 
     # --- summary ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

@@ -148,7 +148,7 @@ class ModelsStore:
                 "INSERT INTO codes (model_version, image_id, code) VALUES (?, ?, ?)",
                 ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
             )
-        self._drop_index_files(version)
+        self.drop_index_files(version)
 
     def load_codes(
         self, version: str, ids: Sequence[int] | None = None
@@ -200,9 +200,9 @@ class ModelsStore:
                 " ON CONFLICT (model_version, image_id) DO UPDATE SET code = excluded.code",
                 ((version, i, packed[k].tobytes()) for k, i in enumerate(ids)),
             )
-        self._drop_index_files(version)
+        self.drop_index_files(version)
 
-    def _drop_index_files(self, version: str) -> None:
+    def drop_index_files(self, version: str) -> None:
         # The saved Hamming index of this model no longer matches its codes; search rebuilds it.
         for f in self.indexes_dir.glob(f"{version}.*"):
             f.unlink(missing_ok=True)
