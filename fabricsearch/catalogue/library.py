@@ -3,10 +3,12 @@
 A `Library` is composed of a `Db` (catalogue/db.py: the connection, its lock and its
 transactions; one connection per library, usable from any thread), a `Backend`
 (catalogue/backend.py: what differs between a library folder on SQLite and a team library on
-PostgreSQL) and stores that each own a few tables: `ModelsStore` (models, codes, model files),
-`LabelsStore` (labels and their audit), `TaxonomyStore`. Its methods of those parts delegate
-to them; images, splits, thumbnails and the summary are still here, and metadata, text
-search, removals and taxonomy edits are mixins (docs/architecture.md, "Storage").
+PostgreSQL) and stores that each own a few tables, each given the `Db` and what else it
+needs: `ImagesStore` (images, failed files), `LabelsStore` (labels and their audit),
+`TaxonomyStore`, `ModelsStore` (models, codes, model files), `MetadataStore` and text search,
+`TaxonomyEditor`, `EditsStore` (remove, restore, relocate). Most methods here delegate to
+them; opening and creating, locks, columns and label arrays, splits, thumbnails and `info`
+are the library's own (docs/architecture.md, "Storage").
 """
 
 from __future__ import annotations
