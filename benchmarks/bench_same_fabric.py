@@ -50,6 +50,9 @@ OLD_MIN_CONF = 0.5  # PREDICTION_MIN_CONFIDENCE before issue 22
 #: Two library photos this close are one photo stored twice (resized or recompressed copies:
 #: batik6 has 32 such pairs, some across its classes); finding either is finding the fabric.
 DUPLICATE_COSINE = 0.97
+#: The candidate depth question of issue 22: where would the original fall among this many
+#: photos distributed like the set? (rank ≈ 1 + share of others ranked at/above it × (N − 1))
+EXTRAPOLATE_TO = 1_000_000
 
 
 # --------------------------------------------------------------------------- transforms
@@ -216,6 +219,15 @@ def old_rank(
     return int(where[0]) + 1 if len(where) else 10**9
 
 
+def _source_key(source: Any) -> str:
+    """The replay key of a query's network input (a path or the pixels handed over)."""
+    import hashlib
+
+    if isinstance(source, np.ndarray):
+        return hashlib.sha1(np.ascontiguousarray(source).tobytes()).hexdigest()
+    return str(source)
+
+
 class Prepared:
     """Every query of a set under every transform, measured once (one network pass each): the
     query files, their code / predictions / feature and camera palettes, and the ranks that do
@@ -259,6 +271,9 @@ class Prepared:
             rng = np.random.default_rng(SEED)
             ranks: dict[str, list[float]] = {"old": [], "cosine": [], "hamming": []}
             orig_cos = []
+            # share of the other photos ranked at or above the original (ties count half):
+            # times (N − 1) it extrapolates the original's rank to a library of N such photos
+            share: dict[str, list[float]] = {"cosine": [], "hamming": []}
             t0 = time.perf_counter()
             self.queries[tname] = []
             for i in picks:
@@ -268,20 +283,35 @@ class Prepared:
                 path = folder / f"{tname.replace(' ', '_')}-{i}.png"
                 Image.fromarray(q).save(path)
                 self.queries[tname].append((path, int(i), target))
-                code, predicted, qf = _encode_query(st.method, path, lib)
-                self.encoded[str(path)] = (code, predicted, qf)
-                rgb = _load_query(path)[0]
-                self.palettes[hashlib.sha1(rgb.tobytes()).hexdigest()] = colour.camera_palettes(rgb)
+                loaded = _load_query(path)
+                rgb, fine = loaded[0], loaded[3]  # the search measures colour on the fine decode
+                source = rgb  # what Searcher.prepare hands the network
+                if st.method.on_features:
+                    from fabricsearch.hashing.backbones import get_spec
+                    from fabricsearch.hashing.extract import net_pixels
+
+                    source = net_pixels(fine, get_spec(st.method.backbone).input_size)
+                code, predicted, qf = _encode_query(st.method, source, lib)
+                self.encoded[_source_key(source)] = (code, predicted, qf)
+                self.palettes[hashlib.sha1(fine.tobytes()).hexdigest()] = colour.camera_palettes(
+                    fine
+                )
                 ranks["old"].append(old_rank(lib, st, rgb, code, predicted, target))
                 qf = qf / (np.linalg.norm(qf) + 1e-9)
                 cos = arr["feats"] @ qf
                 orig_cos.append(float(cos[i]))
                 ranks["cosine"].append(int((cos > cos[i]).sum()) + 1)
+                share["cosine"].append(
+                    ((cos > cos[i]).sum() + 0.5 * ((cos == cos[i]).sum() - 1)) / (len(cos) - 1)
+                )
                 qc = unpack_codes(code[None], st.info.bits).astype(np.float32)[0]
                 hd = (st.info.bits - codes @ qc) / 2
                 j = code_row[target]
                 tie = ((hd == hd[j]) & (ids_all < target)).sum()
                 ranks["hamming"].append(int((hd < hd[j]).sum() + tie) + 1)
+                share["hamming"].append(
+                    ((hd < hd[j]).sum() + 0.5 * ((hd == hd[j]).sum() - 1)) / (len(hd) - 1)
+                )
             row: dict[str, Any] = {k: recall(v) for k, v in ranks.items()}
             h = np.array(ranks["hamming"])
             row["hamming rank of original"] = {
@@ -289,6 +319,13 @@ class Prepared:
                 "p95": float(np.quantile(h, 0.95)),
                 "all": [int(x) for x in h],
             }
+            for kind, values in share.items():
+                at_1m = 1 + np.array(values) * (EXTRAPOLATE_TO - 1)
+                row[f"{kind} rank of original at 1M (extrapolated)"] = {
+                    "median": float(np.median(at_1m)),
+                    "p95": float(np.quantile(at_1m, 0.95)),
+                    "max": float(at_1m.max()),
+                }
             row["original cosine"] = {
                 "min": float(np.min(orig_cos)),
                 "median": float(np.median(orig_cos)),
@@ -299,7 +336,9 @@ class Prepared:
             print(
                 f"  {tname:<14} old R@1 {row['old']['R@1']:.2f} | cos R@1 "
                 f"{row['cosine']['R@1']:.2f} | ham max {h.max()} p95 {row['hamming rank of original']['p95']:.0f}"
-                f" | cos min {min(orig_cos):.3f} med {np.median(orig_cos):.3f}",
+                f" | cos min {min(orig_cos):.3f} med {np.median(orig_cos):.3f}"
+                f" | at 1M: ham p95 {row['hamming rank of original at 1M (extrapolated)']['p95']:.0f}"
+                f" cos p95 {row['cosine rank of original at 1M (extrapolated)']['p95']:.0f}",
                 flush=True,
             )
 
@@ -314,7 +353,7 @@ class Prepared:
 
         saved = {k: getattr(S, k) for k in (settings or {})}
         enc, cam = S._encode_query, colour.camera_palettes
-        S._encode_query = lambda method, source, library: self.encoded[str(source)]
+        S._encode_query = lambda method, source, library: self.encoded[_source_key(source)]
         colour.camera_palettes = lambda rgb, *a: self.palettes[
             hashlib.sha1(rgb.tobytes()).hexdigest()
         ]

@@ -172,3 +172,31 @@ def test_rerank_times_are_milliseconds(library_path: Path) -> None:
         assert again.elapsed_ms["total"] < result.elapsed_ms["total"]
         assert {"decode", "encode", "search", "rerank", "total"} <= set(result.elapsed_ms)
         assert np.isfinite(again.elapsed_ms["total"])
+
+
+def test_rerank_depth_grows_with_the_library() -> None:
+    """The candidate depth keeps the measured share of the library (the original of a
+    re-photographed fabric lies within it), never below the floor nor above the bound."""
+    floor, share, bound = search_mod.RERANK_DEPTH, search_mod.RERANK_SHARE, search_mod.RERANK_MAX
+    assert search_mod.rerank_depth(600) == floor
+    assert search_mod.rerank_depth(100_000) == max(floor, int(share * 100_000))
+    assert search_mod.rerank_depth(100_000) > floor
+    assert search_mod.rerank_depth(1_000_000) == min(bound, int(share * 1_000_000))
+    assert search_mod.rerank_depth(50_000_000) == bound
+    assert search_mod.rerank_depth(600, k=500) == 500
+
+
+def test_search_reranks_the_share_of_the_library(
+    library_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`search` re-ranks rerank_depth(library size) candidates: with the share raised so that it
+    exceeds the floor, every image of the small library is a candidate."""
+    monkeypatch.setattr(search_mod, "RERANK_DEPTH", 3)
+    with Library.open(library_path) as lib:
+        n = len(lib.images())
+        small = Searcher(lib).search(lib.images()[2].path, k=3).state
+        assert small is not None and len(small._lists[None].ids) == 3
+        monkeypatch.setattr(search_mod, "RERANK_SHARE", 1.0)
+        state = Searcher(lib).search(lib.images()[2].path, k=3).state
+        assert state is not None
+        assert len(state._lists[None].ids) == n
