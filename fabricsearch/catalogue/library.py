@@ -75,6 +75,7 @@ from fabricsearch.catalogue.textsearch import TextQuery, text_search
 from fabricsearch.taxonomy import Taxonomy, TaxonomyError, split_coarse
 
 if TYPE_CHECKING:
+    from fabricsearch.catalogue.postgres import PgConnection
     from fabricsearch.catalogue.team import TeamInfo
     from fabricsearch.jobs import CancelToken, ProgressFn
     from fabricsearch.similarity import LabelArrays
@@ -90,7 +91,7 @@ class Library:
     def __init__(
         self,
         folder: Path,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | PgConnection,
         read_only: bool = False,
         team: TeamInfo | None = None,
     ) -> None:

@@ -275,7 +275,7 @@ def _library(
         photos_root=Path(root).expanduser().resolve(),
         recorded_root=recorded,
     )
-    lib = cls(folder, conn, read_only=read_only, team=info)  # type: ignore[arg-type]
+    lib = cls(folder, conn, read_only=read_only, team=info)
     try:
         lib._setup()
     except BaseException:
