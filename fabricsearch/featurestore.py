@@ -64,7 +64,9 @@ _UNKNOWN, _GOOD, _BAD = 0, 1, 2
 class FeatureStore:
     """Append-only feature rows keyed by content hash (see the module docstring)."""
 
-    def __init__(self, folder: str | os.PathLike[str], dim: int, views: int = DEFAULT_VIEWS):
+    def __init__(
+        self, folder: str | os.PathLike[str], dim: int, views: int = DEFAULT_VIEWS
+    ) -> None:
         self.folder = Path(folder)
         self.dim = int(dim)
         self.views = int(views)

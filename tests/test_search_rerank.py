@@ -195,7 +195,8 @@ def test_search_reranks_the_share_of_the_library(
     with Library.open(library_path) as lib:
         n = len(lib.images())
         small = Searcher(lib).search(lib.images()[2].path, k=3).state
-        assert small is not None and len(small._lists[None].ids) == 3
+        assert small is not None
+        assert len(small._lists[None].ids) == 3
         monkeypatch.setattr(search_mod, "RERANK_SHARE", 1.0)
         state = Searcher(lib).search(lib.images()[2].path, k=3).state
         assert state is not None

@@ -192,7 +192,7 @@ class PgCursor:
     #: `sqlite3.Cursor`'s attribute, never set here: write ``INSERT … RETURNING id``.
     lastrowid = None
 
-    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int):
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
         self._rows = rows
         self.rowcount = rowcount
 

@@ -38,7 +38,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -856,7 +856,12 @@ def library_training_data(
         labels, train_idx, extra=[records[i].sha256 for i in train_idx]
     )
 
-    def features_fn(backbone, view_ids, progress=None, cancel=None):  # type: ignore[no-untyped-def]
+    def features_fn(
+        backbone: str,
+        view_ids: Sequence[int],
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         from fabricsearch.hashing.extract import ensure_features
 
         return ensure_features(

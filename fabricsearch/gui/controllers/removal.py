@@ -29,7 +29,9 @@ class RemoveImagesCommand(QUndoCommand):
     """Images removed from the library: undo restores them from their ``removed/`` record,
     redo removes the same paths again (a new record)."""
 
-    def __init__(self, controller: RemovalController, paths: list[str], record: str, n: int):
+    def __init__(
+        self, controller: RemovalController, paths: list[str], record: str, n: int
+    ) -> None:
         super().__init__(f"remove {plural(n, 'image')} from the library")
         self.controller = controller
         self.paths = list(paths)

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 
 class TaxonomyCommand(QUndoCommand):
-    def __init__(self, controller: TaxonomyController, edit: Callable[[], Any], change: Any):
+    def __init__(
+        self, controller: TaxonomyController, edit: Callable[[], Any], change: Any
+    ) -> None:
         super().__init__(change.description)
         self.controller = controller
         self.edit = edit

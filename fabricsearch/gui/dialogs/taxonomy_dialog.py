@@ -122,7 +122,9 @@ class TaxonomyDialog(QDialog):
     # kind, action, arguments: ("coarse", "add", (id, name)), ("fine", "merge", (src, tgt)), …
     editRequested = Signal(str, str, tuple)
 
-    def __init__(self, taxonomy: Taxonomy, counts: dict[str, int], parent: QWidget | None = None):
+    def __init__(
+        self, taxonomy: Taxonomy, counts: dict[str, int], parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Categories")
         self.resize(560, 560)

@@ -25,7 +25,9 @@ class _OriginalSignals(QObject):
 class _LoadOriginal(QRunnable):
     """Decode a photo no larger than ``target`` (orientation applied), off the GUI thread."""
 
-    def __init__(self, path: Path, target: QSize, generation: int, signals: _OriginalSignals):
+    def __init__(
+        self, path: Path, target: QSize, generation: int, signals: _OriginalSignals
+    ) -> None:
         super().__init__()
         self.path, self.target, self.generation, self.signals = path, target, generation, signals
 
