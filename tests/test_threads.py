@@ -49,3 +49,44 @@ def test_torch_threads_is_per_call_and_per_thread() -> None:
     with torch_threads(other):
         assert torch.get_num_threads() == other
     assert torch.get_num_threads() == before
+
+
+def test_the_import_sizes_its_decoders_to_the_free_cores(tmp_path, monkeypatch) -> None:
+    from fabricsearch import threads
+    from fabricsearch.catalogue import importer
+
+    assert threads.free_cores(n_cores=2, busy=0.0) == 2
+    assert threads.free_cores(n_cores=2, busy=1.0) == 1
+    assert threads.free_cores(n_cores=8, busy=20.0) == 1
+    seen: dict[str, int] = {}
+
+    def fake_pool(paths, known, workers, cancel, net_size=0):  # type: ignore[no-untyped-def]
+        seen["workers"] = workers
+        return iter(())
+
+    monkeypatch.setattr(importer, "_measure_pool", fake_pool)
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.0)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    list(
+        importer._measure_all(
+            [str(tmp_path / f"{i}.jpg") for i in range(8)], frozenset(), None, None
+        )
+    )
+    assert seen["workers"] == 2
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 1.5)  # one core busy elsewhere
+    seen.clear()
+    out = list(importer._measure_all([str(tmp_path / "x.jpg")] * 8, frozenset(), None, None))
+    assert "workers" not in seen  # one free core: measured in this process, no pool
+    assert len(out) == 8
+
+
+def test_cv2_threads_is_applied_for_the_call_and_restored() -> None:
+    import cv2
+
+    from fabricsearch.threads import cv2_threads
+
+    before = cv2.getNumThreads()
+    other = 1 if before != 1 else 2
+    with cv2_threads(other):
+        assert cv2.getNumThreads() == other
+    assert cv2.getNumThreads() == before
