@@ -288,7 +288,11 @@ def _pair_kernel(
     # Expanded form in float64: cancellation error ~1e-16, far below the 1e-6 we promise.
     n1 = np.einsum("aik,aik->ai", e1, e1)
     n2 = np.einsum("bjk,bjk->bj", e2, e2)
-    dot = np.einsum("aik,bjk->abij", e1, e2)
+    # The three coordinates' products written out: einsum's generic loop over a length-3 axis
+    # took 9 of 18 ms for 14 query palettes × 1,000 candidates; element-wise, each pair's value
+    # is computed alike whatever the block size (no BLAS), as the instant re-rank requires.
+    x, y = e1[:, None, :, None, :], e2[None, :, None, :, :]
+    dot = x[..., 0] * y[..., 0] + x[..., 1] * y[..., 1] + x[..., 2] * y[..., 2]
     d2 = np.maximum(n1[:, None, :, None] + n2[None, :, None, :] - 2.0 * dot, 0.0)
     a = np.exp(d2 * (-0.5 / (sigma * sigma)))
     pa, pb = q1[:, None, :, None], q2[None, :, None, :]
