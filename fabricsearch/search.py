@@ -428,23 +428,38 @@ class Searcher:
         self._token = object()  # kept `QueryState`s know which searcher they belong to
         #: Bumped whenever the loaded images, codes or labels change: kept candidates are stale.
         self._generation = 0
+        # Set by `invalidate` / `invalidate_labels` without the lock (a window's GUI thread
+        # calls them while a query runs in a worker); the next query applies them, locked.
+        self._stale_all = False
+        self._stale_labels = False
 
     # --- state --------------------------------------------------------------------------------
     def invalidate(self) -> None:
-        """Forget everything cached (model, index, labels)."""
-        with self._lock:
+        """Forget everything cached (model, index, labels) at the next query. Only marks it:
+        takes no lock and reads nothing, so a GUI thread never waits for a running query."""
+        self._stale_all = True
+
+    def invalidate_labels(self) -> None:
+        """Labels changed: the next query reloads the label arrays (model and index stay).
+        Only marks them stale: takes no lock and reads nothing (see `invalidate`)."""
+        self._stale_labels = True
+
+    def _apply_invalidations(self) -> None:
+        """What `invalidate` / `invalidate_labels` asked for; called with the lock held. A flag
+        is cleared before the work, so one set meanwhile is applied by the next query."""
+        if self._stale_all:
+            self._stale_all = self._stale_labels = False
             self._state = None
             self._checked = None
             self._generation += 1
-
-    def invalidate_labels(self) -> None:
-        """Labels changed: reload the label arrays on the next query (model and index stay)."""
-        with self._lock:
+        if self._stale_labels:
+            self._stale_labels = False
             if self._state is not None:
                 self._load_labels(self._state)
             self._generation += 1
 
     def _ensure(self) -> _State:
+        self._apply_invalidations()
         # A library folder whose catalogue files (and WAL) are as they were at the last check
         # has no new commit, by anyone: nothing to ask the catalogue (a stat, microseconds,
         # instead of counting 100k rows on every query and every re-rank).

@@ -44,6 +44,7 @@ __all__ = [
     "measured_step_seconds",
     "needs_labels",
     "parse_method_options",
+    "preload_torch",
     "presets",
     "pretrain",
     "read_choice",
@@ -251,11 +252,21 @@ def backbone_labels() -> dict[str, str]:
     return dict(BACKBONE_LABELS)
 
 
+def preload_torch() -> bool:
+    """Import torch without holding Python's interpreter lock while its libraries load
+    (`torchload.import_torch`): for a background thread as a front end starts, so that the
+    first import, whoever asks for it, does not pause the other threads. Whether torch is there."""
+    from fabricsearch.torchload import import_torch
+
+    return import_torch()
+
+
 def warm_up_backbone(name: str = DEFAULT_BACKBONE) -> None:
     """Load torch and the image network once, so that the first query does not wait
     (the window runs it in a background thread as it starts)."""
     from fabricsearch.hashing.backbones import warm_up
 
+    preload_torch()  # torch's libraries first, without the interpreter lock
     warm_up(name)
 
 

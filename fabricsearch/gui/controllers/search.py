@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
+import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -161,6 +163,18 @@ def run_rerank(
     )
 
 
+def _preload_torch() -> None:
+    """Runs in a background thread as the window starts: torch's import (0.3–1 s during which
+    its libraries load holding Python's interpreter lock, so that no GUI thread runs) happens
+    now, its libraries mapped without the lock, rather than at the first search or import."""
+    from fabricsearch.services.training import preload_torch
+
+    try:
+        preload_torch()
+    except Exception:  # noqa: BLE001 - best effort: the first search imports torch itself
+        log.debug("torch not preloaded", exc_info=True)
+
+
 class SearchController(QObject):
     historyChanged = Signal()
 
@@ -182,6 +196,8 @@ class SearchController(QObject):
         session.recordsChanged.connect(self.invalidate_labels)
         session.taxonomyChanged.connect(lambda _tax: self.invalidate_labels())
         session.closed.connect(self.forget_library)
+        if "torch" not in sys.modules:
+            threading.Thread(target=_preload_torch, name="torch-preload", daemon=True).start()
 
     # --- state ------------------------------------------------------------------------------
     def searcher(self) -> Any:
@@ -191,6 +207,8 @@ class SearchController(QObject):
             self._searcher = Searcher(self.w.library)
         return self._searcher
 
+    # Both only mark the searcher's cache stale (no lock, no read: a search running in a
+    # worker holds the searcher's lock); the next search's worker reloads what is needed.
     def invalidate(self) -> None:
         if self._searcher is not None:
             self._searcher.invalidate()
