@@ -197,7 +197,9 @@ class SearchController(QObject):
         session.taxonomyChanged.connect(lambda _tax: self.invalidate_labels())
         session.closed.connect(self.forget_library)
         if "torch" not in sys.modules:
-            threading.Thread(target=_preload_torch, name="torch-preload", daemon=True).start()
+            # Not a daemon: a process that ends meanwhile waits for the import (seconds)
+            # rather than tearing down the interpreter under it.
+            threading.Thread(target=_preload_torch, name="torch-preload").start()
 
     # --- state ------------------------------------------------------------------------------
     def searcher(self) -> Any:
