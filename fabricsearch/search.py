@@ -51,9 +51,12 @@ QUERY_MAX_SIDE = 512  # equals catalogue.importer.WORK_SIDE; a test checks it
 #: a white balance, JPEG, rotation or perspective keeps it within the first 1 % for 95 % of
 #: the photos on both dev sets, where a fixed 200 holds only up to a few thousand photos.
 #: Heavy crops and blur on batik6, and class-trained codes, need more (docs/search.md).
+#: RERANK_MAX caps it by the query's cost: at 1M photos 10,000 candidates took 302 ms a
+#: query and 2 GB more memory (1,000: ~90 ms at 100k); beyond 100k photos the float-feature
+#: candidate source of docs/search.md is the way to hold the original.
 RERANK_DEPTH = 200
 RERANK_SHARE = 0.01
-RERANK_MAX = 10_000
+RERANK_MAX = 1_000
 
 
 def rerank_depth(library_size: int, k: int = 0) -> int:
