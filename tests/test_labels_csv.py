@@ -177,3 +177,26 @@ def test_cli_labels_import_export(
     bad = write_csv(tmp_path / "bad.csv", "a,b\n")
     assert cli_main(["labels", "import", lib_dir, str(bad)]) == 1
     assert "expected columns" in capsys.readouterr().err
+
+
+def test_cli_labels_import_groups_refused_rows(
+    lib: Library, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Many rows naming one missing category read as one line with its row count and a few
+    of its rows, not one line per row; other refusals are grouped by their rule."""
+    lib_dir = str(lib.folder)
+    paths = [str(r.path) for r in lib.images()]
+    n = len(paths)
+    lib.close()
+    body = "".join(f"{p},pattern/slubby,,\n" for p in paths) + "nope.jpg,solid,,\n"
+    csv = write_csv(tmp_path / "photos" / "g.csv", "path,coarse,fine,tightness\n" + body)
+    assert cli_main(["labels", "import", lib_dir, str(csv)]) == 1
+    out = capsys.readouterr().out
+    assert f"{n} rows name categories this library lacks" in out
+    assert f"coarse category pattern/slubby: {n} rows" in out
+    assert "--add-categories" in out
+    assert out.count("pattern/slubby") == 1  # one line for the category, not one per row
+    assert f"line 2: {paths[0]}" in out
+    if n > 3:
+        assert f"… and {n - 3} more" in out
+    assert "nope.jpg" in out  # the photo that is not in the library, in its own group

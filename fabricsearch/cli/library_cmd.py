@@ -177,12 +177,51 @@ def _print_import(args: argparse.Namespace, rep: Any, encoded: int) -> None:
         _print_labels(rep.labels)
 
 
-def _print_labels(rep: Any) -> None:
+#: Rows shown under each group of refused rows (the rest are counted; --json lists them all).
+SHOWN_ROWS = 3
+
+
+def _print_labels(rep: Any, taxonomy: Any = None) -> None:
+    """Applied and refused counts; with the library's `taxonomy`, the refused rows grouped as
+    the window groups them (one line per missing category, one group per other rule), a few
+    rows each, instead of one line per row (a labels CSV of 1,200 rows refused 1,200 times)."""
     print(f"labels applied to {rep.applied} images, {len(rep.errors)} rows rejected")
     if rep.added_categories:
         print(f"  added categories: {', '.join(rep.added_categories)}")
-    for e in rep.errors:
-        print(f"  line {e['line']}: {e['path']}: {e['reason']}")
+    if taxonomy is None or not rep.errors:
+        for e in rep.errors:
+            print(f"  line {e['line']}: {e['path']}: {e['reason']}")
+        return
+    from fabricsearch.services.labels import summarise_labels
+
+    summary = summarise_labels(rep, taxonomy)
+    by_line = {int(e.get("line") or 0): e for e in rep.errors}
+
+    def rows(errors: list[dict[str, Any]]) -> None:
+        for e in errors[:SHOWN_ROWS]:
+            print(f"      line {e['line']}: {e['path']}")
+        if len(errors) > SHOWN_ROWS:
+            print(f"      … and {len(errors) - SHOWN_ROWS} more")
+
+    if summary.missing:
+        addable = summary.addable
+        print(
+            f"  {summary.missing_rows} rows name categories this library lacks"
+            + (
+                " (run again with --add-categories to add them and apply these rows):"
+                if addable
+                else ":"
+            )
+        )
+        for m in summary.missing:
+            level = "fine texture" if m.level == "fine" else "coarse category"
+            why = f" — cannot be added: {m.problem}" if m.problem else ""
+            print(f"    {level} {m.id}: {m.rows} rows{why}")
+            key = (m.level, m.id)
+            rows([e for e in rep.errors if any(tuple(x) == key for x in e.get("missing") or ())])
+    for group in summary.others:
+        print(f"  {len(group.rows)} rows: {group.reason}")
+        rows([by_line.get(int(r.get("line") or 0), r) for r in group.rows])
 
 
 @user_errors
@@ -191,10 +230,11 @@ def run_labels_import(args: argparse.Namespace) -> int:
 
     with _open(args.library) as lib:
         rep = import_labels(lib, args.csv, add_categories=args.add_categories)
+        taxonomy = lib.taxonomy
     if args.json:
         print_json(rep.to_json())
     else:
-        _print_labels(rep)
+        _print_labels(rep, taxonomy)
     return 0 if not rep.errors else 1
 
 
