@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_gui_import_background import gui_thread_work
+from gui_heartbeat import gui_thread_work
 from test_gui_support import (  # noqa: F401 - fixtures
     fabric_folder,
     gui_env,

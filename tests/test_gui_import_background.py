@@ -9,13 +9,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gui_heartbeat import MAX_BLOCK_S, heartbeat
+from gui_heartbeat import MAX_BLOCK_S, gui_thread_work, heartbeat
 from PySide6.QtWidgets import QApplication
 from test_gui_support import gui_env, open_library, window  # noqa: F401 - fixtures
 
@@ -38,36 +35,6 @@ PLAIN_WORDS = {
     "Learning what they look like",
     "Preparing search",
 }
-
-
-@dataclass
-class Work:
-    longest: float = 0.0  # the most CPU time the GUI thread used between two ticks
-
-
-@contextmanager
-def gui_thread_work(interval_ms: int = 50) -> Iterator[Work]:
-    """The GUI thread's own work between two ticks of a timer, in CPU seconds (a slot that
-    runs 2 s counts 2 s; a thread waiting for a core while others run counts nothing)."""
-    from PySide6.QtCore import QTimer
-
-    work = Work()
-    last = [time.thread_time()]
-
-    def tick() -> None:
-        now = time.thread_time()
-        work.longest = max(work.longest, now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(interval_ms)
-    timer.timeout.connect(tick)
-    timer.start()
-    try:
-        yield work
-    finally:
-        timer.stop()
-        tick()
 
 
 @pytest.fixture(scope="module")
