@@ -215,23 +215,8 @@ class FacetBar(QWidget):
         self._changed()
 
     def reset(self) -> None:
-        widgets = (
-            self.coarse_box,
-            self.fine_box,
-            self.labelled_box,
-            self.colour_box,
-            self.tight_min,
-            self.tight_max,
-        )
-        for w in widgets:
-            w.blockSignals(True)
-        for box in (self.coarse_box, self.fine_box, self.labelled_box, self.colour_box):
-            box.setCurrentIndex(0)
-        self.tight_min.setValue(0)
-        self.tight_max.setValue(100)
-        for w in widgets:
-            w.blockSignals(False)
-        self._changed()
+        """Every box back to "All" / "Any", the tightness to 0–100 %, with one `filterChanged`."""
+        self.set_filter(BrowseFilter())
 
     def _changed(self, *_args: object) -> None:
         self._update_reset()
