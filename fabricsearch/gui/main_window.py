@@ -17,6 +17,8 @@ from PySide6.QtGui import (
     QDropEvent,
     QGuiApplication,
     QImage,
+    QImageReader,
+    QImageWriter,
     QKeySequence,
     QUndoStack,
 )
@@ -86,6 +88,13 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        # Image format plugins are created here, on the GUI thread, once per process. Created
+        # first in a worker (the contact sheet's PDF engine asks QImageWriter for them), Qt
+        # moves each to the GUI thread under a lock the GUI thread may hold while it waits for
+        # Python's interpreter lock, which that worker holds: both waited for ever (seen in the
+        # suite). Created here, a worker finds them made and takes no lock.
+        QImageReader.supportedImageFormats()
+        QImageWriter.supportedImageFormats()
         self.settings = settings or Settings()
         self.sink: MessageSink = sink if sink is not None else DialogSink(self)
         self.runner = JobRunner(self)
