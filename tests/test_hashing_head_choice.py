@@ -96,14 +96,21 @@ def test_choice_keeps_the_higher_validation_map_and_records_both() -> None:
     assert choice["train_time_s"] >= max(choice["method_train_time_s"].values())
 
 
-def test_too_few_validation_images_keep_dvsh_and_say_why() -> None:
+def test_too_few_validation_images_keep_the_simple_head_and_say_why() -> None:
+    """Too few validation images to choose by: the head alone is trained and kept (it was
+    ahead on both dev sets with few labels); ``compare_head=False`` still gives DVSH."""
     kept, choice = train_and_choose(_data(n_val=6), _cfg())
     assert choice is not None
-    assert kept.method.name == "dvsh"
-    assert choice["chosen"] == "dvsh"
-    assert set(choice["candidates"]) == {"dvsh"}
+    assert kept.method.name == "head"
+    assert kept.config.method == "head"
+    assert choice["chosen"] == "head"
+    assert set(choice["candidates"]) == {"head"}
     assert "6 validation images" in choice["reason"]
-    assert "DVSH kept" in choice["reason"]
+    assert "simple head kept" in choice["reason"]
+    assert choice["train_time_s"] >= choice["method_train_time_s"]["head"]
+    forced, none = train_and_choose(_data(n_val=6), _cfg(compare_head=False))
+    assert none is None
+    assert forced.method.name == "dvsh"
 
 
 def test_no_comparison_when_off_or_not_the_default_method() -> None:

@@ -763,28 +763,42 @@ def train_and_choose(
     """`train` `cfg`; where `compares_head(cfg)`, also train the simple head and keep the one
     with the higher validation mAP (DVSH on a tie) → (the kept result, the choice: both
     validation figures, which was chosen and why; None when there was nothing to compare).
+
     With fewer than `cfg.min_val_for_early_stop` validation images the validation mAP is too
-    noisy to choose by: DVSH is kept and the choice says so."""
+    noisy to choose by, so the choice is made by what was measured on small label sets: the
+    simple head alone is trained and kept (with 10 % of the labels it was ahead of DVSH on
+    the test split of both dev sets in every run, and on the issue's two held-out sets DVSH's
+    defaults fell below it; docs/dvsh.md, "DVSH or the simple head"). DVSH itself is kept
+    for such a library by ``compare_head=False``."""
     t0 = time.perf_counter()
-    result = train(data, cfg, progress, cancel, out_dir=out_dir, resume=resume)
     if not compares_head(cfg):
-        return result, None
+        return train(data, cfg, progress, cancel, out_dir=out_dir, resume=resume), None
     n_val = len(data.val_idx)
     choice: dict[str, Any] = {
-        "candidates": {DEFAULT_METHOD: _finite_or_none(result.best_val_map)},
+        "candidates": {},
         "validation_images": n_val,
         "min_validation_images": cfg.min_val_for_early_stop,
-        "method_train_time_s": {DEFAULT_METHOD: result.train_time_s},
-        "method_loop": {DEFAULT_METHOD: [result.steps, result.loop_time_s]},
+        "method_train_time_s": {},
+        "method_loop": {},
     }
     if n_val < cfg.min_val_for_early_stop:
-        choice["chosen"] = DEFAULT_METHOD
+        head = train(data, head_config(cfg), progress, cancel, out_dir=out_dir, resume=resume)
+        choice["candidates"][COMPARED_METHOD] = _finite_or_none(head.best_val_map)
+        choice["method_train_time_s"][COMPARED_METHOD] = head.train_time_s
+        choice["method_loop"][COMPARED_METHOD] = [head.steps, head.loop_time_s]
+        choice["chosen"] = COMPARED_METHOD
         choice["reason"] = (
             f"only {n_val} validation images (fewer than {cfg.min_val_for_early_stop}): too few "
-            f"to choose between DVSH and the simple head; DVSH kept"
+            f"to choose between DVSH and the simple head by validation; the simple head kept "
+            f"(with few labels it was ahead on both dev sets)"
         )
         choice["train_time_s"] = time.perf_counter() - t0
-        return result, choice
+        log.info("method choice: %s", choice["reason"])
+        return head, choice
+    result = train(data, cfg, progress, cancel, out_dir=out_dir, resume=resume)
+    choice["candidates"][DEFAULT_METHOD] = _finite_or_none(result.best_val_map)
+    choice["method_train_time_s"][DEFAULT_METHOD] = result.train_time_s
+    choice["method_loop"][DEFAULT_METHOD] = [result.steps, result.loop_time_s]
     head = train(data, head_config(cfg), progress, cancel)
     dvsh_val, head_val = result.best_val_map, head.best_val_map
     choice["candidates"][COMPARED_METHOD] = _finite_or_none(head_val)
