@@ -73,6 +73,18 @@ def test_unterminated_literals_are_refused() -> None:
             parse(sql)
 
 
+def test_named_placeholders_become_numbered_once_per_name() -> None:
+    """SQL written for one engine binds by name (``:name`` and a mapping, as sqlite3 does)."""
+    p = parse("SELECT a FROM t WHERE b ~* :w OR c ~* :w AND d >= :lo0 AND e = ':x' -- :y\n", True)
+    assert p.text == "SELECT a FROM t WHERE b ~* $1 OR c ~* $1 AND d >= $2 AND e = ':x' -- :y\n"
+    assert p.names == ("w", "lo0")
+    assert p.params == 0
+    assert parse("SELECT :v::int", True).text == "SELECT $1::int"  # a cast stays a cast
+    assert parse("SELECT x::text, ?", False).text == "SELECT x::text, $1"
+    with pytest.raises(sqlite3.ProgrammingError, match="named parameters"):
+        parse("SELECT :a, ?", True)
+
+
 # --- on a server -----------------------------------------------------------------------------
 
 
@@ -95,6 +107,12 @@ def test_the_server_gets_the_text_unchanged(pg_database: str) -> None:
             with pytest.raises(sqlite3.ProgrammingError, match="SQLite-only form"):
                 conn.executemany(sql, [("a", "b")])
         assert conn.execute("SELECT COUNT(*) FROM kv").fetchone() == (0,)
+        row = conn.execute("SELECT :a::int + :a::int, :b || '%:c'", {"a": 2, "b": "x", "c": 0})
+        assert row.fetchone() == (4, "x%:c")
+        with pytest.raises(sqlite3.ProgrammingError, match="binding parameter :b"):
+            conn.execute("SELECT :a::int, :b::int", {"a": 1})
+        with pytest.raises(sqlite3.ProgrammingError, match="bindings"):
+            conn.execute("SELECT :a::int", (1,))  # a sequence binds ? only
     finally:
         conn.close()
 

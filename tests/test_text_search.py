@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from fabricsearch.catalogue import Library
-from fabricsearch.catalogue.textsearch import TextQueryError, fts_expression, parse_query
+from fabricsearch.catalogue import Library, LibraryError
+from fabricsearch.catalogue.textsearch import (
+    FREE_COLUMNS,
+    QUERY_BUILDERS,
+    TextQueryError,
+    fts_expression,
+    parse_query,
+    postgresql_query,
+    sqlite_query,
+    text_search,
+)
 from fabricsearch.cli import main as cli_main
 from tests.records_helpers import fake_library, ids_by_name
 
@@ -42,6 +51,31 @@ def test_parse_errors(text: str, message: str) -> None:
 def test_fts_syntax_in_words_is_quoted() -> None:
     expr = fts_expression(parse_query('AND OR "NEAR(" x*'))
     assert expr.count('"') == 8  # four quoted phrases, no bare operators
+
+
+def test_each_engine_has_its_own_sql_with_named_parameters() -> None:
+    q = parse_query("supplier:acm wool weight:100.. weight:..300")
+    sql, params = sqlite_query(q)
+    assert "fabric_text MATCH :match" in sql
+    assert "~*" not in sql
+    assert "?" not in sql
+    assert params == {"match": fts_expression(q), "lo0": 100.0, "hi1": 300.0}
+    assert "m.weight >= :lo0" in sql
+    assert "m.weight <= :hi1" in sql
+    sql, params = postgresql_query(q)
+    assert "fabric_text" not in sql
+    assert "?" not in sql
+    assert "m.supplier ~* :t0" in sql
+    assert sql.count(":t1") == len(FREE_COLUMNS)  # one parameter for every column of a word
+    assert params == {"t0": r"\macm", "t1": r"\mwool", "lo0": 100.0, "hi1": 300.0}
+    assert set(QUERY_BUILDERS) == {"sqlite", "postgresql"}
+
+
+def test_an_engine_without_its_own_sql_is_refused(tmp_path: Path) -> None:
+    with fake_library(tmp_path, ["a.jpg"]) as lib:
+        lib.db.backend.engine = "mysql"  # an instance attribute: this library only
+        with pytest.raises(LibraryError, match="no SQL for the engine 'mysql'"):
+            text_search(lib.db, "wool")
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@
   kept in the catalogue for the other clients (`catalogue.jobprogress`).
 
 The library, its stores and its mixins call the backend instead of asking which engine they
-run on. SQL itself is shared: `catalogue.postgres` runs the catalogue's SQLite statements
-on PostgreSQL (see there for the forms it accepts).
+run on. SQL is shared where both engines run the same text: `catalogue.postgres` runs those
+statements on PostgreSQL (see there for the forms it accepts; it rewrites none). SQL that
+differs between the engines is written once per engine and chosen by `Backend.engine`
+(text search: `catalogue.textsearch.QUERY_BUILDERS`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Backend(Protocol):
 
     #: True for a catalogue shared by clients on a server (a team library).
     shared: bool
+    #: The SQL engine ("sqlite" | "postgresql"): picks the SQL written for each engine.
+    engine: str
 
     def schema_version(self, conn: Any) -> int:
         """The catalogue's schema version (0: none yet)."""
@@ -141,6 +145,7 @@ class SQLiteBackend:
     """A library folder: ``catalogue.sqlite`` beside thumbnails, models and indexes."""
 
     shared = False
+    engine = "sqlite"
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
@@ -262,6 +267,7 @@ class TeamBackend:
     """A team library: the catalogue on a PostgreSQL server (`catalogue.team`)."""
 
     shared = True
+    engine = "postgresql"
 
     def __init__(self, info: TeamInfo) -> None:
         self.team = info

@@ -18,7 +18,7 @@ import contextlib
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ class Db:
                 raise
             raise new from exc
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         with self.lock:
             return self.run(self.conn.execute, sql, params)
 
@@ -88,7 +88,10 @@ class Db:
         with self.lock:
             return self.run(self.conn.executemany, sql, rows)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``sql``: ``?`` placeholders with a sequence, or ``:name`` with a mapping."""
         with self.lock:
             return self.run(lambda: self.conn.execute(sql, params).fetchall())
 

@@ -8,8 +8,9 @@ Library's methods (and the ones other modules add to it) run unchanged on both e
 The catalogue's SQL is written once, in forms both engines run unchanged (``INSERT … ON
 CONFLICT (key) DO UPDATE SET c = excluded.c``, ``ON CONFLICT DO NOTHING``, ``RETURNING id``).
 This module rewrites no SQL: the one adaptation is the placeholder style of the driver —
-`parse` turns each ``?`` outside string literals, quoted identifiers and comments into
-PostgreSQL's own ``$1``, ``$2``, …, and the statement is sent through a `psycopg.RawCursor`,
+`parse` turns each ``?`` (or, with a mapping of parameters, each ``:name``, as `sqlite3`
+binds them) outside string literals, quoted identifiers and comments into PostgreSQL's own
+``$1``, ``$2``, …, and the statement is sent through a `psycopg.RawCursor`,
 which passes the text to the server as it is (no ``%`` is special, with or without
 parameters). SQLite-only forms (``INSERT OR …``, ``REPLACE INTO``, ``PRAGMA``, ``BEGIN
 IMMEDIATE``/``EXCLUSIVE``/``DEFERRED``) are refused with `sqlite3.ProgrammingError`, never
@@ -33,7 +34,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -75,11 +76,15 @@ def display_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class Parsed:
-    """One statement (or script) as the server gets it: ``?`` → ``$n``, nothing else changed."""
+    """One statement (or script) as the server gets it: ``?`` or ``:name`` → ``$n``, nothing
+    else changed."""
 
     text: str
     #: How many ``?`` placeholders it holds.
     params: int
+    #: The names of its ``:name`` placeholders, in the order of ``$1``, ``$2``, … (a name
+    #: used twice is one parameter).
+    names: tuple[str, ...] = ()
 
 
 def _refuse(form: str, fix: str, sql: str) -> sqlite3.ProgrammingError:
@@ -90,14 +95,16 @@ def _refuse(form: str, fix: str, sql: str) -> sqlite3.ProgrammingError:
 
 
 @functools.lru_cache(maxsize=1024)
-def parse(sql: str) -> Parsed:
+def parse(sql: str, named: bool = False) -> Parsed:
     """Tokenize ``sql``: each ``?`` in code (not inside a string literal ``'…'``/``E'…'``/
     ``$tag$…$tag$``, a quoted identifier ``"…"`` or a ``--``/``/* */`` comment) becomes
-    ``$1``, ``$2``, …; the rest is kept byte for byte. Raises `sqlite3.ProgrammingError` for
-    an SQLite-only form (`_SQLITE_ONLY_PAIRS`, a statement starting with ``PRAGMA``) or an
-    unterminated literal or comment."""
+    ``$1``, ``$2``, …; with ``named``, each ``:name`` in code does instead (``::`` casts are
+    kept) and a ``?`` is refused; the rest is kept byte for byte. Raises
+    `sqlite3.ProgrammingError` for an SQLite-only form (`_SQLITE_ONLY_PAIRS`, a statement
+    starting with ``PRAGMA``) or an unterminated literal or comment."""
     out: list[str] = []
     n = 0
+    names: dict[str, int] = {}  # :name → its $n
     i, end = 0, len(sql)
     prev_word: str | None = None  # the last word in code, if only blanks/comments follow it
     statement_start = True
@@ -157,9 +164,25 @@ def parse(sql: str) -> Parsed:
                 raise _refuse(f"{prev_word} {word}", fix, sql)
             prev_word, statement_start = word, False
         elif ch == "?":
+            if named:
+                raise sqlite3.ProgrammingError(
+                    f"a ? placeholder in a statement given named parameters: {sql[:80]!r}"
+                )
             n += 1
             out.append(f"${n}")
             i += 1
+            prev_word, statement_start = None, False
+            continue
+        elif ch == ":" and sql.startswith("::", i):
+            j = i + 2  # a cast, never a placeholder
+            prev_word, statement_start = None, False
+        elif named and ch == ":" and i + 1 < end and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
+            j = i + 2
+            while j < end and (sql[j].isalnum() or sql[j] == "_"):
+                j += 1
+            number = names.setdefault(sql[i + 1 : j], len(names) + 1)
+            out.append(f"${number}")
+            i = j
             prev_word, statement_start = None, False
             continue
         else:
@@ -170,14 +193,23 @@ def parse(sql: str) -> Parsed:
                 prev_word, statement_start = None, False
         out.append(sql[i:j])
         i = j
-    return Parsed("".join(out), n)
+    return Parsed("".join(out), n, tuple(names))
 
 
 def _word_before(sql: str, i: int) -> bool:
     return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
 
 
-def _bindings(parsed: Parsed, params: Sequence[Any]) -> list[Any] | None:
+def _bindings(parsed: Parsed, params: Sequence[Any] | Mapping[str, Any]) -> list[Any] | None:
+    if isinstance(params, Mapping):
+        missing = [name for name in parsed.names if name not in params]
+        if missing:  # sqlite3's message
+            raise sqlite3.ProgrammingError(
+                f"You did not supply a value for binding parameter :{missing[0]}."
+            )
+        return [params[name] for name in parsed.names] or None
+    if parsed.names:
+        raise sqlite3.ProgrammingError("named placeholders need a mapping of parameters")
     if len(params) != parsed.params:
         raise sqlite3.ProgrammingError(
             f"Incorrect number of bindings supplied. The current statement uses"
@@ -236,14 +268,16 @@ class PgConnection:
         return conn
 
     # --- the sqlite3.Connection interface ----------------------------------------------------
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        """Run one statement (``?`` placeholders), or a script of several without parameters
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> PgCursor:
+        """Run one statement (``?`` placeholders and a sequence, or ``:name`` placeholders and
+        a mapping, as `sqlite3` takes them), or a script of several without parameters
         (psycopg sends a statement without parameters as a simple query)."""
-        parsed = parse(sql)
+        parsed = parse(sql, isinstance(params, Mapping))
         return self._run(parsed.text, _bindings(parsed, params))
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
-        parsed = parse(sql)
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> PgCursor:
+        rows = list(rows)
+        parsed = parse(sql, bool(rows) and isinstance(rows[0], Mapping))
         batch = [_bindings(parsed, r) or [] for r in rows]
         with self._lock:
             try:

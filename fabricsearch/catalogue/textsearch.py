@@ -11,16 +11,20 @@ A query is a list of terms, all of which must match (AND):
 
 Fields: article, supplier, composition, season, notes, tags, name (the file name), path
 (folders included), coarse, fine, and the numbers weight, width, price. The parser
-(`parse_query`) is plain Python; only `text_search` speaks SQL.
+(`parse_query`) is plain Python; the SQL is written once per engine (`sqlite_query`,
+`postgresql_query`, with named parameters), and `text_search` runs the one its library's
+engine names.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fabricsearch.catalogue.db import Db
+from fabricsearch.catalogue.errors import LibraryError
 from fabricsearch.catalogue.metadata import NUMBER_FIELDS, MetadataError, parse_number
 from fabricsearch.errors import UserError
 
@@ -129,33 +133,72 @@ def fts_expression(q: TextQuery) -> str | None:
 
 def text_search(db: Db, query: str | TextQuery) -> list[int]:
     """Ids (ascending) of the images matching every term of ``query`` (`Library.text_search`);
-    raises `TextQueryError` for a query that cannot be understood. SQLite searches its FTS5
-    index; PostgreSQL, which has none, matches the columns with ``~*`` (the same rule)."""
+    raises `TextQueryError` for a query that cannot be understood. The SQL is the engine's own
+    (`QUERY_BUILDERS`): SQLite searches its FTS5 index; PostgreSQL, which has none, matches the
+    columns with ``~*`` (the same rule)."""
     q = parse_query(query) if isinstance(query, str) else query
-    sql = "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
-    where: list[str] = []
-    params: list[object] = []
-    if db.backend.shared:  # PostgreSQL: no FTS5 index
-        sql += " LEFT JOIN labels l ON l.image_id = i.id"
-        for key, words in q.terms:
-            cols = [key] if key is not None else list(FREE_COLUMNS)
-            # The same rule as the FTS5 phrase: words in order, each starting a word,
-            # the last one possibly a prefix; ~* ignores case.
-            pattern = r"\m" + r"\W+".join(words.split())
-            where.append("(" + " OR ".join(f"{_PG_COLUMNS[c]} ~* ?" for c in cols) + ")")
-            params.extend([pattern] * len(cols))
-        expr = None
-    else:
-        expr = fts_expression(q)
-    if expr is not None:
-        where.append("i.id IN (SELECT rowid FROM fabric_text WHERE fabric_text MATCH ?)")
-        params.append(expr)
-    for key, lo, hi in q.ranges:
-        if lo is not None:
-            where.append(f"m.{key} >= ?")
-            params.append(lo)
-        if hi is not None:
-            where.append(f"m.{key} <= ?")
-            params.append(hi)
-    sql += " WHERE " + " AND ".join(where) + " ORDER BY i.id"
+    build = QUERY_BUILDERS.get(db.backend.engine)
+    if build is None:  # a new engine gets its own builder, not another engine's SQL
+        raise LibraryError(f"text search has no SQL for the engine {db.backend.engine!r}")
+    sql, params = build(q)
     return [int(r[0]) for r in db.query(sql, params)]
+
+
+#: Named parameters of a query: ``:match``, ``:t0``…, ``:lo0``/``:hi0``…
+Params = dict[str, object]
+
+
+def sqlite_query(q: TextQuery) -> tuple[str, Params]:
+    """SQLite's SQL for ``q``: the text terms as one FTS5 MATCH on ``fabric_text``
+    (`fts_expression`), the number ranges on ``metadata``."""
+    where: list[str] = []
+    params: Params = {}
+    expr = fts_expression(q)
+    if expr is not None:
+        where.append("i.id IN (SELECT rowid FROM fabric_text WHERE fabric_text MATCH :match)")
+        params["match"] = expr
+    _range_conditions(q, where, params)
+    sql = (
+        "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
+        f" WHERE {' AND '.join(where)} ORDER BY i.id"
+    )
+    return sql, params
+
+
+def postgresql_query(q: TextQuery) -> tuple[str, Params]:
+    """PostgreSQL's SQL for ``q`` (no FTS5 index): each text term is one case-insensitive
+    regular expression (``~*``) over its columns, the number ranges on ``metadata``."""
+    where: list[str] = []
+    params: Params = {}
+    for n, (key, words) in enumerate(q.terms):
+        cols = [key] if key is not None else list(FREE_COLUMNS)
+        # The same rule as the FTS5 phrase: words in order, each starting a word, the last
+        # one possibly a prefix.
+        params[f"t{n}"] = r"\m" + r"\W+".join(words.split())
+        where.append("(" + " OR ".join(f"{_PG_COLUMNS[c]} ~* :t{n}" for c in cols) + ")")
+    _range_conditions(q, where, params)
+    sql = (
+        "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
+        " LEFT JOIN labels l ON l.image_id = i.id"
+        f" WHERE {' AND '.join(where)} ORDER BY i.id"
+    )
+    return sql, params
+
+
+def _range_conditions(q: TextQuery, where: list[str], params: Params) -> None:
+    # Both engines: the number columns are plain columns of ``metadata`` (names from
+    # NUMBER_FIELDS, checked by the parser).
+    for n, (key, lo, hi) in enumerate(q.ranges):
+        if lo is not None:
+            where.append(f"m.{key} >= :lo{n}")
+            params[f"lo{n}"] = lo
+        if hi is not None:
+            where.append(f"m.{key} <= :hi{n}")
+            params[f"hi{n}"] = hi
+
+
+#: The text search's SQL for each engine (`Backend.engine`).
+QUERY_BUILDERS: dict[str, Callable[[TextQuery], tuple[str, Params]]] = {
+    "sqlite": sqlite_query,
+    "postgresql": postgresql_query,
+}
