@@ -99,7 +99,7 @@ def test_balance_slider_reranks_and_is_a_parameter_of_the_search(window, searche
     expected = Searcher(window.library).search(rec.path, k=N_IMAGES, balance=0.0)
     assert [h.image_id for h in texture.result.hits] == [h.image_id for h in expected.hits]
     # Re-running with the new balance replaced the entry, it did not add one to the history.
-    assert len(window.searching.history) == 1
+    assert len(window.session.history) == 1
     with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
         qtbot.keyClick(slider, Qt.Key.Key_End)
     colour = blocker.args[0]
@@ -195,7 +195,7 @@ def test_history_back_forward_and_recent_searches(window, trained_library_path, 
     with qtbot.waitSignal(window.searchFinished, timeout=60_000) as blocker:
         actions[1].trigger()
     assert blocker.args[0].query.path == a.path
-    assert len(window.searching.history) == 2  # going to a past search adds none
+    assert len(window.session.history) == 2  # going to a past search adds none
 
 
 def test_drag_out_copy_path_and_copy_image(window, searched, qtbot) -> None:

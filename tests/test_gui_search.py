@@ -229,7 +229,7 @@ def test_balance_top_n_and_text_rerank_without_the_network(
     assert got != [(i, None) for i in before]
     assert "re-ranked in" in panel.summary.toolTip()
     assert window.detail.query.isVisible()  # the query's preview stays
-    assert len(window.searching.history) == 1  # the same search, not a new entry
+    assert len(window.session.history) == 1  # the same search, not a new entry
     panel.grab().save(str(tmp_path / "after.png"))
 
     with qtbot.waitSignal(window.searchFinished, timeout=10_000):

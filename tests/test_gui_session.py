@@ -93,7 +93,7 @@ def test_a_category_reaches_the_filters_and_the_label_panel_and_close_clears(
     assert session.taxonomy is None
     assert session.selection == []
     assert window.stack.currentWidget() is window.welcome
-    assert window.searching.history == []
+    assert window.session.history == []
     session.labels_changed([1])  # a late undo after the close: nothing to tell
     assert window.count_label.text() == "No library"
 

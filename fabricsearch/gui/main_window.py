@@ -102,7 +102,6 @@ class MainWindow(QMainWindow):
         # The open library's state; controllers and panels listen to it (issue 21 item 5).
         self.session = LibrarySession(self)
         self.libraries = LibraryController(self)
-        self.searching = SearchController(self)
         self.labelling = LabellingController(self)
         self.training = TrainingController(self, train_config)
         self.suggesting = SuggestionController(self)
@@ -120,6 +119,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1360, 860)
         self._build_widgets()
+        # Reads its inputs from the results panel; shows nothing itself (the session does).
+        self.searching = SearchController(self.session, self, self.search_panel)
         self._build_menus()
         self._shortcut_actions = list(self.label_panel.shortcut_actions)
         self.addActions(self._shortcut_actions)
@@ -138,7 +139,7 @@ class MainWindow(QMainWindow):
 
     @property
     def query(self) -> Any:
-        return self.searching.query
+        return self.session.query
 
     @property
     def last_dialog(self) -> Any:
@@ -160,6 +161,16 @@ class MainWindow(QMainWindow):
 
     def search(self, query: Any, crop: Any = None) -> Any:
         return self.searching.search(query, crop)
+
+    # --- what controllers ask of the window (`shell.Shell`) --------------------------------
+    def status(self, text: str, ms: int = 0) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    def clear_status(self) -> None:
+        self.statusBar().clearMessage()
+
+    def dialog_parent(self) -> QWidget:
+        return self
 
     # --- construction -------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -447,7 +458,13 @@ class MainWindow(QMainWindow):
         self.search_panel.backRequested.connect(s.back)
         self.search_panel.forwardRequested.connect(s.forward)
         self.search_panel.historyRequested.connect(s.go_to)
-        s.historyChanged.connect(self._fill_history)
+        session.historyChanged.connect(self._fill_history)
+        session.searchStarted.connect(self._search_started)
+        session.resultsChanged.connect(self._results_shown)
+        session.textFilterChecked.connect(self._text_checked)
+        session.searchFailed.connect(self.searchFailed)
+        session.activeModelChanged.connect(lambda _info: self.update_state())
+        session.activeModelChanged.connect(lambda _info: self.modelChanged.emit())
         self.tabs.currentChanged.connect(lambda _i: self.refresh_selection())
         self.detail.openRequested.connect(self.open_image)
         self.detail.revealRequested.connect(self.reveal_image)
@@ -558,15 +575,39 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
 
     def _fill_history(self) -> None:
-        s = self.searching
-        self.back_action.setEnabled(s.can_go_back())
-        self.forward_action.setEnabled(s.can_go_forward())
-        self.search_panel.set_history(s.history, s.position)
+        # The results panel (listening before the window) has its history already.
+        s, session = self.searching, self.session
+        self.back_action.setEnabled(session.can_go_back())
+        self.forward_action.setEnabled(session.can_go_forward())
         self.recent_searches_menu.clear()
         for i, action in reversed(list(enumerate(self.search_panel.history_actions(self)))):
             action.triggered.connect(lambda _c=False, i=i: s.go_to(i))
             self.recent_searches_menu.addAction(action)
-        self.recent_searches_menu.setEnabled(bool(s.history))
+        self.recent_searches_menu.setEnabled(bool(session.history))
+
+    # --- the search shown (the panels follow the session themselves) ----------------------
+    def _search_started(self, _name: str, _busy: bool) -> None:
+        self.tabs.setCurrentWidget(self.search_panel)
+
+    def _clear_results_selection(self) -> None:
+        if self.tabs.currentIndex() == 1:
+            self.detail.show_record(None)
+            self.label_panel.set_selection([])
+
+    def _results_shown(self, outcome: Any) -> None:
+        if outcome is None:
+            self._clear_results_selection()
+            self.update_state()
+            return
+        self.tabs.setCurrentWidget(self.search_panel)
+        self.refresh_selection()  # the results grid's, through the session
+        self.update_state()  # the File menu's exports follow the results
+        self.searchFinished.emit(outcome)
+
+    def _text_checked(self, _error: str, refused: bool) -> None:
+        if refused:  # no matches shown, and why: nothing of them stays selected
+            self._clear_results_selection()
+            self.update_state()
 
     # --- drag and drop --------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
@@ -718,7 +759,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _loupe_query(self) -> Any:
-        o = self.searching.outcome
+        o = self.session.outcome
         if o is None:
             return None
         return o.query, (o.request.crop if o.request else None)
@@ -777,8 +818,8 @@ class MainWindow(QMainWindow):
         has_results = self.search_panel.result is not None and bool(self.search_panel.result.hits)
         self.export_csv_action.setEnabled(has_results)
         self.export_sheet_action.setEnabled(has_results)
-        self.back_action.setEnabled(self.searching.can_go_back())
-        self.forward_action.setEnabled(self.searching.can_go_forward())
+        self.back_action.setEnabled(self.session.can_go_back())
+        self.forward_action.setEnabled(self.session.can_go_forward())
         if lib is None:
             self.count_label.setText("No library")
             self.model_label.setText("")
@@ -791,7 +832,7 @@ class MainWindow(QMainWindow):
             self.count_label.setText(f"{plural(count, 'image')} · reading labels…")
         else:
             self.count_label.setText(f"{plural(count, 'image')} · {labelled:,} labelled")
-        active = lib.active_model()
+        active = self.session.active_model
         self.model_label.setText(
             f"Model: {active.version} ({active.method}, {active.bits} bits)"
             if active

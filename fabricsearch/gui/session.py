@@ -1,16 +1,29 @@
-"""The open library's state, owned in one place (issue 21 item 5; napari's model and its Qt
-layer): the `Library` handle, its categories, the selection and which grid it is in. Not
-the searches: their history, outcome and searcher stay the search controller's, which
-forgets them on ``closed``. Controllers change the state through its methods; widgets and
-controllers that show it connect to its signals and update themselves, instead of one
-controller calling seven others by hand."""
+"""The open library's state, owned in one place (issue 21; napari's model and its Qt layer):
+the `Library` handle, its categories, its active model, the selection and which grid it is
+in, the search shown (its outcome, or why there is none) and the search history.
+
+Controllers change the state through its methods and never touch a widget; the window, which
+holds the widgets, connects them to these signals (`MainWindow._connect`) and panels that
+show the library follow it themselves (`listen`). Controllers that must react to a change
+(the search controller forgets its searcher when the active model changes, suggestions are
+predicted again) connect too. What a controller may ask of the window itself (the status
+bar, messages, the job runner, the undo stack, a parent for dialogs) is `shell.Shell`.
+
+Transient job state stays with the controller that runs the job: the searcher (a cache of
+the index, rebuilt on demand), which search is the latest (its generation), a query held
+back for a text filter not understood."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from fabricsearch.catalogue import ImageRecord, Library
 from fabricsearch.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
 
 
 class LibrarySession(QObject):
@@ -22,6 +35,18 @@ class LibrarySession(QObject):
     * ``labelsChanged(ids)``: labels written by this window (also by undo and redo);
       `changed_records` reads the changed records once for every listener;
     * ``recordsChanged()``: the catalogue changed outside this window (its records reloaded);
+    * ``activeModelChanged(info)``: the active model (a `ModelInfo` or None) was read again
+      after a training, an activation or a reload that found another one (read once when
+      the library opens, announced by ``opened``);
+    * ``searchStarted(name, busy)``: a search of ``name`` runs (``busy`` False: a re-rank of
+      the shown query's candidates, milliseconds, nothing to show meanwhile);
+    * ``resultsChanged(outcome)``: the search shown (a `SearchOutcome`), or None once it is
+      forgotten (`results_note` says what the results area shows instead);
+    * ``searchFailed(message)``: a search could not run or failed (its results are cleared
+      first, through ``resultsChanged(None)``);
+    * ``textFilterChecked(error, refused)``: the results' text filter was checked: ``error``
+      empty when understood; ``refused`` when a search was held back because of it;
+    * ``historyChanged()``: the search history or the position in it;
     * ``closed()``: the library, if one was open, is closed and forgotten (also sent when
       none was open: the window then shows no library either way)."""
 
@@ -31,6 +56,12 @@ class LibrarySession(QObject):
     taxonomyChanged = Signal(object)
     selectionChanged = Signal(list, bool)
     recordsChanged = Signal()
+    activeModelChanged = Signal(object)
+    searchStarted = Signal(str, bool)
+    resultsChanged = Signal(object)
+    searchFailed = Signal(str)
+    textFilterChecked = Signal(str, bool)
+    historyChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -39,6 +70,11 @@ class LibrarySession(QObject):
         self._selection: list[int] = []
         self._in_results = False
         self._changed: tuple[tuple[int, ...], list[ImageRecord]] | None = None
+        self._active_model: Any = None
+        self._outcome: Any = None  # controllers.search.SearchOutcome
+        self._results_note: str | None = None
+        self._history: list[Any] = []  # controllers.search.HistoryEntry, oldest first
+        self._position = -1  # index into the history of the search shown
 
     # --- what listeners read --------------------------------------------------------------
     @property
@@ -58,6 +94,41 @@ class LibrarySession(QObject):
         """Whether the selection is the search results' (else the library grid's)."""
         return self._in_results
 
+    @property
+    def active_model(self) -> Any:
+        """The open library's active model (`ModelInfo`), as last read; None without one."""
+        return self._active_model
+
+    @property
+    def outcome(self) -> Any:
+        """The search shown (`controllers.search.SearchOutcome`), None when none is."""
+        return self._outcome
+
+    @property
+    def query(self) -> Any:
+        """The shown search's query (`dropping.QueryInput`)."""
+        return None if self._outcome is None else self._outcome.query
+
+    @property
+    def results_note(self) -> str | None:
+        """With no outcome: what the results area says instead (None: its prompt)."""
+        return self._results_note
+
+    @property
+    def history(self) -> list[Any]:
+        return list(self._history)
+
+    @property
+    def position(self) -> int:
+        """Index into `history` of the search shown (-1: none)."""
+        return self._position
+
+    def can_go_back(self) -> bool:
+        return self._position > 0
+
+    def can_go_forward(self) -> bool:
+        return 0 <= self._position < len(self._history) - 1
+
     def changed_records(self) -> list[ImageRecord]:
         """The records of the latest ``labelsChanged``, read once however many listen."""
         if self._changed is None or self._library is None:
@@ -75,6 +146,7 @@ class LibrarySession(QObject):
         self._selection = []
         self._in_results = False
         self._changed = None
+        self._active_model = self._read_active_model(lib)
         self.opened.emit(lib)
 
     def close(self) -> None:
@@ -85,8 +157,16 @@ class LibrarySession(QObject):
         self._selection = []
         self._in_results = False
         self._changed = None
+        self._active_model = None
+        self._outcome = None
+        self._results_note = None
+        self._history = []
+        self._position = -1
         if lib is not None:
             lib.close()
+        # Nothing of the closed library's searches stays on screen or goes into an export.
+        self.historyChanged.emit()
+        self.resultsChanged.emit(None)
         self.closed.emit()
 
     def set_taxonomy(self, tax: Taxonomy) -> None:
@@ -112,3 +192,73 @@ class LibrarySession(QObject):
         """The catalogue changed outside this window; its records are shown again."""
         if self._library is not None:
             self.recordsChanged.emit()
+
+    # --- the active model -----------------------------------------------------------------
+    @staticmethod
+    def _read_active_model(lib: Library) -> Any:
+        try:
+            return lib.active_model()
+        except Exception:  # noqa: BLE001 - a lost connection: shown as none, read again later
+            log.debug("cannot read the active model", exc_info=True)
+            return None
+
+    def refresh_active_model(self, announce: bool = False) -> Any:
+        """Read the active model again; ``activeModelChanged`` when it is another one (or
+        always with ``announce``: a training ended or a version was activated)."""
+        lib = self._library
+        if lib is None:
+            return None
+        before = self._active_model
+        self._active_model = self._read_active_model(lib)
+        if announce or _version(before) != _version(self._active_model):
+            self.activeModelChanged.emit(self._active_model)
+        return self._active_model
+
+    # --- the search shown -------------------------------------------------------------------
+    def search_started(self, name: str, busy: bool = True) -> None:
+        self.searchStarted.emit(name, busy)
+
+    def show_results(self, outcome: Any) -> None:
+        """``outcome`` (a `SearchOutcome`) is the search shown."""
+        self._outcome = outcome
+        self._results_note = None
+        self.resultsChanged.emit(outcome)
+
+    def clear_results(self, note: str | None = None) -> None:
+        """No search shown (``note``: what the results area says instead of its prompt)."""
+        self._outcome = None
+        self._results_note = note
+        self.resultsChanged.emit(None)
+
+    def search_failed(self, message: str) -> None:
+        self.searchFailed.emit(message)
+
+    def text_filter_checked(self, error: str | None, refused: bool = False) -> None:
+        self.textFilterChecked.emit(error or "", refused)
+
+    # --- the search history ---------------------------------------------------------------
+    def push_history(self, entry: Any, limit: int) -> None:
+        """``entry`` after the one shown (those "ahead" of it are dropped, as a browser
+        does); at most ``limit`` kept."""
+        del self._history[self._position + 1 :]
+        self._history.append(entry)
+        del self._history[:-limit]
+        self._position = len(self._history) - 1
+        self.historyChanged.emit()
+
+    def go_to_history(self, position: int) -> bool:
+        """Show the history's ``position`` (False: there is none)."""
+        if not 0 <= position < len(self._history):
+            return False
+        self._position = position
+        self.historyChanged.emit()
+        return True
+
+    def history_entry(self, position: int | None = None) -> Any:
+        """The entry at ``position`` (default: the one shown), None if there is none."""
+        i = self._position if position is None else position
+        return self._history[i] if 0 <= i < len(self._history) else None
+
+
+def _version(info: Any) -> Any:
+    return None if info is None else getattr(info, "version", info)

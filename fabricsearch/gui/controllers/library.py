@@ -328,6 +328,8 @@ class LibraryController(QObject):
                 return
             self._loading = False
             self._signature = signature
+            # An import's automatic head, another client's activation: read once here.
+            self.session.refresh_active_model()
             self.w.browser.set_columns(columns)
             self.w.update_state()
             self.recordsLoaded.emit()

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QObject, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtCore import QMimeData, QObject, Qt
+from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog
 
 from fabricsearch.catalogue import ImageRecord
@@ -22,7 +22,8 @@ from fabricsearch.gui.dropping import QueryInput, can_accept, query_from_mime
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import ResultsView, Shell
 
 log = logging.getLogger(__name__)
 
@@ -176,25 +177,24 @@ def _preload_torch() -> None:
 
 
 class SearchController(QObject):
-    historyChanged = Signal()
+    """Runs searches and keeps which is the latest; what is shown (the outcome, or why there
+    is none) and the history are the session's, whose signals the panels follow."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(self, session: LibrarySession, shell: Shell, view: ResultsView) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.view = view  # the search's inputs (top N, balance, text) and the shown hits
         self._searcher: Any = None
         self._generation = 0
-        self.query: QueryInput | None = None
-        self.outcome: SearchOutcome | None = None
-        self.history: list[HistoryEntry] = []
-        self.position = -1  # index into history of the search shown
         self._navigating = False
         self._held: SearchRequest | None = None  # a query waiting for an understood text
-        # Labels changed here or elsewhere: the re-ranking reads them again; a closed library's
-        # searches are forgotten.
-        session = window.session
+        # Labels changed here or elsewhere: the re-ranking reads them again; another active
+        # model: a new searcher; a closed library's searches are forgotten.
         session.labelsChanged.connect(lambda _ids: self.invalidate_labels())
         session.recordsChanged.connect(self.invalidate_labels)
         session.taxonomyChanged.connect(lambda _tax: self.invalidate_labels())
+        session.activeModelChanged.connect(lambda _info: self.model_changed())
         session.closed.connect(self.forget_library)
         if "torch" not in sys.modules:
             # Not a daemon: a process that ends meanwhile waits for the import (seconds)
@@ -202,11 +202,21 @@ class SearchController(QObject):
             threading.Thread(target=_preload_torch, name="torch-preload").start()
 
     # --- state ------------------------------------------------------------------------------
+    @property
+    def query(self) -> QueryInput | None:
+        """The shown search's query (`LibrarySession.query`)."""
+        return self.session.query
+
+    @property
+    def outcome(self) -> SearchOutcome | None:
+        """The search shown (`LibrarySession.outcome`)."""
+        return self.session.outcome
+
     def searcher(self) -> Any:
         if self._searcher is None:
             from fabricsearch.services.search import Searcher
 
-            self._searcher = Searcher(self.w.library)
+            self._searcher = Searcher(self.session.library)
         return self._searcher
 
     # Both only mark the searcher's cache stale (no lock, no read: a search running in a
@@ -223,22 +233,23 @@ class SearchController(QObject):
         self._searcher = None  # the searcher also notices; start clean anyway
 
     def forget_library(self) -> None:
+        """The library closed (the session forgot its searches): its searcher goes and a
+        search still running shows nothing."""
         self._searcher = None
-        self.history.clear()
-        self.position = -1
-        self.historyChanged.emit()
-        self.clear()
+        self._generation += 1
+        self._held = None
 
     # --- queries ------------------------------------------------------------------------------
     def choose_query(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.w, "Search by photo", "", IMAGE_FILTER)
+        parent = self.shell.dialog_parent()
+        path, _ = QFileDialog.getOpenFileName(parent, "Search by photo", "", IMAGE_FILTER)
         if path:
             self.search(QueryInput(name=Path(path).name, path=Path(path)))
 
     def paste_query(self) -> None:
         mime = QGuiApplication.clipboard().mimeData()
         if mime is None or not can_accept(mime):
-            self.w.statusBar().showMessage("The clipboard holds no image.", 5000)
+            self.shell.status("The clipboard holds no image.", 5000)
             return
         self.search_input(query_from_mime(mime))
 
@@ -249,7 +260,7 @@ class SearchController(QObject):
         """A pasted or dropped query; a photo of the library itself (its path copied as text,
         or the file dropped) is searched as *Find similar* on that image, with its labels,
         rather than as an outside photo."""
-        lib = self.w.library
+        lib = self.session.library
         if query.ok and query.path is not None and lib is not None:
             try:
                 rec = lib.find_by_path(query.path)
@@ -261,13 +272,13 @@ class SearchController(QObject):
 
     def find_similar(self, image_id: int | None = None) -> Any:
         """Search with a library image as the query, its labels included."""
-        lib = self.w.library
+        lib = self.session.library
         if lib is None:
             return None
         if image_id is None:
-            records = self.w.selected_records()
+            records = self.shell.selected_records()
             if not records:
-                self.w.statusBar().showMessage("Select an image first.", 4000)
+                self.shell.status("Select an image first.", 4000)
                 return None
             rec = records[0]
         else:
@@ -284,8 +295,8 @@ class SearchController(QObject):
     def search(self, query: QueryInput, crop: tuple[int, int, int, int] | None = None) -> Any:
         """Run a search off the GUI thread with the panel's balance; results arrive in the
         search panel."""
-        panel = self.w.search_panel
-        return self.run(SearchRequest(query, crop, panel.balance(), panel.text()))
+        view = self.view
+        return self.run(SearchRequest(query, crop, view.balance(), view.text()))
 
     def search_region(self, crop: tuple[int, int, int, int] | None) -> Any:
         """Search again with a region of the current query (None: the whole photo)."""
@@ -296,16 +307,16 @@ class SearchController(QObject):
     def rerun(self) -> Any:
         """The current query again (the top N, the balance or the text filter changed):
         re-ranks the candidates the query kept, without decoding or running the network."""
-        panel = self.w.search_panel
-        if self.outcome is None or self.outcome.request is None or self.w.library is None:
+        view, outcome, lib = self.view, self.session.outcome, self.session.library
+        if outcome is None or outcome.request is None or lib is None:
             held = self._held
-            if held is not None and self.w.library is not None:  # its text was not understood
-                return self.run(dataclasses.replace(held, text=panel.text()))
-            self._text_refused(panel.text(), None)
+            if held is not None and lib is not None:  # its text was not understood
+                return self.run(dataclasses.replace(held, text=view.text()))
+            self._text_refused(view.text(), None)
             return None
-        req = self.outcome.request
-        request = dataclasses.replace(req, balance=panel.balance(), text=panel.text())
-        return self.run(request, True, rerank_from=self.outcome)
+        req = outcome.request
+        request = dataclasses.replace(req, balance=view.balance(), text=view.text())
+        return self.run(request, True, rerank_from=outcome)
 
     def _text_refused(self, text: str, request: SearchRequest | None) -> bool:
         """A text filter that cannot be understood: no matches and why (never the previous
@@ -317,21 +328,16 @@ class SearchController(QObject):
             if text:
                 parse_text_query(text)
         except TextQueryError as exc:
-            panel = self.w.search_panel
             if request is None:  # nothing searched yet: only the field says so
-                panel.mark_text_error(str(exc))
+                self.session.text_filter_checked(str(exc))
                 return True
             self._held = request
             self._generation += 1  # a search still running must not show its matches
-            panel.show_text_error(str(exc))
-            if self.w.tabs.currentIndex() == 1:
-                self.w.detail.show_record(None)
-                self.w.label_panel.set_selection([])
-            self.w.update_state()
-            self.w.statusBar().showMessage(f"Text filter not understood: {exc}", 8000)
-            self.w.searchFailed.emit(str(exc))
+            self.session.text_filter_checked(str(exc), refused=True)
+            self.shell.status(f"Text filter not understood: {exc}", 8000)
+            self.session.search_failed(str(exc))
             return True
-        self.w.search_panel.mark_text_error(None)
+        self.session.text_filter_checked(None)
         return False
 
     def run(
@@ -342,15 +348,15 @@ class SearchController(QObject):
     ) -> Any:
         """Search off the GUI thread; with `rerank_from` (the shown outcome of the same query)
         only re-rank its kept candidates."""
-        w = self.w
+        shell, lib = self.shell, self.session.library
         query = request.query
         if not query.ok:
             self.clear(query.error or "Nothing to search for.")
-            w.statusBar().showMessage(query.error or "", 8000)
-            w.searchFailed.emit(query.error or "")
+            shell.status(query.error or "", 8000)
+            self.session.search_failed(query.error or "")
             return None
-        if w.library is None:
-            w.sink.inform("Search", "Open a library first.")
+        if lib is None:
+            shell.sink.inform("Search", "Open a library first.")
             return None
         if self._text_refused(request.text, request):
             return None
@@ -358,12 +364,12 @@ class SearchController(QObject):
         self._generation += 1
         generation = self._generation
         navigating = self._navigating or same_entry
-        k = w.search_panel.k_spin.value()
+        k = self.view.top_n()
         if rerank_from is not None:
-            fn = partial(run_rerank, w.library, self.searcher(), rerank_from, request, k)
+            fn = partial(run_rerank, lib, self.searcher(), rerank_from, request, k)
         else:
-            fn = partial(run_search, w.library, self.searcher(), request, k)
-        worker = w.runner.start(
+            fn = partial(run_search, lib, self.searcher(), request, k)
+        worker = shell.runner.start(
             fn,
             name="search",
             slot="search",
@@ -372,68 +378,38 @@ class SearchController(QObject):
             on_failed=lambda msg: self._on_failed(msg, generation),
         )
         if rerank_from is None:  # a re-rank takes milliseconds: no "searching" flicker
-            w.search_panel.set_busy(query.name)
-            w.statusBar().showMessage(f"Searching for fabrics like {query.name}…")
-        w.tabs.setCurrentWidget(w.search_panel)
+            shell.status(f"Searching for fabrics like {query.name}…")
+        self.session.search_started(query.name, busy=rerank_from is None)
         return worker
 
     def _on_done(self, outcome: SearchOutcome, generation: int, navigating: bool) -> None:
         if generation != self._generation:
             return  # a newer query replaced this one
-        w = self.w
-        self.query = outcome.query
-        self.outcome = outcome
-        result = outcome.result
-        q = outcome.query
-        w.search_panel.set_result(result, outcome.records, q.name)
-        if outcome.preview is not None:
-            w.search_panel.set_query_pixmap(QPixmap.fromImage(outcome.preview))
-        w.detail.set_query(
-            outcome.preview,
-            result.palette,
-            q.name,
-            q.coarse,
-            q.fine,
-            q.tightness,
-            predicted=getattr(result, "predicted", None),
-        )
-        crop = outcome.request.crop if outcome.request else None
-        w.detail.set_query_region(crop, outcome.original_size)
+        session = self.session
+        hits = len(outcome.result.hits)
         if not navigating:
             self._push_history(outcome)
-        elif 0 <= self.position < len(self.history) and outcome.request is not None:
-            self.history[self.position].request = outcome.request
-            self.history[self.position].hits = len(result.hits)
-        w.tabs.setCurrentWidget(w.search_panel)
-        w.refresh_selection()  # the results grid's, through the session
-        w.update_state()  # the File menu's exports follow the results
-        w.statusBar().showMessage(f"{len(result.hits)} results", 5000)
-        w.searchFinished.emit(outcome)
+        else:
+            entry = session.history_entry()
+            if entry is not None and outcome.request is not None:
+                entry.request = outcome.request
+                entry.hits = hits
+        self.shell.status(f"{hits} results", 5000)
+        session.show_results(outcome)  # the panels show it, the window its selection
 
     def _on_failed(self, message: str, generation: int) -> None:
         if generation != self._generation:
             return
         self.clear(f"Search failed: {message}")
-        self.w.statusBar().showMessage(f"Search failed: {message}", 8000)
-        self.w.searchFailed.emit(message)
+        self.shell.status(f"Search failed: {message}", 8000)
+        self.session.search_failed(message)
 
     def clear(self, message: str | None = None) -> None:
         """Forget the query and its results (and ignore a search still running): nothing of
         another library or an earlier query stays on screen or goes into an export."""
-        w = self.w
         self._generation += 1
-        self.query = None
-        self.outcome = None
         self._held = None
-        if message is None:
-            w.search_panel.clear()
-        else:
-            w.search_panel.clear(message)
-        w.detail.clear_query()
-        if w.tabs.currentIndex() == 1:
-            w.detail.show_record(None)
-            w.label_panel.set_selection([])
-        w.update_state()
+        self.session.clear_results(message)
 
     # --- history ------------------------------------------------------------------------------
     def _push_history(self, outcome: SearchOutcome) -> None:
@@ -446,55 +422,47 @@ class SearchController(QObject):
                 Qt.TransformationMode.SmoothTransformation,
             )
         entry = HistoryEntry(outcome.request, thumb, len(outcome.result.hits))
-        # A new search after going back drops the searches that were "ahead" (as a browser).
-        del self.history[self.position + 1 :]
-        self.history.append(entry)
-        del self.history[:-HISTORY_LENGTH]
-        self.position = len(self.history) - 1
-        self.historyChanged.emit()
+        self.session.push_history(entry, HISTORY_LENGTH)
 
     def can_go_back(self) -> bool:
-        return self.position > 0
+        return self.session.can_go_back()
 
     def can_go_forward(self) -> bool:
-        return 0 <= self.position < len(self.history) - 1
+        return self.session.can_go_forward()
 
     def go_to(self, position: int) -> Any:
-        if not 0 <= position < len(self.history) or self.w.library is None:
+        if self.session.library is None or not self.session.go_to_history(position):
             return None
-        self.position = position
-        self.historyChanged.emit()
         self._navigating = True
         try:
-            return self.run(self.history[position].request)
+            return self.run(self.session.history_entry(position).request)
         finally:
             self._navigating = False
 
     def back(self) -> Any:
-        return self.go_to(self.position - 1) if self.can_go_back() else None
+        return self.go_to(self.session.position - 1) if self.can_go_back() else None
 
     def forward(self) -> Any:
-        return self.go_to(self.position + 1) if self.can_go_forward() else None
+        return self.go_to(self.session.position + 1) if self.can_go_forward() else None
 
     # --- export -------------------------------------------------------------------------------
     def export_csv(self, path: str | Path | None = None) -> Path | None:
         from fabricsearch.gui.export import write_csv
 
-        panel = self.w.search_panel
-        result = panel.result
-        if result is None or not result.hits or panel.model is None:
+        shown = self.view.shown_hits()
+        if shown is None:
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(
-                self.w, "Export results as CSV", "results.csv", "CSV (*.csv)"
+                self.shell.dialog_parent(), "Export results as CSV", "results.csv", "CSV (*.csv)"
             )
             if not path:
                 return None
-        hits = panel.model.hits()
-        lib = self.w.library
+        hits, records = shown
+        lib = self.session.library
         metadata = lib.metadata([h.image_id for h in hits]) if hasattr(lib, "metadata") else None
-        write_csv(Path(path), hits, panel.model.records(), metadata)
-        self.w.statusBar().showMessage(f"Saved {path}", 5000)
+        write_csv(Path(path), hits, records, metadata)
+        self.shell.status(f"Saved {path}", 5000)
         return Path(path)
 
     def export_sheet(self, path: str | Path | None = None) -> Any:
@@ -503,14 +471,17 @@ class SearchController(QObject):
         saved. The worker (None: nothing to export)."""
         from fabricsearch.gui.export import write_contact_sheet
 
-        panel = self.w.search_panel
-        result = panel.result
-        lib = self.w.library
-        if result is None or not result.hits or lib is None or panel.model is None:
+        shell = self.shell
+        shown = self.view.shown_hits()
+        lib = self.session.library
+        if shown is None or lib is None:
             return None
         if path is None:
             path, _ = QFileDialog.getSaveFileName(
-                self.w, "Export contact sheet", "results.pdf", "PDF (*.pdf);;PNG image (*.png)"
+                shell.dialog_parent(),
+                "Export contact sheet",
+                "results.pdf",
+                "PDF (*.pdf);;PNG image (*.png)",
             )
             if not path:
                 return None
@@ -524,7 +495,7 @@ class SearchController(QObject):
 
         name = self.query.name if self.query else "query"
         preview = self.outcome.preview if self.outcome else None
-        hits = panel.model.hits()
+        hits, records = shown
         # Article numbers under the thumbnails (one query, here: the worker only draws).
         articles = {
             i: m.article for i, m in lib.metadata([h.image_id for h in hits]).items() if m.article
@@ -533,23 +504,23 @@ class SearchController(QObject):
             write_contact_sheet,
             path,
             hits,
-            panel.model.records(),
+            records,
             load,
             title=f"Fabrics like {name}",
             query=None if preview is None else preview.copy(),  # the worker's own copy
             articles=articles,
         )
-        self.w.statusBar().showMessage(f"Saving the contact sheet {path.name}…")
-        return self.w.runner.start(
+        shell.status(f"Saving the contact sheet {path.name}…")
+        return shell.runner.start(
             fn,
             name="contact-sheet",
             slot="export",
-            on_finished=lambda saved: self.w.statusBar().showMessage(f"Saved {saved}", 5000),
+            on_finished=lambda saved: shell.status(f"Saved {saved}", 5000),
             on_failed=lambda message: (
-                self.w.statusBar().clearMessage(),
-                self.w.sink.inform(
+                shell.clear_status(),
+                shell.sink.inform(
                     "Export contact sheet", f"Cannot write {path}: {message}", warning=True
                 ),
             ),
-            on_cancelled=lambda: self.w.statusBar().clearMessage(),
+            on_cancelled=shell.clear_status,
         )

@@ -171,8 +171,8 @@ class TrainingController(QObject):
         ):
             self.show_training()  # it ran in the background: show how it ended
         if outcome == "finished":
-            w.searching.model_changed()
-            w.modelChanged.emit()
+            # The searcher, the status bar and the suggestions follow the session.
+            w.session.refresh_active_model(announce=True)
         w.update_state()
         w.trainingEnded.emit(outcome)
 
@@ -184,7 +184,7 @@ class TrainingController(QObject):
             return
         # Opens at once; the models are evaluated in a worker (issue 24).
         dialog = VersionsDialog(w.library, w.runner, w)
-        dialog.activeChanged.connect(lambda _v: (w.update_state(), w.modelChanged.emit()))
+        dialog.activeChanged.connect(lambda _v: w.session.refresh_active_model(announce=True))
         w.runner.last_dialog = dialog
         dialog.open()
 

@@ -371,8 +371,28 @@ class DetailPanel(QWidget):
 
     def listen(self, session: Any) -> None:
         """Follow the window's `LibrarySession`: category names as its categories change (the
-        selected record itself is shown again by the window on ``selectionChanged``)."""
+        selected record itself is shown again by the window on ``selectionChanged``), and the
+        search shown: its query beside the selection."""
         session.taxonomyChanged.connect(self.set_taxonomy)
+        session.resultsChanged.connect(self._results_changed)
+
+    def _results_changed(self, outcome: Any) -> None:
+        """``outcome``: a `SearchOutcome` (its query shown), or None (no query)."""
+        if outcome is None:
+            self.clear_query()
+            return
+        q, result = outcome.query, outcome.result
+        self.set_query(
+            outcome.preview,
+            result.palette,
+            q.name,
+            q.coarse,
+            q.fine,
+            q.tightness,
+            predicted=getattr(result, "predicted", None),
+        )
+        crop = outcome.request.crop if outcome.request else None
+        self.set_query_region(crop, outcome.original_size)
 
     def set_taxonomy(self, tax: Taxonomy) -> None:
         self.taxonomy = tax

@@ -286,10 +286,44 @@ class SearchPanel(QWidget):
         self.grid.setGridSize(QSize(px + 56 + 8, px + 8 + 18 + EXTRA_HEIGHT + 8))
 
     def listen(self, session: Any) -> None:
-        """Follow the window's `LibrarySession`: its categories, the labels it changed."""
+        """Follow the window's `LibrarySession`: its categories, the labels it changed, the
+        search shown (or why none is), whether its text filter is understood, the history."""
         self._session = session
         session.taxonomyChanged.connect(self.set_taxonomy)
         session.labelsChanged.connect(self._labels_changed)
+        session.searchStarted.connect(self._search_started)
+        session.resultsChanged.connect(self._results_changed)
+        session.textFilterChecked.connect(self._text_checked)
+        session.historyChanged.connect(lambda: self.set_history(session.history, session.position))
+
+    def _search_started(self, name: str, busy: bool) -> None:
+        if busy:  # a re-rank takes milliseconds: no "searching" flicker
+            self.set_busy(name)
+
+    def _results_changed(self, outcome: Any) -> None:
+        if outcome is None:
+            note = self._session.results_note
+            self.clear(PROMPT if note is None else note)
+            return
+        self.set_result(outcome.result, outcome.records, outcome.query.name)
+        if outcome.preview is not None:
+            self.set_query_pixmap(QPixmap.fromImage(outcome.preview))
+
+    def _text_checked(self, error: str, refused: bool) -> None:
+        if refused:
+            self.show_text_error(error)
+        else:
+            self.mark_text_error(error or None)
+
+    def top_n(self) -> int:
+        """How many results are asked for."""
+        return self.k_spin.value()
+
+    def shown_hits(self) -> tuple[list[SearchHit], list[ImageRecord]] | None:
+        """The hits shown (the facets applied) and their records; None with no results."""
+        if self.result is None or not self.result.hits or self.model is None:
+            return None
+        return self.model.hits(), self.model.records()
 
     def _labels_changed(self, _ids: list[int]) -> None:
         if self.model is not None:  # results shown
