@@ -357,3 +357,22 @@ def test_cli_activating_a_crafted_model_prints_one_line(
     assert len(lines) == 1, err
     assert lines[0].startswith("fabricsearch: error: ")
     assert "latent_dim" in lines[0]
+
+
+def test_loading_a_model_sizes_it_without_importing_torch_dynamo(tmp_path: Path) -> None:
+    """The meta-device sizing skips weight initialisation: on meta tensors it ran torch's
+    Python kernels, whose first use imports torch._dynamo (1.5 s of the loading thread, the
+    window's first search or suggestion paused meanwhile). A fresh process: this one may
+    have imported it already."""
+    import subprocess
+    import sys
+
+    path = _saved(tmp_path)
+    code = (
+        "import sys\n"
+        "from fabricsearch.hashing import checkpoint as ckpt\n"
+        f"method, _ = ckpt.load_checkpoint({str(path)!r})\n"
+        "assert method.bits == 32, method.bits\n"
+        "assert 'torch._dynamo' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -303,6 +303,30 @@ def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
     ]
 
 
+class _SkipMetaInit(torch.overrides.TorchFunctionMode):
+    """In-place tensor methods (``normal_``, ``zero_``, ``fill_``: weight initialisation) do
+    nothing on meta tensors. Initialising a meta tensor runs torch's Python reference kernels,
+    whose first use imports ``torch._dynamo``: 1.5 s of one worker, in bursts that hold the
+    interpreter lock, paid by the first search or label suggestion of each process (and
+    the window paused up to 0.15 s at a time while it ran). Sizing needs shapes, not values.
+    A mode is per thread: a training running in another thread still initialises its own
+    weights."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        name = getattr(func, "__name__", "")
+        if (
+            name.endswith("_")
+            and not name.endswith("__")
+            and args
+            and isinstance(args[0], torch.Tensor)
+            and args[0].is_meta
+        ):
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def _check_fits_file(meta: CheckpointMeta, cfg: Any, header: dict[str, Any], path: Path) -> None:
     """Size the network `cfg` describes on the meta device (no memory) and compare its state
     dict with the file's tensor table, so a configuration that asks for more than the file
@@ -313,7 +337,7 @@ def _check_fits_file(meta: CheckpointMeta, cfg: Any, header: dict[str, Any], pat
     if cfg.finetune_blocks and is_pretrained(cfg.backbone):
         return  # the backbone's own weights are loaded while building: sized by the real build
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _SkipMetaInit():
             skeleton = create_method(meta.method, config=cfg)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"model configuration is not valid: {exc}") from exc
