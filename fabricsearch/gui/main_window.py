@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self, train_config)
         self.suggesting = SuggestionController(self)
         self.records = RecordsController(self)
-        self.watching = WatchController(self)
+        self.watching = WatchController(self.session, self, self.libraries)
         self.categories = TaxonomyController(self)
         self.demo = DemoController(self)
         self.previewing = PreviewController(self)
@@ -477,6 +477,7 @@ class MainWindow(QMainWindow):
         self.label_panel.acceptAllRequested.connect(self.suggesting.accept)
         self.libraries.recordsLoaded.connect(self.suggesting.refresh)
         self.libraryOpened.connect(lambda _p: self.watching.library_opened())
+        self.watching.shownChanged.connect(self._show_watching)
         self.metadata_panel.metadataRequested.connect(self.records.set_metadata)
         self.browser.set_text_search(self.records.text_ids)
         self.search_panel.textChanged.connect(lambda _t: s.rerun())
@@ -559,8 +560,6 @@ class MainWindow(QMainWindow):
 
     def library_closed_widgets(self) -> None:
         self.suggesting.clear()
-        self.watching.folders = []
-        self.watch_label.setText("")
         if self.loupe is not None:
             self.loupe.close()
         self.previewing.close()
@@ -608,6 +607,10 @@ class MainWindow(QMainWindow):
         if refused:  # no matches shown, and why: nothing of them stays selected
             self._clear_results_selection()
             self.update_state()
+
+    def _show_watching(self, text: str, tip: str) -> None:
+        self.watch_label.setText(text)
+        self.watch_label.setToolTip(tip)
 
     # --- drag and drop --------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802

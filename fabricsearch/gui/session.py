@@ -34,7 +34,10 @@ class LibrarySession(QObject):
     * ``selectionChanged(ids, in_results)``: the shown grid's selection (results or library);
     * ``labelsChanged(ids)``: labels written by this window (also by undo and redo);
       `changed_records` reads the changed records once for every listener;
-    * ``recordsChanged()``: the catalogue changed outside this window (its records reloaded);
+    * ``recordsChanged()``: records changed in bulk and are read again: outside this window
+      (another process), or by this window's import or labels CSV;
+    * ``imagesChanged()``: this window added, moved or removed images (a watched folder's
+      batch, a relocation, a removal): what the searcher holds of the index is stale;
     * ``activeModelChanged(info)``: the active model (a `ModelInfo` or None) was read again
       after a training, an activation or a reload that found another one (read once when
       the library opens, announced by ``opened``);
@@ -56,6 +59,7 @@ class LibrarySession(QObject):
     taxonomyChanged = Signal(object)
     selectionChanged = Signal(list, bool)
     recordsChanged = Signal()
+    imagesChanged = Signal()
     activeModelChanged = Signal(object)
     searchStarted = Signal(str, bool)
     resultsChanged = Signal(object)
@@ -189,9 +193,15 @@ class LibrarySession(QObject):
         self.selectionChanged.emit(list(ids), in_results)
 
     def records_changed(self) -> None:
-        """The catalogue changed outside this window; its records are shown again."""
+        """Records changed in bulk (another process, an import, a labels CSV); they are
+        shown again."""
         if self._library is not None:
             self.recordsChanged.emit()
+
+    def images_changed(self) -> None:
+        """This window added, moved or removed images."""
+        if self._library is not None:
+            self.imagesChanged.emit()
 
     # --- the active model -----------------------------------------------------------------
     @staticmethod

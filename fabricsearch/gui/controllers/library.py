@@ -572,7 +572,7 @@ class LibraryController(QObject):
         report_ = outcome.report
         self.last_import_report = report_
         # New images join the open index at the next query; their labels are read now.
-        self.w.searching.invalidate_labels()
+        self.session.records_changed()
         dialog = ImportReportDialog(report_, folder, self.w)
         self.w.runner.last_dialog = dialog
         self.w.sink.present(dialog)
@@ -615,7 +615,7 @@ class LibraryController(QObject):
                     self.w.sink.inform("Import labels", text)
                 self.w.labelsImported.emit(rep)
 
-            self.w.searching.invalidate_labels()
+            self.session.records_changed()  # the searcher reads the labels again
             self.reload_records(then=shown)
 
         return self.w.runner.start(
@@ -741,7 +741,7 @@ class LibraryController(QObject):
             ):
                 if items:
                     lines.append(f"{len(items)} {what}")
-            self.w.searching.invalidate()
+            self.session.images_changed()
             self.reload_records(
                 then=lambda: self.w.sink.inform("Relocate", "\n".join(lines), not rep.moved)
             )

@@ -236,7 +236,7 @@ class RemovalController(QObject):
     # --- shared ---------------------------------------------------------------------------
     def _changed(self, clear_results: bool = False) -> None:
         w = self.w
-        w.searching.invalidate()
+        w.session.images_changed()  # the searcher's index is stale
         if clear_results:
             w.searching.clear()  # the results name images that are gone
         w.libraries.reload_records()

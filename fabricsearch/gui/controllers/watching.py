@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.controllers.library import LibraryController
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import Shell
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +26,14 @@ class WatchController(QObject):
     problemFound = Signal(str)  # e.g. a link leaving the watched folders, on the GUI thread
     _batch = Signal(object)  # emitted from the worker thread; queued to the GUI thread
     _problem = Signal(str)  # likewise
+    #: What the status bar's watch label shows: its text and tooltip.
+    shownChanged = Signal(str, str)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(self, session: LibrarySession, shell: Shell, libraries: LibraryController) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.libraries = libraries  # its records shown again after a batch; import workers
         self.settle: float | None = None  # None: the watcher's default (seconds)
         self.poll = False
         self.folders: list[Path] = []
@@ -38,35 +44,41 @@ class WatchController(QObject):
         self._writing_since: float | None = None
         self._batch.connect(self._on_batch)
         self._problem.connect(self._on_problem)
+        session.closed.connect(self._library_closed)
+
+    def _library_closed(self) -> None:
+        # The watcher was cancelled with every job of the library (`close_library`).
+        self.folders = []
+        self.shownChanged.emit("", "")
 
     def library_opened(self) -> None:
-        lib = self.w.library
-        self.folders = [] if lib is None else self.w.settings.watched_folders(lib.folder)
+        lib = self.session.library
+        self.folders = [] if lib is None else self.shell.settings.watched_folders(lib.folder)
         self.folders = [f for f in self.folders if f.is_dir()]
         self.restart()
 
     def set_folders(self, folders: list[Path | str]) -> None:
         """Watch these folders (and remember them for this library)."""
-        lib = self.w.library
+        lib = self.session.library
         if lib is None:
             return
         self.folders = [Path(f).expanduser().resolve() for f in folders]
-        self.w.settings.set_watched_folders(lib.folder, self.folders)
+        self.shell.settings.set_watched_folders(lib.folder, self.folders)
         self.restart()
 
     @property
     def running(self) -> bool:
-        return self.w.runner.running("watch")
+        return self.shell.runner.running("watch")
 
     def stop(self) -> None:
-        self.w.runner.cancel("watch")
+        self.shell.runner.cancel("watch")
 
     def restart(self) -> None:
         from fabricsearch.services.watching import SETTLE_SECONDS, FolderWatcher
 
         self.stop()
         self.problems = []
-        lib = self.w.library
+        lib = self.session.library
         if lib is None or not self.folders or getattr(lib, "read_only", False):
             self._show_status()
             return
@@ -76,11 +88,11 @@ class WatchController(QObject):
                 self.folders,
                 settle=SETTLE_SECONDS if self.settle is None else self.settle,
                 poll=self.poll,
-                workers=self.w.libraries.import_workers,
+                workers=self.libraries.import_workers,
                 on_problem=self._problem.emit,
             )
         except (OSError, ValueError) as exc:
-            self.w.sink.inform("Watched folders", f"Cannot watch: {exc}", warning=True)
+            self.shell.sink.inform("Watched folders", f"Cannot watch: {exc}", warning=True)
             return
         emit = self._batch.emit
 
@@ -90,11 +102,11 @@ class WatchController(QObject):
         def run(progress: Any = None, cancel: Any = None) -> None:
             watcher.run(on_batch=emit, progress=writing, cancel=cancel)
 
-        self.w.runner.start(
+        self.shell.runner.start(
             run,
             name="watch",
             slot="watch",
-            on_failed=lambda m: self.w.sink.inform(
+            on_failed=lambda m: self.shell.sink.inform(
                 "Watched folders", f"Watching stopped: {m}", warning=True
             ),
         )
@@ -112,19 +124,19 @@ class WatchController(QObject):
         self._writing_since = None
         new = batch.added + batch.updated + batch.moved
         log.info("watched folder %s: %d new or changed photos", batch.folder, new)
-        self.w.searching.invalidate()
+        self.session.images_changed()  # the searcher's index is stale
         if new:
-            self.w.statusBar().showMessage(
+            self.shell.status(
                 f"{new} new photo{'s' * (new != 1)} from {Path(batch.folder).name} imported",
                 6000,
             )
-        self.w.libraries.reload_records(then=lambda: self.batchImported.emit(batch))
+        self.libraries.reload_records(then=lambda: self.batchImported.emit(batch))
 
     def _on_problem(self, message: str) -> None:
         """The watcher refused something (it goes on with the rest): say so where the user
         looks, not only in the log."""
         self.problems.append(message)
-        self.w.statusBar().showMessage(f"Watched folders: {message}", 10_000)
+        self.shell.status(f"Watched folders: {message}", 10_000)
         self._show_status()
         self.problemFound.emit(message)
 
@@ -133,18 +145,17 @@ class WatchController(QObject):
         text = f"Watching {n} folder{'s' * (n != 1)}" if n else ""
         if n and self.problems:
             text += " ⚠"
-        self.w.watch_label.setText(text)
         tip = [str(f) for f in self.folders]
         if self.problems:
             tip += ["", "Not watched:", *self.problems]
-        self.w.watch_label.setToolTip("\n".join(tip))
+        self.shownChanged.emit(text, "\n".join(tip))
 
     def dialog(self) -> None:
         from fabricsearch.gui.dialogs.watch_dialog import WatchDialog
 
-        if self.w.library is None:
+        if self.session.library is None:
             return
-        dialog = WatchDialog(self.folders, self.w)
+        dialog = WatchDialog(self.folders, self.shell.dialog_parent())
         dialog.accepted.connect(lambda: self.set_folders(dialog.folders()))
-        self.w.runner.last_dialog = dialog
+        self.shell.runner.last_dialog = dialog
         dialog.open()
