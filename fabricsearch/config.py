@@ -16,6 +16,10 @@ from fabricsearch.errors import ConfigError
 
 T = TypeVar("T")
 
+#: How many of a pretrained network's last blocks are fine-tuned when fine-tuning is asked
+#: for without a number (the thorough preset, ``train --finetune``, the window's check box).
+FINETUNE_BLOCKS = 3
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -6,7 +6,7 @@
   a GPU, an hour or more on a laptop CPU).
 
 The estimate counts the training steps the library's size makes (its training split in batches
-of 32, for the configured epochs, at least `min_steps`, twice where the simple head is trained
+of `TrainConfig.batch_size`, for the configured epochs, at least `min_steps`, twice where the simple head is trained
 beside DVSH) and multiplies them by this computer's seconds per step as the library's last
 training measured it (`config.step_metric`, recorded with every trained model). Before any
 training it falls back on rates measured on the 2-core development CPU (docs/benchmarks.md, "Pretrained
@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from fabricsearch.catalogue.images_store import SPLIT_FRACTIONS
+from fabricsearch.config import FINETUNE_BLOCKS, TrainConfig
 from fabricsearch.errors import ConfigError
 
 #: Seconds per unit, measured on the 2-core development CPU (see the module docstring).
@@ -30,11 +32,11 @@ CPU_FEATURE_S = 1 / 25
 CPU_FINETUNE_IMAGE_S = 1 / 6
 GPU_SPEEDUP = {"step": 10.0, "feature": 15.0, "finetune": 30.0}
 #: What `hashing.train` does with a library's labelled images (TrainConfig's defaults and the
-#: catalogue's 70/15/15 split).
-BATCH_SIZE = 32
-MIN_STEPS = 600
-TRAIN_SHARE, VAL_SHARE = 0.70, 0.15
-MIN_VAL_FOR_CHOICE = 50  # TrainConfig.min_val_for_early_stop: the simple head is also trained
+#: catalogue's train/val/test split), read from where they are set.
+BATCH_SIZE = TrainConfig.batch_size
+MIN_STEPS = TrainConfig.min_steps
+TRAIN_SHARE, VAL_SHARE = SPLIT_FRACTIONS[0], SPLIT_FRACTIONS[1]
+MIN_VAL_FOR_CHOICE = TrainConfig.min_val_for_early_stop  # the simple head is also trained
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Preset:
 
 
 def _presets() -> dict[str, Preset]:
-    from fabricsearch.hashing.backbones import DEFAULT_BACKBONE
+    from fabricsearch.backbone_specs import DEFAULT_BACKBONE
 
     return {
         "quick": Preset(
@@ -60,7 +62,12 @@ def _presets() -> dict[str, Preset]:
             "thorough",
             "Thorough",
             "also fine-tunes the network's last blocks on your photos; GPU recommended",
-            {"method": "dvsh", "backbone": DEFAULT_BACKBONE, "finetune": 3, "epochs": 15},
+            {
+                "method": "dvsh",
+                "backbone": DEFAULT_BACKBONE,
+                "finetune": FINETUNE_BLOCKS,
+                "epochs": 15,
+            },
         ),
     }
 
@@ -80,7 +87,7 @@ def training_steps(preset: Preset, labelled: int, epochs: int | None = None) -> 
     """The training steps a run of `preset` on `labelled` images takes at most (every
     compared method included)."""
     ch = preset.changes
-    epochs = int(ch.get("epochs", 30)) if epochs is None else epochs
+    epochs = int(ch.get("epochs", TrainConfig.epochs)) if epochs is None else epochs
     train_images = max(2, int(labelled * TRAIN_SHARE))
     steps = epochs * max(1, train_images // BATCH_SIZE)
     if ch.get("finetune"):

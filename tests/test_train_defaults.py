@@ -83,3 +83,41 @@ def test_window_and_cli_share_every_default(captured, qtbot) -> None:  # type: i
     window = dialog.config()
     cli = _cli_config(captured)
     assert dataclasses.asdict(window) == dataclasses.asdict(cli)
+
+
+def test_presets_and_flags_read_the_numbers_where_they_are_set(captured) -> None:  # type: ignore[no-untyped-def]
+    """The fine-tuned blocks, the batch size, the least steps and the split shares that the
+    presets and `--finetune` use are the dataclass's and the catalogue's, not copies."""
+    from fabricsearch import presets
+    from fabricsearch.catalogue.images_store import SPLIT_FRACTIONS
+    from fabricsearch.config import FINETUNE_BLOCKS
+
+    assert _cli_config(captured, "--finetune").finetune == FINETUNE_BLOCKS
+    assert presets.get_preset("thorough").changes["finetune"] == FINETUNE_BLOCKS
+    assert (
+        TrainConfig.batch_size,
+        TrainConfig.min_steps,
+        TrainConfig.min_val_for_early_stop,
+    ) == (presets.BATCH_SIZE, presets.MIN_STEPS, presets.MIN_VAL_FOR_CHOICE)
+    assert SPLIT_FRACTIONS[:2] == (presets.TRAIN_SHARE, presets.VAL_SHARE)
+    # An epoch count the preset does not set is TrainConfig's.
+    quick = presets.get_preset("quick")
+    assert presets.training_steps(quick, 10_000) == presets.training_steps(
+        quick, 10_000, epochs=TrainConfig.epochs
+    )
+
+
+def test_the_presets_load_no_torch() -> None:
+    """A dialog or `--help` listing the presets names the default network from
+    `backbone_specs`; `hashing.backbones` would import torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from fabricsearch.presets import presets; presets();"
+        " print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "False"

@@ -18,6 +18,7 @@ from fabricsearch.cli.common import (
     tqdm_progress,
     user_errors,
 )
+from fabricsearch.config import FINETUNE_BLOCKS
 
 #: The train command's flags that set `TrainConfig` fields of the same name; their defaults
 #: (shown in --help) are the dataclass's, the one place every default lives (the window's
@@ -58,7 +59,7 @@ def add_parsers(subparsers: Any) -> None:
         {
             "method": "hashing method (see `fabricsearch models --methods`)",
             "bits": "code length K (32, 64, 128, 256)",
-            "epochs": "passes over the training images (thorough preset: 15)",
+            "epochs": "passes over the training images (--preset thorough sets its own)",
             "input_size": "network input side, px (compact)",
             "patience": "early-stopping patience (0: off)",
             "batch_size": "training batch size",
@@ -88,11 +89,11 @@ def add_parsers(subparsers: Any) -> None:
         "--finetune",
         type=int,
         nargs="?",
-        const=3,
+        const=FINETUNE_BLOCKS,
         default=None,
         metavar="BLOCKS",
-        help="also train the last BLOCKS (default 3) blocks of the pretrained network, on "
-        "augmented photos (minutes to hours on a CPU; a GPU is recommended)",
+        help=f"also train the last BLOCKS (default {FINETUNE_BLOCKS}) blocks of the pretrained "
+        "network, on augmented photos (minutes to hours on a CPU; a GPU is recommended)",
     )
     p.add_argument(
         "--views",
