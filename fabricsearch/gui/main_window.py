@@ -104,7 +104,6 @@ class MainWindow(QMainWindow):
         self.libraries = LibraryController(self)
         self.labelling = LabellingController(self)
         self.training = TrainingController(self, train_config)
-        self.suggesting = SuggestionController(self)
         self.records = RecordsController(self)
         self.watching = WatchController(self.session, self, self.libraries)
         self.categories = TaxonomyController(self)
@@ -121,6 +120,7 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         # Reads its inputs from the results panel; shows nothing itself (the session does).
         self.searching = SearchController(self.session, self, self.search_panel)
+        self.suggesting = SuggestionController(self.session, self, self.browser)
         self._build_menus()
         self._shortcut_actions = list(self.label_panel.shortcut_actions)
         self.addActions(self._shortcut_actions)
@@ -296,7 +296,7 @@ class MainWindow(QMainWindow):
         self.next_action.setShortcut(QKeySequence("N"))  # also in the label panel's help
         sug = self.suggesting
         self.next_unsure_action = self._action(
-            edit, "Next unlabelled, least confident first", sug.next_least_confident, "Shift+N"
+            edit, "Next unlabelled, least confident first", self.next_least_confident, "Shift+N"
         )
         # Enter on a grid: accept the ghost labels (or open the image when there are none).
         self.accept_action = self._action(edit, "Accept suggestion", sug.accept_or_open)
@@ -483,6 +483,8 @@ class MainWindow(QMainWindow):
         self.search_panel.textChanged.connect(lambda _t: s.rerun())
         self.modelChanged.connect(self.suggesting.refresh)
         self.labelsChanged.connect(self.suggesting.labels_changed)
+        self.suggesting.changed.connect(self._show_suggestions)
+        self.suggesting.selectionSuggestion.connect(self.label_panel.set_suggestion)
         self.training_button.clicked.connect(self.training.show_training)
         self.welcome.new_button.clicked.connect(self.libraries.new_library_dialog)
         self.welcome.open_button.clicked.connect(self.libraries.open_library_dialog)
@@ -706,6 +708,26 @@ class MainWindow(QMainWindow):
             return image_id
         self.statusBar().showMessage("Every image shown is labelled.", 4000)
         return None
+
+    def next_least_confident(self) -> int | None:
+        """Select the unlabelled image shown whose suggestion is least confident (none first)."""
+        if self.library is None or self.browser.model is None:
+            return None
+        if self.tabs.currentIndex() != 0:
+            self.tabs.setCurrentIndex(0)
+        image_id = self.browser.least_confident_unlabelled_id()
+        if image_id is None:
+            self.statusBar().showMessage("Every image shown is labelled.", 4000)
+            return None
+        self.browser.grid.select_ids([image_id])
+        self.browser.grid.setFocus()
+        return image_id
+
+    def _show_suggestions(self) -> None:
+        suggestions = self.suggesting.suggestions
+        self.browser.set_suggestions(suggestions)
+        if self.search_panel.model is not None:
+            self.search_panel.model.set_suggestions(suggestions)
 
     def _select_all(self) -> None:
         self.active_grid().selectAll()

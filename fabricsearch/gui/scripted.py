@@ -219,7 +219,7 @@ def grab_suggestions_and_records(window: Any, folder: Path) -> int:
     browser = window.browser
     browser.set_sort("confidence")
     # As "Next unlabelled, least confident first" does: the image the model is least sure of.
-    window.suggesting.next_least_confident()
+    window.next_least_confident()
     process_events_until(lambda: window.cache is not None and not window.cache.is_pending(), 60_000)
     process_events_until(lambda: window.detail.selected.image.has_image(), 10_000)
     QApplication.processEvents()

@@ -40,6 +40,13 @@ class Shell(Protocol):
     def open_image(self, image_id: int) -> None: ...
 
 
+class RecordsView(Protocol):
+    """What a controller reads of the library grid's records (read in bulk as columns by the
+    browser, which shows and filters them)."""
+
+    def all_labelled(self) -> bool: ...
+
+
 class ResultsView(Protocol):
     """What the search controller reads of the results panel: the user's inputs of the next
     search, and the results shown (after the panel's facets) for an export."""

@@ -17,7 +17,8 @@ from fabricsearch.gui.commands import apply_suggestions
 from fabricsearch.gui.models import describe
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import RecordsView, Shell
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,16 @@ def predict_all(library: Any, progress: Any = None, cancel: Any = None) -> Any:
 
 
 class SuggestionController(QObject):
-    changed = Signal()  # suggestions arrived or were used
+    changed = Signal()  # suggestions arrived or were used: the grids show `suggestions`
+    #: What the label panel says of the selection's suggestion: its text ("" none), how many
+    #: images it covers, whether there is anything to accept.
+    selectionSuggestion = Signal(str, int, bool)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(self, session: LibrarySession, shell: Shell, records: RecordsView) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.records = records  # whether every image is labelled (nothing to suggest)
         self.suggestions: dict[int, Any] = {}
         # Images unlike any labelled fabric → the head's guess, never offered nor accepted.
         self.unfamiliar: dict[int, Any] = {}
@@ -47,14 +53,14 @@ class SuggestionController(QObject):
 
     @property
     def loading(self) -> bool:
-        return self.w.runner.running("suggest")
+        return self.shell.runner.running("suggest")
 
     def refresh(self) -> None:
         """Predict labels for the unlabelled images in the background."""
-        lib = self.w.library
+        lib = self.session.library
         self._generation += 1
         generation = self._generation
-        if lib is None or lib.active_model() is None or self.w.browser.all_labelled():
+        if lib is None or self.session.active_model is None or self.records.all_labelled():
             self._set({})  # nothing to suggest: no model to load
             return
 
@@ -66,7 +72,7 @@ class SuggestionController(QObject):
                     odd = {s.image_id: s for s in rep.unfamiliar}
                     self._set({s.image_id: s for s in rep.suggestions}, odd)
 
-        self.w.runner.start(
+        self.shell.runner.start(
             partial(predict_all, lib),
             name="suggest",
             slot="suggest",
@@ -82,11 +88,8 @@ class SuggestionController(QObject):
     def _set(self, suggestions: dict[int, Any], unfamiliar: dict[int, Any] | None = None) -> None:
         self.suggestions = suggestions
         self.unfamiliar = unfamiliar or {}
-        self.w.browser.set_suggestions(suggestions)
-        if self.w.search_panel.model is not None:
-            self.w.search_panel.model.set_suggestions(suggestions)
-        self.show_for_selection()
         self.changed.emit()
+        self.show_for_selection()
 
     def for_records(self, records: list[Any], min_confidence: float = 0.0) -> list[Any]:
         out = []
@@ -97,72 +100,56 @@ class SuggestionController(QObject):
         return out
 
     def show_for_selection(self) -> None:
-        records = self.w.selected_records()
+        records = self.shell.selected_records()
         found = self.for_records(records)
         odd = [r for r in records if not r.labelled and r.id in self.unfamiliar]
-        tax = self.w.library.taxonomy if self.w.library is not None else None
-        panel = self.w.label_panel
+        tax = self.session.taxonomy
         unlike = f"{len(odd)} unlike any labelled fabric" if odd else ""
-        if not found:
+        show = self.selectionSuggestion.emit
+        if not found:  # nothing to accept
             if len(odd) == 1 and len(records) == 1:
-                panel.set_suggestion("None of these — unlike any labelled fabric")
+                show("None of these — unlike any labelled fabric", 0, False)
             elif odd:
-                panel.set_suggestion(f"No suggestion: {unlike}")
+                show(f"No suggestion: {unlike}", 0, False)
             else:
-                panel.set_suggestion(None)
-            panel.accept_button.setVisible(False)  # nothing to accept
+                show("", 0, False)
         elif len(found) == 1:
             text = f"Suggested: {describe(found[0], tax)}"
-            panel.set_suggestion(f"{text} ({unlike})" if odd else text, 1)
+            show(f"{text} ({unlike})" if odd else text, 1, True)
         else:
             text = f"Suggestions for {len(found)} of the {len(records)} selected images"
-            panel.set_suggestion(f"{text} ({unlike})" if odd else text, len(found))
+            show(f"{text} ({unlike})" if odd else text, len(found), True)
 
     def accept(self, min_confidence: float = 0.0) -> bool:
         """Accept the selection's suggestions at or above `min_confidence` (one undo step)."""
-        w = self.w
-        if w.library is None:
+        shell, lib = self.shell, self.session.library
+        if lib is None:
             return False
-        found = self.for_records(w.selected_records(), min_confidence)
+        found = self.for_records(shell.selected_records(), min_confidence)
         if not found:
-            w.statusBar().showMessage("No suggestion to accept for the selection.", 4000)
+            shell.status("No suggestion to accept for the selection.", 4000)
             return False
         try:
-            command = apply_suggestions(w.library, found, w.session.labels_changed)
+            command = apply_suggestions(lib, found, self.session.labels_changed)
         except Exception as exc:  # noqa: BLE001 - refused (e.g. read-only): say why
             reason = message_for(exc, what="accepting suggestions")
-            w.sink.inform("Labels", f"Cannot set these labels: {reason}", warning=True)
+            shell.sink.inform("Labels", f"Cannot set these labels: {reason}", warning=True)
             return False
-        w.undo_stack.push(command)
-        w.statusBar().showMessage(command.text(), 4000)
+        shell.undo_stack.push(command)
+        shell.status(command.text(), 4000)
         return True
 
     def accept_or_open(self) -> None:
         """Enter: accept the selection's suggestion, else open the current image."""
-        if self.for_records(self.w.selected_records()):
+        records = self.shell.selected_records()
+        if self.for_records(records):
             self.accept()
             return
-        records = self.w.selected_records()
         if records:
-            self.w.open_image(records[0].id)
+            self.shell.open_image(records[0].id)
 
     def labels_changed(self, ids: list[int]) -> None:
         """Labelled images show their labels; their ghost labels go (they come back if the
         labels are cleared, since the prediction is kept)."""
-        self.w.browser.set_suggestions(self.suggestions)
+        self.changed.emit()
         self.show_for_selection()
-
-    def next_least_confident(self) -> int | None:
-        """Select the unlabelled image shown whose suggestion is least confident (none first)."""
-        w = self.w
-        if w.library is None or w.browser.model is None:
-            return None
-        if w.tabs.currentIndex() != 0:
-            w.tabs.setCurrentIndex(0)
-        image_id = w.browser.least_confident_unlabelled_id()
-        if image_id is None:
-            w.statusBar().showMessage("Every image shown is labelled.", 4000)
-            return None
-        w.browser.grid.select_ids([image_id])
-        w.browser.grid.setFocus()
-        return image_id

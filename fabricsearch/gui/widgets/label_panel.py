@@ -150,11 +150,12 @@ class LabelPanel(QWidget):
         self.set_selection([])
         self.set_suggestion(None)
 
-    def set_suggestion(self, text: str | None, count: int = 0) -> None:
-        """The ghost labels for the selection (None: no suggestion)."""
+    def set_suggestion(self, text: str | None, count: int = 0, acceptable: bool = True) -> None:
+        """The ghost labels for the selection (None: no suggestion; not ``acceptable``: a
+        note without anything to accept)."""
         self.suggestion_label.setText(text or "")
-        for w in (self.suggestion_label, self.accept_button):
-            w.setVisible(bool(text))
+        self.suggestion_label.setVisible(bool(text))
+        self.accept_button.setVisible(bool(text) and acceptable)
         for w in (self.accept_all_button, self.min_confidence):
             w.setVisible(count > 1)
 
