@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from fabricsearch.featurestore import FeatureStore
     from fabricsearch.hashing.base import HashMethod
     from fabricsearch.index import HammingIndex
+    from fabricsearch.sketch import Sketch
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +53,22 @@ QUERY_MAX_SIDE = 512  # equals catalogue.importer.WORK_SIDE; a test checks it
 #: the photos on both dev sets, where a fixed 200 holds only up to a few thousand photos.
 #: Heavy crops and blur on batik6, and class-trained codes, need more (docs/search.md).
 #: RERANK_MAX caps it by the query's cost: at 1M photos 10,000 candidates took 302 ms a
-#: query and 2 GB more memory (1,000: ~90 ms at 100k); beyond 100k photos the float-feature
-#: candidate source of docs/search.md is the way to hold the original.
+#: query and 2 GB more memory (1,000: ~90 ms at 100k). Where the library has a feature sketch
+#: (`fabricsearch.sketch`, every library on a pretrained backbone once its codes are complete)
+#: the sketch's top SKETCH_DEPTH hold the original instead and R is RERANK_DEPTH.
 RERANK_DEPTH = 200
 RERANK_SHARE = 0.01
 RERANK_MAX = 1_000
+#: Candidates from the feature sketch (top S by sketch cosine), merged with the Hamming top R.
+#: Chosen by measurement (benchmarks/bench_same_fabric.py, "sketch rank at 1M"; docs/search.md).
+SKETCH_DEPTH = 200
 
 
-def rerank_depth(library_size: int, k: int = 0) -> int:
-    """How many Hamming candidates the second stage re-ranks in a library of this size."""
+def rerank_depth(library_size: int, k: int = 0, sketch: bool = False) -> int:
+    """How many Hamming candidates the second stage re-ranks in a library of this size
+    (`sketch`: the library's feature sketch adds its own candidates, so R stays the floor)."""
+    if sketch:
+        return max(k, RERANK_DEPTH)
     share = int(np.ceil(RERANK_SHARE * max(0, library_size)))
     return max(k, RERANK_DEPTH, min(share, RERANK_MAX))
 
@@ -317,6 +325,11 @@ class QueryState:
     _pool: Candidates | None = None  # every candidate seen, by id
     _exact_id: int | None = None
     _exact_known: bool = False
+    # The feature sketch's candidates: its cosines over the current rows (computed once per
+    # query and sketch) and the top SKETCH_DEPTH ids per filter.
+    _sketch_token: object = None
+    _sketch_scores: np.ndarray | None = None
+    _sketch_lists: dict[SearchFilters | None, np.ndarray] = field(default_factory=dict)
 
     def _keep(self, key: SearchFilters | None, lst: Candidates) -> None:
         self._lists.pop(key, None)
@@ -330,6 +343,8 @@ class QueryState:
         self._lists.clear()
         self._pool = None
         self._exact_id, self._exact_known = None, False
+        self._sketch_token, self._sketch_scores = None, None
+        self._sketch_lists.clear()
 
 
 def _check_settings(k: int, balance: float | None) -> float:
@@ -357,6 +372,11 @@ class _State:
     synced: int = -1  # the library's image count when the index was last brought up to date
     coded: int = -1  # how many of them had a code under the model then
     features: FeatureStore | None = None  # the cached features re-ranking reads (kept open)
+    sketch: Sketch | None = None  # the feature sketch (second candidate source), if any
+    sketch_stamp: tuple[int, ...] | None = None  # its files when opened (None: not looked yet)
+    # (sketch rows, library rows) of the current, searchable images; the generation matched at
+    sketch_match: tuple[np.ndarray, np.ndarray] | None = None
+    sketch_generation: int = -1
 
     @property
     def unsearchable(self) -> int:
@@ -389,6 +409,11 @@ class _ShaColumn:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    @property
+    def digests(self) -> np.ndarray:
+        """(N, 32) uint8, aligned with the loaded rows."""
+        return self._digests
 
     def __getitem__(self, row: int) -> str:
         return self._digests[row].tobytes().hex()
@@ -435,6 +460,7 @@ class Searcher:
         # calls them while a query runs in a worker); the next query applies them, locked.
         self._stale_all = False
         self._stale_labels = False
+        self._sketched: tuple[int, int] | None = None  # (state, generation) the sketch is of
 
     # --- state --------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -587,7 +613,45 @@ class Searcher:
         import; this finishes what an interrupted import, another client's import still
         encoding, or an older version left. The explicit writing step before a query
         (`services.search.ensure_codes`); a read-only library is left as it is. Returns how
-        many images stay unsearchable (undecodable files among them)."""
+        many images stay unsearchable (undecodable files among them). Brings the feature
+        sketch up to date too (`fabricsearch.sketch`)."""
+        with self._lock:
+            left = self._complete_codes(limit, progress, cancel)
+            self._extend_sketch()
+            return left
+
+    def _extend_sketch(self) -> None:
+        """Give the feature sketch a row for each image with a cached feature and none yet (fit
+        it when there is none): the sketch's share of the step before a query. Checked once
+        per change of the loaded images; a failure leaves the search on what is there."""
+        from fabricsearch.catalogue import LibraryError
+
+        st = self._ensure()
+        if self.library.read_only or not st.method.on_features:
+            return
+        if self._sketched == (id(st), self._generation):
+            return
+        from fabricsearch import sketch as sketch_mod
+
+        try:
+            sketch_mod.update(
+                self.library.indexes_dir,
+                self._feature_store(st),
+                sketch_mod.feature_version(st.method.backbone),
+                st.ids,
+                self._digests(st),
+            )
+        except (OSError, ValueError, LibraryError) as exc:
+            log.warning("the feature sketch could not be brought up to date: %s", exc)
+            return
+        self._sketched = (id(st), self._generation)
+
+    def _complete_codes(
+        self,
+        limit: int,
+        progress: ProgressFn | None,
+        cancel: CancelToken | None,
+    ) -> int:
         import sqlite3
 
         from fabricsearch.catalogue import LibraryError
@@ -849,14 +913,121 @@ class Searcher:
         k: int,
         times: dict[str, float],
     ) -> Candidates:
-        """The candidates `search` would re-rank for `k` and `filters`: the first `depth` by
-        (Hamming distance, id) among the images the filters let through.
+        """The candidates `search` would re-rank for `k` and `filters`: the first R by
+        (Hamming distance, id) among the images the filters let through, and, where the
+        library has a feature sketch, its first SKETCH_DEPTH by (sketch cosine, id) among them
+        too (the very fabric, which class-trained codes lose in a large library)."""
+        source = self._sketch_source(st) if state.rerank and state.feature is not None else None
+        depth = rerank_depth(len(st.ids), k, sketch=source is not None) if state.rerank else k
+        lst = self._hamming_candidates(st, state, filters, depth, times)
+        if source is None:
+            return lst
+        t = time.perf_counter()
+        extra = self._sketch_candidates(st, state, filters, source)
+        extra = extra[~np.isin(extra, lst.ids)]
+        if len(extra):
+            from fabricsearch.index import hamming_distances
+
+            dist = hamming_distances(state.code, st.index.get(extra))
+            lst = Candidates.merge(lst, self._with_components(st, state, extra, dist))
+        times["sketch"] = (time.perf_counter() - t) * 1e3
+        return lst
+
+    def _sketch_source(self, st: _State) -> tuple[Sketch, np.ndarray, np.ndarray] | None:
+        """The library's feature sketch with (its rows, the library rows) of the current,
+        searchable images; None without one (Hamming-only candidates). Reads only: the sketch
+        is written by `complete_codes` and `encode_missing`."""
+        if not st.method.on_features:
+            return None
+        from fabricsearch import sketch as sketch_mod
+
+        name = sketch_mod.feature_version(st.method.backbone)
+        stamp = sketch_mod.stamp(self.library.indexes_dir, name)
+        if stamp != st.sketch_stamp:
+            st.sketch = sketch_mod.open_sketch(self.library.indexes_dir, name) if stamp else None
+            st.sketch_stamp, st.sketch_match = stamp, None
+        if st.sketch is None:
+            return None
+        if st.sketch_match is None or st.sketch_generation != self._generation:
+            sk_rows, lib_rows = sketch_mod.match(
+                st.sketch, st.ids, sketch_mod.heads(self._digests(st))
+            )
+            # Only images the Hamming index holds (a code under the model) can be results.
+            coded = st.index.ids()
+            if len(coded) and len(lib_rows):
+                ids = st.ids[lib_rows]
+                at = np.minimum(np.searchsorted(coded, ids), len(coded) - 1)
+                keep = coded[at] == ids
+                sk_rows, lib_rows = sk_rows[keep], lib_rows[keep]
+            else:
+                sk_rows, lib_rows = sk_rows[:0], lib_rows[:0]
+            st.sketch_match, st.sketch_generation = (sk_rows, lib_rows), self._generation
+        if not len(st.sketch_match[0]):
+            return None
+        return st.sketch, st.sketch_match[0], st.sketch_match[1]
+
+    @staticmethod
+    def _digests(st: _State) -> np.ndarray:
+        shas = st.shas
+        if isinstance(shas, _ShaColumn):
+            return shas.digests
+        return np.array([np.frombuffer(bytes.fromhex(h), np.uint8) for h in shas], np.uint8)
+
+    def _sketch_candidates(
+        self,
+        st: _State,
+        state: QueryState,
+        filters: SearchFilters,
+        source: tuple[Sketch, np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        """Ids of the first SKETCH_DEPTH images by (sketch cosine desc, id) among those the
+        filters let through; the cosines are computed once per query, the list kept per
+        filter."""
+        sk, sk_rows, lib_rows = source
+        token = (sk.fit, len(sk), st.sketch_generation)
+        if state._sketch_token != token:
+            state._sketch_token, state._sketch_scores = token, None
+            state._sketch_lists.clear()
+        key = filters if filters.active else None
+        kept = state._sketch_lists.get(key)
+        if kept is not None:
+            return kept
+        if state._sketch_scores is None:
+            assert state.feature is not None
+            state._sketch_scores = sk.scores(state.feature)[sk_rows]
+        score = state._sketch_scores
+        cand = np.arange(len(score))
+        if filters.active:
+            cand = np.flatnonzero(self._filter_mask(st, filters, lib_rows))
+        depth = SKETCH_DEPTH
+        if len(cand) > depth:
+            sc = score[cand]
+            thr = sc[np.argpartition(-sc, depth - 1)[:depth]].min()
+            above, tied = cand[sc > thr], cand[sc == thr]
+            # Ties at the boundary by id, as everywhere.
+            tied = tied[np.argsort(st.ids[lib_rows[tied]], kind="stable")][: depth - len(above)]
+            cand = np.concatenate([above, tied])
+        ids = np.sort(st.ids[lib_rows[cand]])
+        state._sketch_lists[key] = ids
+        while len(state._sketch_lists) > KEPT_LISTS:
+            state._sketch_lists.pop(next(k for k in state._sketch_lists if k is not None))
+        return ids
+
+    def _hamming_candidates(
+        self,
+        st: _State,
+        state: QueryState,
+        filters: SearchFilters,
+        depth: int,
+        times: dict[str, float],
+    ) -> Candidates:
+        """The first `depth` by (Hamming distance, id) among the images the filters let
+        through.
 
         Every kept candidate list is a prefix of that order, so a deeper list or the unfiltered
         one (when enough of it passes the filters) answers without a Hamming stage; otherwise
         one runs with the cached code, and only candidates never seen by this query get their
         components computed."""
-        depth = rerank_depth(len(st.ids), k) if state.rerank else k
         key = filters if filters.active else None
         kept = state._lists.get(key)
         if kept is not None and (len(kept.ids) >= depth or kept.complete):
@@ -1260,7 +1431,31 @@ def encode_missing(
         if len(ids):
             lib.add_codes(info.version, ids.tolist(), packed)  # also drops the stale index
         encoded += len(ids)
+    update_sketch(lib, method)
     return encoded
+
+
+def update_sketch(lib: Library, method: HashMethod) -> None:
+    """Bring the library's feature sketch (the second candidate source) up to date with every
+    image whose feature is cached; nothing for a model not on a pretrained backbone or a
+    read-only library. A failure is logged: the search then uses Hamming candidates only."""
+    if lib.read_only or not getattr(method, "on_features", False):
+        return
+    from fabricsearch import sketch as sketch_mod
+    from fabricsearch.catalogue import LibraryError
+    from fabricsearch.featurestore import store_for
+
+    try:
+        cols = lib.columns(paths=False)
+        sketch_mod.update(
+            lib.indexes_dir,
+            store_for(lib.folder, method.backbone),
+            sketch_mod.feature_version(method.backbone),
+            cols.ids,
+            cols.sha,
+        )
+    except (OSError, ValueError, LibraryError) as exc:
+        log.warning("the feature sketch could not be brought up to date: %s", exc)
 
 
 def _chunk_progress(

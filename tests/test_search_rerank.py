@@ -184,13 +184,17 @@ def test_rerank_depth_grows_with_the_library() -> None:
     assert search_mod.rerank_depth(1_000_000) == min(bound, int(share * 1_000_000))
     assert search_mod.rerank_depth(50_000_000) == bound
     assert search_mod.rerank_depth(600, k=500) == 500
+    # With a feature sketch (a second candidate source) the Hamming depth stays the floor.
+    assert search_mod.rerank_depth(1_000_000, sketch=True) == floor
+    assert search_mod.rerank_depth(1_000_000, k=500, sketch=True) == max(floor, 500)
 
 
 def test_search_reranks_the_share_of_the_library(
     library_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`search` re-ranks rerank_depth(library size) candidates: with the share raised so that it
-    exceeds the floor, every image of the small library is a candidate."""
+    exceeds the floor, every image of the small library is a Hamming candidate — where the
+    library has no feature sketch; with one, the Hamming depth stays the floor."""
     monkeypatch.setattr(search_mod, "RERANK_DEPTH", 3)
     with Library.open(library_path) as lib:
         n = len(lib.images())
@@ -198,6 +202,13 @@ def test_search_reranks_the_share_of_the_library(
         assert small is not None
         assert len(small._lists[None].ids) == 3
         monkeypatch.setattr(search_mod, "RERANK_SHARE", 1.0)
+        with_sketch = Searcher(lib)
+        state = with_sketch.search(lib.images()[2].path, k=3).state
+        assert state is not None
+        has_sketch = with_sketch._sketch_source(with_sketch._ensure()) is not None
+        assert has_sketch == with_sketch._ensure().method.on_features
+        assert len(state._lists[None].ids) == (3 if has_sketch else n)
+        monkeypatch.setattr(Searcher, "_sketch_source", lambda self, st: None)
         state = Searcher(lib).search(lib.images()[2].path, k=3).state
         assert state is not None
         assert len(state._lists[None].ids) == n
