@@ -31,16 +31,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fabricsearch import features
-from fabricsearch.config import config_from_dict, config_to_dict
-from fabricsearch.errors import ConfigError
+from fabricsearch.config import AdaptConfig
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, HashMethod
 from fabricsearch.hashing.data import MEAN, STD, build_cache, work_size_for
@@ -56,52 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ADAPTED_PREFIX = "adapted-"
-
-
-@dataclass(frozen=True)
-class AdaptConfig:
-    """Self-supervised adaptation settings."""
-
-    epochs: int = 3
-    batch_size: int = 32  # images per step; the network sees 2 × batch_size views
-    lr: float = 3e-4
-    weight_decay: float = 5e-5
-    max_steps: int = 0  # 0 = epochs × (images // batch_size)
-    max_images: int = 0  # 0 = all; else a seeded random subset (very large archives)
-    splits: tuple[str, ...] = ()  # () = every image; else only these stored splits
-    start: str = "active"  # "active" (else the shipped model) | "pretrained" | a model file
-    temperature: float = 0.2
-    # Code prefixes kept good codes of their own (those below the model's bits).
-    nested_bits: tuple[int, ...] = (32,)
-    lambda_nce: float = 1.0
-    # List-wise loss on the hand-crafted descriptor similarity (0 = contrastive only).
-    lambda_list: float = 1.0
-    lambda_q: float = 1e-3
-    lambda_kld: float = 1e-3
-    min_scale: float = 0.55  # smallest crop side as a fraction of the cached image
-    max_blur: float = 1.2  # largest Gaussian blur sigma, px at input size
-    light: float = 0.2  # brightness factor in [1 − light, 1 + light]; gradient up to light
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision where the device is CUDA
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError("epochs must be at least 1")
-        if self.batch_size < 2:
-            raise ConfigError("batch_size must be at least 2 (contrastive negatives)")
-        if not 0.1 <= self.min_scale <= 1.0:
-            raise ConfigError("min_scale must be in [0.1, 1]")
-        for s in self.splits:
-            if s not in ("train", "val", "test"):
-                raise ValueError(f"unknown split {s!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AdaptConfig:
-        return config_from_dict(cls, data)
 
 
 # --- fabric-appropriate views ------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Method-specific settings (network widths, loss weights) live in each method's own ``Config``
 (see `fabricsearch.hashing.base.MethodConfig`); `TrainConfig` holds what the trainer needs and
-passes ``bits``, ``input_size`` and ``method_options`` on to the method.
+passes ``bits``, ``input_size`` and ``method_options`` on to the method. `PretrainConfig`
+(synthetic pretraining) and `AdaptConfig` (self-supervised adaptation) live here too, so a
+front end builds its flags and dialogs from their fields without importing torch.
 """
 
 from __future__ import annotations
@@ -90,6 +92,101 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return config_from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Synthetic pretraining settings. Defaults are the CPU budget of the shipped model."""
+
+    steps: int = 300
+    seed: int = 0
+    bits: int = 64
+    nested_bits: tuple[int, ...] = (32,)  # prefixes trained to be codes of their own
+    input_size: int = 64  # network input, px; the encoder uses the same size
+    batch_fabrics: int = 16  # fabrics per step; × photos_per_fabric images
+    photos_per_fabric: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 5e-5
+    warmup_frac: float = 0.05  # linear warm-up, then cosine decay to 5 % of lr
+    lambda_list: float = 1.0
+    # The list-wise loss sums over the n − 1 ranked items (≈ n·log n) while NT-Xent is a mean
+    # (≈ log n); λ_nce = 10 gives both a comparable share of the gradient at n = 32.
+    lambda_nce: float = 10.0
+    nce_temperature: float = 0.2
+    lambda_q: float = 1e-3
+    lambda_kld: float = 1e-3
+    method: str = "dvsh"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    amp: bool = True  # mixed precision where the device is CUDA
+    half_weights: bool = True  # store the checkpoint in float16 (half the file size)
+    eval_fabrics: int = 60  # held-out synthetic fabrics (× photos) for the final mAP; 0 = none
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError("steps must be at least 1")
+        if self.bits <= 0 or self.bits % 8:
+            raise ConfigError(f"bits must be a positive multiple of 8, got {self.bits}")
+        for b in self.nested_bits:
+            if not 0 < b < self.bits or b % 8:
+                raise ConfigError(f"nested bits must be multiples of 8 below {self.bits}, got {b}")
+        if self.photos_per_fabric < 2:
+            raise ConfigError("instance discrimination needs photos_per_fabric >= 2")
+        if self.batch_fabrics < 2:
+            raise ConfigError("batch_fabrics must be at least 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
+        return config_from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Self-supervised adaptation settings."""
+
+    epochs: int = 3
+    batch_size: int = 32  # images per step; the network sees 2 × batch_size views
+    lr: float = 3e-4
+    weight_decay: float = 5e-5
+    max_steps: int = 0  # 0 = epochs × (images // batch_size)
+    max_images: int = 0  # 0 = all; else a seeded random subset (very large archives)
+    splits: tuple[str, ...] = ()  # () = every image; else only these stored splits
+    start: str = "active"  # "active" (else the shipped model) | "pretrained" | a model file
+    temperature: float = 0.2
+    # Code prefixes kept good codes of their own (those below the model's bits).
+    nested_bits: tuple[int, ...] = (32,)
+    lambda_nce: float = 1.0
+    # List-wise loss on the hand-crafted descriptor similarity (0 = contrastive only).
+    lambda_list: float = 1.0
+    lambda_q: float = 1e-3
+    lambda_kld: float = 1e-3
+    min_scale: float = 0.55  # smallest crop side as a fraction of the cached image
+    max_blur: float = 1.2  # largest Gaussian blur sigma, px at input size
+    light: float = 0.2  # brightness factor in [1 − light, 1 + light]; gradient up to light
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision where the device is CUDA
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError("epochs must be at least 1")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be at least 2 (contrastive negatives)")
+        if not 0.1 <= self.min_scale <= 1.0:
+            raise ConfigError("min_scale must be in [0.1, 1]")
+        for s in self.splits:
+            if s not in ("train", "val", "test"):
+                raise ValueError(f"unknown split {s!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdaptConfig:
         return config_from_dict(cls, data)
 
 

@@ -31,15 +31,14 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from fabricsearch.config import config_from_dict, config_to_dict
-from fabricsearch.errors import ConfigError
+from fabricsearch.config import PretrainConfig, config_to_dict
 from fabricsearch.hashing import checkpoint as ckpt
 from fabricsearch.hashing.base import Batch, HashMethod
 from fabricsearch.hashing.data import augment, work_size_for
@@ -69,55 +68,6 @@ def pretrained_version(bits: int = SHIPPED_BITS, method: str = "dvsh") -> str:
 def shipped_model_path() -> Path:
     """The shipped 64-bit pretrained model file (it may be missing in a bare checkout)."""
     return SHIPPED_DIR / f"{pretrained_version()}.safetensors"
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Synthetic pretraining settings. Defaults are the CPU budget of the shipped model."""
-
-    steps: int = 300
-    seed: int = 0
-    bits: int = 64
-    nested_bits: tuple[int, ...] = (32,)  # prefixes trained to be codes of their own
-    input_size: int = 64  # network input, px; the encoder uses the same size
-    batch_fabrics: int = 16  # fabrics per step; × photos_per_fabric images
-    photos_per_fabric: int = 2
-    lr: float = 1e-3
-    weight_decay: float = 5e-5
-    warmup_frac: float = 0.05  # linear warm-up, then cosine decay to 5 % of lr
-    lambda_list: float = 1.0
-    # The list-wise loss sums over the n − 1 ranked items (≈ n·log n) while NT-Xent is a mean
-    # (≈ log n); λ_nce = 10 gives both a comparable share of the gradient at n = 32.
-    lambda_nce: float = 10.0
-    nce_temperature: float = 0.2
-    lambda_q: float = 1e-3
-    lambda_kld: float = 1e-3
-    method: str = "dvsh"
-    method_options: dict[str, Any] = field(default_factory=dict)
-    device: str = "auto"
-    amp: bool = True  # mixed precision where the device is CUDA
-    half_weights: bool = True  # store the checkpoint in float16 (half the file size)
-    eval_fabrics: int = 60  # held-out synthetic fabrics (× photos) for the final mAP; 0 = none
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ConfigError("steps must be at least 1")
-        if self.bits <= 0 or self.bits % 8:
-            raise ConfigError(f"bits must be a positive multiple of 8, got {self.bits}")
-        for b in self.nested_bits:
-            if not 0 < b < self.bits or b % 8:
-                raise ConfigError(f"nested bits must be multiples of 8 below {self.bits}, got {b}")
-        if self.photos_per_fabric < 2:
-            raise ConfigError("instance discrimination needs photos_per_fabric >= 2")
-        if self.batch_fabrics < 2:
-            raise ConfigError("batch_fabrics must be at least 2")
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
-        return config_from_dict(cls, data)
 
 
 @dataclass

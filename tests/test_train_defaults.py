@@ -121,3 +121,34 @@ def test_the_presets_load_no_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("command", "config_name", "flags_name"),
+    [
+        ("train", "TrainConfig", "TRAIN_FLAGS"),
+        ("pretrain", "PretrainConfig", "PRETRAIN_FLAGS"),
+        ("adapt", "AdaptConfig", "ADAPT_FLAGS"),
+    ],
+)
+def test_every_training_command_takes_its_defaults_from_its_dataclass(
+    command: str, config_name: str, flags_name: str
+) -> None:
+    """A flag's default is None (not given: the dataclass's value is used) and --help shows
+    the dataclass's value; pretrain and adapt repeated their numbers before."""
+    import argparse
+
+    from fabricsearch import config
+    from fabricsearch.cli import build_parser, model_cmd, pretrain_cmd
+
+    flags = getattr(model_cmd if command == "train" else pretrain_cmd, flags_name)
+    cls = getattr(config, config_name)
+    sub = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices[command]
+    actions = {a.dest: a for a in sub._actions}
+    for name in flags:
+        default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+        assert actions[name].default is None, name
+        shown = ("on" if default else "off") if isinstance(default, bool) else str(default)
+        assert f"(default {shown})" in actions[name].help, name

@@ -37,14 +37,18 @@ def build_config(cls: Callable[..., T], **values: Any) -> T:
 
 
 def add_config_flags(
-    parser: argparse.ArgumentParser, names: Sequence[str], helps: dict[str, str] | None = None
+    parser: argparse.ArgumentParser,
+    names: Sequence[str],
+    helps: dict[str, str] | None = None,
+    config: type | None = None,
 ) -> None:
-    """One ``--flag-name`` per dataclass field in ``names`` (of `TrainConfig`), typed and
-    documented from the field; its default is None (= the dataclass's, shown in --help), so
-    `config_values` tells what was given from what was not."""
+    """One ``--flag-name`` per field in ``names`` of the dataclass ``config`` (`TrainConfig`
+    unless given), typed and documented from the field; its default is None (= the
+    dataclass's, shown in --help), so `config_values` tells what was given from what was
+    not."""
     from fabricsearch.config import TrainConfig
 
-    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    known = {f.name: f for f in dataclasses.fields(config or TrainConfig)}
     for name in names:
         f = known[name]
         default = f.default

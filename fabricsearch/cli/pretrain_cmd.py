@@ -8,11 +8,20 @@ from typing import Any
 
 from fabricsearch.cli.common import (
     UserError,
+    add_config_flags,
     build_config,
+    config_values,
     print_json,
     tqdm_progress,
     user_errors,
 )
+from fabricsearch.config import AdaptConfig, PretrainConfig
+
+#: The flags that set `PretrainConfig` / `AdaptConfig` fields of the same name; their
+#: defaults (shown in --help) are the dataclasses'.
+PRETRAIN_FLAGS = ("steps", "seed", "bits", "batch_fabrics", "input_size", "lr", "device", "amp")
+ADAPT_FLAGS = ("epochs", "batch_size", "lr", "max_steps", "seed", "device", "amp")
+DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps"
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -28,14 +37,20 @@ def add_parsers(subparsers: Any) -> None:
         ),
     )
     p.add_argument("out", metavar="OUT", help="output folder")
-    p.add_argument("--steps", type=int, default=300, help="optimisation steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bits", type=int, default=64)
-    p.add_argument("--batch-fabrics", type=int, default=16, help="fabrics per step (2 photos each)")
-    p.add_argument("--input-size", type=int, default=64, help="network input side, px")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    add_config_flags(
+        p,
+        PRETRAIN_FLAGS,
+        {
+            "steps": "optimisation steps",
+            "bits": "code length",
+            "batch_fabrics": "fabrics per step (2 photos each)",
+            "input_size": "network input side, px",
+            "lr": "learning rate",
+            "device": DEVICE_HELP,
+            "amp": "mixed precision on CUDA",
+        },
+        PretrainConfig,
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_pretrain)
 
@@ -65,11 +80,25 @@ def add_parsers(subparsers: Any) -> None:
         help="efficientnet-lite0 (default: label-free head on pretrained features) or compact "
         "(self-supervised fine-tuning of the compact network)",
     )
-    p.add_argument("--bits", type=int, default=64, help="code length of the label-free head")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: off)")
+    p.add_argument(
+        "--bits",
+        type=int,
+        default=None,
+        help="code length of the label-free head (default: the one an import fits)",
+    )
+    add_config_flags(
+        p,
+        ADAPT_FLAGS,
+        {
+            "epochs": "passes over the images (compact)",
+            "batch_size": "images per step (compact)",
+            "lr": "learning rate (compact)",
+            "max_steps": "stop after this many steps (0: off)",
+            "device": DEVICE_HELP,
+            "amp": "mixed precision on CUDA",
+        },
+        AdaptConfig,
+    )
     p.add_argument(
         "--split",
         action="append",
@@ -79,9 +108,6 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--from", dest="start", default="active", help="'active', 'pretrained' or a path"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     p.add_argument(
         "--activate", action="store_true", help="make the adapted model active in any case"
     )
@@ -91,19 +117,9 @@ def add_parsers(subparsers: Any) -> None:
 
 @user_errors
 def run_pretrain(args: argparse.Namespace) -> int:
-    from fabricsearch.services.training import PretrainConfig, pretrain
+    from fabricsearch.services.training import pretrain
 
-    cfg = build_config(
-        PretrainConfig,
-        steps=args.steps,
-        seed=args.seed,
-        bits=args.bits,
-        batch_fabrics=args.batch_fabrics,
-        input_size=args.input_size,
-        lr=args.lr,
-        device=args.device,
-        amp=not args.no_amp,
-    )
+    cfg = build_config(PretrainConfig, **config_values(args, PRETRAIN_FLAGS))
     with tqdm_progress(not args.json) as (progress, cancel):
         result = pretrain(cfg, args.out, progress=progress, cancel=cancel)
     summary = {
@@ -131,7 +147,6 @@ def run_adapt(args: argparse.Namespace) -> int:
     from fabricsearch.services.imports import fit_auto_head
     from fabricsearch.services.training import (
         COMPACT,
-        AdaptConfig,
         BackboneError,
         adapt,
         default_backbone_for,
@@ -141,15 +156,9 @@ def run_adapt(args: argparse.Namespace) -> int:
 
     cfg = build_config(
         AdaptConfig,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_steps=args.max_steps,
+        **config_values(args, ADAPT_FLAGS),
         splits=tuple(args.split or ()),
         start=args.start,
-        seed=args.seed,
-        device=args.device,
-        amp=not args.no_amp,
     )
     backbone = args.backbone or default_backbone_for("itq")
     try:
@@ -158,9 +167,8 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     with open_library(args.library) as lib, tqdm_progress(not args.json) as (progress, cancel):
         if pretrained:
-            fitted = fit_auto_head(
-                lib, bits=args.bits, progress=progress, cancel=cancel, backbone=backbone
-            )
+            bits = {} if args.bits is None else {"bits": args.bits}
+            fitted = fit_auto_head(lib, progress=progress, cancel=cancel, backbone=backbone, **bits)
             if fitted is None:
                 raise UserError("the library needs at least two photos that decode")
             info = fitted

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 from fabricsearch.backbone_specs import COMPACT, DEFAULT_BACKBONE, BackboneError, is_pretrained
 
 if TYPE_CHECKING:
-    from fabricsearch.adapt import AdaptConfig
     from fabricsearch.catalogue import Library, ModelInfo
-    from fabricsearch.config import TrainConfig
+    from fabricsearch.config import AdaptConfig, PretrainConfig, TrainConfig
     from fabricsearch.hashing.base import HashMethod
     from fabricsearch.hashing.evaluate import EvalResult
     from fabricsearch.jobs import CancelToken, ProgressFn
     from fabricsearch.presets import Preset
-    from fabricsearch.pretrain import PretrainConfig, PretrainResult
+    from fabricsearch.pretrain import PretrainResult
 
 __all__ = [
     "AdaptConfig",
@@ -56,13 +55,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Types and constants, imported on first use (they live beside torch)."""
+    """Types and constants, imported on first use."""
     if name == "AdaptConfig":
-        from fabricsearch.adapt import AdaptConfig
+        from fabricsearch.config import AdaptConfig
 
         return AdaptConfig
     if name == "PretrainConfig":
-        from fabricsearch.pretrain import PretrainConfig
+        from fabricsearch.config import PretrainConfig
 
         return PretrainConfig
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
