@@ -64,7 +64,6 @@ class FeatureFeed:
         # True once the import has handed over its last input: its decoders no longer need
         # the cores, and the network may take every free one (`_serve`).
         self._draining = False
-        self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="feature-feed", daemon=True)
         self._thread.start()
 
@@ -124,7 +123,6 @@ class FeatureFeed:
         try:
             self._serve()
         except BaseException as exc:  # never let the import fail for a cache
-            self._failed = exc
             self._stop.set()
             log.warning(
                 "features could not be computed during the import (%s: %s); they are "

@@ -124,8 +124,3 @@ class OverallProgress:
         if self._expected_total is not None:
             left = max(0.0, self._expected_total - (now - self.started))
         return Overall(self.fraction, self.label, left, self._last)
-
-    def finish(self, now: float | None = None) -> Overall:
-        self.fraction = 1.0
-        self._expected_total = (time.monotonic() if now is None else now) - self.started
-        return self.current(now)

@@ -695,9 +695,6 @@ class Library:
         """Insert or replace the codes of ``ids`` under model ``version`` (others are kept)."""
         self.model_store.add_codes(version, ids, packed)
 
-    def _drop_index_files(self, version: str) -> None:
-        self.model_store.drop_index_files(version)
-
     def ids_without_codes(self, version: str) -> list[int]:
         """Ids (ascending) of the images that have no code under model ``version``."""
         return self.model_store.ids_without_codes(version)
