@@ -359,15 +359,19 @@ def test_cli_activating_a_crafted_model_prints_one_line(
     assert "latent_dim" in lines[0]
 
 
-def test_loading_a_model_sizes_it_without_importing_torch_dynamo(tmp_path: Path) -> None:
-    """The meta-device sizing skips weight initialisation: on meta tensors it ran torch's
-    Python kernels, whose first use imports torch._dynamo (1.5 s of the loading thread, the
-    window's first search or suggestion paused meanwhile). A fresh process: this one may
-    have imported it already."""
+@pytest.mark.parametrize("method", ["dvsh", "head", "itq"])
+def test_loading_a_model_sizes_it_without_importing_torch_dynamo(
+    tmp_path: Path, method: str
+) -> None:
+    """The meta-device sizing skips weight initialisation and random projections: on meta
+    tensors they ran torch's Python kernels, whose first use imports torch._dynamo (1.5 s of
+    the loading thread, the window's first search or suggestion, or an import's head fit,
+    pausing it meanwhile). A fresh process: this one may have imported it already."""
     import subprocess
     import sys
 
-    path = _saved(tmp_path)
+    m = create_method(method, bits=32, input_size=32, **tiny_options(method))
+    path = ckpt.save_checkpoint(tmp_path / "m.safetensors", m, ckpt.build_metadata(m))
     code = (
         "import sys\n"
         "from fabricsearch.hashing import checkpoint as ckpt\n"

@@ -304,27 +304,34 @@ def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
 
 
 class _SkipMetaInit(torch.overrides.TorchFunctionMode):
-    """In-place tensor methods (``normal_``, ``zero_``, ``fill_``: weight initialisation) do
-    nothing on meta tensors. Initialising a meta tensor runs torch's Python reference kernels,
-    whose first use imports ``torch._dynamo``: 1.5 s of one worker, in bursts that hold the
-    interpreter lock, paid by the first search or label suggestion of each process (and
-    the window paused up to 0.15 s at a time while it ran). Sizing needs shapes, not values.
-    A mode is per thread: a training running in another thread still initialises its own
-    weights."""
+    """Inside ``torch.device("meta")``: in-place tensor methods (``normal_``, ``zero_``:
+    weight initialisation) do nothing, and random tensors (``randn``, ``rand``) and ``eye`` are
+    empty.
+
+    On meta tensors these run torch's Python reference kernels, whose first use imports
+    ``torch._dynamo``: 1.5 s of the loading thread, in bursts that hold the interpreter lock,
+    paid by the first search or label suggestion of each process while the window waited
+    0.15-0.3 s at a time. Sizing needs shapes, not values. A mode is per thread: a training
+    in another thread still initialises its own weights. (The constructors of DNNH and TSN still
+    compute on tensors, which imports it: research methods, rarely a library's.)"""
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
+        kwargs = kwargs or {}
+        if func in (torch.randn, torch.rand):
+            keep = {k: v for k, v in kwargs.items() if k in ("size", "dtype", "requires_grad")}
+            return torch.empty(*args, **keep)
+        if func is torch.eye and args:
+            keep = {k: v for k, v in kwargs.items() if k in ("dtype", "requires_grad")}
+            return torch.empty(args[0], args[1] if len(args) > 1 else args[0], **keep)
         name = getattr(func, "__name__", "")
-        if (
-            name.endswith("_")
-            and not name.endswith("__")
-            and args
-            and isinstance(args[0], torch.Tensor)
-            and args[0].is_meta
-        ):
-            return args[0]
-        return func(*args, **(kwargs or {}))
+        if name.endswith("_") and not name.endswith("__"):
+            # nn.init's functions pass their tensor by keyword.
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
 
 
 def _check_fits_file(meta: CheckpointMeta, cfg: Any, header: dict[str, Any], path: Path) -> None:

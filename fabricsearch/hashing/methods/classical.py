@@ -126,7 +126,13 @@ class _FeatureHash(HashMethod):
         d, k = _input_dim(config), config.bits
         gen = torch.Generator().manual_seed(config.seed)
         self.register_buffer("mean", torch.zeros(d))
-        self.register_buffer("projection", self._initial_projection(d, k, gen).float())
+        if torch.empty(0).is_meta:
+            # Sizing a model file (`checkpoint._check_fits_file`): the shape is all that is
+            # needed, and arithmetic on meta tensors imports torch._dynamo (1.5 s).
+            projection = torch.empty(d, k)
+        else:
+            projection = self._initial_projection(d, k, gen).float()
+        self.register_buffer("projection", projection)
         self.register_buffer("fitted", torch.zeros((), dtype=torch.int64))
         self._collected: list[np.ndarray] = []
 
