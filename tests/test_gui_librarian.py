@@ -466,7 +466,7 @@ def test_remove_from_library_and_relocate_a_moved_folder(
     gone = [records[0].id, records[1].id]
     browser.grid.select_ids(gone)
     window.sink.answer = False
-    assert window.libraries.remove_selected() is None
+    assert window.removal.remove_selected() is None
     assert window.library.count() == N_IMAGES
     window.sink.answer = True
     window.activateWindow()  # back from the import's progress dialog

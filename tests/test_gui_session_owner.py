@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWa
 
 CONTROLLERS = Path(__file__).resolve().parents[1] / "fabricsearch/gui/controllers"
 #: Controllers that take the session and a shell, never the window.
-CONVERTED = ("search.py", "watching.py", "suggestions.py")
+CONVERTED = ("library.py", "search.py", "watching.py", "suggestions.py")
 #: References from the other controllers into the window (`self.w…`); 237 before issue 21's
 #: session took the search, the history and the active model. May only go down.
 WINDOW_REFERENCES_AT_MOST = 156

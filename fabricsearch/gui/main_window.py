@@ -101,11 +101,9 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         # The open library's state; controllers and panels listen to it (issue 21 item 5).
         self.session = LibrarySession(self)
-        self.libraries = LibraryController(self)
         self.labelling = LabellingController(self)
         self.training = TrainingController(self, train_config)
         self.records = RecordsController(self)
-        self.watching = WatchController(self.session, self, self.libraries)
         self.categories = TaxonomyController(self)
         self.demo = DemoController(self)
         self.previewing = PreviewController(self)
@@ -118,9 +116,14 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1360, 860)
         self._build_widgets()
-        # Reads its inputs from the results panel; shows nothing itself (the session does).
+        # Controllers that take the session and this window as their shell (`shell.Shell`),
+        # with the panels they read (never write: the panels follow the session).
+        self.libraries = LibraryController(self.session, self, self.browser)
         self.searching = SearchController(self.session, self, self.search_panel)
         self.suggesting = SuggestionController(self.session, self, self.browser)
+        self.watching = WatchController(self.session, self, self.libraries)
+        self.libraries.categories = self.categories
+        self.libraries.watching = self.watching
         self._build_menus()
         self._shortcut_actions = list(self.label_panel.shortcut_actions)
         self.addActions(self._shortcut_actions)
@@ -171,6 +174,12 @@ class MainWindow(QMainWindow):
 
     def dialog_parent(self) -> QWidget:
         return self
+
+    def reselect(self, ids: list[int]) -> None:
+        self.active_grid().select_ids(ids)
+
+    def add_status_widget(self, widget: QWidget) -> None:
+        self.statusBar().insertPermanentWidget(0, widget)
 
     # --- construction -------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -342,7 +351,10 @@ class MainWindow(QMainWindow):
             lib_menu, "Import folder…", lib.import_folder_dialog, "Ctrl+I", sp.SP_DialogOpenButton
         )
         self.remove_action = self._action(
-            lib_menu, "Remove from library…", lib.remove_selected, QKeySequence.StandardKey.Delete
+            lib_menu,
+            "Remove from library…",
+            self.removal.remove_selected,
+            QKeySequence.StandardKey.Delete,
         )
         self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.removed_action = self._action(
@@ -428,6 +440,8 @@ class MainWindow(QMainWindow):
         for panel in (self.browser, self.search_panel, self.detail, self.label_panel):
             panel.listen(session)
         session.opened.connect(self._library_opened)
+        for loaded in (session.firstScreen, session.loadingChanged, session.columnsLoaded):
+            loaded.connect(lambda *_a: self.update_state())  # the count in the status bar
         session.closed.connect(self.library_closed_widgets)
         session.taxonomyChanged.connect(self._taxonomy_shown)
         session.selectionChanged.connect(self.on_selection)
@@ -475,7 +489,13 @@ class MainWindow(QMainWindow):
         self.label_panel.nextUnlabelledRequested.connect(self.next_unlabelled)
         self.label_panel.acceptRequested.connect(lambda: self.suggesting.accept())
         self.label_panel.acceptAllRequested.connect(self.suggesting.accept)
-        self.libraries.recordsLoaded.connect(self.suggesting.refresh)
+        lib = self.libraries
+        lib.recordsLoaded.connect(self.suggesting.refresh)
+        lib.libraryOpened.connect(self.libraryOpened)
+        lib.importEnded.connect(self.importEnded)
+        lib.labelsImported.connect(self.labelsImported)
+        lib.openProblem.connect(self._show_open_problem)
+        lib.categoriesRefreshed.connect(self.categories.refresh_dialog)
         self.libraryOpened.connect(lambda _p: self.watching.library_opened())
         self.watching.shownChanged.connect(self._show_watching)
         self.metadata_panel.metadataRequested.connect(self.records.set_metadata)
@@ -488,7 +508,8 @@ class MainWindow(QMainWindow):
         self.training_button.clicked.connect(self.training.show_training)
         self.welcome.new_button.clicked.connect(self.libraries.new_library_dialog)
         self.welcome.open_button.clicked.connect(self.libraries.open_library_dialog)
-        self.welcome.demo_button.clicked.connect(self.libraries.open_demo_library)
+        # Built in the background on first use (`controllers.demo`); opened when ready.
+        self.welcome.demo_button.clicked.connect(lambda: self.demo.prepare())
         from fabricsearch.gui.scripted import demo_available
 
         self.welcome.demo_button.setVisible(demo_available())
@@ -532,8 +553,16 @@ class MainWindow(QMainWindow):
 
     # --- the library's widgets ------------------------------------------------------------
     def _library_opened(self, lib: Any) -> None:
+        self.cache.ready.connect(self.on_thumbnail_ready)
         self.library_opened_widgets(lib, self.cache)
+        if lib.team is not None:
+            self.setWindowTitle(f"{lib.location} — fabricsearch")
         self.browser.set_library(lib)
+
+    def _show_open_problem(self, text: str) -> None:
+        if text:
+            self.welcome.problem.setText(text)
+        self.welcome.problem.setVisible(bool(text))
 
     def library_opened_widgets(self, lib: Any, cache: Any) -> None:
         """Point every panel at a newly opened library (its records follow)."""
@@ -851,7 +880,7 @@ class MainWindow(QMainWindow):
             self.advice_label.setText("")
             return
         count, labelled = self.browser.count_all(), self.browser.count_labelled()
-        if self.libraries.loading and not count:
+        if self.session.records_loading and not count:
             self.count_label.setText("Loading the library…")
         elif labelled is None:  # counted; the labels are still being read
             self.count_label.setText(f"{plural(count, 'image')} · reading labels…")
@@ -866,7 +895,7 @@ class MainWindow(QMainWindow):
         # An empty library needs photos first; advice about (re)training would mislead.
         advice = (
             model_advice(lib)
-            if count or self.libraries.loading
+            if count or self.session.records_loading
             else "No photos yet: Library ▸ Import folder… (Ctrl+I) adds a folder."
         )
         self.model_label.setToolTip(advice)

@@ -30,6 +30,10 @@ class LibrarySession(QObject):
     """One per window. Signals, in the order a library lives:
 
     * ``opened(lib)``: a library is open (its records are read by a worker after);
+    * ``firstScreen(count, records)``: how many images it holds and the first screen's
+      records, read at once when it opens (issue 23);
+    * ``loadingChanged(loading)``: its records are being read (every image's grid columns,
+      in a worker) or no longer are; ``columnsLoaded(columns)`` when they were read;
     * ``taxonomyChanged(tax)``: its categories (a library opened, edited here or elsewhere);
     * ``selectionChanged(ids, in_results)``: the shown grid's selection (results or library);
     * ``labelsChanged(ids)``: labels written by this window (also by undo and redo);
@@ -54,6 +58,9 @@ class LibrarySession(QObject):
       none was open: the window then shows no library either way)."""
 
     opened = Signal(object)
+    firstScreen = Signal(int, list)
+    loadingChanged = Signal(bool)
+    columnsLoaded = Signal(object)  # gui.browse_columns.BrowseColumns
     closed = Signal()
     labelsChanged = Signal(list)
     taxonomyChanged = Signal(object)
@@ -75,6 +82,7 @@ class LibrarySession(QObject):
         self._in_results = False
         self._changed: tuple[tuple[int, ...], list[ImageRecord]] | None = None
         self._active_model: Any = None
+        self._loading = False
         self._outcome: Any = None  # controllers.search.SearchOutcome
         self._results_note: str | None = None
         self._history: list[Any] = []  # controllers.search.HistoryEntry, oldest first
@@ -97,6 +105,11 @@ class LibrarySession(QObject):
     def in_results(self) -> bool:
         """Whether the selection is the search results' (else the library grid's)."""
         return self._in_results
+
+    @property
+    def records_loading(self) -> bool:
+        """Whether the library's records (grid columns) are being read."""
+        return self._loading
 
     @property
     def active_model(self) -> Any:
@@ -162,6 +175,7 @@ class LibrarySession(QObject):
         self._in_results = False
         self._changed = None
         self._active_model = None
+        self._loading = False
         self._outcome = None
         self._results_note = None
         self._history = []
@@ -202,6 +216,20 @@ class LibrarySession(QObject):
         """This window added, moved or removed images."""
         if self._library is not None:
             self.imagesChanged.emit()
+
+    # --- the records ----------------------------------------------------------------------
+    def show_first_screen(self, count: int, records: list[ImageRecord]) -> None:
+        self.firstScreen.emit(count, records)
+
+    def set_loading(self, loading: bool) -> None:
+        """The records are being read (True), or their reading ended without columns."""
+        self._loading = loading
+        self.loadingChanged.emit(loading)
+
+    def columns_loaded(self, columns: Any) -> None:
+        """Every image's grid columns were read: ``columns`` (a `BrowseColumns`)."""
+        self._loading = False
+        self.columnsLoaded.emit(columns)
 
     # --- the active model -----------------------------------------------------------------
     @staticmethod

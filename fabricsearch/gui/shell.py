@@ -39,12 +39,23 @@ class Shell(Protocol):
 
     def open_image(self, image_id: int) -> None: ...
 
+    def reselect(self, ids: list[int]) -> None:
+        """Select ``ids`` again in the grid shown (its records were read again)."""
+
+    def add_status_widget(self, widget: QWidget) -> None:
+        """``widget`` at the start of the status bar (a running job's progress)."""
+
 
 class RecordsView(Protocol):
     """What a controller reads of the library grid's records (read in bulk as columns by the
     browser, which shows and filters them)."""
 
     def all_labelled(self) -> bool: ...
+
+    def label_counts(self) -> dict[str, int]: ...
+
+    def columns(self) -> Any:
+        """The grid's columns (`BrowseColumns`) as shown now."""
 
 
 class ResultsView(Protocol):
@@ -72,5 +83,7 @@ SHELL_MEMBERS = frozenset(
         "dialog_parent",
         "selected_records",
         "open_image",
+        "reselect",
+        "add_status_widget",
     }
 )

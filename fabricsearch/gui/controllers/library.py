@@ -21,7 +21,8 @@ from fabricsearch.gui.workers import Worker
 from fabricsearch.jobs import CancelToken, ProgressFn, report
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import RecordsView, Shell
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,29 @@ def catalogue_signature(lib: Library) -> tuple[object, ...]:
 class LibraryController(QObject):
     recordsLoaded = Signal()  # the browser shows the library's current records
     externalChange = Signal(list)  # ids of records changed by another process
+    libraryOpened = Signal(str)  # after the library's records are shown
+    importEnded = Signal(object)  # ImportReport or None
+    labelsImported = Signal(object)  # services.labels.LabelsReport
+    #: Why the last open failed while no library is open ("" once one opens): the welcome
+    #: page says it.
+    openProblem = Signal(str)
+    categoriesRefreshed = Signal()  # changed outside this window; the records read again
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
-        self.session = window.session
+    def __init__(self, session: LibrarySession, shell: Shell, records: RecordsView) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.records = records  # the grid's columns, compared before and after a reload
+        # Made after this controller (they use it), set by the window: the Categories
+        # controller (labels with new categories) and the watched folders (their writes).
+        self.categories: Any = None
+        self.watching: Any = None
         self.session.labelsChanged.connect(lambda _ids: self.note_own_write())
         self.cache: ThumbnailCache | None = None
         self.import_workers: int | None = None  # decoding processes (None = all cores)
         self.last_import_report: Any = None
         self.labels_dialog: Any = None  # the latest labels report (LabelsReportDialog)
         self._generation = 0
-        self._loading = False
         self._signature: tuple[tuple[int, int], ...] | None = None
         self.opening: str | None = None  # the library being opened, as the user named it
         self._closes = 0  # close_library calls: an open that saw one meanwhile is dropped
@@ -99,23 +111,23 @@ class LibraryController(QObject):
         team library's (the folder its photos lie under)."""
         from fabricsearch.services.imports import create_library
 
-        w = self.w
+        shell = self.shell
         if not (isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))):
             path = Path(path).expanduser()  # else a team library's URL
         if not create and self._is_open(path):
             # Already open: nothing to do. (Opening it a second time used to touch the live
             # catalogue through a second descriptor; issue 20 item 1.)
-            w.statusBar().showMessage(f"{self.library.location} is already open", 5000)
+            shell.status(f"{self.library.location} is already open", 5000)
             return True
         if self.opening is not None:
-            w.statusBar().showMessage(f"Still opening {self.opening}…", 5000)
+            shell.status(f"Still opening {self.opening}…", 5000)
             return False
-        if w.training.running() and not w.sink.confirm(
+        if shell.runner.running("train") and not shell.sink.confirm(
             "Open library",
             "A training is running in this library. Open another library and cancel it?",
         ):
             return False
-        if self.importing and not w.sink.confirm(
+        if self.importing and not shell.sink.confirm(
             "Open library",
             "An import is running in this library. Open another library and cancel it? The "
             "photos read so far stay imported; importing the folder again finishes it.",
@@ -131,7 +143,7 @@ class LibraryController(QObject):
         # timeout to answer); the window answers meanwhile and says what it waits for.
         self.opening = shown
         closes = self._closes
-        w.statusBar().showMessage(f"Opening {shown}…")
+        shell.status(f"Opening {shown}…")
         try:
             if create:
                 make = partial(create_library, path, photos_root=photos_root)
@@ -141,39 +153,36 @@ class LibraryController(QObject):
         except (LibraryError, OSError) as exc:
             if isinstance(exc, NoLibraryThereError) and isinstance(path, str):
                 # An empty team database: offer to create one there, once this open is over.
-                w.statusBar().clearMessage()
+                shell.clear_status()
                 QTimer.singleShot(0, partial(self.offer_new_team_library, path))
                 return False
             if self.library is None:
-                w.welcome.problem.setText(f"Cannot open {shown}:\n{exc}")
-                w.welcome.problem.setVisible(True)
-            w.statusBar().clearMessage()
-            w.sink.inform("Open library", str(exc), warning=True)
+                self.openProblem.emit(f"Cannot open {shown}:\n{exc}")
+            shell.clear_status()
+            shell.sink.inform("Open library", str(exc), warning=True)
             return False
         finally:
             self.opening = None
-        w.statusBar().clearMessage()
+        shell.clear_status()
         if closes != self._closes:
             # The window closed (or closed its library) while this one was opening.
             log.info("dropped %s: the window closed while it opened", shown)
             lib.close()
             return False
-        w.welcome.problem.setVisible(False)
+        self.openProblem.emit("")
         self.close_library()
         self.cache = ThumbnailCache(lib, self)
-        self.cache.ready.connect(w.on_thumbnail_ready)
         # A team library by its URL without the password (Settings strips one too); before
         # the widgets, which fill the Library menu's recent entries.
-        self.w.settings.add_recent_library(lib.folder if lib.team is None else lib.location)
-        self.session.open(lib)  # the window points its panels at it
-        if lib.team is not None:
-            w.setWindowTitle(f"{lib.location} — fabricsearch")
+        shell.settings.add_recent_library(lib.folder if lib.team is None else lib.location)
+        # The window points its panels (and the cache's thumbnails) at it, titled by it.
+        self.session.open(lib)
         read_only = " (read-only)" if getattr(lib, "read_only", False) else ""
         log.info("opened library %s%s", lib.folder, read_only)
         if read_only:
-            w.statusBar().showMessage("Read-only library: search only, labels cannot change")
+            shell.status("Read-only library: search only, labels cannot change")
         self.show_first_screen(lib)
-        self.reload_records(then=lambda: w.libraryOpened.emit(str(lib.folder)))
+        self.reload_records(then=lambda: self.libraryOpened.emit(str(lib.folder)))
         self.watch_timer.start()
         return True
 
@@ -186,8 +195,7 @@ class LibraryController(QObject):
         except Exception:  # noqa: BLE001 - the worker's read says what is wrong
             log.debug("cannot read the first screen", exc_info=True)
             return
-        self.w.browser.show_first(count, first)
-        self.w.update_state()
+        self.session.show_first_screen(count, first)
 
     def _is_open(self, path: str | Path) -> bool:
         """Whether ``path`` names the library this window has open."""
@@ -259,7 +267,7 @@ class LibraryController(QObject):
         from fabricsearch.services.imports import display_url
 
         shown = display_url(url)
-        if not self.w.sink.confirm(
+        if not self.shell.sink.confirm(
             "Connect to team library",
             f"{shown} holds no fabricsearch library yet.\n\nCreate a new team library there? "
             "You then choose the shared folder the team's photos lie under (each colleague "
@@ -274,7 +282,8 @@ class LibraryController(QObject):
     def ask_photos_root(self, url: str) -> str | None:
         """The folder a new team library's photos lie under, from the user (None: cancelled)."""
         folder = QFileDialog.getExistingDirectory(
-            self.w, f"New team library {url}: the folder the team's photos lie under"
+            self.shell.dialog_parent(),
+            f"New team library {url}: the folder the team's photos lie under",
         )
         return folder or None
 
@@ -283,7 +292,7 @@ class LibraryController(QObject):
         from PySide6.QtWidgets import QInputDialog, QLineEdit
 
         text, ok = QInputDialog.getText(
-            self.w,
+            self.shell.dialog_parent(),
             "Team library password",
             f"Password for {url}:\n(kept for this session only; ~/.pgpass avoids the question)",
             QLineEdit.EchoMode.Password,
@@ -291,17 +300,15 @@ class LibraryController(QObject):
         return text if ok and text else None
 
     def close_library(self) -> None:
-        w = self.w
         self._closes += 1
         self.watch_timer.stop()
         self._generation += 1  # records still loading belong to the old library
-        self._loading = False
-        w.runner.cancel()
+        self.shell.runner.cancel()
         if self.cache is not None:
             self.cache.stop()
             # Freed once the grids let it go (their models are replaced at the next open).
             self.cache.setParent(None)
-        w.undo_stack.clear()
+        self.shell.undo_stack.clear()
         self.cache = None
         # Closes the handle; the search controller forgets its searches and history, the
         # window shows its welcome page (`closed`).
@@ -309,7 +316,8 @@ class LibraryController(QObject):
 
     @property
     def loading(self) -> bool:
-        return self._loading
+        """Whether the records are being read (`LibrarySession.records_loading`)."""
+        return self.session.records_loading
 
     def reload_records(self, then: Callable[[], None] | None = None) -> None:
         """Load every image's grid columns in a worker, then show them (and call `then`);
@@ -319,29 +327,28 @@ class LibraryController(QObject):
             return
         self._generation += 1
         generation = self._generation
-        self._loading = True
         signature = catalogue_signature(lib)
-        self.w.update_state()
+        self.session.set_loading(True)
 
         def done(columns: BrowseColumns) -> None:
             if generation != self._generation:
                 return
-            self._loading = False
             self._signature = signature
             # An import's automatic head, another client's activation: read once here.
             self.session.refresh_active_model()
-            self.w.browser.set_columns(columns)
-            self.w.update_state()
+            self.session.columns_loaded(columns)  # the browser shows them
             self.recordsLoaded.emit()
             if then is not None:
                 then()
 
         def failed(message: str) -> None:
             if generation == self._generation:
-                self._loading = False
-                self.w.sink.inform("Library", f"Cannot read the library: {message}", warning=True)
+                self.session.set_loading(False)
+                self.shell.sink.inform(
+                    "Library", f"Cannot read the library: {message}", warning=True
+                )
 
-        self.w.runner.start(
+        self.shell.runner.start(
             partial(load_columns, lib),
             name="records",
             slot="records",
@@ -354,7 +361,7 @@ class LibraryController(QObject):
         """The window wrote (labels, a fabric record) and shows it already: take the catalogue
         as it is now as seen, so the poll does not reload every record after each edit. (A
         change by another process in the same second is then seen with its next change.)"""
-        if self.library is not None and not self._loading and self._signature is not None:
+        if self.library is not None and not self.loading and self._signature is not None:
             self._signature = catalogue_signature(self.library)
 
     def check_external_changes(self) -> bool:
@@ -363,24 +370,25 @@ class LibraryController(QObject):
         lib = self.library
         if lib is not None:
             self.show_shared_training(lib)
-        if lib is None or self._loading or self._signature is None:
+        if lib is None or self.loading or self._signature is None:
             return False
-        if self.w.runner.running("import") or self.w.watching.writing():
+        runner = self.shell.runner
+        if runner.running("import") or (self.watching is not None and self.watching.writing()):
             return False  # the import's (or watched folder's batch's) end reloads anyway
-        if self.w.runner.running("labels"):
+        if runner.running("labels"):
             return False  # the window's own labels CSV: its end reloads and shows them
         if catalogue_signature(lib) == self._signature:
             return False
         categories = self.refresh_taxonomy(lib)
-        before = self.w.browser.columns()
-        selected = self.w.active_grid().selected_ids()
+        before = self.records.columns()
+        selected = self.session.selection
 
         def refreshed() -> None:
             if categories:
-                self.w.categories.refresh_dialog()  # with the counts reloaded
+                self.categoriesRefreshed.emit()  # the Categories dialog, with its counts
             # Labels and content compared as columns (paths are not read: a record moved by
             # another process shows its new path when its row is next painted).
-            changed = self.w.browser.columns().changed_since(before)
+            changed = self.records.columns().changed_since(before)
             if not changed:
                 return
             log.info("library changed by another process: %d records", len(changed))
@@ -388,8 +396,8 @@ class LibraryController(QObject):
             # removed images update the open index incrementally at the next query (a new
             # active model reloads it: the searcher notices).
             self.session.records_changed()
-            self.w.active_grid().select_ids(selected)
-            self.w.statusBar().showMessage(
+            self.shell.reselect(selected)
+            self.shell.status(
                 f"{plural(len(changed), 'image')} changed outside this window: refreshed", 6000
             )
             self.externalChange.emit(changed)
@@ -406,19 +414,21 @@ class LibraryController(QObject):
         except Exception:  # noqa: BLE001 - a lost connection: the next poll tries again
             log.debug("cannot read the taxonomy", exc_info=True)
             return False
-        if tax.to_dict() == self.w.label_panel.taxonomy.to_dict():
+        shown = self.session.taxonomy
+        if shown is not None and tax.to_dict() == shown.to_dict():
             return False
         log.info("categories changed by another process")
         self.session.set_taxonomy(tax)  # the panels and the searcher follow
-        self.w.label_panel.set_selection(self.w.selected_records())  # its boxes were refilled
-        self.w.statusBar().showMessage("Categories changed outside this window: refreshed", 6000)
+        # The label panel's boxes were refilled: the selection is shown again.
+        self.session.select(self.session.selection, self.session.in_results)
+        self.shell.status("Categories changed outside this window: refreshed", 6000)
         return True
 
     def show_shared_training(self, lib: Library) -> str | None:
         """A team library's training run by another client (or another window): "Training by
         ann@desk3 (pid 4711): 45 %" in the status bar, refreshed by each poll and gone a
         moment after it ends. This window's own training shows its own progress."""
-        if lib.team is None or self.w.training.running():
+        if lib.team is None or self.shell.runner.running("train"):
             return None
         try:
             p = lib.job_progress("training")
@@ -429,7 +439,7 @@ class LibraryController(QObject):
             return None
         done = f"{p['percent']} %" if p["percent"] is not None else p["stage"]
         text = f"Training by {p['who']}: {done}"
-        self.w.statusBar().showMessage(text, 2 * WATCH_INTERVAL_MS)
+        self.shell.status(text, 2 * WATCH_INTERVAL_MS)
         return text
 
     # --- dialogs ----------------------------------------------------------------------------
@@ -437,13 +447,13 @@ class LibraryController(QObject):
         """An empty folder, or one not made yet (`NewLibraryDialog` makes it)."""
         from fabricsearch.gui.dialogs.new_library_dialog import NewLibraryDialog
 
-        dialog = NewLibraryDialog(self.w)
+        dialog = NewLibraryDialog(self.shell.dialog_parent())
         dialog.fileSelected.connect(lambda folder: self.open_library(folder, create=True))
-        self.w.runner.last_dialog = dialog
+        self.shell.runner.last_dialog = dialog
         dialog.open()
 
     def open_library_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.w, "Open library")
+        folder = QFileDialog.getExistingDirectory(self.shell.dialog_parent(), "Open library")
         if folder:
             self.open_library(folder)
 
@@ -453,7 +463,7 @@ class LibraryController(QObject):
         from PySide6.QtWidgets import QInputDialog
 
         url, ok = QInputDialog.getText(
-            self.w,
+            self.shell.dialog_parent(),
             "Connect to team library",
             "Team library URL (postgresql://USER@HOST/DB)\n"
             "(an empty database: you are offered to create a team library there):",
@@ -461,13 +471,11 @@ class LibraryController(QObject):
         if ok and url.strip():
             self.open_library(url.strip())
 
-    def open_demo_library(self) -> None:
-        """Built in the background on first use (`controllers.demo`); opened when ready."""
-        self.w.demo.prepare()
-
     # --- import -------------------------------------------------------------------------
     def import_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.w, "Import a folder of fabric photos")
+        folder = QFileDialog.getExistingDirectory(
+            self.shell.dialog_parent(), "Import a folder of fabric photos"
+        )
         if folder:
             self.import_folder(folder)
 
@@ -482,7 +490,7 @@ class LibraryController(QObject):
         if self.library is None:
             return None
         if self.importing:
-            self.w.sink.inform(
+            self.shell.sink.inform(
                 "Import folder",
                 "An import is running: wait for it to end (or cancel it in the status bar) "
                 "before importing another folder.",
@@ -492,7 +500,7 @@ class LibraryController(QObject):
         if (
             labels_csv is None
             and found.is_file()
-            and self.w.sink.confirm(
+            and self.shell.sink.confirm(
                 "Import folder",
                 f"{Path(folder).name} holds {LABELS_CSV_NAME}. Apply its labels to the "
                 "imported photos?",
@@ -506,7 +514,7 @@ class LibraryController(QObject):
             labels_csv=labels_csv,
             workers=self.import_workers,
         )
-        worker = self.w.runner.start(
+        worker = self.shell.runner.start(
             fn,
             name="import",
             slot="import",
@@ -520,7 +528,7 @@ class LibraryController(QObject):
 
     @property
     def importing(self) -> bool:
-        return self.w.runner.running("import")
+        return self.shell.runner.running("import")
 
     @property
     def import_bar(self) -> Any:
@@ -531,7 +539,7 @@ class LibraryController(QObject):
             from fabricsearch.gui.widgets.job_bar import JobBar
 
             bar = self._import_bar = JobBar()
-            self.w.statusBar().insertPermanentWidget(0, bar)
+            self.shell.add_status_widget(bar)
             self._import_refresh = QTimer(self)
             self._import_refresh.setInterval(IMPORT_REFRESH_MS)
             self._import_refresh.timeout.connect(self.show_imported_so_far)
@@ -544,7 +552,7 @@ class LibraryController(QObject):
         if lib is None or not self.importing:
             self._import_refresh.stop()
             return False
-        if self._loading:
+        if self.loading:
             return False  # the reload under way shows them, or the next tick does
         # A large library's columns take seconds to read: reloading takes at most a quarter
         # of the time, so a long import into a million photos is not slowed by its grid.
@@ -573,22 +581,22 @@ class LibraryController(QObject):
         self.last_import_report = report_
         # New images join the open index at the next query; their labels are read now.
         self.session.records_changed()
-        dialog = ImportReportDialog(report_, folder, self.w)
-        self.w.runner.last_dialog = dialog
-        self.w.sink.present(dialog)
+        dialog = ImportReportDialog(report_, folder, self.shell.dialog_parent())
+        self.shell.runner.last_dialog = dialog
+        self.shell.sink.present(dialog)
         if getattr(report_, "labels", None) is not None and report_.labels.errors:
             self.show_labels_report(report_.labels)  # its labels.csv's refused rows
-        self.reload_records(then=lambda: self.w.importEnded.emit(report_))
+        self.reload_records(then=lambda: self.importEnded.emit(report_))
 
     def _on_import_failed(self, message: str) -> None:
         if message != "cancelled":
-            self.w.sink.inform("Import", f"The import failed: {message}", warning=True)
-        self.reload_records(then=lambda: self.w.importEnded.emit(None))
+            self.shell.sink.inform("Import", f"The import failed: {message}", warning=True)
+        self.reload_records(then=lambda: self.importEnded.emit(None))
 
     # --- labels CSV ---------------------------------------------------------------------------
     def import_labels_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self.w, "Import labels CSV", "", "CSV (*.csv);;All files (*)"
+            self.shell.dialog_parent(), "Import labels CSV", "", "CSV (*.csv);;All files (*)"
         )
         if path:
             self.import_labels(path)
@@ -612,19 +620,19 @@ class LibraryController(QObject):
                 else:
                     applied = plural(rep.applied, "image")
                     text = f"Labels applied to {applied} from {Path(path).name}."
-                    self.w.sink.inform("Import labels", text)
-                self.w.labelsImported.emit(rep)
+                    self.shell.sink.inform("Import labels", text)
+                self.labelsImported.emit(rep)
 
             self.session.records_changed()  # the searcher reads the labels again
             self.reload_records(then=shown)
 
-        return self.w.runner.start(
+        return self.shell.runner.start(
             work,
             name="labels-import",
             slot="labels",
             dialog=f"Importing labels from {Path(path).name}",
             on_finished=done,
-            on_failed=lambda m: self.w.sink.inform(
+            on_failed=lambda m: self.shell.sink.inform(
                 "Import labels", f"Cannot import {Path(path).name}: {m}", warning=True
             ),
         )
@@ -640,11 +648,11 @@ class LibraryController(QObject):
         if self.library is None:
             return None
         tax = self.library.taxonomy
-        dialog = LabelsReportDialog(summarise_labels(rep, tax), tax, self.w)
+        dialog = LabelsReportDialog(summarise_labels(rep, tax), tax, self.shell.dialog_parent())
         dialog.library = self.library  # its rows belong to this library, not the next one
         dialog.addRequested.connect(lambda: self.add_missing_categories(dialog))
         self.labels_dialog = dialog
-        self.w.sink.present(dialog)
+        self.shell.sink.present(dialog)
         return dialog
 
     def add_missing_categories(self, dialog: Any) -> Any:
@@ -667,13 +675,15 @@ class LibraryController(QObject):
         def done(rep: Any) -> None:
             tax = lib.taxonomy
             dialog.set_summary(summary.after(rep, tax), tax)
-            self.w.categories.changed_taxonomy(then=lambda: self.w.labelsImported.emit(rep))
+            self.categories.changed_taxonomy(then=lambda: self.labelsImported.emit(rep))
 
         def failed(message: str) -> None:
             dialog.set_busy(False)
-            self.w.sink.inform("Import labels", f"Cannot import {name}: {message}", warning=True)
+            self.shell.sink.inform(
+                "Import labels", f"Cannot import {name}: {message}", warning=True
+            )
 
-        return self.w.runner.start(
+        return self.shell.runner.start(
             work,
             name="labels-import",
             slot="labels",
@@ -685,7 +695,7 @@ class LibraryController(QObject):
 
     def export_labels_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self.w, "Export labels CSV", "labels.csv", "CSV (*.csv)"
+            self.shell.dialog_parent(), "Export labels CSV", "labels.csv", "CSV (*.csv)"
         )
         if path:
             self.export_labels(path)
@@ -698,24 +708,19 @@ class LibraryController(QObject):
         try:
             n = export_labels(self.library, path)
         except OSError as exc:
-            self.w.sink.inform("Export labels", f"Cannot write {path}: {exc}", warning=True)
+            self.shell.sink.inform("Export labels", f"Cannot write {path}: {exc}", warning=True)
             return None
-        self.w.statusBar().showMessage(f"Saved the labels of {plural(n, 'image')} to {path}", 5000)
+        self.shell.status(f"Saved the labels of {plural(n, 'image')} to {path}", 5000)
         return n
 
     # --- remove and relocate --------------------------------------------------------------------
-    def remove_selected(self) -> Any:
-        """Forget the selected images (the files stay on disk), after asking; undoable
-        (`controllers.removal`)."""
-        return self.w.removal.remove_selected()
-
     def relocate_dialog(self) -> None:
-        records = self.w.selected_records()
+        records = self.shell.selected_records()
         if self.library is None or not records:
-            self.w.statusBar().showMessage("Select an image of the moved folder first.", 4000)
+            self.shell.status("Select an image of the moved folder first.", 4000)
             return
         old = Path(records[0].path).parent
-        new = QFileDialog.getExistingDirectory(self.w, f"Where is {old} now?")
+        new = QFileDialog.getExistingDirectory(self.shell.dialog_parent(), f"Where is {old} now?")
         if new:
             self.relocate(old, new)
 
@@ -743,14 +748,14 @@ class LibraryController(QObject):
                     lines.append(f"{len(items)} {what}")
             self.session.images_changed()
             self.reload_records(
-                then=lambda: self.w.sink.inform("Relocate", "\n".join(lines), not rep.moved)
+                then=lambda: self.shell.sink.inform("Relocate", "\n".join(lines), not rep.moved)
             )
 
-        return self.w.runner.start(
+        return self.shell.runner.start(
             work,
             name="relocate",
             slot="relocate",
             dialog=f"Relocating {Path(old).name}",
             on_finished=done,
-            on_failed=lambda m: self.w.sink.inform("Relocate", f"Cannot relocate: {m}", True),
+            on_failed=lambda m: self.shell.sink.inform("Relocate", f"Cannot relocate: {m}", True),
         )

@@ -160,10 +160,13 @@ class LibraryBrowser(QWidget):
         self.grid.set_thumb_size(self.grid.iconSize().width())
 
     def listen(self, session: Any) -> None:
-        """Follow the window's `LibrarySession`: its categories, the labels it changed."""
+        """Follow the window's `LibrarySession`: its categories, the labels it changed, its
+        records as they are read (the first screen, then every image's columns)."""
         self._session = session
         session.taxonomyChanged.connect(self.set_taxonomy)
         session.labelsChanged.connect(self._labels_changed)
+        session.firstScreen.connect(self.show_first)
+        session.columnsLoaded.connect(self.set_columns)
 
     def _labels_changed(self, _ids: list[int]) -> None:
         self.update_records(self._session.changed_records())
