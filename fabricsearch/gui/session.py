@@ -38,6 +38,8 @@ class LibrarySession(QObject):
     * ``selectionChanged(ids, in_results)``: the shown grid's selection (results or library);
     * ``labelsChanged(ids)``: labels written by this window (also by undo and redo);
       `changed_records` reads the changed records once for every listener;
+    * ``metadataChanged(ids)``: fabric records (article, supplier, …) written by this window
+      (also by undo and redo);
     * ``recordsChanged()``: records changed in bulk and are read again: outside this window
       (another process), or by this window's import or labels CSV;
     * ``imagesChanged()``: this window added, moved or removed images (a watched folder's
@@ -66,6 +68,7 @@ class LibrarySession(QObject):
     taxonomyChanged = Signal(object)
     selectionChanged = Signal(list, bool)
     recordsChanged = Signal()
+    metadataChanged = Signal(list)
     imagesChanged = Signal()
     activeModelChanged = Signal(object)
     searchStarted = Signal(str, bool)
@@ -205,6 +208,11 @@ class LibrarySession(QObject):
         self._selection = list(ids)
         self._in_results = in_results
         self.selectionChanged.emit(list(ids), in_results)
+
+    def metadata_changed(self, ids: list[int]) -> None:
+        """This window wrote the fabric records of ``ids``."""
+        if self._library is not None:
+            self.metadataChanged.emit(list(ids))
 
     def records_changed(self) -> None:
         """Records changed in bulk (another process, an import, a labels CSV); they are

@@ -85,6 +85,7 @@ class LibraryController(QObject):
         self.categories: Any = None
         self.watching: Any = None
         self.session.labelsChanged.connect(lambda _ids: self.note_own_write())
+        self.session.metadataChanged.connect(lambda _ids: self.note_own_write())
         self.cache: ThumbnailCache | None = None
         self.import_workers: int | None = None  # decoding processes (None = all cores)
         self.last_import_report: Any = None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand
 
 from fabricsearch.errors import message_for
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import Shell
 
 log = logging.getLogger(__name__)
 
@@ -43,62 +44,70 @@ class SetMetadataCommand(QUndoCommand):
 
 
 class RecordsController(QObject):
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    #: The fabric records of the selection: their ids and `FabricMetadata` by id.
+    selectionShown = Signal(list, dict)
+    #: A value refused: the field's name and why (the typed text stays to be corrected).
+    problemFound = Signal(str, str)
+
+    def __init__(self, session: LibrarySession, shell: Shell) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
 
     def show_selection(self) -> None:
-        w = self.w
-        if w.library is None or not hasattr(w.library, "metadata"):
-            w.metadata_panel.set_selection([], {})
+        lib = self.session.library
+        if lib is None or not hasattr(lib, "metadata"):
+            self.selectionShown.emit([], {})
             return
-        ids = [r.id for r in w.selected_records()]
-        w.metadata_panel.set_selection(ids, w.library.metadata(ids) if ids else {})
+        ids = [r.id for r in self.shell.selected_records()]
+        self.selectionShown.emit(ids, lib.metadata(ids) if ids else {})
 
     def set_metadata(self, values: dict[str, Any]) -> bool:
         """Set `values` on every selected image as one undoable step."""
-        w = self.w
-        ids = [r.id for r in w.selected_records()]
-        if w.library is None or not ids:
-            w.statusBar().showMessage("Select images first.", 4000)
+        shell, lib = self.shell, self.session.library
+        ids = [r.id for r in shell.selected_records()]
+        if lib is None or not ids:
+            shell.status("Select images first.", 4000)
             return False
         try:
-            replaced = w.library.set_metadata(ids, values)
+            replaced = lib.set_metadata(ids, values)
         except Exception as exc:  # noqa: BLE001 - a refused value: say why
             reason = message_for(exc, what="setting a fabric record")
             log.info("fabric record refused: %s", reason)
             # Beside the field, the typed text kept to be corrected (a box that erased it
             # made the user type it all again).
-            w.metadata_panel.show_problem(next(iter(values)), reason)
-            w.statusBar().showMessage(f"Not set: {reason}", 6000)
+            self.problemFound.emit(next(iter(values)), reason)
+            shell.status(f"Not set: {reason}", 6000)
             return False
-        stored = w.library.metadata(ids)
+        stored = lib.metadata(ids)
         new = {i: {k: _stored(stored[i], k) for k in values} for i in ids}
         field = ", ".join(values)
         n = len(ids)
         command = SetMetadataCommand(self, replaced, new, f"{field} on {n} image{'s' * (n != 1)}")
-        w.undo_stack.push(command)
-        w.statusBar().showMessage(command.text(), 4000)
-        self.after_write()
+        shell.undo_stack.push(command)
+        shell.status(command.text(), 4000)
+        self.after_write(ids)
         return True
 
     def write_rows(self, rows: dict[int, dict[str, Any]]) -> None:
-        if self.w.library is not None:
-            self.w.library.set_metadata_rows(rows)
-            self.after_write()
+        lib = self.session.library
+        if lib is not None:
+            lib.set_metadata_rows(rows)
+            self.after_write(list(rows))
 
-    def after_write(self) -> None:
-        self.w.libraries.note_own_write()
-        self.w.searching.invalidate_labels()
+    def after_write(self, ids: list[int]) -> None:
+        # The poll takes the catalogue as seen, the searcher and the library grid's text
+        # filter read the records again (`metadataChanged`); the panel shows them.
+        self.session.metadata_changed(ids)
         self.show_selection()
-        self.w.browser.refresh_text_filter()
 
     def text_ids(self, text: str) -> frozenset[int] | None:
         """Ids matching a text query (None: no query); raises the catalogue's error."""
         text = text.strip()
-        if not text or self.w.library is None:
+        lib = self.session.library
+        if not text or lib is None:
             return None
-        return frozenset(self.w.library.text_search(text))
+        return frozenset(lib.text_search(text))
 
 
 def _stored(meta: Any, field: str) -> Any:

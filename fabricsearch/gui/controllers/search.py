@@ -193,6 +193,7 @@ class SearchController(QObject):
         # model: a new searcher; a closed library's searches are forgotten.
         session.labelsChanged.connect(lambda _ids: self.invalidate_labels())
         session.recordsChanged.connect(self.invalidate_labels)
+        session.metadataChanged.connect(lambda _ids: self.invalidate_labels())
         session.imagesChanged.connect(self.invalidate)
         session.taxonomyChanged.connect(lambda _tax: self.invalidate_labels())
         session.activeModelChanged.connect(lambda _info: self.model_changed())

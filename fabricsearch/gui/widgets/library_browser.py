@@ -167,6 +167,7 @@ class LibraryBrowser(QWidget):
         session.labelsChanged.connect(self._labels_changed)
         session.firstScreen.connect(self.show_first)
         session.columnsLoaded.connect(self.set_columns)
+        session.metadataChanged.connect(lambda _ids: self.refresh_text_filter())
 
     def _labels_changed(self, _ids: list[int]) -> None:
         self.update_records(self._session.changed_records())
