@@ -455,6 +455,46 @@ def test_the_fused_inference_network_computes_the_same_features() -> None:
         np.testing.assert_allclose(fused(x).numpy(), plain(x).numpy(), atol=1e-4)
 
 
+def test_threads_asking_for_the_network_at_once_build_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The window's warm-up, a search, a suggestion and an import's feature thread may ask at
+    the same moment: one build, one object for all (each built its own before)."""
+    import threading
+    import time
+
+    monkeypatch.setattr(bb, "_CACHE", {})
+    builds: list[str] = []
+    real_build = bb.build_network
+
+    def slow_build(spec):  # type: ignore[no-untyped-def]
+        builds.append(threading.current_thread().name)
+        time.sleep(0.3)  # widens the window in which the others find no network yet
+        return real_build(spec)
+
+    monkeypatch.setattr(bb, "build_network", slow_build)
+    start = threading.Barrier(4)
+    nets: dict[str, object] = {}
+
+    def ask(fused: bool) -> None:
+        start.wait(timeout=30)
+        nets[threading.current_thread().name] = bb.load_backbone(LITE0, fused=fused)
+
+    threads = [
+        threading.Thread(target=ask, args=(k % 2 == 1,), name=f"asker-{k}") for k in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(builds) == 1, builds
+    plain = [nets[f"asker-{k}"] for k in (0, 2)]
+    fused = [nets[f"asker-{k}"] for k in (1, 3)]
+    assert plain[0] is plain[1]
+    assert fused[0] is fused[1]
+    assert fused[0] is not plain[0]
+
+
 def test_absurd_model_configurations_are_refused(tmp_path: Path) -> None:
     from fabricsearch.config import TrainConfig
     from fabricsearch.hashing.checkpoint import (

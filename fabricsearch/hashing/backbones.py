@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 from importlib import util as importlib_util
 from pathlib import Path
 
@@ -314,6 +315,10 @@ def fuse_for_inference(net: EfficientNetLite) -> EfficientNetLite:
 
 
 _CACHE: dict[str, EfficientNetLite] = {}
+#: One build of each network: the window's warm-up thread, a search, a label suggestion and an
+#: import's feature thread may all ask for it in the first seconds; each built its own (CPU
+#: and memory twice or more, a weights file converted by two threads at once).
+_CACHE_LOCK = threading.RLock()
 
 
 def load_backbone(
@@ -328,16 +333,20 @@ def load_backbone(
         raise BackboneError(f"{name} has no pretrained weights (it trains with the method)")
     key = f"{spec.version}@{device}" + ("/fused" if fused else "")
     net = _CACHE.get(key)
-    if net is None:
-        if fused:
-            net = fuse_for_inference(load_backbone(name, "cpu")).to(device)
-        else:
-            net = build_network(spec)
-            state = load_file(str(ensure_weights(spec)))
-            net.load_state_dict(state, strict=True)
-            net.eval().requires_grad_(False)
-            net = net.to(device)
-        _CACHE[key] = net
+    if net is not None:
+        return net
+    with _CACHE_LOCK:
+        net = _CACHE.get(key)
+        if net is None:
+            if fused:
+                net = fuse_for_inference(load_backbone(name, "cpu")).to(device)
+            else:
+                net = build_network(spec)
+                state = load_file(str(ensure_weights(spec)))
+                net.load_state_dict(state, strict=True)
+                net.eval().requires_grad_(False)
+                net = net.to(device)
+            _CACHE[key] = net
     return net
 
 
