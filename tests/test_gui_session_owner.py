@@ -29,11 +29,16 @@ pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWa
 CONTROLLERS = Path(__file__).resolve().parents[1] / "fabricsearch/gui/controllers"
 #: Controllers that take the session and a shell, never the window.
 CONVERTED = (
+    "demo.py",
     "labelling.py",
     "library.py",
+    "opening.py",
     "records.py",
+    "removal.py",
     "search.py",
     "suggestions.py",
+    "taxonomy.py",
+    "training.py",
     "watching.py",
 )
 #: References from the other controllers into the window (`self.w…`); 237 before issue 21's

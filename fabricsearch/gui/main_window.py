@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
@@ -102,13 +103,9 @@ class MainWindow(QMainWindow):
         # The open library's state; controllers and panels listen to it (issue 21 item 5).
         self.session = LibrarySession(self)
         self.labelling = LabellingController(self.session, self)
-        self.training = TrainingController(self, train_config)
         self.records = RecordsController(self.session, self)
-        self.categories = TaxonomyController(self)
-        self.demo = DemoController(self)
         self.previewing = PreviewController(self)
-        self.removal = RemovalController(self)  # Remove from library, undoably
-        self.opening = OpenController(self)  # the desktop's viewer, or Open with…
+        self.opening = OpenController(self.session, self)  # the desktop's viewer, or Open with…
         self.saved_searches = SavedSearchController(self)  # Library ▸ Saved searches
         self.loupe: Any = None
 
@@ -116,14 +113,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1360, 860)
         self._build_widgets()
-        # Controllers that take the session and this window as their shell (`shell.Shell`),
-        # with the panels they read (never write: the panels follow the session).
-        self.libraries = LibraryController(self.session, self, self.browser)
-        self.searching = SearchController(self.session, self, self.search_panel)
-        self.suggesting = SuggestionController(self.session, self, self.browser)
-        self.watching = WatchController(self.session, self, self.libraries)
-        self.libraries.categories = self.categories
-        self.libraries.watching = self.watching
+        self._build_controllers(train_config)
         self._build_menus()
         self._shortcut_actions = list(self.label_panel.shortcut_actions)
         self.addActions(self._shortcut_actions)
@@ -224,7 +214,6 @@ class MainWindow(QMainWindow):
         self.model_label = ElidedLabel()
         self.advice_label = ElidedLabel()
         self.watch_label = ElidedLabel()
-        self.statusBar().addPermanentWidget(self.removal.notice)  # "Removed 2 images · Undo"
         self.statusBar().addPermanentWidget(self.watch_label)
         self.statusBar().addPermanentWidget(self.advice_label)
         self.statusBar().addPermanentWidget(self.count_label)
@@ -238,6 +227,24 @@ class MainWindow(QMainWindow):
         self.training_button.setToolTip("Show the training's progress window")
         self.training_button.setVisible(False)
         self.statusBar().addPermanentWidget(self.training_button)
+
+    def _build_controllers(self, train_config: Any) -> None:
+        """The controllers that take the session and this window as their shell (`Shell`),
+        with the panels they read (never write: the panels follow the session)."""
+        session, browser = self.session, self.browser
+        self.libraries = LibraryController(session, self, browser)
+        self.searching = SearchController(session, self, self.search_panel)
+        self.suggesting = SuggestionController(session, self, browser)
+        self.watching = WatchController(session, self, self.libraries)
+        self.categories = TaxonomyController(session, self, self.libraries, browser)
+        self.training = TrainingController(session, self, browser, train_config)
+        self.demo = DemoController(session, self, self.libraries)
+        self.removal = RemovalController(session, self, self.libraries)  # undoably
+        # Made after them (they use it), told of them: new categories, watched folders' writes.
+        self.libraries.categories = self.categories
+        self.libraries.watching = self.watching
+        # "Removed 2 images · Undo": the status bar's first permanent widget.
+        self.statusBar().insertPermanentWidget(0, self.removal.notice)
 
     def _action(
         self,
@@ -508,6 +515,12 @@ class MainWindow(QMainWindow):
         self.suggesting.changed.connect(self._show_suggestions)
         self.suggesting.selectionSuggestion.connect(self.label_panel.set_suggestion)
         self.training_button.clicked.connect(self.training.show_training)
+        self.training.progressShown.connect(self.training_button.setText)
+        self.training.runningChanged.connect(self._training_running)
+        self.training.ended.connect(lambda _o: self.update_state())
+        self.training.ended.connect(self.trainingEnded)
+        self.demo.preparing.connect(lambda text: self.welcome.show_preparing(text or None))
+        self.demo.problemFound.connect(self._show_open_problem)
         self.welcome.new_button.clicked.connect(self.libraries.new_library_dialog)
         self.welcome.open_button.clicked.connect(self.libraries.open_library_dialog)
         # Built in the background on first use (`controllers.demo`); opened when ready.
@@ -560,6 +573,11 @@ class MainWindow(QMainWindow):
         if lib.team is not None:
             self.setWindowTitle(f"{lib.location} — fabricsearch")
         self.browser.set_library(lib)
+
+    def _training_running(self, running: bool) -> None:
+        self.training_button.setVisible(running)
+        if running:
+            self.training_action.setEnabled(True)
 
     def _show_open_problem(self, text: str) -> None:
         if text:
@@ -799,20 +817,37 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Copied {len(paths)} path(s)", 4000)
         return paths
 
-    def copy_image(self) -> bool:
-        """The first selected image, full size, on the clipboard."""
+    def copy_image(self) -> Any:
+        """The first selected image, full size, on the clipboard: decoded in a worker (a
+        camera photo took 0.3 s on the GUI thread, a large TIFF seconds); the worker, or None
+        when nothing is selected."""
+        from fabricsearch.gui.export import read_full_image
+
         records = self.selected_records()
         if not records:
-            return False
-        image = QImage(str(records[0].path))
-        if image.isNull() and self.cache is not None:
-            image = self.cache.image(records[0].id) or QImage()
-        if image.isNull():
-            self.statusBar().showMessage(f"Cannot read {records[0].path.name}", 5000)
-            return False
-        QGuiApplication.clipboard().setImage(image)
-        self.statusBar().showMessage(f"Copied {records[0].path.name}", 4000)
-        return True
+            return None
+        rec = records[0]
+        # The cached 512 px preview, should the original be unreadable (moved, offline).
+        fallback = self.cache.image(rec.id) if self.cache is not None else None
+
+        def done(image: QImage) -> None:
+            if image.isNull() and fallback is not None:
+                image = fallback
+            if image.isNull():
+                self.statusBar().showMessage(f"Cannot read {rec.path.name}", 5000)
+                return
+            QGuiApplication.clipboard().setImage(image)
+            self.statusBar().showMessage(f"Copied {rec.path.name}", 4000)
+
+        self.statusBar().showMessage(f"Copying {rec.path.name}…")
+        return self.runner.start(
+            partial(read_full_image, rec.path),
+            name="copy-image",
+            slot="copy-image",
+            replace=True,
+            on_finished=done,
+            on_failed=lambda message: self.statusBar().showMessage(message, 5000),
+        )
 
     def _loupe_query(self) -> Any:
         o = self.session.outcome

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.controllers.library import LibraryController
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import Shell
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +22,20 @@ SLOT = "demo"
 
 class DemoController(QObject):
     ready = Signal(str)  # the demo library's folder, once built (before it is opened)
+    #: What the welcome page says while it is built ("": nothing, it is done).
+    preparing = Signal(str)
+    problemFound = Signal(str)  # why it could not be built
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(self, session: LibrarySession, shell: Shell, libraries: LibraryController) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.libraries = libraries  # opens it when ready
         self._open_when_ready = True
         self._logged = -1  # the last tenth of the build written to the log
 
     def running(self) -> bool:
-        return self.w.runner.running(SLOT)
+        return self.shell.runner.running(SLOT)
 
     def prepare(self, open_when_ready: bool = True) -> None:
         """Build (or check) the demo library in a worker; open it when done."""
@@ -38,16 +45,16 @@ class DemoController(QObject):
         if self.running():
             return
         self._logged = -1
-        self.w.welcome.show_preparing("Preparing the demo library…")
+        self.preparing.emit("Preparing the demo library…")
         log.info("preparing the demo library in the background")
-        self.w.runner.start(
+        self.shell.runner.start(
             prepare_demo_library,
             name="demo library",
             slot=SLOT,
             on_progress=self._progress,
             on_finished=self._finished,
             on_failed=self._failed,
-            on_cancelled=lambda: self.w.welcome.show_preparing(None),
+            on_cancelled=lambda: self.preparing.emit(""),
         )
 
     def _progress(self, p: Any) -> None:
@@ -57,16 +64,15 @@ class DemoController(QObject):
             log.info("preparing the demo library: %d %% (%s)", p.done, p.message)
         if p.message and p.message != "Ready":
             text += f" ({p.message.lower()})"
-        self.w.welcome.show_preparing(text)
+        self.preparing.emit(text)
 
     def _finished(self, folder: Any) -> None:
-        self.w.welcome.show_preparing(None)
+        self.preparing.emit("")
         self.ready.emit(str(folder))
-        if self._open_when_ready and self.w.library is None:
-            self.w.open_library(Path(folder))
+        if self._open_when_ready and self.session.library is None:
+            self.libraries.open_library(Path(folder))
 
     def _failed(self, message: str) -> None:
-        self.w.welcome.show_preparing(None)
+        self.preparing.emit("")
         log.error("demo library unavailable: %s", message)
-        self.w.welcome.problem.setText(f"The demo library could not be prepared: {message}")
-        self.w.welcome.problem.setVisible(True)
+        self.problemFound.emit(f"The demo library could not be prepared: {message}")

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QFileDialog
 import fabricsearch.gui.desktop as desktop
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import Shell
 
 #: At most this many selected photos go to one program start.
 MAX_FILES = 50
@@ -35,17 +36,18 @@ def start_program(program: str, paths: list[Path]) -> bool:
 
 
 class OpenController(QObject):
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(self, session: LibrarySession, shell: Shell) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
 
     def _paths(self, image_id: int | None) -> list[Path]:
-        lib = self.w.library
+        lib = self.session.library
         if lib is None:
             return []
         if image_id is not None:
             return [Path(lib.get(image_id).path)]
-        return [Path(r.path) for r in self.w.selected_records()[:MAX_FILES]]
+        return [Path(r.path) for r in self.shell.selected_records()[:MAX_FILES]]
 
     def open(self, image_id: int) -> bool:
         """The desktop's viewer; where there is none, the remembered program, else ask."""
@@ -54,7 +56,7 @@ class OpenController(QObject):
             return False
         if desktop.open_file(paths[0]):
             return True
-        program = self.w.settings.open_with_program
+        program = self.shell.settings.open_with_program
         if program and Path(program).exists():
             return self._start(program, paths)
         kind = paths[0].suffix.lstrip(".").upper() or "this kind of"
@@ -67,21 +69,21 @@ class OpenController(QObject):
         the photo (`image_id`) or the selected photos."""
         paths = self._paths(image_id)
         if not paths:
-            self.w.statusBar().showMessage("Select a photo to open first.", 4000)
+            self.shell.status("Select a photo to open first.", 4000)
             return False
-        remembered = self.w.settings.open_with_program or ""
-        program, _ = QFileDialog.getOpenFileName(self.w, title, remembered)
+        remembered = self.shell.settings.open_with_program or ""
+        program, _ = QFileDialog.getOpenFileName(self.shell.dialog_parent(), title, remembered)
         if not program:
             return False
-        self.w.settings.open_with_program = program
+        self.shell.settings.open_with_program = program
         return self._start(program, paths)
 
     def _start(self, program: str, paths: list[Path]) -> bool:
         if start_program(program, paths):
-            self.w.statusBar().showMessage(
+            self.shell.status(
                 f"Opened {paths[0].name}{' …' if len(paths) > 1 else ''} with {Path(program).name}",
                 4000,
             )
             return True
-        self.w.sink.inform("Open with", f"Cannot start {program}.", warning=True)
+        self.shell.sink.inform("Open with", f"Cannot start {program}.", warning=True)
         return False

@@ -45,7 +45,7 @@ class SetMetadataCommand(QUndoCommand):
 
 class RecordsController(QObject):
     #: The fabric records of the selection: their ids and `FabricMetadata` by id.
-    selectionShown = Signal(list, dict)
+    selectionShown = Signal(list, object)
     #: A value refused: the field's name and why (the typed text stays to be corrected).
     problemFound = Signal(str, str)
 

@@ -19,7 +19,9 @@ from fabricsearch.errors import message_for
 from fabricsearch.gui.messages import plural
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.controllers.library import LibraryController
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import Shell
 
 #: How long the status bar offers Undo after a removal.
 UNDO_OFFER_MS = 20_000
@@ -72,29 +74,30 @@ class UndoNotice(QWidget):
 
 
 class RemovalController(QObject):
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(self, session: LibrarySession, shell: Shell, libraries: LibraryController) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.libraries = libraries  # the records read again after a change
         self.notice = UndoNotice()
         self.notice.button.clicked.connect(self.undo_offered)
         self._offered: RemoveImagesCommand | None = None
         self.dialog_: Any = None
-        window.undo_stack.indexChanged.connect(lambda _i: self._withdraw_offer())
+        shell.undo_stack.indexChanged.connect(lambda _i: self._withdraw_offer())
 
     # --- remove ---------------------------------------------------------------------------
     def remove_selected(self) -> Any:
         """Forget the selected images (the files stay on disk), after asking; one undo step.
         The `RemoveReport`, or None when nothing was removed."""
-        w = self.w
-        lib = w.library
-        records = w.selected_records()
+        lib = self.session.library
+        records = self.shell.selected_records()
         if lib is None or not records:
-            w.statusBar().showMessage("Select the images to remove first.", 4000)
+            self.shell.status("Select the images to remove first.", 4000)
             return None
         n = len(records)
         labelled = sum(1 for r in records if r.labelled)
         lost = f" {labelled} of them are labelled; their labels go with them." if labelled else ""
-        if not w.sink.confirm(
+        if not self.shell.sink.confirm(
             "Remove from library",
             f"Remove {plural(n, 'image')} from the library? The files stay on disk.{lost} "
             "Edit ▸ Undo puts them back, and so does Library ▸ Recently removed… later.",
@@ -105,53 +108,55 @@ class RemovalController(QObject):
             rep = lib.remove_paths(paths)
         except Exception as exc:  # noqa: BLE001 - e.g. a read-only library: say why
             reason = message_for(exc, what="removing images")
-            w.sink.inform("Remove from library", f"Cannot remove: {reason}", warning=True)
+            self.shell.sink.inform("Remove from library", f"Cannot remove: {reason}", warning=True)
             return None
         if rep.record is None:
             return rep
         command = RemoveImagesCommand(self, paths, rep.record, len(rep.removed))
-        w.undo_stack.push(command)
+        self.shell.undo_stack.push(command)
         self._changed(clear_results=True)
         # Said once, by the offer (a status message beside it repeated it, cut short).
-        w.statusBar().clearMessage()
+        self.shell.clear_status()
         self._offered = command
         self.notice.offer(f"Removed {plural(len(rep.removed), 'image')} from the library")
         return rep
 
     def undo_offered(self) -> None:
         """The status bar's Undo: undo the removal it offered if it is the latest step."""
-        stack = self.w.undo_stack
+        stack = self.shell.undo_stack
         if self._offered is not None and stack.command(stack.index() - 1) is self._offered:
             stack.undo()
         self._withdraw_offer()
 
     def _withdraw_offer(self) -> None:
-        stack = self.w.undo_stack
+        stack = self.shell.undo_stack
         if self._offered is None or stack.command(stack.index() - 1) is not self._offered:
             self._offered = None
             self.notice.hide()
 
     def remove_again(self, command: RemoveImagesCommand) -> None:
-        lib = self.w.library
+        lib = self.session.library
         if lib is None:
             return
         try:
             rep = lib.remove_paths(command.paths)
         except Exception as exc:  # noqa: BLE001 - a read-only library, a lost connection
             reason = message_for(exc, what="removing images")
-            self.w.sink.inform("Redo", f"Cannot remove the images again: {reason}", warning=True)
+            self.shell.sink.inform(
+                "Redo", f"Cannot remove the images again: {reason}", warning=True
+            )
             return
         if rep.record is not None:
             command.record = rep.record
         self._changed(clear_results=True)
-        self.w.statusBar().showMessage(
+        self.shell.status(
             f"Removed {plural(len(rep.removed), 'image')} from the library again", 6000
         )
 
     def restore_command(self, command: RemoveImagesCommand) -> None:
         from fabricsearch.services.records import restore_removed
 
-        lib = self.w.library
+        lib = self.session.library
         if lib is None:
             return
         try:
@@ -160,13 +165,13 @@ class RemovalController(QObject):
             rep, _encoded = restore_removed(lib, command.record, encode=False)
         except Exception as exc:  # noqa: BLE001 - a read-only library, a deleted record
             reason = message_for(exc, what="restoring images")
-            self.w.sink.inform("Undo", f"Cannot put the images back: {reason}", warning=True)
+            self.shell.sink.inform("Undo", f"Cannot put the images back: {reason}", warning=True)
             return
         self._changed()
         self._say_restored(rep)
         if rep.renumbered:
             # Earlier steps name the images by their old ids: they would now touch others.
-            QTimer.singleShot(0, self.w.undo_stack.clear)
+            QTimer.singleShot(0, self.shell.undo_stack.clear)
 
     # --- recently removed -----------------------------------------------------------------
     def dialog(self) -> Any:
@@ -174,13 +179,12 @@ class RemovalController(QObject):
         each record holds every removed image's rows, megabytes for a large removal)."""
         from fabricsearch.gui.dialogs.removed_dialog import RecentlyRemovedDialog
 
-        w = self.w
-        if w.library is None:
+        if self.session.library is None:
             return None
-        dialog = RecentlyRemovedDialog([], w)
+        dialog = RecentlyRemovedDialog([], self.shell.dialog_parent())
         dialog.restoreRequested.connect(self.restore_batch)
         self.dialog_ = dialog
-        w.runner.last_dialog = dialog
+        self.shell.runner.last_dialog = dialog
         dialog.open()
         self._list_batches()
         return dialog
@@ -188,24 +192,24 @@ class RemovalController(QObject):
     def _list_batches(self, select: str | None = None) -> None:
         from fabricsearch.services.records import removal_batches
 
-        w, lib, dialog = self.w, self.w.library, self.dialog_
+        lib, dialog = self.session.library, self.dialog_
         if lib is None or dialog is None:
             return
         dialog.set_reading(True)
 
         def done(batches: list[Any]) -> None:
-            if self.dialog_ is dialog and w.library is lib:
+            if self.dialog_ is dialog and self.session.library is lib:
                 dialog.set_batches(batches)
                 if select is not None:
                     dialog.select_record(select)
 
-        w.runner.start(
+        self.shell.runner.start(
             lambda progress=None, cancel=None: removal_batches(lib),
             name="removed-list",
             slot="removed-list",
             replace=True,
             on_finished=done,
-            on_failed=lambda m: w.sink.inform("Recently removed", m, warning=True),
+            on_failed=lambda m: self.shell.sink.inform("Recently removed", m, warning=True),
         )
 
     def restore_batch(self, record: str) -> Any:
@@ -213,8 +217,7 @@ class RemovalController(QObject):
         records are reloaded and the dialog refreshed at the end. The worker."""
         from fabricsearch.services.records import restore_removed
 
-        w = self.w
-        lib = w.library
+        lib = self.session.library
         if lib is None:
             return None
 
@@ -222,27 +225,28 @@ class RemovalController(QObject):
             rep, _encoded = outcome
             self._changed()
             self._say_restored(rep)
-            if w.library is lib:
+            if self.session.library is lib:
                 self._list_batches(select=record)
 
-        return w.runner.start(
+        return self.shell.runner.start(
             partial(restore_removed, lib, record),
             name="restore",
             slot="restore",
             on_finished=done,
-            on_failed=lambda m: w.sink.inform("Restore", f"Cannot restore: {m}", warning=True),
+            on_failed=lambda m: self.shell.sink.inform(
+                "Restore", f"Cannot restore: {m}", warning=True
+            ),
         )
 
     # --- shared ---------------------------------------------------------------------------
     def _changed(self, clear_results: bool = False) -> None:
-        w = self.w
-        w.session.images_changed()  # the searcher's index is stale
+        self.session.images_changed()  # the searcher's index is stale
         if clear_results:
-            w.searching.clear()  # the results name images that are gone
-        w.libraries.reload_records()
+            self.session.clear_results()  # the results name images that are gone
+        self.libraries.reload_records()
 
     def _say_restored(self, rep: Any) -> None:
         text = f"Put back {plural(len(rep.restored), 'image')}"
         if rep.skipped:
             text += f"; {len(rep.skipped)} already in the library"
-        self.w.statusBar().showMessage(text, 6000)
+        self.shell.status(text, 6000)

@@ -11,7 +11,9 @@ from PySide6.QtGui import QUndoCommand
 from fabricsearch.errors import message_for
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.controllers.library import LibraryController
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import RecordsView, Shell
 
 
 class TaxonomyCommand(QUndoCommand):
@@ -35,9 +37,9 @@ class TaxonomyCommand(QUndoCommand):
         from fabricsearch.services.records import TaxonomyError
 
         try:
-            self.controller.w.library.undo_taxonomy_change(self.change)
+            self.controller.session.library.undo_taxonomy_change(self.change)
         except TaxonomyError as exc:  # changed since (another window, the CLI, a colleague)
-            self.controller.w.sink.inform("Categories", str(exc), warning=True)
+            self.controller.shell.sink.inform("Categories", str(exc), warning=True)
             self.setObsolete(True)  # the stack drops it: there is nothing to redo
             return
         self.controller.changed_taxonomy()
@@ -46,28 +48,37 @@ class TaxonomyCommand(QUndoCommand):
 class TaxonomyController(QObject):
     taxonomyChanged = Signal()
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(
+        self,
+        session: LibrarySession,
+        shell: Shell,
+        libraries: LibraryController,
+        records: RecordsView,
+    ) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.libraries = libraries  # relabelled images read again after an edit
+        self.records = records  # how many images each category labels
         self.dialog_: Any = None
 
     def dialog(self) -> Any:
         from fabricsearch.gui.dialogs.taxonomy_dialog import TaxonomyDialog
 
-        w = self.w
-        if w.library is None:
+        if self.session.library is None:
             return None
-        dialog = TaxonomyDialog(w.library.taxonomy, w.browser.label_counts(), w)
+        dialog = TaxonomyDialog(
+            self.session.library.taxonomy, self.records.label_counts(), self.shell.dialog_parent()
+        )
         dialog.editRequested.connect(self.edit)
         self.dialog_ = dialog
-        w.runner.last_dialog = dialog
+        self.shell.runner.last_dialog = dialog
         dialog.open()
         return dialog
 
     def edit(self, kind: str, action: str, args: tuple) -> bool:
         """`action` one of add / rename / merge / retire on the library's taxonomy."""
-        w = self.w
-        lib = w.library
+        lib = self.session.library
         if lib is None:
             return False
         method = {
@@ -84,20 +95,21 @@ class TaxonomyController(QObject):
             change = do()
         except Exception as exc:  # noqa: BLE001 - refused (unknown id, in use, read-only)
             reason = message_for(exc, what=f"the category {action}")
-            w.sink.inform("Categories", f"Cannot {action} {args[0]}: {reason}", warning=True)
+            self.shell.sink.inform(
+                "Categories", f"Cannot {action} {args[0]}: {reason}", warning=True
+            )
             return False
-        w.undo_stack.push(TaxonomyCommand(self, do, change))
+        self.shell.undo_stack.push(TaxonomyCommand(self, do, change))
         self.changed_taxonomy()
-        w.statusBar().showMessage(change.description, 5000)
+        self.shell.status(change.description, 5000)
         return True
 
     def changed_taxonomy(self, then: Callable[[], None] | None = None) -> None:
         """New names and categories everywhere; relabelled images reloaded (then `then`)."""
-        w = self.w
-        lib = w.library
+        lib = self.session.library
         if lib is None:
             return
-        w.session.set_taxonomy(lib.taxonomy)  # the panels and the searcher follow
+        self.session.set_taxonomy(lib.taxonomy)  # the panels and the searcher follow
 
         def refreshed() -> None:
             self.refresh_dialog()
@@ -105,10 +117,10 @@ class TaxonomyController(QObject):
             if then is not None:
                 then()
 
-        w.libraries.reload_records(then=refreshed)
+        self.libraries.reload_records(then=refreshed)
 
     def refresh_dialog(self) -> None:
         """The Categories dialog, if open, shows the library's categories and counts now."""
-        lib = self.w.library
+        lib = self.session.library
         if self.dialog_ is not None and lib is not None:
-            self.dialog_.set_taxonomy(lib.taxonomy, self.w.browser.label_counts())
+            self.dialog_.set_taxonomy(lib.taxonomy, self.records.label_counts())

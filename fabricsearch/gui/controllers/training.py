@@ -5,11 +5,12 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import RecordsView, Shell
 
 
 class _Labels:
@@ -30,9 +31,22 @@ def label_rows(lib: Any, count: int) -> list[_Labels]:
 
 
 class TrainingController(QObject):
-    def __init__(self, window: MainWindow, base_config: Any = None) -> None:
-        super().__init__(window)
-        self.w = window
+    #: What the status bar's training button says while a training runs.
+    progressShown = Signal(str)
+    runningChanged = Signal(bool)  # the training button shown (a training runs) or not
+    ended = Signal(str)  # finished | failed | cancelled
+
+    def __init__(
+        self,
+        session: LibrarySession,
+        shell: Shell,
+        records: RecordsView,
+        base_config: Any = None,
+    ) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.records = records  # how many images there are (the options dialog's counts)
         self._base_config = base_config  # a TrainConfig; None = the defaults
         self.dialog: Any = None  # the latest training's progress window
 
@@ -42,25 +56,24 @@ class TrainingController(QObject):
         return self._base_config if self._base_config is not None else TrainConfig()
 
     def running(self) -> bool:
-        return self.w.runner.running("train")
+        return self.shell.runner.running("train")
 
     def retrain_dialog(self) -> None:
         from fabricsearch.gui.dialogs.train_dialog import TrainOptionsDialog
 
-        w = self.w
-        if w.library is None:
+        if self.session.library is None:
             return
         from fabricsearch.services.training import measured_step_seconds
 
-        lib = w.library
+        lib = self.session.library
         dialog = TrainOptionsDialog(
-            label_rows(lib, w.browser.count_all()),
-            lib.active_model(),
+            label_rows(lib, self.records.count_all()),
+            self.session.active_model,
             self.base_config(),
-            w,
+            self.shell.dialog_parent(),
             step_seconds=lambda kind, gpu: measured_step_seconds(lib, kind, gpu),
         )
-        w.runner.last_dialog = dialog
+        self.shell.runner.last_dialog = dialog
         dialog.accepted.connect(lambda: self.start_training(dialog.config()))
         dialog.open()
 
@@ -69,19 +82,18 @@ class TrainingController(QObject):
         from fabricsearch.gui.dialogs.train_dialog import TrainingProgressDialog
         from fabricsearch.services.training import train
 
-        w = self.w
-        if w.library is None:
+        if self.session.library is None:
             return None
         if self.running():
-            w.sink.inform("Training", "A training is already running.")
+            self.shell.sink.inform("Training", "A training is already running.")
             return None
 
         def make_dialog(worker: Any) -> Any:
-            self.dialog = TrainingProgressDialog(worker, config, w)
+            self.dialog = TrainingProgressDialog(worker, config, self.shell.dialog_parent())
             return self.dialog
 
-        worker = w.runner.start(
-            partial(train, w.library, config),
+        worker = self.shell.runner.start(
+            partial(train, self.session.library, config),
             name="train",
             slot="train",
             dialog=make_dialog,
@@ -91,9 +103,8 @@ class TrainingController(QObject):
             on_cancelled=lambda: self._ended("cancelled"),
             on_progress=self._show_progress,
         )
-        w.training_button.setText("Training…")
-        w.training_button.setVisible(True)
-        w.training_action.setEnabled(True)
+        self.progressShown.emit("Training…")
+        self.runningChanged.emit(True)
         return worker
 
     def show_training(self) -> None:
@@ -111,13 +122,13 @@ class TrainingController(QObject):
             text = f"Training: {p.stage} {100 * p.done // max(1, p.total)} %"
         else:
             text = f"Training: {p.stage}"
-        self.w.training_button.setText(text)
+        self.progressShown.emit(text)
 
     def adapt_dialog(self) -> None:
-        if self.w.library is None:
+        if self.session.library is None:
             return
         answer = QMessageBox.question(
-            self.w,
+            self.shell.dialog_parent(),
             "Adapt to this library",
             "Tune the search model to this library's own photos, without labels "
             "(self-supervised). This takes a few minutes on a laptop CPU; the current model "
@@ -130,20 +141,19 @@ class TrainingController(QObject):
         """Self-supervised adaptation in a worker; the adapted model becomes active."""
         from fabricsearch.services.training import AdaptConfig, adapt
 
-        w = self.w
-        if w.library is None:
+        if self.session.library is None:
             return None
         if self.running():
-            w.sink.inform("Adapt", "A training is already running.")
+            self.shell.sink.inform("Adapt", "A training is already running.")
             return None
-        return w.runner.start(
-            partial(adapt, w.library, config or AdaptConfig()),
+        return self.shell.runner.start(
+            partial(adapt, self.session.library, config or AdaptConfig()),
             name="adapt",
             slot="train",
             dialog="Adapting the model to this library",
             on_finished=lambda info: (self._report_adapted(info), self._ended("finished")),
             on_failed=lambda m: (
-                w.sink.inform("Adapt", f"Adaptation failed: {m}", warning=True),
+                self.shell.sink.inform("Adapt", f"Adaptation failed: {m}", warning=True),
                 self._ended("failed"),
             ),
             on_cancelled=lambda: self._ended("cancelled"),
@@ -154,7 +164,7 @@ class TrainingController(QObject):
 
         decision = read_decision(info)
         if decision is not None and not decision.activate:
-            self.w.sink.inform(
+            self.shell.sink.inform(
                 "Adapt",
                 f"The adapted model {info.version} was saved but not activated: "
                 f"{decision.reason}. The previous model stays active; Model ▸ Versions can "
@@ -162,45 +172,45 @@ class TrainingController(QObject):
             )
 
     def _ended(self, outcome: str) -> None:
-        w = self.w
-        w.training_button.setVisible(False)
+        self.runningChanged.emit(False)
         if (
             self.dialog is not None
             and not self.dialog.isVisible()
-            and getattr(self.dialog, "worker", None) is w.runner.worker("train")
+            and getattr(self.dialog, "worker", None) is self.shell.runner.worker("train")
         ):
             self.show_training()  # it ran in the background: show how it ended
         if outcome == "finished":
             # The searcher, the status bar and the suggestions follow the session.
-            w.session.refresh_active_model(announce=True)
-        w.update_state()
-        w.trainingEnded.emit(outcome)
+            self.session.refresh_active_model(announce=True)
+        self.ended.emit(outcome)
 
     def show_versions(self) -> None:
         from fabricsearch.gui.dialogs.versions_dialog import VersionsDialog
 
-        w = self.w
-        if w.library is None:
+        if self.session.library is None:
             return
         # Opens at once; the models are evaluated in a worker (issue 24).
-        dialog = VersionsDialog(w.library, w.runner, w)
-        dialog.activeChanged.connect(lambda _v: w.session.refresh_active_model(announce=True))
-        w.runner.last_dialog = dialog
+        dialog = VersionsDialog(self.session.library, self.shell.runner, self.shell.dialog_parent())
+        dialog.activeChanged.connect(lambda _v: self.session.refresh_active_model(announce=True))
+        self.shell.runner.last_dialog = dialog
         dialog.open()
 
     def evaluate(self) -> Any:
         from fabricsearch.gui.dialogs.evaluate_dialog import EvaluateDialog, evaluate_active_model
 
-        w = self.w
-        if w.library is None:
+        if self.session.library is None:
             return None
-        active = w.library.active_model()
+        active = self.session.active_model
         if active is None:
-            w.sink.inform("Evaluate", "There is no model yet: train one with Model ▸ Retrain.")
+            self.shell.sink.inform(
+                "Evaluate", "There is no model yet: train one with Model ▸ Retrain."
+            )
             return None
-        return w.runner.start(
-            partial(evaluate_active_model, w.library),
+        return self.shell.runner.start(
+            partial(evaluate_active_model, self.session.library),
             name="evaluate",
             slot="evaluate",
-            dialog=lambda worker: EvaluateDialog(worker, active.version, w),
+            dialog=lambda worker: EvaluateDialog(
+                worker, active.version, self.shell.dialog_parent()
+            ),
         )
