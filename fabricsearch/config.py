@@ -21,6 +21,8 @@ T = TypeVar("T")
 #: How many of a pretrained network's last blocks are fine-tuned when fine-tuning is asked
 #: for without a number (the thorough preset, ``train --finetune``, the window's check box).
 FINETUNE_BLOCKS = 3
+#: The code lengths a front end offers (`TrainConfig.bits` accepts any positive multiple of 8).
+CODE_LENGTHS = (32, 64, 128, 256)
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,10 @@ def test_presets_and_flags_read_the_numbers_where_they_are_set(captured) -> None
     presets and `--finetune` use are the dataclass's and the catalogue's, not copies."""
     from fabricsearch import presets
     from fabricsearch.catalogue.images_store import SPLIT_FRACTIONS
-    from fabricsearch.config import FINETUNE_BLOCKS
+    from fabricsearch.config import CODE_LENGTHS, FINETUNE_BLOCKS
 
     assert _cli_config(captured, "--finetune").finetune == FINETUNE_BLOCKS
+    assert TrainConfig.bits in CODE_LENGTHS  # the default is one a front end offers
     assert presets.get_preset("thorough").changes["finetune"] == FINETUNE_BLOCKS
     assert (
         TrainConfig.batch_size,

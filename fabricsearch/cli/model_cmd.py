@@ -18,7 +18,7 @@ from fabricsearch.cli.common import (
     tqdm_progress,
     user_errors,
 )
-from fabricsearch.config import FINETUNE_BLOCKS
+from fabricsearch.config import CODE_LENGTHS, FINETUNE_BLOCKS
 
 #: The train command's flags that set `TrainConfig` fields of the same name; their defaults
 #: (shown in --help) are the dataclass's, the one place every default lives (the window's
@@ -58,7 +58,7 @@ def add_parsers(subparsers: Any) -> None:
         TRAIN_FLAGS,
         {
             "method": "hashing method (see `fabricsearch models --methods`)",
-            "bits": "code length K (32, 64, 128, 256)",
+            "bits": f"code length K ({', '.join(map(str, CODE_LENGTHS))})",
             "epochs": "passes over the training images (--preset thorough sets its own)",
             "input_size": "network input side, px (compact)",
             "patience": "early-stopping patience (0: off)",
