@@ -16,6 +16,12 @@ Every figure comes from a fresh Python process (cold interpreter, warm OS page c
   after opening and after the first query, then the median of later queries
 * ``records``: every record as `ImageRecord`s (`Library.images()`, what the window's grid loads
   when a library opens), time and RSS
+* ``sketch``: the step before a query (`Searcher.complete_codes`), which fits and writes the
+  library's feature sketch (the second candidate source, `fabricsearch.sketch`) the first time;
+  run once per library before the other probes, so every query below has the sketch
+
+With ``--sketch-off`` the query probe also runs with the sketch ignored ("nosketch": Hamming
+candidates only, R = 1 % of the library at most 1,000, the depth without a sketch).
 
 With ``--old SRC`` (a copy of an older `fabricsearch` package, e.g. made with
 ``git archive HEAD fabricsearch | tar -x -C /tmp/fs-old``) every probe also runs against it in
@@ -211,9 +217,28 @@ def probe(kind: str, lib_dir: Path, queries: list[Path]) -> dict:
         out["records"] = len(recs)
         out["rss_records_mb"] = _rss_mb()
         lib.close()
+    elif kind == "sketch":
+        from fabricsearch import sketch as sketch_mod
+        from fabricsearch.search import Searcher
+
+        lib = Library.open(lib_dir)
+        s = Searcher(lib)
+        st = s._ensure()
+        name = sketch_mod.feature_version(st.method.backbone)
+        out["sketch_existed"] = sketch_mod.open_sketch(lib.indexes_dir, name) is not None
+        t0 = time.perf_counter()
+        s.complete_codes()
+        out["sketch_step_s"] = time.perf_counter() - t0
+        sk = sketch_mod.open_sketch(lib.indexes_dir, name)
+        out["sketch_rows"] = len(sk) if sk is not None else 0
+        out["sketch_dims"] = sk.dim if sk is not None else 0
+        out["rss_sketch_mb"] = _rss_mb()
+        lib.close()
     elif kind == "query":
         from fabricsearch.search import Searcher
 
+        if os.environ.get("FABRICSEARCH_BENCH_NO_SKETCH"):
+            Searcher._sketch_source = lambda self, st: None  # type: ignore[method-assign]
         # torch is imported once per process (the window imports it at start): timed apart.
         t0 = time.perf_counter()
         import torch  # noqa: F401
@@ -230,12 +255,16 @@ def probe(kind: str, lib_dir: Path, queries: list[Path]) -> dict:
         out["first_query_s"] = time.perf_counter() - t0
         out["first_query_stages_ms"] = {k: round(v, 1) for k, v in r.elapsed_ms.items()}
         out["rss_first_query_mb"] = _rss_mb()
-        later = []
+        later, stages = [], []
         for q in queries[1:9]:
             t1 = time.perf_counter()
-            s.search(q, k=20)
+            r2 = s.search(q, k=20)
             later.append(time.perf_counter() - t1)
+            stages.append(r2.elapsed_ms)
         out["later_query_ms"] = statistics.median(later) * 1e3
+        out["later_stages_ms"] = {
+            k: round(statistics.median(st.get(k, 0.0) for st in stages), 2) for k in stages[0]
+        }
         out["later_query_max_ms"] = max(later) * 1e3
         out["rss_after_mb"] = _rss_mb()
         out["hits"] = len(r.hits)
@@ -243,8 +272,12 @@ def probe(kind: str, lib_dir: Path, queries: list[Path]) -> dict:
     return out
 
 
-def run_probe(src: Path, kind: str, lib_dir: Path, queries: list[Path], timeout: float) -> dict:
+def run_probe(
+    src: Path, kind: str, lib_dir: Path, queries: list[Path], timeout: float, sketch: bool = True
+) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), FABRICSEARCH_BENCH_SRC=str(src))
+    if not sketch:
+        env["FABRICSEARCH_BENCH_NO_SKETCH"] = "1"
     env.setdefault("OMP_NUM_THREADS", "1")
     t0 = time.perf_counter()
     try:
@@ -293,15 +326,21 @@ def measure(n: int, sources: dict[str, Path], repeats: int, timeout: float) -> d
     res: dict = {"n": n, "disk_bytes": disk_use(lib_dir)}
     for name in sources:
         res[name] = {}
+    if "new" in sources:
+        r = run_probe(sources["new"], "sketch", lib_dir, queries, timeout)
+        res["sketch"] = r
+        print(f"  n={n:,} new  sketch   {r}", flush=True)
     kinds = ["open", "info", "query", "records"]
     for _rep in range(repeats):
         for kind in kinds:
             for name, src in sources.items():  # interleaved: both see the same load
+                if name == "nosketch" and kind != "query":
+                    continue
                 if kind == "info":
                     r = run_info_cli(src, lib_dir, timeout)
                     r.update(run_probe(src, kind, lib_dir, queries, timeout))
                 else:
-                    r = run_probe(src, kind, lib_dir, queries, timeout)
+                    r = run_probe(src, kind, lib_dir, queries, timeout, name != "nosketch")
                 res[name].setdefault(kind, []).append(r)
                 print(f"  n={n:,} {name:<4} {kind:<8} {_brief(r)}", flush=True)
     res["disk_bytes_after"] = disk_use(lib_dir)  # + the index file the first query saved
@@ -376,6 +415,9 @@ def main() -> None:
     ap.add_argument("--old", type=Path, help="folder holding an older fabricsearch package")
     ap.add_argument("--old-max-n", type=int, default=1_000_000, help="skip --old above this n")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--sketch-off", action="store_true", help="also query with the feature sketch ignored"
+    )
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "large.json")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
@@ -391,10 +433,15 @@ def main() -> None:
         sources = {"new": ROOT}
         if args.old is not None and n <= args.old_max_n:
             sources = {"old": args.old, "new": ROOT}
+        if args.sketch_off:
+            sources["nosketch"] = ROOT
         results.append(measure(n, sources, args.repeats, args.timeout))
     names = ["old", "new"] if args.old is not None else ["new"]
+    if args.sketch_off:
+        names.append("nosketch")
     for res in results:
-        res.setdefault("old", {})
+        for name in names:
+            res.setdefault(name, {})
     print(table(results, names))
     print(f"\nload average at start {load[0]:.1f} (1 min), {os.cpu_count()} CPU cores")
     out = {

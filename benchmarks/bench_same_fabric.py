@@ -17,11 +17,19 @@ depth), the feature cosine of the original under each transform, and the highest
 between two *different* photos of one class (the same-fabric threshold must stay above it).
 
     .venv/bin/python benchmarks/bench_same_fabric.py [--sets dtd10 batik6] [--limit N]
-        [--trained]
+        [--trained] [--reuse-trained]
 
 `--limit N` imports a seeded subset of N photos of each set; `--trained` also trains a DVSH
-model on the cached features (seconds) and repeats the queries with it. Prints a table and
-writes benchmarks/results/same_fabric.json. Libraries are cached in benchmarks/results/cache.
+model on the cached features (seconds) and repeats the queries with it (`--reuse-trained`:
+the DVSH model an earlier run trained in the cached library, when there is one). Prints a table
+and writes benchmarks/results/same_fabric.json. Libraries are cached in
+benchmarks/results/cache.
+
+**Candidate depth** (the feature sketch, docs/search.md): for each query the original's rank
+under the Hamming code, the library's feature sketch (`fabricsearch.sketch`, written by the
+encoding step) and the exact cosine, extrapolated to 100k and 1M photos distributed like the
+set, and whether the original is among the candidates there: Hamming alone (R = 1 % at most
+1,000, the depth without a sketch) and Hamming R = 200 with the sketch's S = 200.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ DUPLICATE_COSINE = 0.97
 #: The candidate depth question of issue 22: where would the original fall among this many
 #: photos distributed like the set? (rank ≈ 1 + share of others ranked at/above it × (N − 1))
 EXTRAPOLATE_TO = 1_000_000
+#: Library sizes the candidate depth is extrapolated to.
+DEPTH_AT = (100_000, 1_000_000)
 
 
 # --------------------------------------------------------------------------- transforms
@@ -342,6 +352,89 @@ class Prepared:
                 flush=True,
             )
 
+    def candidate_depth(self) -> dict[str, Any]:
+        """The original's rank at 100k and 1M photos by the Hamming code, the feature sketch
+        and the exact cosine, and whether the candidates hold it (module docstring)."""
+        from fabricsearch import search as S
+        from fabricsearch import sketch as K
+        from fabricsearch.codes import unpack_codes
+        from fabricsearch.hashing.backbones import get_spec
+        from fabricsearch.hashing.extract import net_pixels
+        from fabricsearch.search import _load_query
+
+        lib = self.lib
+        st = self.searcher._ensure()
+        S.update_sketch(lib, st.method)  # the encoding step's work (once per cached library)
+        sk = K.open_sketch(lib.indexes_dir, K.feature_version(st.method.backbone))
+        assert sk is not None, "no feature sketch"
+        sk_rows, lib_rows = K.match(sk, st.ids, K.heads(S.Searcher._digests(st)))
+        assert len(lib_rows) == len(st.ids), "the sketch misses library photos"
+        ids_all, packed = lib.load_codes(st.info.version)
+        assert np.array_equal(ids_all, st.ids)
+        codes = unpack_codes(packed, st.info.bits).astype(np.float32)
+        n = len(st.ids)
+        size = get_spec(st.method.backbone).input_size
+        out: dict[str, Any] = {
+            "sketch": {"dims": sk.dim, "fitted on": sk.fitted_on, "rows": len(sk)},
+            "transforms": {},
+        }
+        for tname, queries in self.queries.items():
+            share: dict[str, list[float]] = {"hamming": [], "sketch": [], "cosine": []}
+            for path, _i, target in queries:
+                fine = _load_query(path)[3]
+                code, _pred, qf = self.encoded[_source_key(net_pixels(fine, size))]
+                row = int(np.searchsorted(st.ids, target))
+                qc = unpack_codes(code[None], st.info.bits).astype(np.float32)[0]
+                by = {
+                    # Higher is nearer for each: minus the Hamming distance, the cosines.
+                    "hamming": -(st.info.bits - codes @ qc) / 2,
+                    "sketch": np.empty(n, np.float32),
+                    "cosine": self.arr["feats"] @ (qf / (np.linalg.norm(qf) + 1e-9)),
+                }
+                by["sketch"][lib_rows] = sk.scores(qf)[sk_rows]
+                for kind, v in by.items():
+                    t = v[row]
+                    share[kind].append(((v > t).sum() + 0.5 * ((v == t).sum() - 1)) / (n - 1))
+            row_out: dict[str, Any] = {}
+            for at in DEPTH_AT:
+                ranks = {k: 1 + np.array(v) * (at - 1) for k, v in share.items()}
+                tag = f"{at // 1000}k" if at < 1_000_000 else "1M"
+                row_out[tag] = {
+                    **{
+                        f"{k} rank": {
+                            "median": float(np.median(r)),
+                            "p95": float(np.quantile(r, 0.95)),
+                        }
+                        for k, r in ranks.items()
+                    },
+                    "in candidates, Hamming alone (R = depth without a sketch)": float(
+                        (ranks["hamming"] <= S.rerank_depth(at)).mean()
+                    ),
+                    "in candidates, sketch alone (S)": float(
+                        (ranks["sketch"] <= S.SKETCH_DEPTH).mean()
+                    ),
+                    "in candidates, Hamming R + sketch S": float(
+                        (
+                            (ranks["hamming"] <= S.rerank_depth(at, sketch=True))
+                            | (ranks["sketch"] <= S.SKETCH_DEPTH)
+                        ).mean()
+                    ),
+                    "in the exact cosine first S (reference)": float(
+                        (ranks["cosine"] <= S.SKETCH_DEPTH).mean()
+                    ),
+                }
+            out["transforms"][tname] = row_out
+            r = row_out["1M"]
+            print(
+                f"  depth {tname:<14} at 1M: sketch med {r['sketch rank']['median']:.0f} p95 "
+                f"{r['sketch rank']['p95']:.0f} | held: Hamming alone "
+                f"{r['in candidates, Hamming alone (R = depth without a sketch)']:.2f}, R+S "
+                f"{r['in candidates, Hamming R + sketch S']:.2f} (cosine "
+                f"{r['in the exact cosine first S (reference)']:.2f})",
+                flush=True,
+            )
+        return out
+
     def rank_new(self, settings: dict[str, float] | None = None) -> dict[str, Any]:
         """R@1/R@10/median rank through `Searcher.search` (with the measured network outputs
         and palettes replayed, so only the re-ranking runs), under `settings` (constants of
@@ -414,6 +507,7 @@ def evaluate(
 ) -> dict[str, Any]:
     prep = Prepared(lib, arr, picks, folder)
     out: dict[str, Any] = {"model": prep.model, "transforms": {}}
+    out["candidate depth"] = prep.candidate_depth()
     new = prep.rank_new()
     for tname, row in prep.fixed.items():
         out["transforms"][tname] = {**row, "new": new[tname]}
@@ -451,6 +545,9 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="import a seeded subset of N photos")
     ap.add_argument("--trained", action="store_true", help="also with a trained DVSH model")
     ap.add_argument("--sweep", action="store_true", help="also try the SWEEP re-ranking constants")
+    ap.add_argument(
+        "--reuse-trained", action="store_true", help="with --trained: an earlier run's model"
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     results: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -480,7 +577,11 @@ def main() -> int:
                 active = lib.active_model()
                 entry["label-free"] = evaluate(lib, arr, picks, Path(tmp), "label-free", args.sweep)
                 if args.trained:
-                    train_dvsh(lib)
+                    earlier = [m for m in lib.models() if m.method == "dvsh"]
+                    if args.reuse_trained and earlier:
+                        lib.set_active_model(max(earlier, key=lambda m: m.created).version)
+                    else:
+                        train_dvsh(lib)
                     entry["trained"] = evaluate(lib, arr, picks, Path(tmp), "trained", args.sweep)
                     if active is not None:
                         lib.set_active_model(active.version)
@@ -494,7 +595,32 @@ def main() -> int:
         finally:
             lib.close()
     print(markdown(results))
+    print(depth_markdown(results))
     return 0
+
+
+def depth_markdown(results: dict[str, Any]) -> str:
+    """The candidate depth at 1M: ranks and the share of originals the candidates hold."""
+    lines = [
+        "| set | model | transform | Hamming median / p95 | sketch median / p95 "
+        "| cosine median / p95 | held: Hamming alone (R = 1,000) | held: R 200 + sketch S 200 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in results.items():
+        for model in ("label-free", "trained"):
+            depth = entry.get(model, {}).get("candidate depth")
+            if not depth:
+                continue
+            for tname, row in depth["transforms"].items():
+                r = row["1M"]
+                h, sk, c = r["hamming rank"], r["sketch rank"], r["cosine rank"]
+                lines.append(
+                    f"| {name} | {model} | {tname} | {h['median']:,.0f} / {h['p95']:,.0f} "
+                    f"| {sk['median']:,.0f} / {sk['p95']:,.0f} | {c['median']:,.0f} / {c['p95']:,.0f} "
+                    f"| {r['in candidates, Hamming alone (R = depth without a sketch)']:.2f} "
+                    f"| **{r['in candidates, Hamming R + sketch S']:.2f}** |"
+                )
+    return "\n".join(lines)
 
 
 def markdown(results: dict[str, Any]) -> str:

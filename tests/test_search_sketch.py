@@ -114,9 +114,8 @@ def test_the_sketch_finds_the_fabric_beyond_the_hamming_depth(
         assert Searcher(lib).search(query, k=1).hits[0].image_id == target
 
 
-def test_a_foreign_or_damaged_sketch_falls_back(tmp_path: Path) -> None:
-    path = _library(tmp_path, 16)
-    with Library.open(path) as lib:
+def test_a_foreign_or_damaged_sketch_falls_back(library_path: Path) -> None:
+    with Library.open(library_path) as lib:
         query = lib.images()[3].path
         meta = next(p for p in _sketch_files(lib) if p.suffix == ".json")
         good = meta.read_text()
