@@ -210,9 +210,10 @@ def test_drag_out_copy_path_and_copy_image(window, searched, qtbot) -> None:
     assert window.search_panel.grid.dragEnabled()
     paths = window.copy_paths()
     assert QGuiApplication.clipboard().text().splitlines() == paths == [str(h.path) for h in hits]
-    window.copy_image_action.trigger()
+    QGuiApplication.clipboard().clear()
+    window.copy_image_action.trigger()  # read in a worker; on the clipboard when it ends
+    qtbot.waitUntil(lambda: not QGuiApplication.clipboard().image().isNull(), timeout=30_000)
     image = QGuiApplication.clipboard().image()
-    assert not image.isNull()
     assert image.width() == window.selected_records()[0].width
 
 

@@ -1,4 +1,5 @@
-"""Export a result list: CSV, and a contact sheet as PNG or PDF (QPainter / QPdfWriter).
+"""Export a result list: CSV, and a contact sheet as PNG or PDF (QPainter / QPdfWriter); a
+photo read for the clipboard.
 
 The contact sheet is written in a worker: it uses QImage, QPainter and QPdfWriter only, which
 Qt allows off the GUI thread (QPixmap and widgets it does not)."""
@@ -82,6 +83,19 @@ def write_csv(
                     else []
                 )
             )
+
+
+def read_full_image(
+    path: Path, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+) -> QImage:
+    """Worker body of *Edit ▸ Copy image*: the photo at full size (a null image when it
+    cannot be read), orientation applied as viewers show it."""
+    from PySide6.QtGui import QImageReader
+
+    check(cancel)
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    return reader.read()
 
 
 def _tight(value: float | None) -> str:

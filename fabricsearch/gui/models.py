@@ -185,6 +185,8 @@ class ThumbnailCache(QObject):
         self.ready.emit(image_id)
 
     def _on_failed(self, image_id: int, _reason: str) -> None:
+        if self._stopped:  # a load that failed as the library closed (its folder gone, say)
+            return
         self._pending.discard(image_id)
         self._urgent.discard(image_id)
         self._failed.add(image_id)
