@@ -67,9 +67,9 @@ def fabric_views(
     batch: np.ndarray,
     input_size: int,
     generator: torch.Generator,
-    min_scale: float = 0.55,
-    max_blur: float = 1.2,
-    light: float = 0.2,
+    min_scale: float = AdaptConfig.min_scale,
+    max_blur: float = AdaptConfig.max_blur,
+    light: float = AdaptConfig.light,
 ) -> torch.Tensor:
     """uint8 (N, W, W, 3) → one random view per image, normalised float (N, 3, S, S).
 
