@@ -35,6 +35,7 @@ CONVERTED = (
     "opening.py",
     "records.py",
     "removal.py",
+    "saved_searches.py",
     "search.py",
     "suggestions.py",
     "taxonomy.py",

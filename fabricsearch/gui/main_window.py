@@ -106,7 +106,6 @@ class MainWindow(QMainWindow):
         self.records = RecordsController(self.session, self)
         self.previewing = PreviewController(self)
         self.opening = OpenController(self.session, self)  # the desktop's viewer, or Open with…
-        self.saved_searches = SavedSearchController(self)  # Library ▸ Saved searches
         self.loupe: Any = None
 
         self.setWindowTitle("fabricsearch")
@@ -240,6 +239,8 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(session, self, browser, train_config)
         self.demo = DemoController(session, self, self.libraries)
         self.removal = RemovalController(session, self, self.libraries)  # undoably
+        # Library ▸ Saved searches
+        self.saved_searches = SavedSearchController(session, self, self.libraries, browser)
         # Made after them (they use it), told of them: new categories, watched folders' writes.
         self.libraries.categories = self.categories
         self.libraries.watching = self.watching
@@ -521,6 +522,7 @@ class MainWindow(QMainWindow):
         self.training.ended.connect(self.trainingEnded)
         self.demo.preparing.connect(lambda text: self.welcome.show_preparing(text or None))
         self.demo.problemFound.connect(self._show_open_problem)
+        self.saved_searches.applied.connect(self._show_saved_search)
         self.welcome.new_button.clicked.connect(self.libraries.new_library_dialog)
         self.welcome.open_button.clicked.connect(self.libraries.open_library_dialog)
         # Built in the background on first use (`controllers.demo`); opened when ready.
@@ -573,6 +575,10 @@ class MainWindow(QMainWindow):
         if lib.team is not None:
             self.setWindowTitle(f"{lib.location} — fabricsearch")
         self.browser.set_library(lib)
+
+    def _show_saved_search(self, text: str, filters: dict[str, Any]) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.browser.show_filters(text, filters)
 
     def _training_running(self, running: bool) -> None:
         self.training_button.setVisible(running)

@@ -54,6 +54,11 @@ class RecordsView(Protocol):
 
     def label_counts(self) -> dict[str, int]: ...
 
+    def count_all(self) -> int: ...
+
+    def current_filters(self) -> tuple[str, dict[str, Any]]:
+        """The library grid's text filter and facet filters (`BrowseFilter.to_dict`)."""
+
     def columns(self) -> Any:
         """The grid's columns (`BrowseColumns`) as shown now."""
 

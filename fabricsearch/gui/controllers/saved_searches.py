@@ -7,26 +7,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMenu
 
 from fabricsearch.errors import message_for
-from fabricsearch.gui.widgets.facets import BrowseFilter
 
 if TYPE_CHECKING:
-    from fabricsearch.gui.main_window import MainWindow
+    from fabricsearch.gui.controllers.library import LibraryController
+    from fabricsearch.gui.session import LibrarySession
+    from fabricsearch.gui.shell import RecordsView, Shell
 
 
 class SavedSearchController(QObject):
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    #: A saved search chosen: the library grid shows its text filter and facet filters.
+    applied = Signal(str, object)
+
+    def __init__(
+        self,
+        session: LibrarySession,
+        shell: Shell,
+        libraries: LibraryController,
+        records: RecordsView,
+    ) -> None:
+        super().__init__(session)
+        self.session = session
+        self.shell = shell
+        self.libraries = libraries  # its own writes are not "changed outside this window"
+        self.records = records  # the library grid's filters, saved under a name
 
     def searches(self) -> list[Any]:
         from fabricsearch.services.search import saved_searches
 
-        lib = self.w.library
+        lib = self.session.library
         if lib is None:
             return []
         try:
@@ -39,7 +52,7 @@ class SavedSearchController(QObject):
         menu.clear()
         save = QAction("Save current filters…", menu)
         save.setToolTip("The library tab's text filter and facet filters, under a name")
-        save.setEnabled(self.w.library is not None)
+        save.setEnabled(self.session.library is not None)
         save.triggered.connect(lambda _c=False: self.save())
         menu.addAction(save)
         items = self.searches()
@@ -69,66 +82,63 @@ class SavedSearchController(QObject):
         """Save the library grid's filters under `name` (asked when None); the entry."""
         from fabricsearch.services.search import save_search
 
-        w = self.w
-        lib = w.library
+        lib = self.session.library
         if lib is None:
             return None
-        browser = w.browser
-        filters = browser.facets.current_filter().to_dict()
-        text = browser.text_edit.text().strip()
+        text, filters = self.records.current_filters()
         if not filters and not text:
-            w.statusBar().showMessage(
+            self.shell.status(
                 "Choose filters or type a text filter on the Library tab first.", 5000
             )
             return None
         if name is None:
-            name, ok = QInputDialog.getText(w, "Save search", "Name of this search:")
+            name, ok = QInputDialog.getText(
+                self.shell.dialog_parent(), "Save search", "Name of this search:"
+            )
             if not ok:
                 return None
         try:
             entry = save_search(lib, name, text, filters)
         except Exception as exc:  # noqa: BLE001 - no name, a read-only library: say why
             reason = message_for(exc, what="saving the search")
-            w.sink.inform("Save search", f"Cannot save the search: {reason}", warning=True)
+            self.shell.sink.inform("Save search", f"Cannot save the search: {reason}", warning=True)
             return None
-        w.libraries.note_own_write()
-        w.statusBar().showMessage(f"Saved the search “{entry.name}”", 4000)
+        self.libraries.note_own_write()
+        self.shell.status(f"Saved the search “{entry.name}”", 4000)
         return entry
 
     def apply(self, name: str) -> bool:
         """Show the library grid filtered by the saved search `name`."""
-        w = self.w
         found = next((s for s in self.searches() if s.name == name), None)
         if found is None:
-            w.statusBar().showMessage(f"No saved search “{name}” (deleted?)", 5000)
+            self.shell.status(f"No saved search “{name}” (deleted?)", 5000)
             return False
-        browser = w.browser
-        w.tabs.setCurrentIndex(0)
-        browser.text_edit.setText(found.text)
-        browser.facets.set_filter(BrowseFilter.from_dict(found.filters))
-        browser.refresh_text_filter()
-        w.statusBar().showMessage(f"Showing the saved search “{found.name}”", 4000)
+        self.applied.emit(found.text, found.filters)
+        self.shell.status(f"Showing the saved search “{found.name}”", 4000)
         return True
 
     def delete(self, name: str | None = None) -> bool:
         from fabricsearch.services.search import delete_saved_search
 
-        w = self.w
-        lib = w.library
+        lib = self.session.library
         if lib is None:
             return False
         if name is None:
             names = [s.name for s in self.searches()]
             if not names:
                 return False
-            name, ok = QInputDialog.getItem(w, "Delete saved search", "Search:", names, 0, False)
+            name, ok = QInputDialog.getItem(
+                self.shell.dialog_parent(), "Delete saved search", "Search:", names, 0, False
+            )
             if not ok:
                 return False
         try:
             deleted = delete_saved_search(lib, name)
         except Exception as exc:  # noqa: BLE001 - a read-only library: say why
             reason = message_for(exc, what="deleting the search")
-            w.sink.inform("Delete saved search", f"Cannot delete it: {reason}", warning=True)
+            self.shell.sink.inform(
+                "Delete saved search", f"Cannot delete it: {reason}", warning=True
+            )
             return False
-        w.libraries.note_own_write()
+        self.libraries.note_own_write()
         return deleted

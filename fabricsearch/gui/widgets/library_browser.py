@@ -203,6 +203,16 @@ class LibraryBrowser(QWidget):
         """`fn(text)` → the ids matching a text query (None: no query); raises on a bad one."""
         self._text_search = fn
 
+    def current_filters(self) -> tuple[str, dict[str, Any]]:
+        """The text filter and the facet filters (`BrowseFilter.to_dict`), as saved."""
+        return self.text_edit.text().strip(), self.facets.current_filter().to_dict()
+
+    def show_filters(self, text: str, filters: dict[str, Any]) -> None:
+        """Filter by ``text`` and the facet filters ``filters`` (a saved search)."""
+        self.text_edit.setText(text)
+        self.facets.set_filter(BrowseFilter.from_dict(filters))
+        self.refresh_text_filter()
+
     def refresh_text_filter(self) -> None:
         text = self.text_edit.text()
         try:
