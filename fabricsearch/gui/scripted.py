@@ -199,7 +199,7 @@ def self_test(window: Any, path: Path | None) -> int:
         f"{shown} images shown"
     )
     if ok and window.library is not None and shown:
-        if window.library.active_model() is not None:
+        if window.session.active_model is not None:
             ok = self_test_search(window)
         else:
             print("self-test: the library has no search model; search skipped")

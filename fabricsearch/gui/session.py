@@ -1,6 +1,8 @@
 """The open library's state, owned in one place (issue 21; napari's model and its Qt layer):
 the `Library` handle, its categories, its active model, the selection and which grid it is
-in, the search shown (its outcome, or why there is none) and the search history.
+in, whether its records are being read, the search shown (its outcome, or why there is none)
+and the search history; and it announces the writes this window made (labels, fabric
+records, images added or removed) or saw another process make.
 
 Controllers change the state through its methods and never touch a widget; the window, which
 holds the widgets, connects them to these signals (`MainWindow._connect`) and panels that
