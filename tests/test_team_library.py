@@ -275,6 +275,12 @@ def test_text_search_on_both_backends(location: str) -> None:
         assert lib.text_search("tartan") == [ids[2]]
         assert lib.text_search("weight:200..300") == [ids[0]]
         assert lib.text_search("name:img1") == [ids[1]]
+        # Accents do not matter on either engine (FTS5's remove_diacritics; translate on
+        # PostgreSQL, which matched "Crêpe" only when typed with its accent).
+        lib.set_metadata([ids[2]], {"notes": "Crêpe de Chine, TRÈS fin"})
+        assert lib.text_search("crepe tres") == [ids[2]]
+        assert lib.text_search("notes:très") == [ids[2]]
+        assert lib.text_search("Crêpe") == [ids[2]]
 
 
 def test_copy_folder_to_team_library_and_back(pg_database: str, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -165,17 +166,46 @@ def sqlite_query(q: TextQuery) -> tuple[str, Params]:
     return sql, params
 
 
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _accent_fold_table() -> tuple[str, str]:
+    """Latin letters with diacritics and their plain letters (``ê`` → ``e``), for
+    PostgreSQL's ``translate`` (no ``unaccent`` extension is assumed on the server)."""
+    src, dst = [], []
+    for code in range(0xC0, 0x250):
+        c = chr(code)
+        base = _strip_accents(c)
+        if base != c and len(base) == 1 and base.isascii() and base.isalpha():
+            src.append(c)
+            dst.append(base)
+    return "".join(src), "".join(dst)
+
+
+_FOLD_FROM, _FOLD_TO = _accent_fold_table()
+
+
 def postgresql_query(q: TextQuery) -> tuple[str, Params]:
     """PostgreSQL's SQL for ``q`` (no FTS5 index): each text term is one case-insensitive
-    regular expression (``~*``) over its columns, the number ranges on ``metadata``."""
+    regular expression (``~*``) over its columns with accents folded away, as the FTS5 index
+    does (``remove_diacritics``), the number ranges on ``metadata``."""
     where: list[str] = []
     params: Params = {}
     for n, (key, words) in enumerate(q.terms):
         cols = [key] if key is not None else list(FREE_COLUMNS)
         # The same rule as the FTS5 phrase: words in order, each starting a word, the last
-        # one possibly a prefix.
-        params[f"t{n}"] = r"\m" + r"\W+".join(words.split())
-        where.append("(" + " OR ".join(f"{_PG_COLUMNS[c]} ~* :t{n}" for c in cols) + ")")
+        # one possibly a prefix; "crepe" finds "Crêpe" and "crêpe" finds "crepe".
+        params[f"t{n}"] = r"\m" + r"\W+".join(_strip_accents(words).split())
+        where.append(
+            "("
+            + " OR ".join(
+                f"translate({_PG_COLUMNS[c]}, :fold_from, :fold_to) ~* :t{n}" for c in cols
+            )
+            + ")"
+        )
+    if q.terms:
+        params["fold_from"], params["fold_to"] = _FOLD_FROM, _FOLD_TO
     _range_conditions(q, where, params)
     sql = (
         "SELECT i.id FROM images i LEFT JOIN metadata m ON m.image_id = i.id"
