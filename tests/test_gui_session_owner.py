@@ -193,6 +193,15 @@ def test_a_search_reaches_its_listeners_through_the_session_without_a_window(
     assert shell.lines[-1] == f"{len(outcome.result.hits)} results"
     assert searching._searcher is not None
 
+    # Results cleared through the session (a removal does so) while a search runs: that
+    # search shows nothing when it ends.
+    worker = searching.find_similar(rec.id)
+    with qtbot.waitSignal(worker.ended, timeout=60_000):
+        session.clear_results("Removed")
+    assert session.outcome is None
+    assert session.results_note == "Removed"
+    assert history == [1]
+
     # Another active model (here: the same one, read again after a training): the searcher
     # is made anew, without anyone calling the search controller.
     with qtbot.waitSignal(session.activeModelChanged) as changed:

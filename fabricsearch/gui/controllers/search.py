@@ -197,6 +197,7 @@ class SearchController(QObject):
         session.imagesChanged.connect(self.invalidate)
         session.taxonomyChanged.connect(lambda _tax: self.invalidate_labels())
         session.activeModelChanged.connect(lambda _info: self.model_changed())
+        session.resultsChanged.connect(self._results_changed)
         session.closed.connect(self.forget_library)
         if "torch" not in sys.modules:
             # Not a daemon: a process that ends meanwhile waits for the import (seconds)
@@ -233,6 +234,11 @@ class SearchController(QObject):
 
     def model_changed(self) -> None:
         self._searcher = None  # the searcher also notices; start clean anyway
+
+    def _results_changed(self, outcome: SearchOutcome | None) -> None:
+        if outcome is None:  # cleared (here, by a removal, a close): a running search is void
+            self._generation += 1
+            self._held = None
 
     def forget_library(self) -> None:
         """The library closed (the session forgot its searches): its searcher goes and a
@@ -407,10 +413,9 @@ class SearchController(QObject):
         self.session.search_failed(message)
 
     def clear(self, message: str | None = None) -> None:
-        """Forget the query and its results (and ignore a search still running): nothing of
-        another library or an earlier query stays on screen or goes into an export."""
-        self._generation += 1
-        self._held = None
+        """Forget the query and its results (and ignore a search still running: see
+        `_results_changed`): nothing of another library or an earlier query stays on screen or
+        goes into an export."""
         self.session.clear_results(message)
 
     # --- history ------------------------------------------------------------------------------
