@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fabricsearch.backbone_specs import COMPACT, DEFAULT_BACKBONE, BackboneError, is_pretrained
+from fabricsearch.config import CODE_LENGTHS, FINETUNE_BLOCKS
 
 if TYPE_CHECKING:
     from fabricsearch.catalogue import Library, ModelInfo
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
 __all__ = [
     "AdaptConfig",
     "BackboneError",
+    "CODE_LENGTHS",
     "COMPACT",
     "DEFAULT_BACKBONE",
+    "FINETUNE_BLOCKS",
     "PretrainConfig",
     "adapt",
     "available_methods",

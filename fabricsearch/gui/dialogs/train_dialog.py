@@ -28,8 +28,7 @@ from fabricsearch.gui.dialogs.progress_dialog import RateEstimator, format_durat
 from fabricsearch.gui.widgets.plot import LinePlot
 from fabricsearch.gui.workers import Worker
 from fabricsearch.jobs import Progress
-
-CODE_LENGTHS = (32, 64, 128, 256)
+from fabricsearch.services.training import CODE_LENGTHS, FINETUNE_BLOCKS
 
 
 def cuda_available() -> bool:
@@ -153,7 +152,7 @@ class TrainOptionsDialog(QDialog):
 
         self.finetune_box = QCheckBox("Fine-tune the image network's last blocks too")
         self.finetune_box.setToolTip(
-            "Advanced: trains the last three blocks of the pretrained network with the search "
+            f"Advanced: trains the last {FINETUNE_BLOCKS} blocks of the pretrained network with the search "
             "layers, on augmented photos. Minutes to hours on a CPU; a GPU is recommended."
         )
         self.epochs_spin = QSpinBox()
@@ -287,7 +286,9 @@ class TrainOptionsDialog(QDialog):
             epochs=int(self.epochs_spin.value()),
             device=self.device_box.currentData(),
             backbone=self.backbone_box.currentData() or "compact",
-            finetune=(3 if self._preset_finetune() is None else self._preset_finetune())
+            finetune=(
+                FINETUNE_BLOCKS if self._preset_finetune() is None else self._preset_finetune()
+            )
             if self.finetune_box.isChecked() and self.backbone_box.currentData() != "compact"
             else 0,
         )
