@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fabricsearch import colour
+from fabricsearch import colour, verify
 from fabricsearch.codes import pack_codes
 from fabricsearch.errors import UserError
 from fabricsearch.jobs import CancelToken, Progress, ProgressFn
@@ -330,6 +330,9 @@ class QueryState:
     _sketch_token: object = None
     _sketch_scores: np.ndarray | None = None
     _sketch_lists: dict[SearchFilters | None, np.ndarray] = field(default_factory=dict)
+    #: The local-feature check of the first candidates (fabricsearch/verify.py): the query's
+    #: grey 512-px image and every candidate checked so far (None: re-ranking off).
+    verification: verify.Verification | None = None
 
     def _keep(self, key: SearchFilters | None, lst: Candidates) -> None:
         self._lists.pop(key, None)
@@ -345,6 +348,8 @@ class QueryState:
         self._exact_id, self._exact_known = None, False
         self._sketch_token, self._sketch_scores = None, None
         self._sketch_lists.clear()
+        if self.verification is not None:
+            self.verification.checked.clear()
 
 
 def _check_settings(k: int, balance: float | None) -> float:
@@ -793,6 +798,7 @@ class Searcher:
                 elapsed_ms=times,
                 _owner=self._token,
                 _generation=self._generation,
+                verification=verify.Verification(verify.grey(rgb)) if rerank else None,
             )
 
     def rerank(
@@ -842,7 +848,15 @@ class Searcher:
             # The query file itself first, then the same fabric, then by score (desc), Hamming
             # distance and id.
             is_exact = (ids == exact_id) if exact_id is not None else np.zeros(len(ids), bool)
-            order = np.lexsort((ids, dist, -score, ~same, ~is_exact))[:k]
+            # The first few checked by local features: the very fabric under a crop, rotation
+            # or perspective comes first (most agreeing keypoints first) and is marked.
+            t4 = time.perf_counter()
+            points = self._verified(
+                st, state, ids, rows, comps["colour"][0], is_exact, dist, score, same
+            )
+            times["verify"] = (time.perf_counter() - t4) * 1e3
+            same |= points > 0
+            order = np.lexsort((ids, dist, -score, ~same, -points, ~is_exact))[:k]
             shown_predicted = {
                 c: state.weights[c] for c in ("coarse", "fine") if c in state.weights
             }
@@ -890,6 +904,37 @@ class Searcher:
                 state=state,
                 unsearchable=st.unsearchable,
             )
+
+    def _verified(
+        self,
+        st: _State,
+        state: QueryState,
+        ids: np.ndarray,
+        rows: np.ndarray,
+        colour_sim: np.ndarray,
+        is_exact: np.ndarray,
+        dist: np.ndarray,
+        score: np.ndarray,
+        same: np.ndarray,
+    ) -> np.ndarray:
+        """Agreeing keypoints of each candidate the local-feature check found to be the query's
+        fabric (0: not checked, or not the same fabric): the first `verify.VERIFY_TOP` of the
+        order so far, against their stored thumbnails, and only where the order can change —
+        not when the query is the library's file itself. Like the cosine mark, the colours
+        must agree too (the same design in another colourway is another fabric)."""
+        points = np.zeros(len(ids), np.int64)
+        check = state.verification
+        if check is None or not len(ids) or is_exact.any():
+            return points
+        first = np.lexsort((ids, dist, -score, ~same))[: verify.VERIFY_TOP]
+        for j in first.tolist():
+            if np.nan_to_num(colour_sim[j], nan=1.0) < SAME_FABRIC_COLOUR:
+                continue
+            sha = st.shas[int(rows[j])]
+            found = check.check(int(ids[j]), self.library.thumb_path(sha, verify.SIDE))
+            if found is not None and found.same_fabric:
+                points[j] = found.inliers
+        return points
 
     def _adopt(self, st: _State, state: QueryState) -> None:
         """Check that `state` still fits the loaded model; drop its kept candidates when the
@@ -994,7 +1039,10 @@ class Searcher:
             return kept
         if state._sketch_scores is None:
             assert state.feature is not None
-            state._sketch_scores = sk.scores(state.feature)[sk_rows]
+            every = sk.scores(state.feature)
+            # Usually every row is current and in order: no gather over the whole library.
+            same = len(sk_rows) == len(every) and np.array_equal(sk_rows, np.arange(len(every)))
+            state._sketch_scores = every if same else every[sk_rows]
         score = state._sketch_scores
         cand = np.arange(len(score))
         if filters.active:

@@ -150,7 +150,8 @@ def open_sketch(indexes_dir: str | os.PathLike[str], backbone: str) -> Sketch | 
         n = min(rows_path.stat().st_size // (4 * dim), keys_path.stat().st_size // _KEY.itemsize)
         keys = np.fromfile(keys_path, dtype=_KEY, count=n)
         rows = (
-            np.memmap(rows_path, dtype=np.float32, mode="r", shape=(n, dim))
+            # A plain array over the map: numpy's memmap subclass slows every product on it.
+            np.asarray(np.memmap(rows_path, dtype=np.float32, mode="r", shape=(n, dim)))
             if n
             else np.zeros((0, dim), np.float32)
         )
