@@ -165,8 +165,12 @@ class SearchHit:
     exact: bool = False  # the query file itself (same content hash)
     #: Cosine of the cached backbone features of the query and this image (None: not cached).
     feature_similarity: float | None = None
-    #: The query's fabric itself in a new photo (feature cosine ≥ SAME_FABRIC_COSINE).
+    #: The query's fabric itself in a new photo (feature cosine ≥ SAME_FABRIC_COSINE, or its
+    #: details found again by the local-feature check, fabricsearch/verify.py).
     same_fabric: bool = False
+    #: Keypoints of the query found again in this image by that check (0: not the same fabric
+    #: by its details, or not checked).
+    matched_points: int = 0
     #: Components whose query label the model predicted: component → its confidence (each
     #: weighs that much in S); a label the user gave weighs 1 and is not listed.
     predicted: dict[str, float] = field(default_factory=dict)
@@ -190,6 +194,7 @@ class SearchHit:
             "labels": {"coarse": self.coarse, "fine": self.fine, "tightness": self.tightness},
             "exact": self.exact,
             "same_fabric": self.same_fabric,
+            "matched_points": self.matched_points,
             "feature_similarity": (
                 None if self.feature_similarity is None else round(self.feature_similarity, 6)
             ),
@@ -885,6 +890,7 @@ class Searcher:
                             None if fcos is None or math.isnan(float(fcos[j])) else float(fcos[j])
                         ),
                         same_fabric=bool(same[j]),
+                        matched_points=int(points[j]),
                         predicted={
                             c: w for c, w in shown_predicted.items() if breakdown[c] is not None
                         },
@@ -1293,7 +1299,12 @@ def explain_hit(hit: SearchHit) -> str:
     (a match with a 64 %-confident guess is never "texture 100")."""
     b = hit.breakdown
     parts = []
-    if hit.same_fabric and hit.feature_similarity is not None:
+    if hit.same_fabric and hit.matched_points:
+        # Found by its details: the number is how many, the look (feature cosine) follows.
+        parts.append(f"same fabric ({hit.matched_points} points match)")
+        if hit.feature_similarity is not None:
+            parts.append(f"look {100 * hit.feature_similarity:.0f}")
+    elif hit.same_fabric and hit.feature_similarity is not None:
         parts.append(f"same fabric {100 * hit.feature_similarity:.0f}")
     elif hit.feature_similarity is not None:
         parts.append(f"look {100 * hit.feature_similarity:.0f}")

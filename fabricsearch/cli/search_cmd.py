@@ -305,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
         mark = ""
         if h.exact:
             mark = "  (this photo)"
+        elif h.same_fabric and h.matched_points:
+            mark = f"  (same fabric, {h.matched_points} points match)"
         elif h.same_fabric and h.feature_similarity is not None:
             mark = f"  (same fabric, {h.feature_similarity:.2f})"
         print(
