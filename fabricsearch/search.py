@@ -976,12 +976,14 @@ class Searcher:
         t = time.perf_counter()
         extra = self._sketch_candidates(st, state, filters, source)
         extra = extra[~np.isin(extra, lst.ids)]
+        times["sketch"] = (time.perf_counter() - t) * 1e3
         if len(extra):
             from fabricsearch.index import hamming_distances
 
+            t = time.perf_counter()
             dist = hamming_distances(state.code, st.index.get(extra))
             lst = Candidates.merge(lst, self._with_components(st, state, extra, dist))
-        times["sketch"] = (time.perf_counter() - t) * 1e3
+            times["components"] = times.get("components", 0.0) + (time.perf_counter() - t) * 1e3
         return lst
 
     def _sketch_source(self, st: _State) -> tuple[Sketch, np.ndarray, np.ndarray] | None:
@@ -1096,7 +1098,9 @@ class Searcher:
         t2 = time.perf_counter()
         dist, cand = self._hamming(st, state.code, filters, depth)
         times["search"] = (time.perf_counter() - t2) * 1e3
+        t2 = time.perf_counter()
         lst = self._with_components(st, state, cand, dist)
+        times["components"] = (time.perf_counter() - t2) * 1e3
         lst.complete = len(cand) < depth
         state._keep(key, lst)
         return lst
