@@ -224,6 +224,8 @@ def test_a_search_reaches_its_listeners_through_the_session_without_a_window(
 def test_the_window_follows_the_sessions_search_and_model_signals(
     window, trained_library_path: Path, qtbot
 ) -> None:
+    # The window is every controller's shell: it has all a controller may ask for.
+    assert [m for m in sorted(SHELL_MEMBERS) if not hasattr(window, m)] == []
     assert open_library(window, trained_library_path)
     session = window.session
     active = window.library.active_model()
