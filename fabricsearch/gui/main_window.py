@@ -52,6 +52,7 @@ from fabricsearch.gui.controllers.watching import WatchController
 from fabricsearch.gui.dropping import can_accept
 from fabricsearch.gui.jobs import JobRunner
 from fabricsearch.gui.messages import DialogSink, MessageSink, plural
+from fabricsearch.gui.models import ImageIdRole
 from fabricsearch.gui.session import LibrarySession
 from fabricsearch.gui.settings import THUMB_SIZES, Settings
 from fabricsearch.gui.widgets.detail_panel import DetailPanel
@@ -104,7 +105,6 @@ class MainWindow(QMainWindow):
         self.session = LibrarySession(self)
         self.labelling = LabellingController(self.session, self)
         self.records = RecordsController(self.session, self)
-        self.previewing = PreviewController(self)
         self.opening = OpenController(self.session, self)  # the desktop's viewer, or Open with…
         self.loupe: Any = None
 
@@ -239,6 +239,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(session, self, browser, train_config)
         self.demo = DemoController(session, self, self.libraries)
         self.removal = RemovalController(session, self, self.libraries)  # undoably
+        self.previewing = PreviewController(session, self, self.libraries)  # full screen
         # Library ▸ Saved searches
         self.saved_searches = SavedSearchController(session, self, self.libraries, browser)
         # Made after them (they use it), told of them: new categories, watched folders' writes.
@@ -414,9 +415,7 @@ class MainWindow(QMainWindow):
             size_menu, "Smaller", lambda: self.zoom_thumbs(-1), "Ctrl+-"
         )
         # Space on a grid (not in a text field, where it types a space).
-        self.preview_action = self._action(
-            view, "Full-screen preview", self.previewing.show, "Space"
-        )
+        self.preview_action = self._action(view, "Full-screen preview", self.show_preview, "Space")
         self.preview_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
         help_menu = bar.addMenu("&Help")
@@ -523,6 +522,7 @@ class MainWindow(QMainWindow):
         self.demo.preparing.connect(lambda text: self.welcome.show_preparing(text or None))
         self.demo.problemFound.connect(self._show_open_problem)
         self.saved_searches.applied.connect(self._show_saved_search)
+        self.previewing.stepRequested.connect(self.step_selection)
         self.welcome.new_button.clicked.connect(self.libraries.new_library_dialog)
         self.welcome.open_button.clicked.connect(self.libraries.open_library_dialog)
         # Built in the background on first use (`controllers.demo`); opened when ready.
@@ -731,7 +731,8 @@ class MainWindow(QMainWindow):
         # None: a load is queued and on_thumbnail_ready fills the preview in.
         image = self.cache.request_image(rec) if self.cache is not None else None
         self.detail.show_record(rec, image, hit)
-        self.previewing.selection_changed(rec)
+        if self.previewing.visible():  # where it stands is looked up only then
+            self.previewing.selection_changed(rec, self.shown_position(rec.id))
         if image is None and self.cache is not None and self.cache.failed(rec.id):
             self.detail.image_failed(rec.id)
         self.suggesting.show_for_selection()
@@ -763,6 +764,31 @@ class MainWindow(QMainWindow):
             return image_id
         self.statusBar().showMessage("Every image shown is labelled.", 4000)
         return None
+
+    def shown_position(self, image_id: int) -> str:
+        """Where ``image_id`` stands in the grid shown: "2 / 24" ("" when it is not there)."""
+        model = self.active_grid().model()
+        row = model.row_of(image_id) if model is not None else None
+        return f"{row + 1} / {model.rowCount()}" if row is not None else ""
+
+    def show_preview(self) -> Any:
+        """Space: the first selected image full screen, where it stands in the grid."""
+        records = self.selected_records()
+        return self.previewing.show(self.shown_position(records[0].id) if records else "")
+
+    def step_selection(self, step: int) -> None:
+        """Select the image ``step`` places from the current one in the grid shown (the
+        full-screen preview's ←/→; on_selection fills the preview)."""
+        grid = self.active_grid()
+        model = grid.model()
+        if model is None or not model.rowCount():
+            return
+        current = grid.currentIndex()
+        row = current.row() if current.isValid() else 0
+        row = max(0, min(model.rowCount() - 1, row + step))
+        image_id = model.index(row, 0).data(ImageIdRole)
+        if image_id is not None:
+            grid.select_ids([image_id])
 
     def next_least_confident(self) -> int | None:
         """Select the unlabelled image shown whose suggestion is least confident (none first)."""
