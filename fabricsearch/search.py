@@ -627,10 +627,10 @@ class Searcher:
         sketch up to date too (`fabricsearch.sketch`)."""
         with self._lock:
             left = self._complete_codes(limit, progress, cancel)
-            self._extend_sketch()
+            self._extend_sketch(progress)
             return left
 
-    def _extend_sketch(self) -> None:
+    def _extend_sketch(self, progress: ProgressFn | None = None) -> None:
         """Give the feature sketch a row for each image with a cached feature and none yet (fit
         it when there is none): the sketch's share of the step before a query. Checked once
         per change of the loaded images; a failure leaves the search on what is there."""
@@ -650,6 +650,7 @@ class Searcher:
                 sketch_mod.feature_version(st.method.backbone),
                 st.ids,
                 self._digests(st),
+                progress=progress,
             )
         except (OSError, ValueError, LibraryError) as exc:
             log.warning("the feature sketch could not be brought up to date: %s", exc)
@@ -1494,11 +1495,11 @@ def encode_missing(
         if len(ids):
             lib.add_codes(info.version, ids.tolist(), packed)  # also drops the stale index
         encoded += len(ids)
-    update_sketch(lib, method)
+    update_sketch(lib, method, progress)
     return encoded
 
 
-def update_sketch(lib: Library, method: HashMethod) -> None:
+def update_sketch(lib: Library, method: HashMethod, progress: ProgressFn | None = None) -> None:
     """Bring the library's feature sketch (the second candidate source) up to date with every
     image whose feature is cached; nothing for a model not on a pretrained backbone or a
     read-only library. A failure is logged: the search then uses Hamming candidates only."""
@@ -1516,6 +1517,7 @@ def update_sketch(lib: Library, method: HashMethod) -> None:
             sketch_mod.feature_version(method.backbone),
             cols.ids,
             cols.sha,
+            progress=progress,
         )
     except (OSError, ValueError, LibraryError) as exc:
         log.warning("the feature sketch could not be brought up to date: %s", exc)

@@ -43,6 +43,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from fabricsearch.featurestore import FeatureStore
+    from fabricsearch.jobs import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +255,7 @@ def update(
     ids: np.ndarray,
     digests: np.ndarray,
     chunk: int = 8192,
+    progress: ProgressFn | None = None,
 ) -> Sketch | None:
     """Bring the sketch up to date with the library's images (`ids` with their content hashes
     `digests` (N, 32) uint8): fit it when there is none (or the library outgrew its fit), else
@@ -274,11 +276,11 @@ def update(
         if sk is None or (
             sk.fitted_on < FIT_SAMPLE and len(ids) >= REFIT_GROWTH * max(sk.fitted_on, 1)
         ):
-            return _refit(indexes_dir, store, backbone, ids, digests, sk, chunk)
+            return _refit(indexes_dir, store, backbone, ids, digests, sk, chunk, progress)
         _rows, lib_rows = match(sk, ids, heads(digests))
         todo = np.setdiff1d(np.arange(len(ids)), lib_rows)
         if len(todo):
-            _write_rows(base, sk.fit, sk, store, ids[todo], digests[todo], chunk)
+            _write_rows(base, sk.fit, sk, store, ids[todo], digests[todo], chunk, progress)
         return open_sketch(indexes_dir, backbone) if len(todo) else sk
 
 
@@ -290,6 +292,7 @@ def _write_rows(
     ids: np.ndarray,
     digests: np.ndarray,
     chunk: int,
+    progress: ProgressFn | None = None,
 ) -> int:
     rows_path, keys_path = Path(f"{base}-{fit}.rows"), Path(f"{base}-{fit}.keys")
     # A killed writer may have left rows without keys: cut back to the rows that count.
@@ -308,6 +311,18 @@ def _write_rows(
         _append(rows_path, np.ascontiguousarray(sk.project(feats), "<f4").tobytes())
         _append(keys_path, keys.tobytes())
         written += len(cid)
+        if progress is not None and len(ids) > chunk:
+            from fabricsearch.jobs import Progress
+
+            progress(
+                Progress(
+                    "sketch",
+                    min(start + chunk, len(ids)),
+                    len(ids),
+                    "images",
+                    message="indexing the photos' features for search",
+                )
+            )
     return written
 
 
@@ -319,6 +334,7 @@ def _refit(
     digests: np.ndarray,
     old: Sketch | None,
     chunk: int,
+    progress: ProgressFn | None = None,
 ) -> Sketch | None:
     from fabricsearch.atomicio import write_text_atomic
 
@@ -344,7 +360,7 @@ def _refit(
         np.zeros(0, np.int64),
         np.zeros(0, np.uint64),
     )
-    _write_rows(base, fit, empty, store, ids, digests, chunk)
+    _write_rows(base, fit, empty, store, ids, digests, chunk, progress)
     meta = {
         "format": FORMAT,
         "backbone": backbone,

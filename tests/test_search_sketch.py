@@ -144,7 +144,7 @@ def test_the_sketch_is_extended_as_images_arrive_and_a_search_writes_nothing(
     from fabricsearch.catalogue.importer import import_folder
     from fabricsearch.services.search import ensure_codes
 
-    path = _library(tmp_path, 16)
+    path = _library(tmp_path, 8)
     more = tmp_path / "more"
     write_dataset(more, count=6, seed=23, size=64)
     with Library.open(path) as lib:
