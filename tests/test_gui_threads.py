@@ -99,3 +99,28 @@ def test_a_thumbnail_failing_after_its_library_closed_changes_nothing(qtbot) -> 
     QCoreApplication.processEvents()
     assert announced == []
     assert not cache.failed(rec.id)
+
+
+def test_the_heartbeat_names_who_ran_during_the_longest_gap(qtbot) -> None:
+    """`heartbeat(threads=True)`: the GUI thread's own CPU time in its longest gap, so a gap it
+    spent working tells apart from one it spent waiting for the interpreter or a core."""
+    import os
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    done: list[bool] = []
+
+    def busy() -> None:  # a slot that works 0.3 s on the GUI thread
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        done.append(True)
+
+    with heartbeat(threads=True) as beat:
+        QTimer.singleShot(100, busy)
+        qtbot.waitUntil(lambda: bool(done), timeout=10_000)
+    assert beat.longest >= 0.3
+    gui = {n: s for n, s in beat.longest_cpu.items() if n.endswith(f"/{os.getpid()}")}
+    assert sum(gui.values()) >= 0.25, beat.longest_cpu
+    assert "CPU s during it" in beat.report()
