@@ -1053,18 +1053,25 @@ class Searcher:
             same = len(sk_rows) == len(every) and np.array_equal(sk_rows, np.arange(len(every)))
             state._sketch_scores = every if same else every[sk_rows]
         score = state._sketch_scores
-        cand = np.arange(len(score))
+        # `sel` indexes `sc`; `cand` maps it to the current rows (None: all of them, in order).
+        cand: np.ndarray | None = None
+        sc = score
         if filters.active:
             cand = np.flatnonzero(self._filter_mask(st, filters, lib_rows))
-        depth = SKETCH_DEPTH
-        if len(cand) > depth:
             sc = score[cand]
-            thr = sc[np.argpartition(-sc, depth - 1)[:depth]].min()
-            above, tied = cand[sc > thr], cand[sc == thr]
+        depth = SKETCH_DEPTH
+        if len(sc) > depth:
+            thr = sc[np.argpartition(sc, len(sc) - depth)[len(sc) - depth :]].min()
+            above, tied = np.flatnonzero(sc > thr), np.flatnonzero(sc == thr)
             # Ties at the boundary by id, as everywhere.
-            tied = tied[np.argsort(st.ids[lib_rows[tied]], kind="stable")][: depth - len(above)]
-            cand = np.concatenate([above, tied])
-        ids = np.sort(st.ids[lib_rows[cand]])
+            if len(tied) > depth - len(above):
+                tied_rows = tied if cand is None else cand[tied]
+                tied = tied[np.argsort(st.ids[lib_rows[tied_rows]], kind="stable")]
+            sel = np.concatenate([above, tied[: depth - len(above)]])
+        else:
+            sel = np.arange(len(sc))
+        rows = sel if cand is None else cand[sel]
+        ids = np.sort(st.ids[lib_rows[rows]])
         state._sketch_lists[key] = ids
         while len(state._sketch_lists) > KEPT_LISTS:
             state._sketch_lists.pop(next(k for k in state._sketch_lists if k is not None))
