@@ -207,3 +207,35 @@ def test_rerank_with_both_sources_equals_a_full_search(
                         s.rerank(state, k=k, filters=filters, balance=balance),
                         full.search(query, k=k, filters=filters, balance=balance),
                     )
+
+
+def test_match_keeps_only_current_rows() -> None:
+    """A row counts for an image when its id and content-hash head are the image's now; of
+    several, the newest; rows of removed images are ignored."""
+    d = sketch_mod.SKETCH_DIM
+    sk = sketch_mod.Sketch(
+        backbone="b",
+        fit="f",
+        fitted_on=4,
+        mean=np.zeros(8, np.float32),
+        proj=np.zeros((8, d), np.float32),
+        rows=np.zeros((5, d), np.float32),
+        ids=np.array([3, 1, 2, 3, 9], np.int64),
+        heads=np.array([30, 10, 99, 31, 90], np.uint64),
+    )
+    lib_ids = np.array([1, 2, 3, 4], np.int64)
+    lib_heads = np.array([10, 20, 31, 40], np.uint64)
+    sk_rows, lib_rows = sketch_mod.match(sk, lib_ids, lib_heads)
+    # id 1 → row 1; id 2 changed content (head 99 ≠ 20): none; id 3 → its newest row 3;
+    # id 4 has no row; row 4 (id 9) is of a removed image.
+    assert sk_rows.tolist() == [1, 3]
+    assert lib_rows.tolist() == [0, 2]
+
+
+def test_fit_projection_whitens(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((300, 40)) @ rng.standard_normal((40, 40))
+    mean, proj = sketch_mod.fit_projection(x, dim=16)
+    assert proj.shape == (40, 16)
+    f = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = (f - mean) @ proj
+    assert np.allclose(y.T @ y, np.eye(16), atol=1e-3)  # unit variance, uncorrelated
