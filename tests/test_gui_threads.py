@@ -13,6 +13,7 @@ import pytest
 from gui_heartbeat import MAX_BLOCK_S, heartbeat
 from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QGuiApplication
+from test_gui_import_background import photos, slow_features  # noqa: F401 - fixtures
 from test_gui_responsive import slowed
 from test_gui_support import (  # noqa: F401 - fixtures
     fabric_folder,
@@ -124,3 +125,27 @@ def test_the_heartbeat_names_who_ran_during_the_longest_gap(qtbot) -> None:
     gui = {n: s for n, s in beat.longest_cpu.items() if n.endswith(f"/{os.getpid()}")}
     assert sum(gui.values()) >= 0.25, beat.longest_cpu
     assert "CPU s during it" in beat.report()
+
+
+def test_label_suggestions_wait_for_the_import_to_end(
+    window, tmp_path: Path, photos: Path, slow_features: None, qtbot
+) -> None:
+    """Each grid reload during an import restarted a prediction over every unlabelled image
+    (a model load, the network on photos the import's own thread was reading), competing with
+    the import for the cores while the window waited; now the import's last reload asks."""
+    assert open_library(window, tmp_path / "lib", create=True)
+    runner = window.runner
+    started: list[tuple[str, str]] = []  # (job, the import's state then)
+    real_start = runner.start
+
+    def recording(fn, **kwargs):  # type: ignore[no-untyped-def]
+        importing = runner.worker("import")
+        started.append((kwargs.get("name", ""), importing.state if importing else "none"))
+        return real_start(fn, **kwargs)
+
+    runner.start = recording  # type: ignore[method-assign]
+    with qtbot.waitSignal(window.importEnded, timeout=120_000):
+        window.libraries.import_folder(photos)
+    qtbot.waitUntil(lambda: any(name == "suggest" for name, _ in started), timeout=30_000)
+    assert ("records", "running") in started  # the grid did reload during the import
+    assert ("suggest", "running") not in started, started

@@ -63,6 +63,12 @@ class SuggestionController(QObject):
         if lib is None or self.session.active_model is None or self.records.all_labelled():
             self._set({})  # nothing to suggest: no model to load
             return
+        if self._import_running():
+            # The grid reloads every 1.5 s while an import runs, and each reload restarted a
+            # prediction over every unlabelled image: a model load and the network on photos
+            # the import's own feature thread is about to read, on the same cores, the window
+            # waiting meanwhile. The suggestions shown stay; the import's last reload asks.
+            return
 
         def done(rep: Any) -> None:
             if generation == self._generation:
@@ -84,6 +90,12 @@ class SuggestionController(QObject):
     def clear(self) -> None:
         self._generation += 1
         self._set({})
+
+    def _import_running(self) -> bool:
+        # The worker's state, not its thread: the state is "finished" before the import's
+        # outcome reaches this thread, so its last reload never finds it still running.
+        worker = self.shell.runner.worker("import")
+        return worker is not None and worker.state == "running"
 
     def _set(self, suggestions: dict[int, Any], unfamiliar: dict[int, Any] | None = None) -> None:
         self.suggestions = suggestions
