@@ -23,9 +23,10 @@ the original): on the GUI thread the sleep becomes a gap of 1.5 s, in a worker n
 
 To see who ran during the longest gap, pass ``threads=True`` (Linux): every tick also reads each
 thread's CPU time from ``/proc/self/task``, and `report` names the GUI thread's own CPU time in
-that gap and the busiest threads'. A gap in which the GUI thread used almost no CPU is time it
-waited for the interpreter lock or a core while other threads (or other processes) ran; that
-is how an import's pauses were traced to a worker importing ``torch._dynamo`` (docs/gui.md).
+that gap and the busiest threads' (a thread that ended within the gap is not counted). A gap
+in which the GUI thread used almost no CPU is time it waited (for the interpreter lock, a core,
+or a thread it joined); that is how an import's pauses were traced to a worker importing
+``torch._dynamo`` (docs/gui.md).
 
 A gap also counts time the operating system did not run the process: on a machine loaded far
 beyond its cores (load 8 on 2 cores, while developing) single gaps of 0.5-1 s were seen once in
