@@ -14,7 +14,9 @@ but only from cores that are actually free. So:
 
 `torch_threads(n)` applies ``n`` for the duration of a call in the calling thread only: with
 OpenMP the thread count is a per-thread setting, so a query in the window's worker thread does
-not change the pool of a training running in another. Leaf module: no project imports.
+not change the pool of a training running in another. numpy's OpenBLAS has only a
+process-wide count: the window's process sets it to one (`one_blas_thread`). Leaf module: no
+project imports.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 #: A batch below this many images is encoded like a single query (one thread).
 SMALL_BATCH = 4
@@ -93,4 +96,58 @@ def cv2_threads(n: int) -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
-__all__ = ["SMALL_BATCH", "cores", "cv2_threads", "free_cores", "threads_for", "torch_threads"]
+#: The thread-count functions of the OpenBLAS numpy's wheels bundle, by the names its builds
+#: export (scipy-openblas's 64-bit build first).
+_OPENBLAS_SET = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
+
+
+def _numpy_openblas() -> Any:
+    """numpy's OpenBLAS as a ctypes library (already loaded by numpy), or None."""
+    import ctypes
+    from pathlib import Path
+
+    import numpy
+
+    here = Path(numpy.__file__).parent
+    for folder in (here.parent / "numpy.libs", here / ".dylibs"):
+        for path in sorted(folder.glob("*openblas*")) if folder.is_dir() else ():
+            try:
+                return ctypes.CDLL(str(path))
+            except OSError:
+                continue
+    return None
+
+
+def one_blas_thread() -> bool:
+    """Make numpy's linear algebra (OpenBLAS) use one thread in this process, for good; True
+    if it could. For the window's process: with two, OpenBLAS's second thread spins on the
+    other core while an import's worker refits the feature sketch, and the GUI thread waited
+    0.4-0.76 s at a time for a core (2-core machine, load 1.5; 0.17-0.19 s with one thread,
+    docs/gui.md). A process-wide setting, unlike `torch_threads`: OpenBLAS has no per-thread
+    count."""
+    try:
+        lib = _numpy_openblas()
+    except Exception:  # noqa: BLE001 - another BLAS, or none: nothing to limit
+        return False
+    for name in _OPENBLAS_SET if lib is not None else ():
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn(1)
+            return True
+    return False
+
+
+__all__ = [
+    "SMALL_BATCH",
+    "cores",
+    "cv2_threads",
+    "free_cores",
+    "one_blas_thread",
+    "threads_for",
+    "torch_threads",
+]

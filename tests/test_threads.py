@@ -90,3 +90,27 @@ def test_cv2_threads_is_applied_for_the_call_and_restored() -> None:
     with cv2_threads(other):
         assert cv2.getNumThreads() == other
     assert cv2.getNumThreads() == before
+
+
+def test_one_blas_thread_sets_numpys_openblas_to_one_thread() -> None:
+    """The window's process (`gui.app.create_app`): numpy's OpenBLAS at one thread. A fresh
+    process: the setting is process-wide and permanent."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from fabricsearch.threads import _numpy_openblas
+
+    if _numpy_openblas() is None:
+        pytest.skip("numpy is not built on a bundled OpenBLAS here")
+    code = (
+        "from fabricsearch.threads import _numpy_openblas, one_blas_thread\n"
+        "lib = _numpy_openblas()\n"
+        "get = next(getattr(lib, n) for n in ('scipy_openblas_get_num_threads64_',\n"
+        "    'scipy_openblas_get_num_threads', 'openblas_get_num_threads64_',\n"
+        "    'openblas_get_num_threads') if hasattr(lib, n))\n"
+        "assert one_blas_thread()\n"
+        "assert get() == 1, get()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

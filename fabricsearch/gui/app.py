@@ -30,6 +30,11 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     QCoreApplication.setOrganizationName(ORGANISATION)
     QCoreApplication.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("fabricsearch")
+    # numpy's linear algebra in the window's workers leaves a core to the GUI thread: with
+    # OpenBLAS's second thread spinning beside an import, it waited 0.4-0.76 s at a time.
+    from fabricsearch.services.training import one_blas_thread
+
+    one_blas_thread()
     return app  # type: ignore[return-value]
 
 

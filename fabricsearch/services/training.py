@@ -263,6 +263,14 @@ def preload_torch() -> bool:
     return import_torch()
 
 
+def one_blas_thread() -> bool:
+    """numpy's linear algebra on one thread in this process (`threads.one_blas_thread`): for a
+    front end whose GUI thread needs a core beside its workers. Whether it could."""
+    from fabricsearch.threads import one_blas_thread as impl
+
+    return impl()
+
+
 def warm_up_backbone(name: str = DEFAULT_BACKBONE) -> None:
     """Load torch and the image network once, so that the first query does not wait
     (the window runs it in a background thread as it starts)."""
