@@ -172,6 +172,18 @@ def test_the_sketch_is_extended_as_images_arrive_and_a_search_writes_nothing(
         assert res.hits[0].exact
         assert res.hits[0].image_id == new_ids[-1]
 
+        # An import that encodes appends the new photos' rows itself (only theirs: it does not
+        # read every row of the catalogue for it).
+        from fabricsearch.workflows import import_and_encode
+
+        write_dataset(tmp_path / "third", count=4, seed=24, size=64)
+        known = set(lib.image_ids())
+        import_and_encode(lib, tmp_path / "third", workers=1)
+        latest = sketch_mod.open_sketch(lib.indexes_dir, name)
+        assert latest is not None
+        assert latest.fit == before.fit
+        assert set(lib.image_ids()) - known <= set(latest.ids.tolist())
+
 
 def _same(a: SearchResult, b: SearchResult) -> None:
     assert [h.to_json() for h in a.hits] == [h.to_json() for h in b.hits]
