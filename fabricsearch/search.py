@@ -1057,7 +1057,11 @@ class Searcher:
         cand: np.ndarray | None = None
         sc = score
         if filters.active:
-            cand = np.flatnonzero(self._filter_mask(st, filters, lib_rows))
+            # The mask over the whole library, then its current rows: no copy of every label
+            # array (a subset of 1M rows' palettes alone would be 160 MB).
+            allowed = self._filter_mask(st, filters)
+            assert allowed is not None
+            cand = np.flatnonzero(allowed[lib_rows])
             sc = score[cand]
         depth = SKETCH_DEPTH
         if len(sc) > depth:
