@@ -471,6 +471,7 @@ class Searcher:
         self._stale_all = False
         self._stale_labels = False
         self._sketched: tuple[int, int] | None = None  # (state, generation) the sketch is of
+        self._mask_memo: tuple[tuple[object, ...], np.ndarray] | None = None  # last filter's
 
     # --- state --------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -1219,6 +1220,20 @@ class Searcher:
         list); None when `f` filters nothing."""
         if not f.active:
             return None if rows is None else np.ones(len(rows), dtype=bool)
+        if rows is None:
+            # The library-wide mask of the last filter is kept: the Hamming stage and the
+            # sketch's top S of one query both need it (a colour filter over 1M palettes is
+            # tens of milliseconds).
+            key = (id(st), self._generation, f)
+            if self._mask_memo is not None and self._mask_memo[0] == key:
+                return self._mask_memo[1]
+            mask = self._filter_mask_of(st, f, None)
+            mask.setflags(write=False)
+            self._mask_memo = (key, mask)
+            return mask
+        return self._filter_mask_of(st, f, rows)
+
+    def _filter_mask_of(self, st: _State, f: SearchFilters, rows: np.ndarray | None) -> np.ndarray:
         tax = self.library.taxonomy
         lab = st.labels if rows is None else st.labels.subset(rows)
         ids = st.ids if rows is None else st.ids[rows]
