@@ -380,3 +380,18 @@ def test_loading_a_model_sizes_it_without_importing_torch_dynamo(
         "assert 'torch._dynamo' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("method", ["dnnh", "dsah", "dshgan", "dvsh", "head", "itq", "lsh", "tsn"])
+def test_sizing_on_the_meta_device_gives_the_real_shapes(method: str) -> None:
+    """What `_check_fits_file` compares with a file: the skeleton built on the meta device
+    with initialisation skipped has exactly the real network's tensors and shapes."""
+    from fabricsearch.hashing.registry import method_config_class
+
+    cfg = method_config_class(method)(**tiny_options(method))
+    with torch.device("meta"), ckpt._SkipMetaInit():
+        skeleton = create_method(method, config=cfg)
+    real = create_method(method, config=cfg)
+    assert {k: tuple(v.shape) for k, v in skeleton.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in real.state_dict().items()
+    }

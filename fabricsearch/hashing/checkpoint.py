@@ -303,6 +303,24 @@ def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
     ]
 
 
+#: In-place methods that change a tensor's shape or its flags: still run on meta tensors.
+_RESHAPING_IN_PLACE = frozenset(
+    {
+        "resize_",
+        "resize_as_",
+        "set_",
+        "squeeze_",
+        "unsqueeze_",
+        "t_",
+        "transpose_",
+        "swapdims_",
+        "swapaxes_",
+        "as_strided_",
+        "requires_grad_",
+    }
+)
+
+
 class _SkipMetaInit(torch.overrides.TorchFunctionMode):
     """Inside ``torch.device("meta")``: in-place tensor methods (``normal_``, ``zero_``:
     weight initialisation) do nothing, and random tensors (``randn``, ``rand``) and ``eye`` are
@@ -326,7 +344,7 @@ class _SkipMetaInit(torch.overrides.TorchFunctionMode):
             keep = {k: v for k, v in kwargs.items() if k in ("dtype", "requires_grad")}
             return torch.empty(args[0], args[1] if len(args) > 1 else args[0], **keep)
         name = getattr(func, "__name__", "")
-        if name.endswith("_") and not name.endswith("__"):
+        if name.endswith("_") and not name.endswith("__") and name not in _RESHAPING_IN_PLACE:
             # nn.init's functions pass their tensor by keyword.
             target = args[0] if args else kwargs.get("tensor")
             if isinstance(target, torch.Tensor) and target.is_meta:
