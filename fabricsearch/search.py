@@ -1066,7 +1066,7 @@ class Searcher:
             sc = score[cand]
         depth = SKETCH_DEPTH
         if len(sc) > depth:
-            thr = sc[np.argpartition(sc, len(sc) - depth)[len(sc) - depth :]].min()
+            thr = _kth_largest(sc, depth)
             above, tied = np.flatnonzero(sc > thr), np.flatnonzero(sc == thr)
             # Ties at the boundary by id, as everywhere.
             if len(tied) > depth - len(above):
@@ -1270,6 +1270,25 @@ class Searcher:
         if f.image_ids is not None:
             mask &= np.isin(ids, np.fromiter(f.image_ids, np.int64, len(f.image_ids)))
         return mask
+
+
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest of `values` (1 ≤ k < len), exactly. A large array is first cut to the
+    values at or above a threshold read from a strided sample (one comparison pass instead of
+    a partition of every value: 1M cosines 13 → ~2 ms); when fewer than k pass, the whole
+    array is partitioned."""
+    n = len(values)
+    pool = values
+    if n > 64 * k:
+        step = n // (16 * k)
+        sample = values[::step]
+        # About 4k of the values are expected at or above the sample's 4k/step-th largest.
+        m = max(1, min(len(sample), (4 * k) // step + 1))
+        t = np.partition(sample, len(sample) - m)[len(sample) - m]
+        above = values[values >= t]
+        if len(above) >= k:  # then the k-th largest is ≥ t: all of the top k are in `above`
+            pool = above
+    return float(np.partition(pool, len(pool) - k)[len(pool) - k])
 
 
 def search(

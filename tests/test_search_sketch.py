@@ -251,3 +251,17 @@ def test_fit_projection_whitens(rng: np.random.Generator) -> None:
     f = x / np.linalg.norm(x, axis=1, keepdims=True)
     y = (f - mean) @ proj
     assert np.allclose(y.T @ y, np.eye(16), atol=1e-3)  # unit variance, uncorrelated
+
+
+def test_kth_largest_agrees_with_a_sort(rng: np.random.Generator) -> None:
+    """The sketch's top-S threshold (sampled pre-cut of a large array) against a full sort,
+    with and without ties."""
+    for trial in range(60):
+        n = int(rng.integers(2, 200_000))
+        k = int(rng.integers(1, min(n, 300)))
+        v = rng.standard_normal(n).astype(np.float32)
+        if trial % 3 == 0:
+            v = np.round(v, 1)  # many ties
+        if trial % 7 == 0:
+            v[:] = 0.25  # all tied
+        assert search_mod._kth_largest(v, k) == float(np.sort(v)[::-1][k - 1])
