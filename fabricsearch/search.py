@@ -1009,8 +1009,10 @@ class Searcher:
             )
             # Only images the Hamming index holds (a code under the model) can be results.
             coded = st.index.ids()
-            if len(coded) and len(lib_rows):
-                ids = st.ids[lib_rows]
+            ids = st.ids[lib_rows]
+            if len(coded) == len(ids) and np.array_equal(coded, ids):
+                pass  # every image with a row has a code (the usual case)
+            elif len(coded) and len(lib_rows):
                 at = np.minimum(np.searchsorted(coded, ids), len(coded) - 1)
                 keep = coded[at] == ids
                 sk_rows, lib_rows = sk_rows[keep], lib_rows[keep]

@@ -183,13 +183,20 @@ def match(sk: Sketch, ids: np.ndarray, lib_heads: np.ndarray) -> tuple[np.ndarra
     (the newest such row where an image has several)."""
     if not len(sk.ids) or not len(ids):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # Newest row per id: sort by id, then by row, keep each id's last.
-    order = np.lexsort((np.arange(len(sk.ids)), sk.ids))
-    sid = sk.ids[order]
-    last = np.ones(len(sid), bool)
-    last[:-1] = sid[1:] != sid[:-1]
-    order, sid = order[last], sid[last]
-    at = np.minimum(np.searchsorted(sid, ids), len(sid) - 1)
+    if len(sk.ids) < 2 or bool(np.all(sk.ids[1:] > sk.ids[:-1])):
+        # Rows appended in id order, one per image (the usual case): nothing to sort.
+        order, sid = np.arange(len(sk.ids)), sk.ids
+    else:
+        # Newest row per id: sort by id, then by row, keep each id's last.
+        order = np.lexsort((np.arange(len(sk.ids)), sk.ids))
+        sid = sk.ids[order]
+        last = np.ones(len(sid), bool)
+        last[:-1] = sid[1:] != sid[:-1]
+        order, sid = order[last], sid[last]
+    if len(sid) == len(ids) and np.array_equal(sid, ids):
+        at = np.arange(len(ids))  # a row for every image, in the same order
+    else:
+        at = np.minimum(np.searchsorted(sid, ids), len(sid) - 1)
     ok = (sid[at] == ids) & (sk.heads[order[at]] == lib_heads)
     lib_rows = np.flatnonzero(ok)
     return order[at[lib_rows]].astype(np.int64), lib_rows.astype(np.int64)
