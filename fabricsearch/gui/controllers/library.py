@@ -580,6 +580,7 @@ class LibraryController(QObject):
 
         report_ = outcome.report
         self.last_import_report = report_
+        self.import_bar.job_ended()
         # New images join the open index at the next query; their labels are read now.
         self.session.records_changed()
         dialog = ImportReportDialog(report_, folder, self.shell.dialog_parent())
@@ -590,6 +591,7 @@ class LibraryController(QObject):
         self.reload_records(then=lambda: self.importEnded.emit(report_))
 
     def _on_import_failed(self, message: str) -> None:
+        self.import_bar.job_ended()
         if message != "cancelled":
             self.shell.sink.inform("Import", f"The import failed: {message}", warning=True)
         self.reload_records(then=lambda: self.importEnded.emit(None))

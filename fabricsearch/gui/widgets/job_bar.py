@@ -3,9 +3,10 @@ one bar for the whole job with one time left, and Cancel (issue 24 item 8).
 
 The window stays usable meanwhile (no dialog). The bar follows a `Worker` through a
 `stages.OverallProgress`, so it never restarts at a new stage; between reports a one-second
-timer keeps the time left counting down. It hides itself when the job ends. It is narrow: the
-time left is written in the bar, what the job works on is in the tooltip, and the stage may
-be squeezed, so the status bar never widens the window (issue 24 item 4).
+timer keeps the time left counting down. It hides itself when the job ends (its owner calls
+`job_ended` as it handles the outcome, so nothing it announces finds the bar still up). It is
+narrow: the time left is written in the bar, what the job works on is in the tooltip, and the
+stage may be squeezed, so the status bar never widens the window (issue 24 item 4).
 """
 
 from __future__ import annotations
@@ -126,6 +127,12 @@ class JobBar(QWidget):
         self.stage_label.setText("Cancelling…")
         self.cancel_button.setEnabled(False)
         self.worker.cancel()
+
+    def job_ended(self) -> None:
+        """The job's outcome is in: hide now. Its thread's own ``ended`` (which hides the bar
+        too) may come much later on a busy machine, after whatever the outcome's callback
+        announced (the import's ``importEnded``), which must find the bar gone."""
+        self._on_ended()
 
     def _on_ended(self) -> None:
         if self.worker is not None:
