@@ -428,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     from fabricsearch.gui.messages import RecordingSink
     from fabricsearch.gui.scripted import wait_for_records
     from fabricsearch.gui.settings import Settings
+    from fabricsearch.gui.workers import shut_down_workers
 
     app = create_app([sys.argv[0]])
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
@@ -449,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         window.close()
         app.processEvents()
+        shut_down_workers()  # and those the outcomes delivered start: none runs at exit
     summary = summarise(session, marks, args)
     summary["build_s"] = round(build_s, 1)
     ok = summary["growth_mb"] < args.max_growth_mb and not session.stuck

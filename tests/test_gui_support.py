@@ -64,15 +64,17 @@ def open_library(window, path: Path, create: bool = False) -> bool:
 
 @pytest.fixture
 def gui_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Settings and the data folder under tmp_path; every worker stopped afterwards."""
-    from fabricsearch.gui.workers import stop_all_workers
+    """Settings and the data folder under tmp_path; every worker stopped afterwards, with
+    the workers that their queued outcomes start (nothing left running into the next test,
+    or into the interpreter's exit when a failing test ends the run)."""
+    from fabricsearch.gui.workers import shut_down_workers
 
     QSettings.setPath(
         QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings")
     )
     monkeypatch.setenv("FABRICSEARCH_DATA_DIR", str(tmp_path / "data"))
     yield tmp_path
-    assert stop_all_workers(60_000)
+    assert shut_down_workers(60_000)
 
 
 @pytest.fixture(scope="session")

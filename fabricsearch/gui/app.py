@@ -112,7 +112,7 @@ def run(
     from fabricsearch.gui.main_window import MainWindow
     from fabricsearch.gui.messages import RecordingSink
     from fabricsearch.gui.qtcheck import pyside_problem, xcb_problem
-    from fabricsearch.gui.workers import stop_all_workers
+    from fabricsearch.gui.workers import shut_down_workers, stop_all_workers
     from fabricsearch.logging_setup import setup_logging
 
     log_path = setup_logging(verbose)
@@ -143,7 +143,9 @@ def run(
         # The first dropped photo should not wait for torch's import and the network's load:
         # both happen in the background while the window comes up.
         threading.Thread(target=_warm_up_backbone, name="backbone-warm-up", daemon=True).start()
-        return app.exec()
+        code = app.exec()
+        shut_down_workers()  # nothing may run into the interpreter's exit
+        return code
     try:
         script.process_events_until(lambda: window.isVisible(), 5_000)
         script.wait_for_records(window)
@@ -159,3 +161,4 @@ def run(
     finally:
         stop_all_workers()
         window.close()
+        shut_down_workers()

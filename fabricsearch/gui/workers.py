@@ -7,7 +7,8 @@ report, such as a validation result between training steps, are always delivered
 outcome becomes
 exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()``, followed by
 ``ended()``. Every running worker is tracked so that the window (and each test) can cancel
-and wait for all of them with `stop_all_workers`.
+and wait for all of them with `stop_all_workers` (and, before the process ends,
+`shut_down_workers`).
 """
 
 from __future__ import annotations
@@ -177,4 +178,29 @@ def stop_all_workers(timeout_ms: int = 30_000) -> bool:
     for w in workers:
         ok = w.wait(timeout_ms) and ok
         _ACTIVE.discard(w)
+    return ok
+
+
+def shut_down_workers(timeout_ms: int = 30_000, rounds: int = 10) -> bool:
+    """Before the process ends (or a test's window is let go): stop every worker, deliver
+    the outcomes they left queued, and stop the workers those callbacks started in turn (an
+    import's end reloads the grid in another worker), until none runs; the global thread
+    pool's tasks are waited for too. `stop_all_workers` alone left such a second worker
+    running, and Python code in a thread during the interpreter's finalisation, or a queued
+    outcome holding Python objects when Qt tears down, can crash the process at exit. True
+    if everything stopped in time."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QThreadPool
+
+    ok = True
+    for _ in range(rounds):
+        ok = stop_all_workers(timeout_ms) and ok
+        ok = QThreadPool.globalInstance().waitForDone(timeout_ms) and ok
+        if QCoreApplication.instance() is None:
+            break
+        QCoreApplication.sendPostedEvents()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        if not _ACTIVE:
+            break
+    else:
+        ok = False
     return ok
