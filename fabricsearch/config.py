@@ -23,6 +23,9 @@ T = TypeVar("T")
 FINETUNE_BLOCKS = 3
 #: The code lengths a front end offers (`TrainConfig.bits` accepts any positive multiple of 8).
 CODE_LENGTHS = (32, 64, 128, 256)
+#: How many results a search returns unless asked (`Searcher.search`, ``search -k``); the
+#: window asks for a screenful of its own (its "top N" box, 40).
+SEARCH_RESULTS = 20
 
 
 @dataclass(frozen=True)

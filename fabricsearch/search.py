@@ -27,6 +27,7 @@ import numpy as np
 
 from fabricsearch import colour, verify
 from fabricsearch.codes import pack_codes
+from fabricsearch.config import SEARCH_RESULTS
 from fabricsearch.errors import UserError
 from fabricsearch.jobs import CancelToken, Progress, ProgressFn
 from fabricsearch.similarity import LabelArrays, combine_components, fine_grained_components
@@ -713,7 +714,7 @@ class Searcher:
     def search(
         self,
         image: Path | str | np.ndarray,
-        k: int = 20,
+        k: int = SEARCH_RESULTS,
         filters: SearchFilters | None = None,
         query_labels: QueryLabels | None = None,
         rerank: bool | None = None,
@@ -811,7 +812,7 @@ class Searcher:
     def rerank(
         self,
         state: QueryState,
-        k: int = 20,
+        k: int = SEARCH_RESULTS,
         filters: SearchFilters | None = None,
         balance: float | None = None,
     ) -> SearchResult:
@@ -1296,7 +1297,7 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
 def search(
     library: Library,
     image: Path | str | np.ndarray,
-    k: int = 20,
+    k: int = SEARCH_RESULTS,
     filters: SearchFilters | None = None,
     query_labels: QueryLabels | None = None,
     rerank: bool | None = None,

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from fabricsearch.cli.common import fail, print_json
+from fabricsearch.config import SEARCH_RESULTS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         nargs="?",
         help="query photo, or a folder of them (with --csv); optional with --text",
     )
-    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.add_argument(
+        "-k", type=int, default=SEARCH_RESULTS, help=f"number of results (default {SEARCH_RESULTS})"
+    )
     p.add_argument("--coarse", help="filter: coarse category (major or major/minor)")
     p.add_argument("--fine", help="filter: fine texture id")
     p.add_argument("--tightness", help="filter: tightness range MIN:MAX in percent")
