@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from fabricsearch.catalogue import ImageRecord
 from fabricsearch.gui.dropping import QueryInput, can_accept, query_from_mime
+from fabricsearch.gui.messages import plural
 from fabricsearch.jobs import CancelToken, ProgressFn, check, report
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class HistoryEntry:
     def title(self) -> str:
         crop = " (region)" if self.request.crop else ""
         text = f" + “{self.request.text}”" if self.request.text else ""
-        return f"{self.request.query.name}{crop}{text} · {self.hits} results"
+        return f"{self.request.query.name}{crop}{text} · {plural(self.hits, 'result')}"
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -402,7 +403,7 @@ class SearchController(QObject):
             if entry is not None and outcome.request is not None:
                 entry.request = outcome.request
                 entry.hits = hits
-        self.shell.status(f"{hits} results", 5000)
+        self.shell.status(plural(hits, "result"), 5000)
         session.show_results(outcome)  # the panels show it, the window its selection
 
     def _on_failed(self, message: str, generation: int) -> None:
