@@ -187,7 +187,7 @@ class HammingIndex:
         """Packed codes of `ids` (in the given order); KeyError if one is absent."""
         want = np.asarray(ids, dtype=np.int64).reshape(-1)
         have, codes = self._data
-        rows = _rows_of(have, want)
+        rows = rows_of(have, want)
         missing = rows < 0
         if missing.any():
             raise KeyError(f"ids not in index: {want[missing][:10].tolist()}")
@@ -214,7 +214,7 @@ class HammingIndex:
         new_ids, new_codes = rev_unique, new_codes[keep]  # now sorted by id
 
         old_ids, old_codes = self._data
-        rows = _rows_of(old_ids, new_ids)
+        rows = rows_of(old_ids, new_ids)
         present = rows >= 0
         codes = old_codes
         if present.any():
@@ -233,7 +233,7 @@ class HammingIndex:
         """Remove ids; absent ids are ignored. Returns how many were removed."""
         drop = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
         old_ids, old_codes = self._data
-        rows = _rows_of(old_ids, drop)
+        rows = rows_of(old_ids, drop)
         rows = rows[rows >= 0]
         if rows.size == 0:
             return 0
@@ -497,7 +497,7 @@ def _bytes_view(arr: np.ndarray) -> np.ndarray:
     return arr.reshape(-1).view(np.uint8)
 
 
-def _rows_of(sorted_ids: np.ndarray, want: np.ndarray) -> np.ndarray:
+def rows_of(sorted_ids: np.ndarray, want: np.ndarray) -> np.ndarray:
     """Row of each wanted id in the sorted id array, -1 where absent."""
     if sorted_ids.shape[0] == 0:
         return np.full(want.shape, -1, np.int64)

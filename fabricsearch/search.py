@@ -33,6 +33,8 @@ from fabricsearch.jobs import CancelToken, Progress, ProgressFn
 from fabricsearch.similarity import LabelArrays, combine_components, fine_grained_components
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fabricsearch.catalogue import Library, ModelInfo
     from fabricsearch.featurestore import FeatureStore
     from fabricsearch.hashing.base import HashMethod
@@ -636,28 +638,20 @@ class Searcher:
         """Give the feature sketch a row for each image with a cached feature and none yet (fit
         it when there is none): the sketch's share of the step before a query. Checked once
         per change of the loaded images; a failure leaves the search on what is there."""
-        from fabricsearch.catalogue import LibraryError
-
         st = self._ensure()
         if self.library.read_only or not st.method.on_features:
             return
         if self._sketched == (id(st), self._generation):
             return
-        from fabricsearch import sketch as sketch_mod
-
-        try:
-            sketch_mod.update(
-                self.library.indexes_dir,
-                self._feature_store(st),
-                sketch_mod.feature_version(st.method.backbone),
-                st.ids,
-                self._digests(st),
-                progress=progress,
-            )
-        except (OSError, ValueError, LibraryError) as exc:
-            log.warning("the feature sketch could not be brought up to date: %s", exc)
-            return
-        self._sketched = (id(st), self._generation)
+        written = _write_sketch(
+            self.library,
+            self._feature_store(st),
+            st.method.backbone,
+            lambda: (st.ids, self._digests(st)),
+            progress,
+        )
+        if written:
+            self._sketched = (id(st), self._generation)
 
     def _complete_codes(
         self,
@@ -996,6 +990,7 @@ class Searcher:
         if not st.method.on_features:
             return None
         from fabricsearch import sketch as sketch_mod
+        from fabricsearch.index import rows_of
 
         name = sketch_mod.feature_version(st.method.backbone)
         stamp = sketch_mod.stamp(self.library.indexes_dir, name)
@@ -1011,14 +1006,10 @@ class Searcher:
             # Only images the Hamming index holds (a code under the model) can be results.
             coded = st.index.ids()
             ids = st.ids[lib_rows]
-            if len(coded) == len(ids) and np.array_equal(coded, ids):
-                pass  # every image with a row has a code (the usual case)
-            elif len(coded) and len(lib_rows):
-                at = np.minimum(np.searchsorted(coded, ids), len(coded) - 1)
-                keep = coded[at] == ids
+            # Usually every image with a row has a code: no lookup.
+            if not (len(coded) == len(ids) and np.array_equal(coded, ids)):
+                keep = rows_of(coded, ids) >= 0
                 sk_rows, lib_rows = sk_rows[keep], lib_rows[keep]
-            else:
-                sk_rows, lib_rows = sk_rows[:0], lib_rows[:0]
             st.sketch_match, st.sketch_generation = (sk_rows, lib_rows), self._generation
         if not len(st.sketch_match[0]):
             return None
@@ -1553,22 +1544,41 @@ def update_sketch(lib: Library, method: HashMethod, progress: ProgressFn | None 
     read-only library. A failure is logged: the search then uses Hamming candidates only."""
     if lib.read_only or not getattr(method, "on_features", False):
         return
-    from fabricsearch import sketch as sketch_mod
-    from fabricsearch.catalogue import LibraryError
     from fabricsearch.featurestore import store_for
 
-    try:
+    def images() -> tuple[np.ndarray, np.ndarray]:
         cols = lib.columns(paths=False)
+        return cols.ids, cols.sha
+
+    _write_sketch(lib, store_for(lib.folder, method.backbone), method.backbone, images, progress)
+
+
+def _write_sketch(
+    lib: Library,
+    store: FeatureStore,
+    backbone: str,
+    images: Callable[[], tuple[np.ndarray, np.ndarray]],
+    progress: ProgressFn | None,
+) -> bool:
+    """`sketch.update` for the library's images (``images()``: their ids and content-hash
+    digests); False, logged, when it failed (the search then uses what is there)."""
+    from fabricsearch import sketch as sketch_mod
+    from fabricsearch.catalogue import LibraryError
+
+    try:
+        ids, digests = images()
         sketch_mod.update(
             lib.indexes_dir,
-            store_for(lib.folder, method.backbone),
-            sketch_mod.feature_version(method.backbone),
-            cols.ids,
-            cols.sha,
+            store,
+            sketch_mod.feature_version(backbone),
+            ids,
+            digests,
             progress=progress,
         )
     except (OSError, ValueError, LibraryError) as exc:
         log.warning("the feature sketch could not be brought up to date: %s", exc)
+        return False
+    return True
 
 
 def _chunk_progress(
