@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fabricsearch.imaging import resize_max_side
+
 #: Longest side of both images compared: the query's decode and the library's thumbnails.
 SIDE = 512
 #: ORB keypoints per image (OpenCV's default; fewer lost batik6's heavy crops).
@@ -76,13 +78,10 @@ NO_MATCH = Match(0, 0.0)
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
-    """The grey image compared: `rgb` (uint8, H×W×3) shrunk to `SIDE` px on its longest side."""
-    h, w = rgb.shape[:2]
-    scale = SIDE / max(h, w)
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    """The grey image compared: `rgb` (uint8, H×W×3) shrunk to `SIDE` px on its longest side
+    the way the library's thumbnails were (`imaging.resize_max_side`)."""
+    small = resize_max_side(rgb, SIDE)
+    return cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY)
 
 
 def read_grey(path: Path) -> np.ndarray | None:
