@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
         self.libraries.categories = self.categories
         self.libraries.watching = self.watching
         # "Removed 2 images · Undo": the status bar's first permanent widget.
-        self.statusBar().insertPermanentWidget(0, self.removal.notice)
+        self.add_status_widget(self.removal.notice)
 
     def _action(
         self,
@@ -941,8 +941,6 @@ class MainWindow(QMainWindow):
         has_results = self.search_panel.result is not None and bool(self.search_panel.result.hits)
         self.export_csv_action.setEnabled(has_results)
         self.export_sheet_action.setEnabled(has_results)
-        self.back_action.setEnabled(self.session.can_go_back())
-        self.forward_action.setEnabled(self.session.can_go_forward())
         if lib is None:
             self.count_label.setText("No library")
             self.model_label.setText("")
