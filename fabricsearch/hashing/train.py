@@ -782,45 +782,44 @@ def train_and_choose(
         "method_loop": {},
     }
     if n_val < cfg.min_val_for_early_stop:
-        head = train(data, head_config(cfg), progress, cancel, out_dir=out_dir, resume=resume)
-        choice["candidates"][COMPARED_METHOD] = _finite_or_none(head.best_val_map)
-        choice["method_train_time_s"][COMPARED_METHOD] = head.train_time_s
-        choice["method_loop"][COMPARED_METHOD] = [head.steps, head.loop_time_s]
+        kept = train(data, head_config(cfg), progress, cancel, out_dir=out_dir, resume=resume)
+        _record(choice, COMPARED_METHOD, kept)
         choice["chosen"] = COMPARED_METHOD
         choice["reason"] = (
             f"only {n_val} validation images (fewer than {cfg.min_val_for_early_stop}): too few "
             f"to choose between DVSH and the simple head by validation; the simple head kept "
             f"(with few labels it was ahead on both dev sets)"
         )
-        choice["train_time_s"] = time.perf_counter() - t0
-        log.info("method choice: %s", choice["reason"])
-        return head, choice
-    result = train(data, cfg, progress, cancel, out_dir=out_dir, resume=resume)
-    choice["candidates"][DEFAULT_METHOD] = _finite_or_none(result.best_val_map)
-    choice["method_train_time_s"][DEFAULT_METHOD] = result.train_time_s
-    choice["method_loop"][DEFAULT_METHOD] = [result.steps, result.loop_time_s]
-    head = train(data, head_config(cfg), progress, cancel)
-    dvsh_val, head_val = result.best_val_map, head.best_val_map
-    choice["candidates"][COMPARED_METHOD] = _finite_or_none(head_val)
-    choice["method_train_time_s"][COMPARED_METHOD] = head.train_time_s
-    choice["method_loop"][COMPARED_METHOD] = [head.steps, head.loop_time_s]
-    choice["train_time_s"] = time.perf_counter() - t0
-    if head_val == head_val and (dvsh_val != dvsh_val or head_val > dvsh_val):
-        choice["chosen"] = COMPARED_METHOD
-        choice["reason"] = (
-            f"the simple head's validation mAP {head_val:.4f} is higher than DVSH's "
-            f"{dvsh_val:.4f} on {n_val} validation images"
-        )
-        kept = head
     else:
-        choice["chosen"] = DEFAULT_METHOD
-        choice["reason"] = (
-            f"DVSH's validation mAP {dvsh_val:.4f} is at least the simple head's "
-            f"{head_val:.4f} on {n_val} validation images"
-        )
-        kept = result
+        result = train(data, cfg, progress, cancel, out_dir=out_dir, resume=resume)
+        _record(choice, DEFAULT_METHOD, result)
+        head = train(data, head_config(cfg), progress, cancel)
+        _record(choice, COMPARED_METHOD, head)
+        dvsh_val, head_val = result.best_val_map, head.best_val_map
+        if head_val == head_val and (dvsh_val != dvsh_val or head_val > dvsh_val):
+            choice["chosen"] = COMPARED_METHOD
+            choice["reason"] = (
+                f"the simple head's validation mAP {head_val:.4f} is higher than DVSH's "
+                f"{dvsh_val:.4f} on {n_val} validation images"
+            )
+            kept = head
+        else:
+            choice["chosen"] = DEFAULT_METHOD
+            choice["reason"] = (
+                f"DVSH's validation mAP {dvsh_val:.4f} is at least the simple head's "
+                f"{head_val:.4f} on {n_val} validation images"
+            )
+            kept = result
+    choice["train_time_s"] = time.perf_counter() - t0
     log.info("method choice: %s", choice["reason"])
     return kept, choice
+
+
+def _record(choice: dict[str, Any], method: str, result: TrainResult) -> None:
+    """One compared run's validation mAP, time and steps in the choice."""
+    choice["candidates"][method] = _finite_or_none(result.best_val_map)
+    choice["method_train_time_s"][method] = result.train_time_s
+    choice["method_loop"][method] = [result.steps, result.loop_time_s]
 
 
 def _finite_or_none(x: float) -> float | None:
